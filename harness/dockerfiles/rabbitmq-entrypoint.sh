@@ -1,0 +1,20 @@
+#!/bin/sh
+# Writes the broker config from the environment, as the official image does, and
+# lets the default user connect from other containers (loopback_users = none).
+set -eu
+: "${RABBITMQ_DEFAULT_USER:=guest}"
+: "${RABBITMQ_DEFAULT_PASS:=guest}"
+mkdir -p /etc/rabbitmq /var/lib/rabbitmq /var/log/rabbitmq
+cat > /etc/rabbitmq/rabbitmq.conf <<CONF
+loopback_users = none
+listeners.tcp.default = 5672
+default_user = ${RABBITMQ_DEFAULT_USER}
+default_pass = ${RABBITMQ_DEFAULT_PASS}
+log.console = true
+log.file = false
+CONF
+chown -R rabbitmq:rabbitmq /var/lib/rabbitmq /var/log/rabbitmq /etc/rabbitmq
+if [ "$1" = "rabbitmq-server" ]; then
+  exec runuser -u rabbitmq -- /usr/lib/rabbitmq/bin/rabbitmq-server
+fi
+exec "$@"

@@ -1,0 +1,250 @@
+"""Which image each service runs, and how a local one is built when it can't be pulled.
+
+One code path for every machine: the pinned official image is used when the engine has it
+or can pull it; otherwise a local image is built from Debian packages on a debootstrap base
+(no registry needed), tagged with a hash of everything that went into it, so it is rebuilt
+only when those inputs change. ``python -m harness.images`` (run by ``make setup``) makes
+sure every image is present and prints progress on the long steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import docker
+import docker.errors
+
+from harness.errors import HarnessError
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILES = Path(__file__).resolve().parent / "dockerfiles"
+CACHE = ROOT / ".cache"
+LABEL = "chaos-harness.image"
+
+TOXIPROXY_VERSION = "v2.12.0"
+DEBIAN_SUITE = "bookworm"
+
+
+def say(message: str) -> None:
+    """Progress goes to stderr so that command output (JSON, tables) stays clean."""
+    print(f"[images] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image of the stack: its official pinned name and how to make it locally."""
+
+    name: str
+    official: str | None
+    dockerfile: str | None = None
+    files: tuple[str, ...] = ()
+    parent: str = "base"
+    extra: Callable[["Builder", Path], str] | None = None
+    description: str = ""
+
+
+def _toxiproxy_binary(builder: "Builder", context: Path) -> str:
+    """Builds the pinned Toxiproxy server as a static Go binary into the build context."""
+    out = CACHE / "toxiproxy" / TOXIPROXY_VERSION
+    binary = out / "server"
+    if not binary.exists():
+        if not shutil.which("go"):
+            raise HarnessError("Go is not installed: install Go 1.22+ to build Toxiproxy locally")
+        say(f"building Toxiproxy {TOXIPROXY_VERSION} with go install")
+        env = dict(os.environ, CGO_ENABLED="0", GOBIN=str(out))
+        subprocess.run(
+            ["go", "install", f"github.com/Shopify/toxiproxy/v2/cmd/server@{TOXIPROXY_VERSION}"],
+            check=True, env=env, cwd=tempfile.gettempdir(),
+        )
+    shutil.copy2(binary, context / "toxiproxy-server")
+    return TOXIPROXY_VERSION
+
+
+def _shop_wheels(builder: "Builder", context: Path) -> str:
+    """Copies the shop's source and wheels (downloaded on the host) into the build context.
+
+    Wheels are fetched on the host because pip inside a build may have no route to an
+    index; they are resolved for Linux x86_64 CPython 3.11 so any host can prepare them.
+    """
+    lock = ROOT / "services" / "requirements.lock"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
+    wheels = CACHE / "wheels" / digest
+    if not (wheels / ".complete").exists():
+        say("downloading the shop's wheels for linux x86_64 / CPython 3.11")
+        wheels.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+             "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
+             "--platform", "any", "--python-version", "3.11", "--implementation", "cp",
+             "-r", str(lock), "-d", str(wheels)],
+            check=True,
+        )
+        (wheels / ".complete").write_text("ok")
+    shutil.copytree(wheels, context / "wheels")
+    shutil.copy2(lock, context / "wheels" / "requirements.lock")
+    shutil.copytree(ROOT / "services" / "shop", context / "shop",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return _tree_digest(ROOT / "services" / "shop") + digest
+
+
+IMAGES: dict[str, ImageSpec] = {
+    spec.name: spec
+    for spec in (
+        ImageSpec("postgres", "postgres:16.4-bookworm", "postgres.Dockerfile",
+                  ("postgres-entrypoint.sh",), description="Debian postgresql-15"),
+        ImageSpec("rabbitmq", "rabbitmq:3.13.7", "rabbitmq.Dockerfile",
+                  ("rabbitmq-entrypoint.sh",), description="Debian rabbitmq-server"),
+        ImageSpec("toxiproxy", "ghcr.io/shopify/toxiproxy:2.12.0", "toxiproxy.Dockerfile",
+                  extra=_toxiproxy_binary, description=f"Toxiproxy {TOXIPROXY_VERSION} from source"),
+        ImageSpec("python", "python:3.11-slim-bookworm", "python.Dockerfile",
+                  description="Debian python3"),
+        ImageSpec("shop", None, None, parent="python", extra=_shop_wheels,
+                  description="the shop under test"),
+    )
+}
+
+
+def _tree_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(file.relative_to(path)).encode())
+        h.update(file.read_bytes())
+    return h.hexdigest()[:12]
+
+
+@dataclass
+class Builder:
+    """Resolves image names, building local ones on demand; one per engine connection."""
+
+    client: docker.DockerClient
+    mode: str = field(default_factory=lambda: os.environ.get("CHAOS_IMAGES", "auto"))
+    resolved: dict[str, str] = field(default_factory=dict)
+
+    def image(self, name: str) -> str:
+        """The image reference to run for ``name`` (official when available, else local)."""
+        if name not in self.resolved:
+            self.resolved[name] = self._resolve(IMAGES[name])
+        return self.resolved[name]
+
+    def _resolve(self, spec: ImageSpec) -> str:
+        if spec.official and self.mode in ("auto", "official"):
+            if self._present(spec.official) or self._pull(spec.official):
+                return spec.official
+            if self.mode == "official":
+                raise HarnessError(f"image {spec.official} is missing and can't be pulled: "
+                                   "pull it, or set CHAOS_IMAGES=auto to build it locally")
+        return self._build_local(spec)
+
+    def _present(self, ref: str) -> bool:
+        try:
+            self.client.images.get(ref)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    def _pull(self, ref: str) -> bool:
+        started = time.monotonic()
+        try:
+            self.client.images.pull(ref)
+        except docker.errors.APIError:
+            say(f"{ref} can't be pulled ({time.monotonic() - started:.2f}s); using a local build")
+            return False
+        say(f"pulled {ref}")
+        return True
+
+    def _parent_ref(self, spec: ImageSpec) -> str:
+        if spec.parent == "base":
+            return self.base()
+        return self.image(spec.parent)
+
+    def base(self) -> str:
+        """A minimal Debian image made with debootstrap, so nothing has to be pulled."""
+        script = DEBIAN_SUITE + "|minbase|v1"
+        tag = f"chaos-harness/debian:{DEBIAN_SUITE}-{hashlib.sha256(script.encode()).hexdigest()[:12]}"
+        if self._present(tag):
+            return tag
+        if not shutil.which("debootstrap"):
+            raise HarnessError("debootstrap is not installed: run `make setup` "
+                               "(or apt-get install debootstrap)")
+        say(f"making the Debian {DEBIAN_SUITE} base with debootstrap (about 30 s)")
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="chaos-rootfs-") as rootfs:
+            subprocess.run(["debootstrap", "--variant=minbase", DEBIAN_SUITE, rootfs],
+                           check=True, stdout=subprocess.DEVNULL)
+            Path(rootfs, "etc/apt/apt.conf.d/99chaos").write_text(
+                'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n')
+            for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
+                for entry in Path(rootfs, cache).glob("*.deb"):
+                    entry.unlink()
+            tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+            subprocess.run(["docker", "import", "--change", f"LABEL {LABEL}=base", "-", tag],
+                           stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL)
+            tar.wait()
+        say(f"base image {tag} ready in {time.monotonic() - started:.1f}s")
+        return tag
+
+    def _build_local(self, spec: ImageSpec) -> str:
+        parent = self._parent_ref(spec)
+        with tempfile.TemporaryDirectory(prefix=f"chaos-build-{spec.name}-") as tmp:
+            context = Path(tmp)
+            h = hashlib.sha256(parent.encode())
+            dockerfile = (DOCKERFILES / spec.dockerfile) if spec.dockerfile else ROOT / "services" / "Dockerfile"
+            shutil.copy2(dockerfile, context / "Dockerfile")
+            h.update(dockerfile.read_bytes())
+            for name in spec.files:
+                shutil.copy2(DOCKERFILES / name, context / name)
+                h.update((DOCKERFILES / name).read_bytes())
+            if spec.extra:
+                h.update(spec.extra(self, context).encode())
+            tag = f"chaos-harness/{spec.name}:local-{h.hexdigest()[:12]}"
+            if self._present(tag):
+                return tag
+            say(f"building {tag} ({spec.description})")
+            started = time.monotonic()
+            self._docker_build(context, tag, parent)
+            say(f"{spec.name} built in {time.monotonic() - started:.1f}s")
+            return tag
+
+    def _docker_build(self, context: Path, tag: str, parent: str) -> None:
+        stream = self.client.api.build(
+            path=str(context), tag=tag, rm=True, forcerm=True, decode=True,
+            buildargs={"BASE": parent}, labels={LABEL: tag},
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                raise HarnessError(f"building {tag} failed: {chunk['error'].strip()}")
+            line = chunk.get("stream", "").strip()
+            if line.startswith("Step "):
+                say(f"  {line}")
+
+
+def ensure_all(client: docker.DockerClient | None = None) -> dict[str, str]:
+    """Makes every image of the stack present; returns name -> image reference."""
+    from harness.engine import connect
+
+    builder = Builder(client or connect())
+    return {name: builder.image(name) for name in IMAGES}
+
+
+def main() -> int:
+    try:
+        refs = ensure_all()
+    except HarnessError as exc:
+        print(f"chaos: {exc}", file=sys.stderr)
+        return 2
+    for name, ref in refs.items():
+        say(f"{name:<10} {ref}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""The stack as data: services, the Toxiproxy proxies on every edge, and who uses which.
+
+Everything else (stack start-up, readiness, the compose file, fault targets) is derived from
+these two tables, so a new service or edge is one row here. Services never learn a real
+address of a dependency: they are handed the proxy's, which is what lets every edge be faulted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Readiness = Literal["sql", "amqp", "http", "toxiproxy"]
+
+TOXIPROXY_HOST = "toxiproxy"
+TOXIPROXY_API_PORT = 8474
+DB_USER = DB_PASSWORD = DB_NAME = "shop"
+BROKER_USER = BROKER_PASSWORD = "chaos"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One container of the stack."""
+
+    name: str
+    image: str  # a key of harness.images.IMAGES
+    port: int  # the port it serves inside the network
+    readiness: Readiness
+    uses: tuple[str, ...] = ()  # proxy names whose addresses it is given
+    command: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    shop: bool = False  # runs the shop image and takes SUT_MODE
+
+    @property
+    def host(self) -> str:
+        """Its DNS name on the run's network (hyphens: valid in every resolver)."""
+        return self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A named Toxiproxy proxy in front of one service."""
+
+    name: str
+    upstream: str  # service name
+    listen_port: int  # port inside the Toxiproxy container
+    env: dict[str, str] = field(default_factory=dict)  # what clients are told; {host} {port}
+    published: bool = False  # reachable from the host (the client edge)
+
+
+SERVICES: dict[str, Service] = {
+    s.name: s
+    for s in (
+        Service("postgres", "postgres", 5432, "sql",
+                command=("-c", "fsync=off", "-c", "synchronous_commit=off",
+                         "-c", "full_page_writes=off", "-c", "max_connections=200"),
+                env={"POSTGRES_USER": DB_USER, "POSTGRES_PASSWORD": DB_PASSWORD,
+                     "POSTGRES_DB": DB_NAME}),
+        Service("rabbitmq", "rabbitmq", 5672, "amqp",
+                env={"RABBITMQ_DEFAULT_USER": BROKER_USER, "RABBITMQ_DEFAULT_PASS": BROKER_PASSWORD}),
+        Service("toxiproxy", "toxiproxy", TOXIPROXY_API_PORT, "toxiproxy"),
+        Service("payment_gateway", "shop", 8000, "http", shop=True,
+                command=("python3", "-m", "shop", "payment_gateway")),
+        Service("api_gateway", "shop", 8000, "http", shop=True,
+                uses=("postgres", "payment", "rabbitmq"),
+                command=("python3", "-m", "shop", "api_gateway")),
+    )
+}
+
+PROXIES: dict[str, Proxy] = {
+    p.name: p
+    for p in (
+        Proxy("edge_gateway", "api_gateway", 20000, published=True),
+        Proxy("payment", "payment_gateway", 20003, {"PAYMENT_URL": "http://{host}:{port}"}),
+        Proxy("postgres", "postgres", 20004,
+              {"DATABASE_URL": f"postgresql://{DB_USER}:{DB_PASSWORD}@{{host}}:{{port}}/{DB_NAME}"}),
+        Proxy("rabbitmq", "rabbitmq", 20005,
+              {"RABBITMQ_HOST": "{host}", "RABBITMQ_PORT": "{port}",
+               "RABBITMQ_USER": BROKER_USER, "RABBITMQ_PASS": BROKER_PASSWORD}),
+    )
+}
+
+
+def upstream_address(proxy: Proxy) -> str:
+    """Where Toxiproxy forwards a proxy's traffic, on the run's network."""
+    service = SERVICES[proxy.upstream]
+    return f"{service.host}:{service.port}"
+
+
+def service_env(service: Service, sut_mode: str) -> dict[str, str]:
+    """The environment a service starts with: its own, plus the proxy address of each edge."""
+    env = {"SERVICE_NAME": service.name, **service.env}
+    if service.shop:
+        env["SUT_MODE"] = sut_mode
+    for proxy_name in service.uses:
+        proxy = PROXIES[proxy_name]
+        for key, template in proxy.env.items():
+            env[key] = template.format(host=TOXIPROXY_HOST, port=proxy.listen_port)
+    return env
+
+
+def start_order() -> list[list[str]]:
+    """Start waves: Toxiproxy first (its proxies must exist before anyone dials them), then all
+    the rest at once; services tolerate dependencies that come up after them."""
+    return [["toxiproxy"], [name for name in SERVICES if name != "toxiproxy"]]
+
+
+def validate() -> None:
+    """Fails loudly on a table that points at nothing (checked by a unit test)."""
+    ports = [p.listen_port for p in PROXIES.values()]
+    if len(ports) != len(set(ports)):
+        raise ValueError("two proxies share a listen port")
+    for proxy in PROXIES.values():
+        if proxy.upstream not in SERVICES:
+            raise ValueError(f"proxy {proxy.name} points at unknown service {proxy.upstream}")
+    for service in SERVICES.values():
+        for used in service.uses:
+            if used not in PROXIES:
+                raise ValueError(f"service {service.name} uses unknown proxy {used}")

@@ -1,0 +1,1 @@
+"""The shop under test: FastAPI services whose protections switch with SUT_MODE."""

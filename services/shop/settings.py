@@ -1,0 +1,31 @@
+"""Service settings from the environment, validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class GatewaySettings(BaseModel):
+    """api_gateway's knobs; the defaults are the resilient shop's production values."""
+
+    sut_mode: Literal["resilient", "fragile"] = "resilient"
+    database_url: str
+    payment_url: str
+    retry_attempts: int = Field(default=4, ge=1, le=10)
+    retry_initial_s: float = Field(default=0.1, gt=0)
+    retry_max_s: float = Field(default=1.0, gt=0)
+    retry_jitter_s: float = Field(default=0.05, ge=0)
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_reset_s: float = Field(default=2.0, gt=0)
+    payment_timeout_s: float = Field(default=2.0, gt=0)
+    settle_interval_s: float = Field(default=0.25, gt=0)
+    db_connect_timeout_s: int = Field(default=3, ge=1)
+
+    @classmethod
+    def from_env(cls) -> "GatewaySettings":
+        """Reads every field from the upper-case variable of the same name."""
+        values = {name: os.environ[name.upper()] for name in cls.model_fields if name.upper() in os.environ}
+        return cls.model_validate(values)
