@@ -145,8 +145,11 @@ def _sql_ready(host: str, port: int) -> bool:
 
 
 def _amqp_ready(host: str, port: int) -> bool:
+    import logging
+
     import pika
 
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # a broker still booting is expected here
     params = pika.ConnectionParameters(
         host=host, port=port, connection_attempts=1, socket_timeout=2, blocked_connection_timeout=2,
         credentials=pika.PlainCredentials(topology.BROKER_USER, topology.BROKER_PASSWORD))

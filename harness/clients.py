@@ -1,0 +1,116 @@
+"""Thin HTTP clients for what the harness talks to: the shop's edge and the vendor's control API.
+
+Every order placed goes into the ledger's history (invoke and completion, with times), so
+scenarios judge what happened from the history afterwards rather than from one probe.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+
+from harness.ledger import History, Operation
+
+
+@dataclass
+class ShopClient:
+    """The customer's view: the shop as reached through the edge proxy."""
+
+    base_url: str
+    history: History
+    timeout_s: float = 10.0
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.base_url, timeout=self.timeout_s)
+
+    def place_order(self, sku: str = "sku-1", amount_cents: int = 1250, key: str | None = None) -> Operation:
+        """POST /orders with an Idempotency-Key; the outcome is recorded whatever it is."""
+        op = self.history.invoke("place_order", key or uuid.uuid4().hex, {"sku": sku, "amount_cents": amount_cents})
+        try:
+            response = self.http.post("/orders", json={"sku": sku, "amount_cents": amount_cents},
+                                      headers={"Idempotency-Key": op.key})
+        except httpx.TimeoutException as exc:
+            # The request may or may not have been acted on: unknown, never "failed".
+            return self.history.complete(op, "unknown", None, {"error": type(exc).__name__})
+        except httpx.TransportError as exc:
+            return self.history.complete(op, "unknown", None, {"error": type(exc).__name__})
+        body = _json(response)
+        outcome = "ok" if response.status_code < 300 else "fail"
+        return self.history.complete(op, outcome, response.status_code, body)
+
+    def place_stream(self, count: int, interval_s: float) -> list[Operation]:
+        """A bounded stream of orders at a steady pace (count and time are both bounded)."""
+        ops = []
+        for _ in range(count):
+            began = time.monotonic()
+            ops.append(self.place_order())
+            time.sleep(max(0.0, interval_s - (time.monotonic() - began)))
+        return ops
+
+    def order(self, order_id: str) -> dict | None:
+        """What the shop says of an order now; None when it does not know it (lost)."""
+        response = self.http.get(f"/orders/{order_id}")
+        return None if response.status_code == 404 else _json(response)
+
+    def health(self) -> dict:
+        return _json(self.http.get("/health"))
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@dataclass
+class VendorClient:
+    """The payment vendor simulator's control API and journal."""
+
+    base_url: str
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.base_url, timeout=5.0)
+
+    def set_fault(self, status: int, duration_s: float | None = None, retry_after: int | None = None) -> dict:
+        response = self.http.post("/_control/fault", json={"status": status, "duration_s": duration_s,
+                                                           "retry_after": retry_after})
+        response.raise_for_status()
+        return response.json()
+
+    def clear_fault(self) -> dict:
+        response = self.http.delete("/_control/fault")
+        response.raise_for_status()
+        return response.json()
+
+    def fault(self) -> dict | None:
+        return self.http.get("/_control/fault").json()["fault"]
+
+    def probe_charge(self) -> int:
+        """A marked request (kept out of the charges) that shows what the vendor answers now."""
+        key = "probe-" + uuid.uuid4().hex
+        response = self.http.post("/charges", json={"order_id": key, "amount_cents": 0},
+                                  headers={"Idempotency-Key": key, "X-Chaos-Probe": "1"})
+        return response.status_code
+
+    def journal(self) -> list[dict]:
+        """Every request the vendor saw, probes excluded, in arrival order."""
+        return [e for e in self.http.get("/_control/journal").json()["journal"] if not e.get("probe")]
+
+    def charges(self) -> dict[str, dict]:
+        return self.http.get("/_control/journal").json()["charges"]
+
+    def reset(self) -> None:
+        self.http.post("/_control/reset").raise_for_status()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"raw": response.text[:200]}
+    return body if isinstance(body, dict) else {"value": body}

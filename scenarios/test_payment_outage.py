@@ -1,0 +1,97 @@
+"""Root cause 1 of the manual: the external payment vendor answers 503.
+
+What the manual prescribes, and what this proves on the resilient shop: calls are retried with
+exponential backoff; a circuit breaker stops calling the vendor while it is down; customers get
+202 PAYMENT_PENDING quickly instead of an error; the manual's log line is written; and once the
+vendor is back every pending order is charged exactly once and reaches PAID in time.
+
+Baseline -> inject -> observe -> heal -> verify. The assertions read the history afterwards.
+Each assertion message starts with a [guard] tag: the fragile proof in tests/ checks the tag.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from harness import timeline
+from harness.ledger import check
+
+PAYMENT_503 = "Payment gateway API returned 503 Service Unavailable."
+ORDERS_DURING_OUTAGE = 12
+ORDER_INTERVAL_S = 0.25
+ACCEPT_LATENCY_BUDGET_S = 2.5  # all retries of one order fit well inside this
+RECOVERY_BUDGET_S = 15.0  # breaker reset (2 s) + settling every pending order
+BASELINE_ORDERS = 2
+
+
+def steady_state(shop, label: str) -> None:
+    """The shop takes and pays orders normally."""
+    for _ in range(BASELINE_ORDERS):
+        op = shop.place_order()
+        assert op.status == 201 and op.body.get("status") == "PAID", \
+            f"[steady_state_{label}] an order was not paid at once: {op.status} {op.body}"
+
+
+@pytest.mark.chaos(root_cause="payment_gateway_outage",
+                   runbook=["retry_with_backoff", "circuit_breaker", "fallback", "exactly_once_settlement"])
+def test_payment_outage(stack, chaos, shop, vendor, history, scenario_record):
+    steady_state(shop, "before")
+
+    injected = time.time()
+    with chaos.inject("http.status", target="payment_gateway", status=503):
+        during = shop.place_stream(ORDERS_DURING_OUTAGE, ORDER_INTERVAL_S)
+        health_during = shop.health()
+    healed = time.time()
+
+    accepted = [op.order_id for op in history.accepted()]
+    final, recovery_s = timeline.wait_for(
+        lambda: (lambda states: states if all(s and s.get("status") == "PAID" for s in states.values()) else None)(
+            {oid: shop.order(oid) for oid in accepted}),
+        RECOVERY_BUDGET_S, 0.2)
+    steady_state(shop, "after")
+
+    journal, charges = vendor.journal(), vendor.charges()
+    events = stack.logs("api_gateway", since=injected - 1)
+    attempts = timeline.attempts_by_key([e for e in journal if injected <= e["ts"] <= healed])
+    windows = timeline.breaker_windows(events, until=healed)
+    scenario_record.update(
+        orders_during_outage=len(during), recovery_s=round(recovery_s, 3),
+        vendor_calls_during_outage=sum(len(t) for t in attempts.values()),
+        breaker_windows=[(round(a - injected, 3), round(b - injected, 3)) for a, b in windows],
+        health_during=health_during)
+
+    # Fallback: every customer got 202 PAYMENT_PENDING, within the latency budget.
+    bad = [(op.status, op.body.get("status", op.body)) for op in during
+           if op.status != 202 or op.body.get("status") != "PAYMENT_PENDING"]
+    assert not bad, f"[fallback_202] orders during the outage were not accepted as PAYMENT_PENDING: {bad}"
+    slow = [round(op.latency_s, 2) for op in during if op.latency_s > ACCEPT_LATENCY_BUDGET_S]
+    assert not slow, f"[latency_budget] answers slower than {ACCEPT_LATENCY_BUDGET_S}s: {slow}"
+
+    # The manual's line, verbatim, as a structured event.
+    assert any(e.get("event") == PAYMENT_503 for e in events), "[log_line] the manual's 503 line was not logged"
+
+    # Backoff: the first order's retries reach the vendor at growing intervals.
+    first = during[0].order_id
+    gaps = timeline.intervals(attempts.get(first, []))
+    assert len(gaps) >= 2 and timeline.grows(gaps), \
+        f"[backoff] retry intervals of the first order do not grow: {[round(g, 3) for g in gaps]}"
+
+    # Breaker: it opened, the vendor got no call while it was open, and orders kept coming meanwhile.
+    assert windows, "[breaker_opens] the circuit breaker never opened"
+    calls_while_open = [e for e in journal if timeline.inside(e["ts"], windows, margin=0.05)]
+    assert not calls_while_open, f"[breaker_opens] {len(calls_while_open)} vendor calls while the breaker was open"
+    shielded = [op for op in during if timeline.inside(op.invoked, windows)]
+    assert len(shielded) >= 3, f"[breaker_opens] only {len(shielded)} orders arrived while the breaker was open"
+
+    # Recovery: every pending order is PAID within the budget, charged exactly once.
+    assert final, f"[recovery] not every accepted order was PAID {RECOVERY_BUDGET_S}s after the heal"
+    successful = Counter(e["key"] for e in journal if e.get("outcome") == "charged")
+    assert all(successful[oid] == 1 for oid in accepted), "[exactly_once] an accepted order was not charged once"
+
+    # The ledger: every order the shop accepted in this test, before, during and after.
+    orders = {op.order_id: shop.order(op.order_id) for op in history.accepted()}
+    verdict = check(history, orders, charges, successful)
+    assert verdict.ok, f"[ledger] {verdict.explain()}"
