@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import docker
 import docker.errors
 
@@ -14,9 +16,9 @@ def connect() -> docker.DockerClient:
         client = docker.from_env(timeout=120)
         client.ping()
     except (docker.errors.DockerException, OSError) as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         raise HarnessError(
-            f"the Docker engine is not reachable ({reason}): start it with `make engine` "
-            "(or `dockerd &`), or set DOCKER_HOST"
+            f"the Docker engine is not reachable at {where} ({type(exc).__name__}): "
+            "start it with `make engine` (or `dockerd &`), or point DOCKER_HOST at a running one"
         ) from None
     return client

@@ -232,7 +232,10 @@ def ensure_all(client: docker.DockerClient | None = None) -> dict[str, str]:
     from harness.engine import connect
 
     builder = Builder(client or connect())
-    return {name: builder.image(name) for name in IMAGES}
+    refs = {name: builder.image(name) for name in IMAGES}
+    for name, ref in refs.items():  # a stable name for docker-compose.chaos.yml
+        builder.client.images.get(ref).tag(f"chaos-harness/{name}", "latest")
+    return refs
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ when the engine is unusable the session stops with one line and exit code 2.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -50,8 +51,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _fail_fast(message: str) -> None:
+    """One line and exit 2. Only called before anything of the run exists (or after the stack
+    removed itself), so leaving without pytest's own teardown leaves nothing behind."""
     print(f"chaos: {message}", file=sys.stderr, flush=True)
-    pytest.exit(message, returncode=2)
+    sys.stdout.flush()
+    os._exit(2)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -74,7 +74,7 @@ def owner_alive(token: str) -> bool:
     """Whether the process named by an owner token still runs (same pid, same start time)."""
     pid_text, _, start = token.partition(":")
     if not pid_text.isdigit():
-        return False
+        return True  # not a process of ours (a compose stack, say): only `chaos down` removes it
     pid = int(pid_text)
     try:
         os.kill(pid, 0)

@@ -1,0 +1,20 @@
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location(
+    "shop_health", Path(__file__).resolve().parents[2] / "services" / "shop" / "health.py")
+health = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(health)
+
+
+@pytest.mark.parametrize("score,level", [(100, "green"), (90, "green"), (89, "yellow"), (70, "yellow"),
+                                         (69, "orange"), (50, "orange"), (49, "red"), (0, "red")])
+def test_levels_follow_seed_003(score, level):
+    assert health.level(score) == level
+
+
+def test_score_is_the_weighted_share_of_passing_checks():
+    body = health.report({"database": (True, 60), "breaker": (False, 40)})
+    assert body == {"score": 60, "level": "orange", "checks": {"database": True, "breaker": False}}

@@ -1,0 +1,41 @@
+from harness import timeline
+
+
+def test_intervals_and_growth():
+    times = [10.0, 10.1, 10.3, 10.7]
+    gaps = timeline.intervals(times)
+    assert [round(g, 3) for g in gaps] == [0.1, 0.2, 0.4]
+    assert timeline.grows(gaps)
+    assert not timeline.grows([0.2, 0.2, 0.4])
+    assert not timeline.grows([0.3])
+
+
+def test_attempts_by_key_sorts_each_key():
+    journal = [{"key": "a", "ts": 3}, {"key": "b", "ts": 1}, {"key": "a", "ts": 2}]
+    assert timeline.attempts_by_key(journal) == {"a": [2, 3], "b": [1]}
+
+
+def _state(ts, state):
+    return {"event": "breaker_state_changed", "state": state, "ts": ts}
+
+
+def test_breaker_windows_close_on_half_open_and_stay_open_until_the_end():
+    events = [_state(1.0, "opened"), {"event": "other", "ts": 1.5}, _state(3.0, "half-opened"),
+              _state(3.01, "opened"), _state(5.0, "half-opened"), _state(5.1, "closed"), _state(7.0, "opened")]
+    assert timeline.breaker_windows(events, until=9.0) == [(1.0, 3.0), (3.01, 5.0), (7.0, 9.0)]
+    assert timeline.breaker_windows([], until=9.0) == []
+
+
+def test_inside_respects_the_margin():
+    windows = [(1.0, 2.0)]
+    assert timeline.inside(1.5, windows)
+    assert not timeline.inside(1.02, windows, margin=0.05)
+    assert not timeline.inside(2.5, windows)
+
+
+def test_wait_for_is_bounded_and_returns_the_last_value():
+    calls = []
+    value, took = timeline.wait_for(lambda: calls.append(1) or len(calls) >= 3 and "done", 5, 0.01)
+    assert value == "done" and len(calls) == 3
+    value, took = timeline.wait_for(lambda: None, 0.2, 0.05)
+    assert value is None and 0.2 <= took < 1.0
