@@ -21,11 +21,13 @@ class ShopClient:
 
     base_url: str
     history: History
+    token: str | None = None
     timeout_s: float = 10.0
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.base_url, timeout=self.timeout_s)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self.http = httpx.Client(base_url=self.base_url, timeout=self.timeout_s, headers=headers)
 
     def place_order(self, sku: str = "sku-1", amount_cents: int = 1250, key: str | None = None) -> Operation:
         """POST /orders with an Idempotency-Key; the outcome is recorded whatever it is."""
@@ -61,6 +63,18 @@ class ShopClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+def mint_token(auth_url: str, subject: str = "chaos-customer", audience: str = "shop", ttl_s: int = 3600) -> str:
+    """A valid customer token from auth_service (retried briefly while it loads its keys)."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = httpx.post(f"{auth_url}/tokens", json={"subject": subject, "audience": audience, "ttl_s": ttl_s},
+                              timeout=5)
+        if response.status_code == 201 or time.monotonic() > deadline:
+            response.raise_for_status()
+            return response.json()["token"]
+        time.sleep(0.2)
 
 
 @dataclass
@@ -100,6 +114,31 @@ class VendorClient:
 
     def charges(self) -> dict[str, dict]:
         return self.http.get("/_control/journal").json()["charges"]
+
+    def reset(self) -> None:
+        self.http.post("/_control/reset").raise_for_status()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@dataclass
+class SinkClient:
+    """What the shop told the outside world: Slack-format alerts and customer e-mails."""
+
+    base_url: str
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.base_url, timeout=5.0)
+
+    def alerts(self, status: str | None = None) -> list[dict]:
+        """Alerts received, optionally only those `firing` or `resolved`."""
+        received = self.http.get("/alerts").json()["alerts"]
+        return [a for a in received if status is None or a.get("chaos", {}).get("status") == status]
+
+    def mails(self) -> list[dict]:
+        return self.http.get("/mails").json()["mails"]
 
     def reset(self) -> None:
         self.http.post("/_control/reset").raise_for_status()

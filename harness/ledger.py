@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Outcome = Literal["pending", "ok", "fail", "unknown"]
-TERMINAL = {"PAID", "FAILED", "CANCELLED"}
+TERMINAL = {"PAID", "FAILED", "REJECTED"}
 
 
 @dataclass

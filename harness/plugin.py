@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from harness.clients import ShopClient, VendorClient
+from harness.clients import ShopClient, SinkClient, VendorClient, mint_token
 from harness.errors import HarnessError
 from harness.faults import Chaos
 from harness.ledger import History
@@ -110,7 +110,7 @@ def history() -> History:
 @pytest.fixture
 def shop(stack: Any, history: History) -> Iterator[ShopClient]:
     """The customer's client, through the edge proxy."""
-    client = ShopClient(stack.edge_url, history)
+    client = ShopClient(stack.edge_url, history, token=mint_token(stack.endpoint("auth_service").url))
     yield client
     client.close()
 
@@ -119,6 +119,15 @@ def shop(stack: Any, history: History) -> Iterator[ShopClient]:
 def vendor(stack: Any) -> Iterator[VendorClient]:
     """The payment vendor's control API, reset so each test reads only its own journal."""
     client = VendorClient(stack.endpoint("payment_gateway").url)
+    client.reset()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def sink(stack: Any) -> Iterator[SinkClient]:
+    """The alert and mail sink, emptied so each test reads only what it caused."""
+    client = SinkClient(stack.endpoint("alert_sink").url)
     client.reset()
     yield client
     client.close()

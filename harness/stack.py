@@ -225,7 +225,7 @@ class Stack:
         self.startup_timeout_s = startup_timeout_s
         self.containers: dict[str, DockerContainer] = {}
         self.network: Network | None = None
-        self.toxiproxy = Toxiproxy()
+        self._toxiproxy = Toxiproxy()
         self.timings: dict[str, float] = {}
         self._lock = threading.Lock()
         self._endpoints: dict[tuple[str, int], Endpoint] = {}
@@ -279,12 +279,19 @@ class Stack:
             env=topology.service_env(service, self.sut_mode),
             name=f"chaos-{self.run_id}-{service.host}",
             labels={**self.labels, SERVICE_LABEL: name},
+            **({"hostname": service.hostname} if service.hostname else {}),
         )
         if service.command:
             container.with_command(list(service.command))
         container.with_network(self.network).with_network_aliases(service.host)
-        ports = [service.port] + [p.listen_port for p in topology.PROXIES.values()
-                                  if p.published and name == "toxiproxy"]
+        if service.volume:
+            mount, size = service.volume
+            volume = self.client.volumes.create(
+                name=f"chaos-{self.run_id}-{service.host}-data", driver="local", labels=self.labels,
+                driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={size}"})
+            container.with_volume_mapping(volume.name, mount, "rw")
+        ports = [service.port, *service.extra_ports] + [p.listen_port for p in topology.PROXIES.values()
+                                                        if p.published and name == "toxiproxy"]
         for port in ports:
             container.ports[str(port)] = (LOOPBACK, None)  # type: ignore[assignment]  # loopback only
         container.waiting_for(ProtocolReady(service.readiness, service.port, self.startup_timeout_s))
@@ -293,9 +300,16 @@ class Stack:
         container.start()
         self.timings[name] = time.monotonic() - began
 
-    def _create_proxies(self) -> None:
+    @property
+    def toxiproxy(self) -> Toxiproxy:
+        """The Toxiproxy client, pointed at this run's server. toxiproxy-python keeps the server
+        address in class state, so it is re-pointed on every access: with two stacks in one
+        process, take proxies from the stack you mean right before using them."""
         api = self.endpoint("toxiproxy")
-        self.toxiproxy.update_api_consumer(api.host, api.port)
+        self._toxiproxy.update_api_consumer(api.host, api.port)
+        return self._toxiproxy
+
+    def _create_proxies(self) -> None:
         self.toxiproxy.populate([
             {"name": p.name, "upstream": topology.upstream_address(p),
              "listen": f"0.0.0.0:{p.listen_port}", "enabled": True}
@@ -323,6 +337,11 @@ class Stack:
             container = self.containers[service]
             self._endpoints[key] = Endpoint(LOOPBACK, int(container.get_exposed_port(port)))
         return self._endpoints[key]
+
+    def refresh(self, service: str) -> None:
+        """Forgets a service's cached endpoints: a restart moves its published ports."""
+        for key in [key for key in self._endpoints if key[0] == service]:
+            del self._endpoints[key]
 
     def proxy_endpoint(self, proxy: str) -> Endpoint:
         """A published proxy (the client edge), reached through Toxiproxy."""

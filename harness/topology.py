@@ -16,6 +16,10 @@ TOXIPROXY_HOST = "toxiproxy"
 TOXIPROXY_API_PORT = 8474
 DB_USER = DB_PASSWORD = DB_NAME = "shop"
 BROKER_USER = BROKER_PASSWORD = "chaos"
+SMTP_PORT = 2525
+# The sinks are the harness's own observers, not edges of the shop: reached directly.
+SINK_ENV = {"ALERT_URL": "http://alert-sink:8000/hooks/alerts", "SMTP_HOST": "alert-sink",
+            "SMTP_PORT": str(SMTP_PORT)}
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class Service:
     command: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     shop: bool = False  # runs the shop image and takes SUT_MODE
+    hostname: str | None = None  # the machine name the service reports (node-A)
+    volume: tuple[str, str] | None = None  # (mount point, size) of a size-limited data volume
+    extra_ports: tuple[int, ...] = ()  # further ports published to the harness (SMTP of the sink)
 
     @property
     def host(self) -> str:
@@ -59,10 +66,18 @@ SERVICES: dict[str, Service] = {
         Service("rabbitmq", "rabbitmq", 5672, "amqp",
                 env={"RABBITMQ_DEFAULT_USER": BROKER_USER, "RABBITMQ_DEFAULT_PASS": BROKER_PASSWORD}),
         Service("toxiproxy", "toxiproxy", TOXIPROXY_API_PORT, "toxiproxy"),
+        Service("alert_sink", "shop", 8000, "http", shop=True, extra_ports=(SMTP_PORT,),
+                command=("python3", "-m", "shop", "alert_sink")),
         Service("payment_gateway", "shop", 8000, "http", shop=True,
                 command=("python3", "-m", "shop", "payment_gateway")),
-        Service("api_gateway", "shop", 8000, "http", shop=True,
-                uses=("postgres", "payment", "rabbitmq"),
+        Service("auth_service", "shop", 8000, "http", shop=True, uses=("postgres",),
+                command=("python3", "-m", "shop", "auth_service")),
+        Service("inventory_service", "shop", 8000, "http", shop=True,
+                uses=("postgres", "rabbitmq", "auth"),
+                command=("python3", "-m", "shop", "inventory_service")),
+        Service("api_gateway", "shop", 8000, "http", shop=True, hostname="node-A",
+                volume=("/data", "32m"),
+                uses=("postgres", "payment", "rabbitmq", "auth", "inventory"),
                 command=("python3", "-m", "shop", "api_gateway")),
     )
 }
@@ -71,6 +86,8 @@ PROXIES: dict[str, Proxy] = {
     p.name: p
     for p in (
         Proxy("edge_gateway", "api_gateway", 20000, published=True),
+        Proxy("auth", "auth_service", 20001, {"AUTH_URL": "http://{host}:{port}"}),
+        Proxy("inventory", "inventory_service", 20002, {"INVENTORY_URL": "http://{host}:{port}"}),
         Proxy("payment", "payment_gateway", 20003, {"PAYMENT_URL": "http://{host}:{port}"}),
         Proxy("postgres", "postgres", 20004,
               {"DATABASE_URL": f"postgresql://{DB_USER}:{DB_PASSWORD}@{{host}}:{{port}}/{DB_NAME}"}),
@@ -92,6 +109,11 @@ def service_env(service: Service, sut_mode: str) -> dict[str, str]:
     env = {"SERVICE_NAME": service.name, **service.env}
     if service.shop:
         env["SUT_MODE"] = sut_mode
+        env.update(SINK_ENV)
+    if service.hostname:
+        env["NODE_NAME"] = service.hostname
+    if service.volume:
+        env["DATA_DIR"] = service.volume[0]
     for proxy_name in service.uses:
         proxy = PROXIES[proxy_name]
         for key, template in proxy.env.items():

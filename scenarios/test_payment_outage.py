@@ -3,7 +3,8 @@
 What the manual prescribes, and what this proves on the resilient shop: calls are retried with
 exponential backoff; a circuit breaker stops calling the vendor while it is down; customers get
 202 PAYMENT_PENDING quickly instead of an error; the manual's log line is written; and once the
-vendor is back every pending order is charged exactly once and reaches PAID in time.
+vendor is back every pending order is charged exactly once and reaches PAID in time; an alert
+goes out when the vendor breaks and another when it recovers (seed 001).
 
 Baseline -> inject -> observe -> heal -> verify. The assertions read the history afterwards.
 Each assertion message starts with a [guard] tag: the fragile proof in tests/ checks the tag.
@@ -37,7 +38,7 @@ def steady_state(shop, label: str) -> None:
 
 @pytest.mark.chaos(root_cause="payment_gateway_outage",
                    runbook=["retry_with_backoff", "circuit_breaker", "fallback", "exactly_once_settlement"])
-def test_payment_outage(stack, chaos, shop, vendor, history, scenario_record):
+def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_record):
     steady_state(shop, "before")
 
     injected = time.time()
@@ -72,6 +73,11 @@ def test_payment_outage(stack, chaos, shop, vendor, history, scenario_record):
 
     # The manual's line, verbatim, as a structured event.
     assert any(e.get("event") == PAYMENT_503 for e in events), "[log_line] the manual's 503 line was not logged"
+
+    # Seed 001: an alert when it broke, and another when it recovered, each with its 5W1H.
+    firing, resolved = sink.alerts("firing"), sink.alerts("resolved")
+    assert any(PAYMENT_503 in a["chaos"]["what"] for a in firing), f"[alert] no outage alert: {firing}"
+    assert resolved and resolved[-1]["ts"] > healed, "[recovery_alert] no alert when the vendor recovered"
 
     # Backoff: the first order's retries reach the vendor at growing intervals.
     first = during[0].order_id

@@ -15,3 +15,15 @@ def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 600
     """Runs a command of the venv (chaos, pytest) from the project root, capturing output."""
     return subprocess.run(args, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True,
                           text=True, timeout=timeout)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def fragile_stack():
+    """A second stack running the fragile shop, for tests that show a protection is absent."""
+    from harness.stack import Stack
+
+    with Stack(sut_mode="fragile") as stack:
+        yield stack

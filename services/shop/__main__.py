@@ -8,6 +8,9 @@ import uvicorn
 SERVICES = {
     "api_gateway": "shop.api_gateway:app",
     "payment_gateway": "shop.payment_gateway:app",
+    "auth_service": "shop.auth_service:app",
+    "inventory_service": "shop.inventory_service:app",
+    "alert_sink": "shop.alert_sink:app",
 }
 
 

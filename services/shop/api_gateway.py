@@ -1,16 +1,18 @@
-"""The shop's front door: takes orders, charges them through the payment vendor.
+"""The shop's front door on node-A: verifies the customer's token, reserves stock, charges the
+payment vendor, records the order and emits its event.
 
-Resilient mode is what the manual prescribes for an outage of the payment vendor: retries
-with exponential backoff and jitter, a circuit breaker that stops calling a vendor that is
-down, a 202 PAYMENT_PENDING fallback instead of an error, and a settler that charges pending
-orders exactly once when the vendor is back. Fragile mode is the same code with all of that
-switched off, so a scenario can prove its assertions fail without the protections.
+Resilient mode is what the manual prescribes: retries with backoff and a circuit breaker on the
+vendor with a 202 PAYMENT_PENDING fallback and exactly-once settlement later; fail-closed auth;
+an outbox for events; writes shed cleanly when node-A's disk is critically low; broker settings
+validated at start; alerts on failure and on recovery. Fragile mode is the same code with those
+protections off, so every scenario can prove its assertions fail without them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,21 +26,26 @@ from prometheus_client import Counter, Gauge, make_asgi_app
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
-from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from shop.health import report
-from shop.logs import PAYMENT_503, configure
+from shop import alerts, auth_client, config, events
+from shop.health import level, report
+from shop.logs import configure
+from shop.node_a import DiskMonitor, write_receipt
+from shop.outbox import SCHEMA as OUTBOX_SCHEMA
+from shop.outbox import Outbox
+from shop.payments import Payments, VendorError
 from shop.settings import GatewaySettings
 
 settings = GatewaySettings.from_env()
 RESILIENT = settings.sut_mode == "resilient"
 log = configure("api_gateway")
+BROKER_URL = config.broker_url(RESILIENT, log)  # seed 003: resilient refuses to start without it
 
 ORDERS = Counter("shop_orders_total", "Orders answered, by resulting status", ["status"])
 VENDOR_CALLS = Counter("shop_payment_calls_total", "Calls to the payment vendor, by outcome", ["outcome"])
 BREAKER_OPEN = Gauge("shop_payment_breaker_open", "1 while the payment circuit breaker is open")
+DISK_USED = Gauge("shop_node_a_disk_used_percent", "Used space of node-A's data volume")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -47,6 +54,7 @@ CREATE TABLE IF NOT EXISTS orders (
     sku text NOT NULL,
     quantity integer NOT NULL,
     amount_cents integer NOT NULL,
+    customer_email text NOT NULL,
     status text NOT NULL,
     charge_id text,
     created_at timestamptz NOT NULL DEFAULT now(),
@@ -56,28 +64,27 @@ CREATE TABLE IF NOT EXISTS orders (
 
 # What the client is told for each state an order can be left in after POST /orders.
 ANSWER = {"PAID": 201, "PAYMENT_PENDING": 202, "FAILED": 502}
+EVENT_OF = {"PAID": "order.paid", "PAYMENT_PENDING": "order.payment_pending", "FAILED": "order.failed"}
+# How a refused reservation is passed on to the customer.
+RESERVATION_ANSWER = {401: 401, 404: 422, 409: 409, 503: 503}
 
 
 class OrderIn(BaseModel):
     sku: str = Field(min_length=1, max_length=64)
     quantity: int = Field(default=1, ge=1, le=1000)
     amount_cents: int = Field(ge=0, le=10_000_000)
-
-
-class VendorError(Exception):
-    """The vendor answered with an error status or could not be reached."""
-
-    def __init__(self, status: int | None, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
+    customer_email: str = Field(default="customer@example.com", max_length=254)
 
 
 class State:
-    """What the running gateway holds: pool, HTTP client, breaker, readiness."""
+    """What the running gateway holds."""
 
     pool: AsyncConnectionPool
-    http: httpx.AsyncClient
-    breakers: AsyncCircuitBreakerFactory
+    vendor: httpx.AsyncClient
+    peers: httpx.AsyncClient
+    payments: Payments
+    outbox: Outbox
+    disk: DiskMonitor
     breaker_state: str = "closed"
     db_ready: bool = False
     tasks: list[asyncio.Task]
@@ -86,12 +93,26 @@ class State:
 state = State()
 
 
+async def _alert(status: str, what: str, why: str, how: str) -> bool:
+    return await alerts.send(state.peers, "api_gateway", status, what, why, how)
+
+
 def _on_breaker(name: str, event_type: str, event: Any) -> None:
-    """Breaker transitions are logged so the harness can line them up with the vendor journal."""
-    if event_type == "state_changed":
-        state.breaker_state = event.state
-        BREAKER_OPEN.set(1 if event.state == "opened" else 0)
-        log.warning("breaker_state_changed", breaker=name, state=event.state)
+    """Breaker transitions are logged (the harness lines them up with the vendor journal) and alerted."""
+    if event_type != "state_changed":
+        return
+    previous, state.breaker_state = state.breaker_state, event.state
+    BREAKER_OPEN.set(1 if event.state == "opened" else 0)
+    log.warning("breaker_state_changed", breaker=name, state=event.state)
+    if event.state == "opened" and previous == "closed":
+        asyncio.get_running_loop().create_task(_alert(
+            "firing", "Payment gateway API returned 503 Service Unavailable.",
+            "the payment vendor keeps failing; the circuit breaker opened",
+            "orders are accepted as PAYMENT_PENDING and settled when the vendor is back; check the vendor status page"))
+    elif event.state == "closed" and previous != "closed":
+        asyncio.get_running_loop().create_task(_alert(
+            "resolved", "Payment vendor answers again", "the circuit breaker closed",
+            "pending orders are being settled"))
 
 
 async def _prepare_database() -> None:
@@ -100,7 +121,12 @@ async def _prepare_database() -> None:
     while time.monotonic() < deadline:
         try:
             async with state.pool.connection(timeout=settings.db_connect_timeout_s) as conn:
-                await conn.execute(SCHEMA)
+                await conn.execute("SELECT pg_advisory_lock(4243)")
+                try:
+                    await conn.execute(SCHEMA)
+                    await conn.execute(OUTBOX_SCHEMA)
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock(4243)")
             state.db_ready = True
             log.info("database_ready")
             return
@@ -110,60 +136,33 @@ async def _prepare_database() -> None:
     log.error("database_never_ready")
 
 
-async def _call_vendor(order_id: str, amount_cents: int) -> str:
-    """One charge request. The order id is the idempotency key, so a repeat never charges twice."""
-    try:
-        response = await state.http.post(
-            "/charges",
-            json={"order_id": order_id, "amount_cents": amount_cents},
-            headers={"Idempotency-Key": order_id},
-        )
-    except httpx.HTTPError as exc:
-        VENDOR_CALLS.labels("unreachable").inc()
-        raise VendorError(None, f"vendor unreachable: {type(exc).__name__}") from exc
-    if response.status_code == 503:
-        log.error(PAYMENT_503, kind="payment_vendor_unavailable", order_id=order_id,
-                  retry_after=response.headers.get("Retry-After"))
-    if response.status_code >= 400:
-        VENDOR_CALLS.labels(str(response.status_code)).inc()
-        raise VendorError(response.status_code, f"vendor answered {response.status_code}")
-    VENDOR_CALLS.labels("ok").inc()
-    return response.json()["charge_id"]
+async def _rows(query: str, params: list[Any]) -> list[dict]:
+    """Rows as dicts, with the row factory on the cursor so pooled connections stay plain."""
+    async with state.pool.connection() as conn:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(query, params)
+        return await cur.fetchall()
 
 
-async def _guarded_call(order_id: str, amount_cents: int) -> str:
-    """One vendor call through the circuit breaker (raises OpenedState while it is open)."""
-    breaker = await state.breakers.get_breaker("payment")
-    async with breaker:
-        return await _call_vendor(order_id, amount_cents)
-
-
-async def _charge_resilient(order_id: str, amount_cents: int) -> str:
-    """Retries vendor errors with exponential backoff and jitter; an open breaker ends it at once."""
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(settings.retry_attempts),
-        wait=wait_exponential_jitter(initial=settings.retry_initial_s, max=settings.retry_max_s,
-                                     jitter=settings.retry_jitter_s),
-        retry=retry_if_exception_type(VendorError),
-        reraise=True,
-    )
-    async for attempt in retrying:
-        with attempt:
-            return await _guarded_call(order_id, amount_cents)
-    raise AssertionError("unreachable: tenacity reraises")
-
-
-async def _set_status(order_id: str, status: str, charge_id: str | None = None,
-                      only_if: str | None = None) -> bool:
-    """A conditional update, so a state transition (PENDING -> PAID) happens at most once."""
+async def _finish(order: dict, status: str, charge_id: str | None = None, only_if: str | None = None) -> bool:
+    """Moves an order to its new status and emits its event: in one transaction with the outbox
+    row (resilient), or with a direct publish after the commit (fragile). A conditional update
+    makes a transition such as PAYMENT_PENDING -> PAID happen at most once."""
     query = "UPDATE orders SET status = %s, charge_id = COALESCE(%s, charge_id), updated_at = now() WHERE id = %s"
-    params: list[Any] = [status, charge_id, order_id]
+    params: list[Any] = [status, charge_id, order["id"]]
     if only_if:
         query += " AND status = %s"
         params.append(only_if)
+    event = events.order_event(EVENT_OF[status], order["id"], order["sku"], order["quantity"],
+                               order["amount_cents"], order["customer_email"])
     async with state.pool.connection() as conn:
-        cur = await conn.execute(query, params)
-        return cur.rowcount == 1
+        async with conn.transaction():
+            changed = (await conn.execute(query, params)).rowcount == 1
+            if changed and RESILIENT:
+                await state.outbox.add(conn, event)
+    if changed and not RESILIENT:
+        await state.outbox.publish_now(event)
+    return changed
 
 
 async def _settle_pending() -> None:
@@ -174,17 +173,23 @@ async def _settle_pending() -> None:
             continue
         try:
             pending = await _rows(
-                "SELECT id::text AS id, amount_cents FROM orders WHERE status = 'PAYMENT_PENDING' "
-                "ORDER BY created_at LIMIT 100", [])
+                "SELECT id::text AS id, sku, quantity, amount_cents, customer_email FROM orders "
+                "WHERE status = 'PAYMENT_PENDING' ORDER BY created_at LIMIT 100", [])
             for order in pending:
-                charge_id = await _guarded_call(order["id"], order["amount_cents"])
-                if await _set_status(order["id"], "PAID", charge_id, only_if="PAYMENT_PENDING"):
+                charge_id = await state.payments.guarded(order["id"], order["amount_cents"])
+                if await _finish(order, "PAID", charge_id, only_if="PAYMENT_PENDING"):
                     log.info("order_settled", order_id=order["id"], charge_id=charge_id)
                     ORDERS.labels("PAID").inc()
         except (OpenedState, VendorError):
             continue  # the vendor is still down: try again on the next tick
         except Exception as exc:  # never let the settler die; the next tick retries
             log.error("settler_error", error=repr(exc))
+
+
+async def _watch_disk() -> None:
+    while True:
+        DISK_USED.set(state.disk.percent)
+        await asyncio.sleep(1)
 
 
 @contextlib.asynccontextmanager
@@ -195,18 +200,22 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     )
     await state.pool.open(wait=False)
     timeout = httpx.Timeout(settings.payment_timeout_s) if RESILIENT else httpx.Timeout(None)
-    state.http = httpx.AsyncClient(base_url=settings.payment_url, timeout=timeout)
-    state.breakers = AsyncCircuitBreakerFactory(
-        default_threshold=settings.breaker_threshold, default_ttl=settings.breaker_reset_s)
-    state.breakers.add_listener(_on_breaker)
-    state.tasks = [asyncio.create_task(_prepare_database())]
+    state.vendor = httpx.AsyncClient(base_url=settings.payment_url, timeout=timeout)
+    state.peers = httpx.AsyncClient(timeout=timeout)
+    state.payments = Payments(settings, state.vendor, log, lambda outcome: VENDOR_CALLS.labels(outcome).inc())
+    state.payments.breakers.add_listener(_on_breaker)
+    state.outbox = Outbox(BROKER_URL, RESILIENT, state.pool, log)
+    state.disk = DiskMonitor(log, _alert)
+    state.tasks = [asyncio.create_task(_prepare_database()), asyncio.create_task(state.outbox.connect())]
     if RESILIENT:
-        state.tasks.append(asyncio.create_task(_settle_pending()))
+        state.tasks += [asyncio.create_task(coro) for coro in
+                        (_settle_pending(), state.outbox.relay(), state.disk.run(), _watch_disk())]
     log.info("started", settings=settings.model_dump(exclude={"database_url"}))
     yield
     for task in state.tasks:
         task.cancel()
-    await state.http.aclose()
+    await state.vendor.aclose()
+    await state.peers.aclose()
     await state.pool.close()
 
 
@@ -225,19 +234,37 @@ async def bind_trace(request: Request, call_next: Any) -> Any:
         return JSONResponse({"error": "internal error"}, status_code=500)
 
 
+def _own_health() -> dict:
+    return report({
+        "database": (state.db_ready, 40),
+        "payment_breaker_closed": (state.breaker_state != "opened", 20),
+        "broker_connected": (state.outbox.connected, 20),
+        "disk_ok": (not state.disk.critical, 20),
+    }) | {"service": "api_gateway", "sut_mode": settings.sut_mode, "breaker": state.breaker_state,
+          "disk_used_percent": round(state.disk.percent, 1)}
+
+
 @app.get("/health")
 async def health() -> JSONResponse:
-    body = report({"database": (state.db_ready, 60), "payment_breaker_closed": (state.breaker_state != "opened", 40)})
-    body |= {"service": "api_gateway", "sut_mode": settings.sut_mode, "breaker": state.breaker_state}
-    return JSONResponse(body, status_code=200 if state.db_ready else 503)
+    return JSONResponse(_own_health(), status_code=200 if state.db_ready else 503)
 
 
-async def _rows(query: str, params: list[Any]) -> list[dict]:
-    """Rows as dicts, with the row factory on the cursor so pooled connections stay plain."""
-    async with state.pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query, params)
-        return await cur.fetchall()
+@app.get("/health/system")
+async def system_health() -> JSONResponse:
+    """The system's score: the mean of every service's own score (an unreachable one counts 0)."""
+    peers = {"auth_service": "AUTH_URL", "inventory_service": "INVENTORY_URL", "payment_gateway": "PAYMENT_URL"}
+
+    async def one(variable: str) -> dict:
+        try:
+            response = await state.peers.get(f"{os.environ[variable]}/health", timeout=1.0)
+            return response.json()
+        except (httpx.HTTPError, ValueError, KeyError):
+            return {"score": 0, "level": "red", "reachable": False}
+
+    results = dict(zip(peers, await asyncio.gather(*(one(v) for v in peers.values()))))
+    results["api_gateway"] = _own_health()
+    score = round(sum(r.get("score", 0) for r in results.values()) / len(results))
+    return JSONResponse({"score": score, "level": level(score), "services": results})
 
 
 async def _existing(key: str) -> dict | None:
@@ -246,48 +273,94 @@ async def _existing(key: str) -> dict | None:
     return rows[0] if rows else None
 
 
+async def _reserve(order: dict, authorization: str | None) -> JSONResponse | None:
+    """Reserves stock through inventory_service; None when reserved, else the answer to give."""
+    try:
+        response = await state.peers.post(
+            f"{os.environ['INVENTORY_URL']}/reservations",
+            json={"order_id": order["id"], "sku": order["sku"], "quantity": order["quantity"]},
+            headers={"Authorization": authorization or ""})
+    except httpx.HTTPError as exc:
+        log.error("inventory_unreachable", order_id=order["id"], error=type(exc).__name__)
+        return JSONResponse({"error": "inventory unavailable"}, status_code=503, headers={"Retry-After": "1"})
+    if response.status_code in (200, 201):
+        return None
+    status = RESERVATION_ANSWER.get(response.status_code, 502)
+    headers = {"Retry-After": response.headers.get("Retry-After", "1")} if status == 503 else {}
+    return JSONResponse({"error": "reservation refused", "inventory_status": response.status_code},
+                        status_code=status, headers=headers)
+
+
 @app.post("/orders")
-async def create_order(body: OrderIn, idempotency_key: str | None = Header(default=None)) -> JSONResponse:
+async def create_order(body: OrderIn, idempotency_key: str | None = Header(default=None),
+                       authorization: str | None = Header(default=None)) -> JSONResponse:
+    try:
+        await auth_client.verify(state.peers, authorization)
+    except (auth_client.AuthDenied, auth_client.AuthUnavailable) as exc:
+        return auth_client.denial(exc)
     if not idempotency_key:
         return JSONResponse({"error": "Idempotency-Key header is required"}, status_code=400)
-    order_id = str(uuid.uuid4())
+    if RESILIENT and state.disk.critical:
+        return JSONResponse({"error": "writes shed: node-A disk space is critically low"},
+                            status_code=503, headers={"Retry-After": "5"})
+    order = {"id": str(uuid.uuid4()), **body.model_dump()}
     async with state.pool.connection() as conn:
         cur = await conn.execute(
-            "INSERT INTO orders (id, idempotency_key, sku, quantity, amount_cents, status) "
-            "VALUES (%s, %s, %s, %s, %s, 'NEW') ON CONFLICT (idempotency_key) DO NOTHING",
-            [order_id, idempotency_key, body.sku, body.quantity, body.amount_cents])
+            "INSERT INTO orders (id, idempotency_key, sku, quantity, amount_cents, customer_email, status) "
+            "VALUES (%s, %s, %s, %s, %s, %s, 'NEW') ON CONFLICT (idempotency_key) DO NOTHING",
+            [order["id"], idempotency_key, body.sku, body.quantity, body.amount_cents, body.customer_email])
         inserted = cur.rowcount == 1
     if not inserted:
         existing = await _existing(idempotency_key)
         return JSONResponse(existing | {"replayed": True}, status_code=200)
-    structlog.contextvars.bind_contextvars(order_id=order_id)
-    status = await _charge(order_id, body.amount_cents)
+    structlog.contextvars.bind_contextvars(order_id=order["id"])
+    refused = await _reserve(order, authorization)
+    if refused is not None:
+        async with state.pool.connection() as conn:
+            await conn.execute("UPDATE orders SET status = 'REJECTED', updated_at = now() WHERE id = %s", [order["id"]])
+        ORDERS.labels("REJECTED").inc()
+        return refused
+    status, charge_id = await _charge(order)
+    await _finish(order, status, charge_id)
     ORDERS.labels(status).inc()
-    return JSONResponse({"id": order_id, "status": status}, status_code=ANSWER[status])
+    try:
+        await asyncio.to_thread(write_receipt, order["id"], {"id": order["id"], "status": status})
+    except OSError as exc:
+        if not RESILIENT:
+            raise  # fragile: a full disk surfaces as a 500 half-way through the order
+        log.error("receipt_not_written", error=repr(exc))
+    return JSONResponse({"id": order["id"], "status": status}, status_code=ANSWER[status])
 
 
-async def _charge(order_id: str, amount_cents: int) -> str:
-    """Charges a new order and records the outcome; returns the order's resulting status."""
+async def _charge(order: dict) -> tuple[str, str | None]:
+    """Charges a new order; returns its resulting status and the charge id."""
     try:
         if RESILIENT:
-            charge_id = await _charge_resilient(order_id, amount_cents)
-        else:
-            charge_id = await _call_vendor(order_id, amount_cents)
+            return "PAID", await state.payments.with_retries(order["id"], order["amount_cents"])
+        return "PAID", await state.payments.call(order["id"], order["amount_cents"])
     except (VendorError, OpenedState) as exc:
         status = "PAYMENT_PENDING" if RESILIENT else "FAILED"
-        log.warning("payment_deferred" if RESILIENT else "payment_failed", order_id=order_id,
+        log.warning("payment_deferred" if RESILIENT else "payment_failed", order_id=order["id"],
                     reason="breaker_open" if isinstance(exc, OpenedState) else str(exc))
-        await _set_status(order_id, status)
-        return status
-    await _set_status(order_id, "PAID", charge_id)
-    return "PAID"
+        return status, None
 
 
 @app.get("/orders/{order_id}")
-async def get_order(order_id: uuid.UUID) -> JSONResponse:
+async def get_order(order_id: uuid.UUID, authorization: str | None = Header(default=None)) -> JSONResponse:
+    try:
+        await auth_client.verify(state.peers, authorization)
+    except (auth_client.AuthDenied, auth_client.AuthUnavailable) as exc:
+        return auth_client.denial(exc)
     rows = await _rows(
         "SELECT id::text AS id, idempotency_key, status, sku, quantity, amount_cents, charge_id "
         "FROM orders WHERE id = %s", [str(order_id)])
     if not rows:
         return JSONResponse({"error": "no such order"}, status_code=404)
     return JSONResponse(rows[0])
+
+
+@app.get("/outbox")
+async def outbox_status() -> dict:
+    """How many events wait to be published (what the broker outage scenario watches)."""
+    return {"pending": await state.outbox.pending() if state.db_ready else None,
+            "broker_connected": state.outbox.connected}

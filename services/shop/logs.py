@@ -27,9 +27,12 @@ def _epoch(_: object, __: str, event: dict) -> dict:
     return event
 
 
-def configure(service: str) -> structlog.stdlib.BoundLogger:
-    """A logger bound to the service name, writing JSON lines to stdout."""
+def _setup() -> None:
+    """Configures structlog once, at import, so that every module's logger (even one made at
+    import time, before a service calls configure()) renders the same JSON lines."""
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+    for noisy in ("httpx", "aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -42,4 +45,11 @@ def configure(service: str) -> structlog.stdlib.BoundLogger:
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+
+
+_setup()
+
+
+def configure(service: str) -> structlog.stdlib.BoundLogger:
+    """A logger bound to the service name, writing JSON lines to stdout."""
     return structlog.get_logger().bind(service=service, sut_mode=os.environ.get("SUT_MODE", ""))

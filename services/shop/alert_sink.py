@@ -1,0 +1,75 @@
+"""The harness's observer: a Slack-webhook receiver for alerts and an SMTP server for customer
+mail (seed 002 counts notifications per order). Everything is kept in memory and readable
+over HTTP; /_control/reset clears it between scenarios."""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import time
+from collections.abc import AsyncIterator
+from email import policy
+
+from aiosmtpd.controller import Controller
+from fastapi import FastAPI, Request
+
+from shop.health import report
+from shop.logs import configure
+
+SMTP_PORT = 2525
+log = configure("alert_sink")
+alerts: list[dict] = []
+mails: list[dict] = []
+
+
+class MailHandler:
+    """aiosmtpd handler: records each message with its headers and body."""
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's name)
+        message = email.message_from_bytes(envelope.content, policy=policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        mails.append({"ts": time.time(), "from": envelope.mail_from, "to": list(envelope.rcpt_tos),
+                      "subject": str(message["Subject"]), "order_id": str(message.get("X-Order-Id", "")),
+                      "body": body.get_content() if body else ""})
+        return "250 OK"
+
+
+@contextlib.asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    controller = Controller(MailHandler(), hostname="0.0.0.0", port=SMTP_PORT, server_hostname="alert-sink")
+    controller.start()
+    yield
+    controller.stop()
+
+
+app = FastAPI(title="alert_sink", lifespan=lifespan)
+
+
+@app.post("/hooks/alerts")
+async def receive(request: Request) -> dict:
+    payload = await request.json()
+    alerts.append({"ts": time.time(), **payload})
+    log.info("alert_received", text=payload.get("text"))
+    return {"ok": True}
+
+
+@app.get("/alerts")
+async def list_alerts() -> dict:
+    return {"alerts": alerts}
+
+
+@app.get("/mails")
+async def list_mails() -> dict:
+    return {"mails": mails}
+
+
+@app.post("/_control/reset")
+async def reset() -> dict:
+    alerts.clear()
+    mails.clear()
+    return {"reset": True}
+
+
+@app.get("/health")
+async def health() -> dict:
+    return report({"listening": (True, 100)}) | {"service": "alert_sink"}
