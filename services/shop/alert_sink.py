@@ -12,6 +12,7 @@ from email import policy
 
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request
+from prometheus_client import Counter, make_asgi_app
 
 from shop.health import report
 from shop.logs import configure
@@ -31,6 +32,7 @@ class MailHandler:
         mails.append({"ts": time.time(), "from": envelope.mail_from, "to": list(envelope.rcpt_tos),
                       "subject": str(message["Subject"]), "order_id": str(message.get("X-Order-Id", "")),
                       "body": body.get_content() if body else ""})
+        RECEIVED.labels("mail").inc()
         return "250 OK"
 
 
@@ -43,12 +45,15 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="alert_sink", lifespan=lifespan)
+app.mount("/metrics", make_asgi_app())
+RECEIVED = Counter("sink_received_total", "Alerts and mails received", ["kind"])
 
 
 @app.post("/hooks/alerts")
 async def receive(request: Request) -> dict:
     payload = await request.json()
     alerts.append({"ts": time.time(), **payload})
+    RECEIVED.labels("alert").inc()
     log.info("alert_received", text=payload.get("text"))
     return {"ok": True}
 
