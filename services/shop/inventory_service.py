@@ -1,0 +1,640 @@
+"""inventory_service: the catalogue, stock reservations, and the consumer of order events.
+
+Resilient mode is what the operations manual prescribes:
+
+- broker settings are checked at start: a missing RABBITMQ_* stops the service naming it (seed 003);
+- every database operation is bounded (connect 3 s, statement 2 s, pool 2 s, and a deadline the
+  service measures itself, because a slow network delays a reply that statement_timeout never
+  sees); past it the answer is 503 with Retry-After and the manual's line
+  "Database connection timed out.", never a worker waiting as long as the database does;
+- a product row with a NULL column is put in `quarantine` and left out of what is served;
+- order events are parsed, validated against shop.events.ORDER_EVENT_SCHEMA, applied once per
+  message id (processed_messages, written in the effect's own transaction), with one mail per
+  paid order (notifications); what can never be processed goes to the dead-letter queue;
+- the broker connection is robust, and the consumer resumes on its own after a broker outage.
+
+Dead-lettering with a reason: a reject can't carry headers, and the broker's own x-death header
+only says "rejected". So the consumer publishes a copy of the message to the dead-letter
+exchange itself, with headers x-reason ("<kind>: <detail>") and x-original-routing-key, waits
+for the broker's confirm, and only then acks the original. If that publish fails it rejects
+without requeue, and the queue's own dead-lettering still lands the message in the DLQ (without
+the reason). A message that fails for a transient cause (database, SMTP) is requeued after a
+pause, at most MAX_TRANSIENT_ATTEMPTS times, and then dead-lettered too: nothing loops forever.
+
+Fragile mode is the same service with those protections off: silent broker defaults, no
+timeouts, NULL columns reach arithmetic, no schema, no dedup, no DLQ, a plain connection; and a
+message the consumer can't handle stops it for good (the incident: nothing is processed until
+someone notices).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import smtplib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aio_pika
+import httpx
+import psycopg
+import structlog
+from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingMessage, AbstractQueue
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from jsonschema import Draft202012Validator
+from prometheus_client import Counter, Gauge, make_asgi_app
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from pydantic import BaseModel, Field
+
+from shop.logs import DB_TIMEOUT, INVENTORY_NULL, MALFORMED_JSON, configure
+
+# Configured before the other shop modules are imported: a module that binds its logger at import
+# (auth_client does) keeps the configuration in force at that moment.
+log = configure("inventory_service")
+
+from shop import auth_client, broker, events  # noqa: E402
+from shop import inventory_store as store  # noqa: E402
+from shop.config import broker_url  # noqa: E402
+from shop.health import report  # noqa: E402
+
+T = TypeVar("T")
+
+RESILIENT = os.environ.get("SUT_MODE", "resilient") == "resilient"
+BROKER_URL = broker_url(RESILIENT, log)  # resilient: exits here, naming the missing variable
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+SMTP_HOST = os.environ.get("SMTP_HOST", "localhost")
+SMTP_PORT = int(os.environ.get("SMTP_PORT", "25"))
+SMTP_TIMEOUT_S = 5.0
+
+PREFETCH = 10
+BROKER_RETRY_S = 1.0  # while the broker is still starting (both modes: that is deployment, not a fault)
+MAX_TRANSIENT_ATTEMPTS = 30
+RETRY_PAUSE_S = 2.0  # with 30 attempts: a database or mail outage of a minute or more costs no event
+STARTUP_DB_WAIT_S = 120.0
+STARTUP_CONNECT_S = 3.0
+HEALTH_DEADLINE_S = 1.0
+UNBOUNDED_S = 24 * 3600.0  # psycopg_pool wants a number: a day is "as long as the database likes"
+
+REQUESTS = Counter("inventory_requests_total", "HTTP requests answered", ["method", "route", "status"])
+PROCESSED = Counter("inventory_messages_processed_total", "Order events handled", ["type", "outcome"])
+DEAD_LETTERED = Counter("inventory_messages_dead_lettered_total", "Messages sent to the DLQ", ["kind"])
+DB_UNAVAILABLE = Counter("inventory_database_unavailable_total", "Operations ended by the database deadline")
+CONSUMER_CONNECTED = Gauge("inventory_consumer_connected", "1 while the order-event consumer is connected")
+
+
+@dataclass(frozen=True)
+class DbLimits:
+    """How long the service lets the database take; None: as long as it likes."""
+
+    connect_s: int | None
+    statement_ms: int | None
+    acquire_s: float
+    request_deadline_s: float | None  # a whole HTTP-side operation, acquire included
+    message_deadline_s: float | None  # a whole event, SMTP included
+
+    def connection_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if self.connect_s:
+            kwargs["connect_timeout"] = self.connect_s
+        if self.statement_ms:
+            kwargs["options"] = f"-c statement_timeout={self.statement_ms}"
+        return kwargs
+
+
+LIMITS = {
+    True: DbLimits(connect_s=3, statement_ms=2000, acquire_s=2.0, request_deadline_s=2.0, message_deadline_s=8.0),
+    False: DbLimits(connect_s=None, statement_ms=None, acquire_s=UNBOUNDED_S, request_deadline_s=None,
+                    message_deadline_s=None),
+}[RESILIENT]
+DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+# Worth another delivery later: the database or the mail server was away (SMTPException is an OSError).
+TRANSIENT = (*DB_ERRORS, OSError)
+VALIDATOR = Draft202012Validator(events.ORDER_EVENT_SCHEMA)
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer within the deadline (or at all): 503 with Retry-After."""
+
+
+class Refused(Exception):
+    """A request the service understood and declines (unknown sku, out of stock)."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+
+
+class State:
+    """What the running service holds."""
+
+    pool: AsyncConnectionPool
+    http: httpx.AsyncClient
+    database_ready: asyncio.Event
+    consumer_stopped: asyncio.Event
+    dead_letters: AbstractExchange | None = None
+    consumer_connected: bool = False
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task] = []
+        self.abandoned: set[asyncio.Task] = set()
+        self.transient_failures: dict[str, int] = {}
+
+
+state = State()
+
+
+# ---------------------------------------------------------------- the database, bounded
+
+def _forget(task: asyncio.Task) -> None:
+    state.abandoned.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not report it as lost
+
+
+def _abandon(task: asyncio.Task) -> None:
+    """Cancels an operation without waiting for it. psycopg answers a cancellation by waiting for
+    the server to confirm it, which on a slow network is as slow as the fault itself; so the
+    caller is answered now and the connection returns to the pool whenever that is done."""
+    task.cancel()
+    state.abandoned.add(task)
+    task.add_done_callback(_forget)
+
+
+async def _run(work: Callable[[AsyncConnection], Awaitable[T]], *, transaction: bool = False,
+               deadline_s: float | None = LIMITS.request_deadline_s) -> T:
+    """One database operation on a pooled connection. Resilient: bounded by deadline_s, and any
+    trouble with the database becomes DatabaseUnavailable with the manual's line. An operation
+    cut off may still commit later, which is why every write here is idempotent."""
+
+    async def attempt() -> T:
+        async with state.pool.connection() as conn:
+            if not transaction:
+                return await work(conn)
+            async with conn.transaction():
+                return await work(conn)
+
+    if not RESILIENT:
+        return await attempt()
+    task = asyncio.ensure_future(attempt())
+    try:
+        done, _ = await asyncio.wait({task}, timeout=deadline_s)
+    except asyncio.CancelledError:  # the caller went away: so does the operation
+        _abandon(task)
+        raise
+    if done:
+        try:
+            return task.result()
+        except DB_ERRORS as exc:
+            cause = f"{type(exc).__name__}: {exc}"[:300]
+    else:
+        _abandon(task)
+        cause = f"no answer within {deadline_s:g} s"
+    DB_UNAVAILABLE.inc()
+    log.error(DB_TIMEOUT, cause=cause)
+    raise DatabaseUnavailable(cause)
+
+
+async def _rows(query: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows as dicts, with the row factory on the cursor so pooled connections stay plain."""
+
+    async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+    return await _run(work)
+
+
+async def _prepare_database() -> None:
+    """Creates the schema and the catalogue once the database answers; not ready before."""
+    deadline = time.monotonic() + STARTUP_DB_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            async with state.pool.connection(timeout=STARTUP_CONNECT_S) as conn:
+                await conn.execute(store.SCHEMA)
+                async with conn.cursor() as cur:
+                    await cur.executemany(store.SEED, [(*item, store.INITIAL_STOCK) for item in store.CATALOGUE])
+            state.database_ready.set()
+            log.info("database_ready")
+            return
+        except Exception as exc:  # any failure here means "not yet"; retried until the deadline
+            log.info("database_waiting", error=type(exc).__name__)
+            await asyncio.sleep(0.2)
+    log.error("database_never_ready")
+
+
+async def _database_answers() -> bool:
+    """Resilient: a live probe with a short deadline. Fragile: what start-up found, because an
+    unbounded probe would hang the health check along with everything else."""
+    if not state.database_ready.is_set():
+        return False
+    if not RESILIENT:
+        return True
+    try:
+        await _run(lambda conn: conn.execute("SELECT 1"), deadline_s=HEALTH_DEADLINE_S)
+    except DatabaseUnavailable:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- the HTTP API
+
+@contextlib.asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    # Resilient: a connection is checked as it leaves the pool, so one broken while idle (database
+    # restarted, proxy reset) is replaced instead of failing the request that drew it.
+    state.pool = AsyncConnectionPool(DATABASE_URL, min_size=2, max_size=10, open=False, name="inventory",
+                                     timeout=LIMITS.acquire_s, kwargs=LIMITS.connection_kwargs(),
+                                     check=AsyncConnectionPool.check_connection if RESILIENT else None)
+    await state.pool.open(wait=False)
+    state.http = httpx.AsyncClient()
+    state.database_ready, state.consumer_stopped = asyncio.Event(), asyncio.Event()
+    state.tasks = [asyncio.create_task(_prepare_database()), asyncio.create_task(_consume())]
+    log.info("started", limits=LIMITS.__dict__, broker=_broker_address())
+    yield
+    for task in state.tasks:
+        task.cancel()
+    await asyncio.gather(*state.tasks, return_exceptions=True)
+    await state.http.aclose()
+    await state.pool.close()
+
+
+app = FastAPI(title="inventory_service", lifespan=lifespan)
+app.mount("/metrics", make_asgi_app())
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"error": "database unavailable", "reason": str(exc)}, status_code=503,
+                        headers={"Retry-After": "1"})
+
+
+async def _refused(_: Request, exc: Refused) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+async def _auth_failed(_: Request, exc: auth_client.AuthDenied | auth_client.AuthUnavailable) -> JSONResponse:
+    return auth_client.denial(exc)
+
+
+ANSWERS: dict[type[Exception], Callable[..., Awaitable[JSONResponse]]] = {
+    DatabaseUnavailable: _database_unavailable,
+    Refused: _refused,
+    auth_client.AuthDenied: _auth_failed,
+    auth_client.AuthUnavailable: _auth_failed,
+}
+for _exc_type, _answer in ANSWERS.items():
+    app.add_exception_handler(_exc_type, _answer)
+
+
+@app.middleware("http")
+async def observe(request: Request, call_next: Any) -> Any:
+    """Binds a trace id, counts the answer per route, turns an unhandled error into one JSON event."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(trace_id=request.headers.get("X-Trace-Id") or uuid.uuid4().hex)
+    try:
+        response = await call_next(request)
+    except Exception as exc:
+        log.exception("unhandled_error", path=request.url.path, error=repr(exc))
+        response = JSONResponse({"error": "internal error"}, status_code=500)
+    route = getattr(request.scope.get("route"), "path", "unmatched")
+    REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+    return response
+
+
+async def authorized(authorization: str | None = Header(default=None)) -> dict[str, Any]:
+    """The caller's claims; AuthDenied / AuthUnavailable are answered by ANSWERS."""
+    return await auth_client.verify(state.http, authorization, audience="shop")
+
+
+AUTH = [Depends(authorized)]
+PRODUCTS = "SELECT sku, name, price_cents, stock FROM products"
+RESERVATION = ("SELECT order_id, sku, quantity, status, created_at::text AS created_at, "
+               "updated_at::text AS updated_at FROM reservations WHERE order_id = %s")
+QUARANTINE = ("INSERT INTO quarantine (sku, reason) VALUES (%s, %s) "
+              "ON CONFLICT (sku) DO UPDATE SET reason = EXCLUDED.reason, at = now()")
+
+
+@app.get("/health")
+async def health() -> JSONResponse:
+    database = await _database_answers()
+    body = report({"database": (database, 50), "broker_consumer": (state.consumer_connected, 50)})
+    body |= {"service": "inventory_service", "sut_mode": "resilient" if RESILIENT else "fragile"}
+    return JSONResponse(body, status_code=200 if database else 503)
+
+
+async def _quarantine(reasons: dict[str, str]) -> None:
+    async def work(conn: AsyncConnection) -> None:
+        async with conn.cursor() as cur:
+            await cur.executemany(QUARANTINE, list(reasons.items()))
+
+    await _run(work)
+    for sku, reason in reasons.items():
+        log.warning("product_quarantined", sku=sku, reason=reason)
+
+
+async def _servable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Resilient: rows with a NULL column are quarantined and left out, the rest served.
+    Fragile: every row goes to render(), and a NULL column ends the request."""
+    if RESILIENT:
+        bad = {row["sku"]: reason for row in rows if (reason := store.quarantine_reason(row))}
+        if bad:
+            await _quarantine(bad)
+        return [store.render(row) for row in rows if row["sku"] not in bad]
+    try:
+        return [store.render(row) for row in rows]
+    except (TypeError, AttributeError) as exc:  # what a NULL column does to arithmetic and formatting
+        log.error(INVENTORY_NULL, error=repr(exc))
+        raise
+
+
+@app.get("/products", dependencies=AUTH)
+async def list_products() -> JSONResponse:
+    return JSONResponse(await _servable(await _rows(PRODUCTS + " ORDER BY sku")))
+
+
+@app.get("/products/{sku}", dependencies=AUTH)
+async def get_product(sku: str) -> JSONResponse:
+    rows = await _rows(PRODUCTS + " WHERE sku = %s", [sku])
+    if not rows:
+        return JSONResponse({"error": "no such product"}, status_code=404)
+    served = await _servable(rows)
+    if not served:
+        return JSONResponse({"error": "not available", "reason": "quarantined",
+                             "detail": store.quarantine_reason(rows[0])}, status_code=404)
+    return JSONResponse(served[0])
+
+
+class ReservationIn(BaseModel):
+    order_id: str = Field(min_length=1, max_length=128)
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=1000)
+
+
+@app.post("/reservations", dependencies=AUTH)
+async def reserve(body: ReservationIn) -> JSONResponse:
+    """Reserves stock, idempotent by order id: the reservation row is inserted first, so a repeat
+    (or a concurrent twin) finds it and takes no stock; a refusal rolls the insert back."""
+
+    async def work(conn: AsyncConnection) -> bool:
+        inserted = await conn.execute(
+            "INSERT INTO reservations (order_id, sku, quantity, status) VALUES (%s, %s, %s, 'RESERVED') "
+            "ON CONFLICT (order_id) DO NOTHING", [body.order_id, body.sku, body.quantity])
+        if inserted.rowcount == 0:
+            return False
+        taken = await conn.execute("UPDATE products SET stock = stock - %s WHERE sku = %s AND stock >= %s",
+                                   [body.quantity, body.sku, body.quantity])
+        if taken.rowcount == 1:
+            return True
+        known = await (await conn.execute("SELECT 1 FROM products WHERE sku = %s", [body.sku])).fetchone()
+        raise Refused(409, "out of stock") if known else Refused(404, "no such product")
+
+    if await _run(work, transaction=True):
+        log.info("reserved", order_id=body.order_id, sku=body.sku, quantity=body.quantity)
+        return JSONResponse({"order_id": body.order_id, "status": "RESERVED", "sku": body.sku,
+                             "quantity": body.quantity}, status_code=201)
+    existing = await _rows(RESERVATION, [body.order_id])
+    return JSONResponse(existing[0] | {"replayed": True}, status_code=200)
+
+
+@app.get("/reservations/{order_id}", dependencies=AUTH)
+async def get_reservation(order_id: str) -> JSONResponse:
+    rows = await _rows(RESERVATION, [order_id])
+    if not rows:
+        return JSONResponse({"error": "no such reservation"}, status_code=404)
+    return JSONResponse(rows[0])
+
+
+# ---------------------------------------------------------------- order events: effects
+
+CLAIMS = {  # a row that exists once: a second claim of the same key changes nothing
+    "message": "INSERT INTO processed_messages (message_id) VALUES (%s) ON CONFLICT DO NOTHING",
+    "mail": "INSERT INTO notifications (order_id) VALUES (%s) ON CONFLICT DO NOTHING",
+}
+STOCK_RETURNED_ON = "RELEASED"
+
+
+async def _claim(conn: AsyncConnection, what: str, key: str) -> bool:
+    return (await conn.execute(CLAIMS[what], [key])).rowcount == 1
+
+
+async def _transition(conn: AsyncConnection, event: dict[str, Any]) -> None:
+    """Moves the order's reservation as the event says (store.transition decides)."""
+    row = await (await conn.execute(
+        "SELECT status, sku, quantity FROM reservations WHERE order_id = %s FOR UPDATE",
+        [event["order_id"]])).fetchone()
+    target = store.transition(row[0] if row else None, event["type"])
+    if target is None:
+        return
+    await conn.execute("UPDATE reservations SET status = %s, updated_at = now() WHERE order_id = %s",
+                       [target, event["order_id"]])
+    if target == STOCK_RETURNED_ON:
+        await conn.execute("UPDATE products SET stock = stock + %s WHERE sku = %s", [row[2], row[1]])
+
+
+def _send(message: EmailMessage) -> None:
+    """Blocking SMTP, run in a thread."""
+    with smtplib.SMTP(SMTP_HOST, SMTP_PORT, timeout=SMTP_TIMEOUT_S) as smtp:
+        smtp.send_message(message)
+
+
+async def _apply(event: dict[str, Any], guarded: bool) -> str:
+    """One event's effect in one transaction; "processed" or "duplicate". Guarded (resilient):
+    the message id is claimed in the same transaction as the effect, so a redelivery changes
+    nothing, and the mail is claimed per order, so a re-published event mails nobody twice. The
+    mail goes out before the commit: a failed send rolls the effect back and the event is retried."""
+
+    async def work(conn: AsyncConnection) -> str:
+        if guarded and not await _claim(conn, "message", event["message_id"]):
+            return "duplicate"
+        await _transition(conn, event)
+        if event["type"] == "order.paid" and event.get("customer_email"):
+            if not guarded or await _claim(conn, "mail", event["order_id"]):
+                await asyncio.to_thread(_send, store.paid_mail(event["order_id"], event["customer_email"]))
+                log.info("customer_notified", order_id=event["order_id"])
+        return "processed"
+
+    return await _run(work, transaction=True, deadline_s=LIMITS.message_deadline_s)
+
+
+# ---------------------------------------------------------------- order events: resilient handling
+
+@dataclass(frozen=True)
+class Disposition:
+    """What becomes of a delivered message: acked, requeued for later, or dead-lettered."""
+
+    action: str  # a key of SETTLE
+    reason: str = ""
+    kind: str = ""
+
+
+def _body_key(message: AbstractIncomingMessage) -> str:
+    return hashlib.sha256(message.body).hexdigest()
+
+
+def _transient(message: AbstractIncomingMessage, exc: Exception) -> Disposition:
+    """Retried later, but only so often: a message that keeps failing is dead-lettered."""
+    key = _body_key(message)
+    attempts = state.transient_failures.pop(key, 0) + 1
+    reason = f"transient: {type(exc).__name__}: {exc}"[:500]
+    if attempts >= MAX_TRANSIENT_ATTEMPTS:
+        log.error("message_retries_exhausted", attempts=attempts, reason=reason)
+        return Disposition("dead_letter", f"{reason} (after {attempts} attempts)", "transient")
+    state.transient_failures[key] = attempts
+    log.warning("message_retry_later", attempts=attempts, reason=reason)
+    return Disposition("retry", reason, "transient")
+
+
+async def _dispose(message: AbstractIncomingMessage) -> Disposition:
+    """Decides a message's fate; never raises, so one message can't stop the consumer."""
+    try:
+        event = store.parse_event(message.body, VALIDATOR)
+        outcome = await _apply(event, guarded=True)
+    except store.Rejected as exc:
+        log.error(exc.log_event, reason=exc.reason, message_id=message.message_id)
+        return Disposition("dead_letter", exc.reason[:500], exc.kind)
+    except (DatabaseUnavailable, *TRANSIENT) as exc:
+        return _transient(message, exc)
+    except Exception as exc:  # a surprise in one message is that message's problem only
+        log.exception("message_processing_failed", message_id=message.message_id, error=repr(exc))
+        return Disposition("dead_letter", f"processing: {exc!r}"[:500], "processing")
+    state.transient_failures.pop(_body_key(message), None)
+    PROCESSED.labels(event["type"], outcome).inc()
+    if outcome == "duplicate":
+        log.info("duplicate_message_skipped", message_id=event["message_id"], order_id=event["order_id"])
+    else:
+        log.info("message_processed", message_id=event["message_id"], type=event["type"],
+                 order_id=event["order_id"])
+    return Disposition("ack")
+
+
+async def _ack(message: AbstractIncomingMessage, _: Disposition) -> None:
+    await message.ack()
+
+
+async def _retry(message: AbstractIncomingMessage, _: Disposition) -> None:
+    await asyncio.sleep(RETRY_PAUSE_S)
+    await message.nack(requeue=True)
+
+
+async def _dead_letter(message: AbstractIncomingMessage, disposition: Disposition) -> None:
+    """A copy with its reason to the dead-letter exchange, confirmed, then the original acked."""
+    DEAD_LETTERED.labels(disposition.kind).inc()
+    headers = {**(message.headers or {}), "x-reason": disposition.reason,
+               "x-original-routing-key": message.routing_key or ""}
+    copy = aio_pika.Message(message.body, headers=headers, content_type=message.content_type,
+                            message_id=message.message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+    try:
+        if state.dead_letters is None:
+            raise RuntimeError("the dead-letter exchange is not declared")
+        await state.dead_letters.publish(copy, routing_key=message.routing_key or "", timeout=5)
+    except Exception as exc:  # the broker's own dead-lettering still takes it, without the reason
+        log.warning("dead_letter_publish_failed", error=repr(exc), fallback="reject")
+        await message.reject(requeue=False)
+        return
+    await message.ack()
+
+
+SETTLE: dict[str, Callable[[AbstractIncomingMessage, Disposition], Awaitable[None]]] = {
+    "ack": _ack, "retry": _retry, "dead_letter": _dead_letter,
+}
+
+
+async def _on_message_resilient(message: AbstractIncomingMessage) -> None:
+    disposition = await _dispose(message)
+    try:
+        await SETTLE[disposition.action](message, disposition)
+    except Exception as exc:  # the channel went away mid-flight: the broker redelivers, dedup absorbs it
+        log.warning("settle_failed", action=disposition.action, error=repr(exc))
+
+
+# ---------------------------------------------------------------- order events: fragile handling
+
+async def _on_message_fragile(message: AbstractIncomingMessage) -> None:
+    """No schema, no dedup, no DLQ: the first message it can't handle stops the consumer."""
+    try:
+        try:
+            event = json.loads(message.body)
+        except ValueError:
+            log.error(MALFORMED_JSON, message_id=message.message_id)
+            raise
+        outcome = await _apply(event, guarded=False)
+        PROCESSED.labels(event["type"], outcome).inc()
+        log.info("message_processed", message_id=event.get("message_id"), type=event["type"],
+                 order_id=event["order_id"])
+        await message.ack()
+    except Exception as exc:
+        log.error("consumer_crashed", error=repr(exc))
+        state.consumer_stopped.set()
+
+
+# ---------------------------------------------------------------- the consumer's connection
+
+def _broker_address() -> str:
+    parts = urlsplit(BROKER_URL)
+    return f"{parts.hostname}:{parts.port}"
+
+
+def _set_consumer(connected: bool, event: str) -> None:
+    log.info(event, broker=_broker_address())
+    state.consumer_connected = connected
+    CONSUMER_CONNECTED.set(1 if connected else 0)
+
+
+def _on_connection_lost(*_: Any) -> None:
+    _set_consumer(False, "consumer_disconnected")
+    if not RESILIENT:
+        state.consumer_stopped.set()  # a plain connection stays dead
+
+
+def _on_reconnected(*_: Any) -> None:
+    _set_consumer(True, "consumer_reconnected")
+
+
+async def _subscribe() -> tuple[AbstractConnection, AbstractQueue]:
+    """Connects and declares the topology, waiting (unbounded: the service has nothing better to
+    do) while the broker starts, or, fragile, while the silent default points nowhere."""
+    while True:
+        connection: AbstractConnection | None = None
+        try:
+            connection = await broker.connect(BROKER_URL, RESILIENT)
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=PREFETCH)
+            _, queue = await broker.declare(channel, RESILIENT)
+            if RESILIENT:
+                state.dead_letters = await channel.get_exchange(events.DLX, ensure=False)
+            return connection, queue
+        except Exception as exc:
+            log.info("broker_waiting", broker=_broker_address(), error=type(exc).__name__)
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+            await asyncio.sleep(BROKER_RETRY_S)
+
+
+async def _consume() -> None:
+    """The consumer's life: once the database is ready, subscribe and consume until stopped
+    (resilient: until shutdown; fragile: until the first failure or lost connection)."""
+    await state.database_ready.wait()
+    connection, queue = await _subscribe()
+    try:
+        connection.close_callbacks.add(_on_connection_lost)
+        if RESILIENT:
+            connection.reconnect_callbacks.add(_on_reconnected)  # type: ignore[attr-defined]
+        await queue.consume(_on_message_resilient if RESILIENT else _on_message_fragile)
+        _set_consumer(True, "consumer_connected")
+        await state.consumer_stopped.wait()
+    finally:
+        _set_consumer(False, "consumer_stopped")
+        with contextlib.suppress(Exception):
+            await connection.close()
