@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,12 +22,12 @@ import structlog
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Gauge, make_asgi_app
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 from purgatory.domain.model import OpenedState
 
 from shop import alerts, auth_client, config, events
+from shop.db import Database, DatabaseUnavailable
 from shop.health import level, report
 from shop.logs import configure
 from shop.node_a import DiskMonitor, write_receipt
@@ -79,14 +78,13 @@ class OrderIn(BaseModel):
 class State:
     """What the running gateway holds."""
 
-    pool: AsyncConnectionPool
+    db: Database
     vendor: httpx.AsyncClient
     peers: httpx.AsyncClient
     payments: Payments
     outbox: Outbox
     disk: DiskMonitor
     breaker_state: str = "closed"
-    db_ready: bool = False
     tasks: list[asyncio.Task]
 
 
@@ -115,33 +113,14 @@ def _on_breaker(name: str, event_type: str, event: Any) -> None:
             "pending orders are being settled"))
 
 
-async def _prepare_database() -> None:
-    """Creates the schema once the database answers; the gateway is not ready before."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            async with state.pool.connection(timeout=settings.db_connect_timeout_s) as conn:
-                await conn.execute("SELECT pg_advisory_lock(4243)")
-                try:
-                    await conn.execute(SCHEMA)
-                    await conn.execute(OUTBOX_SCHEMA)
-                finally:
-                    await conn.execute("SELECT pg_advisory_unlock(4243)")
-            state.db_ready = True
-            log.info("database_ready")
-            return
-        except Exception as exc:  # any failure here means "not yet"; retried until the deadline
-            log.info("database_waiting", error=type(exc).__name__)
-            await asyncio.sleep(0.2)
-    log.error("database_never_ready")
-
-
-async def _rows(query: str, params: list[Any]) -> list[dict]:
-    """Rows as dicts, with the row factory on the cursor so pooled connections stay plain."""
-    async with state.pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query, params)
-        return await cur.fetchall()
+async def _setup_schema(conn: AsyncConnection) -> None:
+    """Orders and outbox tables; under an advisory lock so replicas starting together agree."""
+    await conn.execute("SELECT pg_advisory_lock(4243)")
+    try:
+        await conn.execute(SCHEMA)
+        await conn.execute(OUTBOX_SCHEMA)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(4243)")
 
 
 async def _finish(order: dict, status: str, charge_id: str | None = None, only_if: str | None = None) -> bool:
@@ -155,11 +134,14 @@ async def _finish(order: dict, status: str, charge_id: str | None = None, only_i
         params.append(only_if)
     event = events.order_event(EVENT_OF[status], order["id"], order["sku"], order["quantity"],
                                order["amount_cents"], order["customer_email"])
-    async with state.pool.connection() as conn:
-        async with conn.transaction():
-            changed = (await conn.execute(query, params)).rowcount == 1
-            if changed and RESILIENT:
-                await state.outbox.add(conn, event)
+
+    async def work(conn: AsyncConnection) -> bool:
+        changed = (await conn.execute(query, params)).rowcount == 1
+        if changed and RESILIENT:
+            await state.outbox.add(conn, event)
+        return changed
+
+    changed = await state.db.run(work, transaction=True)
     if changed and not RESILIENT:
         await state.outbox.publish_now(event)
     return changed
@@ -169,10 +151,10 @@ async def _settle_pending() -> None:
     """Charges PAYMENT_PENDING orders once the breaker lets calls through again."""
     while True:
         await asyncio.sleep(settings.settle_interval_s)
-        if not state.db_ready:
+        if not state.db.ready.is_set():
             continue
         try:
-            pending = await _rows(
+            pending = await state.db.rows(
                 "SELECT id::text AS id, sku, quantity, amount_cents, customer_email FROM orders "
                 "WHERE status = 'PAYMENT_PENDING' ORDER BY created_at LIMIT 100", [])
             for order in pending:
@@ -194,19 +176,16 @@ async def _watch_disk() -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    state.pool = AsyncConnectionPool(
-        settings.database_url, min_size=1, max_size=10, open=False,
-        kwargs={"connect_timeout": settings.db_connect_timeout_s, "autocommit": True},
-    )
-    await state.pool.open(wait=False)
+    state.db = Database(settings.database_url, RESILIENT, log, "api_gateway")
+    await state.db.open()
     timeout = httpx.Timeout(settings.payment_timeout_s) if RESILIENT else httpx.Timeout(None)
     state.vendor = httpx.AsyncClient(base_url=settings.payment_url, timeout=timeout)
     state.peers = httpx.AsyncClient(timeout=timeout)
     state.payments = Payments(settings, state.vendor, log, lambda outcome: VENDOR_CALLS.labels(outcome).inc())
     state.payments.breakers.add_listener(_on_breaker)
-    state.outbox = Outbox(BROKER_URL, RESILIENT, state.pool, log)
+    state.outbox = Outbox(BROKER_URL, RESILIENT, state.db, log)
     state.disk = DiskMonitor(log, _alert)
-    state.tasks = [asyncio.create_task(_prepare_database()), asyncio.create_task(state.outbox.connect())]
+    state.tasks = [asyncio.create_task(state.db.prepare(_setup_schema)), asyncio.create_task(state.outbox.connect())]
     if RESILIENT:
         state.tasks += [asyncio.create_task(coro) for coro in
                         (_settle_pending(), state.outbox.relay(), state.disk.run(), _watch_disk())]
@@ -216,11 +195,17 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task.cancel()
     await state.vendor.aclose()
     await state.peers.aclose()
-    await state.pool.close()
+    await state.db.close()
 
 
 app = FastAPI(title="api_gateway", lifespan=lifespan)
 app.mount("/metrics", make_asgi_app())
+
+
+@app.exception_handler(DatabaseUnavailable)
+async def _database_unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
+    return JSONResponse({"error": "database unavailable", "reason": str(exc)}, status_code=503,
+                        headers={"Retry-After": "1"})
 
 
 @app.middleware("http")
@@ -236,7 +221,7 @@ async def bind_trace(request: Request, call_next: Any) -> Any:
 
 def _own_health() -> dict:
     return report({
-        "database": (state.db_ready, 40),
+        "database": (state.db.ready.is_set(), 40),
         "payment_breaker_closed": (state.breaker_state != "opened", 20),
         "broker_connected": (state.outbox.connected, 20),
         "disk_ok": (not state.disk.critical, 20),
@@ -246,7 +231,7 @@ def _own_health() -> dict:
 
 @app.get("/health")
 async def health() -> JSONResponse:
-    return JSONResponse(_own_health(), status_code=200 if state.db_ready else 503)
+    return JSONResponse(_own_health(), status_code=200 if state.db.ready.is_set() else 503)
 
 
 @app.get("/health/system")
@@ -268,7 +253,7 @@ async def system_health() -> JSONResponse:
 
 
 async def _existing(key: str) -> dict | None:
-    rows = await _rows(
+    rows = await state.db.rows(
         "SELECT id::text AS id, status, sku, quantity, amount_cents FROM orders WHERE idempotency_key = %s", [key])
     return rows[0] if rows else None
 
@@ -304,20 +289,17 @@ async def create_order(body: OrderIn, idempotency_key: str | None = Header(defau
         return JSONResponse({"error": "writes shed: node-A disk space is critically low"},
                             status_code=503, headers={"Retry-After": "5"})
     order = {"id": str(uuid.uuid4()), **body.model_dump()}
-    async with state.pool.connection() as conn:
-        cur = await conn.execute(
-            "INSERT INTO orders (id, idempotency_key, sku, quantity, amount_cents, customer_email, status) "
-            "VALUES (%s, %s, %s, %s, %s, %s, 'NEW') ON CONFLICT (idempotency_key) DO NOTHING",
-            [order["id"], idempotency_key, body.sku, body.quantity, body.amount_cents, body.customer_email])
-        inserted = cur.rowcount == 1
+    inserted = await state.db.execute(
+        "INSERT INTO orders (id, idempotency_key, sku, quantity, amount_cents, customer_email, status) "
+        "VALUES (%s, %s, %s, %s, %s, %s, 'NEW') ON CONFLICT (idempotency_key) DO NOTHING",
+        [order["id"], idempotency_key, body.sku, body.quantity, body.amount_cents, body.customer_email]) == 1
     if not inserted:
         existing = await _existing(idempotency_key)
         return JSONResponse(existing | {"replayed": True}, status_code=200)
     structlog.contextvars.bind_contextvars(order_id=order["id"])
     refused = await _reserve(order, authorization)
     if refused is not None:
-        async with state.pool.connection() as conn:
-            await conn.execute("UPDATE orders SET status = 'REJECTED', updated_at = now() WHERE id = %s", [order["id"]])
+        await state.db.execute("UPDATE orders SET status = 'REJECTED', updated_at = now() WHERE id = %s", [order["id"]])
         ORDERS.labels("REJECTED").inc()
         return refused
     status, charge_id = await _charge(order)
@@ -351,7 +333,7 @@ async def get_order(order_id: uuid.UUID, authorization: str | None = Header(defa
         await auth_client.verify(state.peers, authorization)
     except (auth_client.AuthDenied, auth_client.AuthUnavailable) as exc:
         return auth_client.denial(exc)
-    rows = await _rows(
+    rows = await state.db.rows(
         "SELECT id::text AS id, idempotency_key, status, sku, quantity, amount_cents, charge_id "
         "FROM orders WHERE id = %s", [str(order_id)])
     if not rows:
@@ -362,5 +344,5 @@ async def get_order(order_id: uuid.UUID, authorization: str | None = Header(defa
 @app.get("/outbox")
 async def outbox_status() -> dict:
     """How many events wait to be published (what the broker outage scenario watches)."""
-    return {"pending": await state.outbox.pending() if state.db_ready else None,
+    return {"pending": await state.outbox.pending() if state.db.ready.is_set() else None,
             "broker_connected": state.outbox.connected}

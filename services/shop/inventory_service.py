@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import smtplib
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -45,7 +44,6 @@ from urllib.parse import urlsplit
 
 import aio_pika
 import httpx
-import psycopg
 import structlog
 from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 from fastapi import Depends, FastAPI, Header, Request
@@ -53,11 +51,9 @@ from fastapi.responses import JSONResponse
 from jsonschema import Draft202012Validator
 from prometheus_client import Counter, Gauge, make_asgi_app
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pydantic import BaseModel, Field
 
-from shop.logs import DB_TIMEOUT, INVENTORY_NULL, MALFORMED_JSON, configure
+from shop.logs import INVENTORY_NULL, MALFORMED_JSON, configure
 
 # Configured before the other shop modules are imported: a module that binds its logger at import
 # (auth_client does) keeps the configuration in force at that moment.
@@ -67,6 +63,7 @@ from shop import auth_client, broker, events  # noqa: E402
 from shop import inventory_store as store  # noqa: E402
 from shop.config import broker_url  # noqa: E402
 from shop.health import report  # noqa: E402
+from shop.db import DB_ERRORS, Database, DatabaseUnavailable  # noqa: E402
 
 T = TypeVar("T")
 
@@ -81,10 +78,7 @@ PREFETCH = 10
 BROKER_RETRY_S = 1.0  # while the broker is still starting (both modes: that is deployment, not a fault)
 MAX_TRANSIENT_ATTEMPTS = 30
 RETRY_PAUSE_S = 2.0  # with 30 attempts: a database or mail outage of a minute or more costs no event
-STARTUP_DB_WAIT_S = 120.0
-STARTUP_CONNECT_S = 3.0
 HEALTH_DEADLINE_S = 1.0
-UNBOUNDED_S = 24 * 3600.0  # psycopg_pool wants a number: a day is "as long as the database likes"
 
 REQUESTS = Counter("inventory_requests_total", "HTTP requests answered", ["method", "route", "status"])
 PROCESSED = Counter("inventory_messages_processed_total", "Order events handled", ["type", "outcome"])
@@ -93,38 +87,9 @@ DB_UNAVAILABLE = Counter("inventory_database_unavailable_total", "Operations end
 CONSUMER_CONNECTED = Gauge("inventory_consumer_connected", "1 while the order-event consumer is connected")
 
 
-@dataclass(frozen=True)
-class DbLimits:
-    """How long the service lets the database take; None: as long as it likes."""
-
-    connect_s: int | None
-    statement_ms: int | None
-    acquire_s: float
-    request_deadline_s: float | None  # a whole HTTP-side operation, acquire included
-    message_deadline_s: float | None  # a whole event, SMTP included
-
-    def connection_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"autocommit": True}
-        if self.connect_s:
-            kwargs["connect_timeout"] = self.connect_s
-        if self.statement_ms:
-            kwargs["options"] = f"-c statement_timeout={self.statement_ms}"
-        return kwargs
-
-
-LIMITS = {
-    True: DbLimits(connect_s=3, statement_ms=2000, acquire_s=2.0, request_deadline_s=2.0, message_deadline_s=8.0),
-    False: DbLimits(connect_s=None, statement_ms=None, acquire_s=UNBOUNDED_S, request_deadline_s=None,
-                    message_deadline_s=None),
-}[RESILIENT]
-DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 # Worth another delivery later: the database or the mail server was away (SMTPException is an OSError).
 TRANSIENT = (*DB_ERRORS, OSError)
 VALIDATOR = Draft202012Validator(events.ORDER_EVENT_SCHEMA)
-
-
-class DatabaseUnavailable(Exception):
-    """The database did not answer within the deadline (or at all): 503 with Retry-After."""
 
 
 class Refused(Exception):
@@ -138,16 +103,14 @@ class Refused(Exception):
 class State:
     """What the running service holds."""
 
-    pool: AsyncConnectionPool
+    db: Database
     http: httpx.AsyncClient
-    database_ready: asyncio.Event
     consumer_stopped: asyncio.Event
     dead_letters: AbstractExchange | None = None
     consumer_connected: bool = False
 
     def __init__(self) -> None:
         self.tasks: list[asyncio.Task] = []
-        self.abandoned: set[asyncio.Task] = set()
         self.transient_failures: dict[str, int] = {}
 
 
@@ -156,96 +119,20 @@ state = State()
 
 # ---------------------------------------------------------------- the database, bounded
 
-def _forget(task: asyncio.Task) -> None:
-    state.abandoned.discard(task)
-    if not task.cancelled():
-        task.exception()  # retrieved, so asyncio does not report it as lost
-
-
-def _abandon(task: asyncio.Task) -> None:
-    """Cancels an operation without waiting for it. psycopg answers a cancellation by waiting for
-    the server to confirm it, which on a slow network is as slow as the fault itself; so the
-    caller is answered now and the connection returns to the pool whenever that is done."""
-    task.cancel()
-    state.abandoned.add(task)
-    task.add_done_callback(_forget)
-
-
 async def _run(work: Callable[[AsyncConnection], Awaitable[T]], *, transaction: bool = False,
-               deadline_s: float | None = LIMITS.request_deadline_s) -> T:
-    """One database operation on a pooled connection. Resilient: bounded by deadline_s, and any
-    trouble with the database becomes DatabaseUnavailable with the manual's line. An operation
-    cut off may still commit later, which is why every write here is idempotent."""
-
-    async def attempt() -> T:
-        async with state.pool.connection() as conn:
-            if not transaction:
-                return await work(conn)
-            async with conn.transaction():
-                return await work(conn)
-
-    if not RESILIENT:
-        return await attempt()
-    task = asyncio.ensure_future(attempt())
-    try:
-        done, _ = await asyncio.wait({task}, timeout=deadline_s)
-    except asyncio.CancelledError:  # the caller went away: so does the operation
-        _abandon(task)
-        raise
-    if done:
-        try:
-            return task.result()
-        except DB_ERRORS as exc:
-            cause = f"{type(exc).__name__}: {exc}"[:300]
-    else:
-        _abandon(task)
-        cause = f"no answer within {deadline_s:g} s"
-    DB_UNAVAILABLE.inc()
-    log.error(DB_TIMEOUT, cause=cause)
-    raise DatabaseUnavailable(cause)
+               deadline_s: float | None | str = "request") -> T:
+    return await state.db.run(work, transaction=transaction, deadline_s=deadline_s)
 
 
 async def _rows(query: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """Rows as dicts, with the row factory on the cursor so pooled connections stay plain."""
-
-    async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(query, params)
-        return await cur.fetchall()
-
-    return await _run(work)
+    return await state.db.rows(query, params)
 
 
-async def _prepare_database() -> None:
-    """Creates the schema and the catalogue once the database answers; not ready before."""
-    deadline = time.monotonic() + STARTUP_DB_WAIT_S
-    while time.monotonic() < deadline:
-        try:
-            async with state.pool.connection(timeout=STARTUP_CONNECT_S) as conn:
-                await conn.execute(store.SCHEMA)
-                async with conn.cursor() as cur:
-                    await cur.executemany(store.SEED, [(*item, store.INITIAL_STOCK) for item in store.CATALOGUE])
-            state.database_ready.set()
-            log.info("database_ready")
-            return
-        except Exception as exc:  # any failure here means "not yet"; retried until the deadline
-            log.info("database_waiting", error=type(exc).__name__)
-            await asyncio.sleep(0.2)
-    log.error("database_never_ready")
-
-
-async def _database_answers() -> bool:
-    """Resilient: a live probe with a short deadline. Fragile: what start-up found, because an
-    unbounded probe would hang the health check along with everything else."""
-    if not state.database_ready.is_set():
-        return False
-    if not RESILIENT:
-        return True
-    try:
-        await _run(lambda conn: conn.execute("SELECT 1"), deadline_s=HEALTH_DEADLINE_S)
-    except DatabaseUnavailable:
-        return False
-    return True
+async def _setup_schema(conn: AsyncConnection) -> None:
+    """Creates the schema and the catalogue (idempotent: a restart never resets used stock)."""
+    await conn.execute(store.SCHEMA)
+    async with conn.cursor() as cur:
+        await cur.executemany(store.SEED, [(*item, store.INITIAL_STOCK) for item in store.CATALOGUE])
 
 
 # ---------------------------------------------------------------- the HTTP API
@@ -254,20 +141,18 @@ async def _database_answers() -> bool:
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     # Resilient: a connection is checked as it leaves the pool, so one broken while idle (database
     # restarted, proxy reset) is replaced instead of failing the request that drew it.
-    state.pool = AsyncConnectionPool(DATABASE_URL, min_size=2, max_size=10, open=False, name="inventory",
-                                     timeout=LIMITS.acquire_s, kwargs=LIMITS.connection_kwargs(),
-                                     check=AsyncConnectionPool.check_connection if RESILIENT else None)
-    await state.pool.open(wait=False)
+    state.db = Database(DATABASE_URL, RESILIENT, log, "inventory", on_unavailable=DB_UNAVAILABLE.inc)
+    await state.db.open()
     state.http = httpx.AsyncClient()
-    state.database_ready, state.consumer_stopped = asyncio.Event(), asyncio.Event()
-    state.tasks = [asyncio.create_task(_prepare_database()), asyncio.create_task(_consume())]
-    log.info("started", limits=LIMITS.__dict__, broker=_broker_address())
+    state.consumer_stopped = asyncio.Event()
+    state.tasks = [asyncio.create_task(state.db.prepare(_setup_schema)), asyncio.create_task(_consume())]
+    log.info("started", limits=state.db.describe(), broker=_broker_address())
     yield
     for task in state.tasks:
         task.cancel()
     await asyncio.gather(*state.tasks, return_exceptions=True)
     await state.http.aclose()
-    await state.pool.close()
+    await state.db.close()
 
 
 app = FastAPI(title="inventory_service", lifespan=lifespan)
@@ -327,7 +212,7 @@ QUARANTINE = ("INSERT INTO quarantine (sku, reason) VALUES (%s, %s) "
 
 @app.get("/health")
 async def health() -> JSONResponse:
-    database = await _database_answers()
+    database = await state.db.answers(HEALTH_DEADLINE_S)
     body = report({"database": (database, 50), "broker_consumer": (state.consumer_connected, 50)})
     body |= {"service": "inventory_service", "sut_mode": "resilient" if RESILIENT else "fragile"}
     return JSONResponse(body, status_code=200 if database else 503)
@@ -464,7 +349,7 @@ async def _apply(event: dict[str, Any], guarded: bool) -> str:
                 log.info("customer_notified", order_id=event["order_id"])
         return "processed"
 
-    return await _run(work, transaction=True, deadline_s=LIMITS.message_deadline_s)
+    return await _run(work, transaction=True, deadline_s=state.db.limits.message_deadline_s)
 
 
 # ---------------------------------------------------------------- order events: resilient handling
@@ -625,7 +510,7 @@ async def _subscribe() -> tuple[AbstractConnection, AbstractQueue]:
 async def _consume() -> None:
     """The consumer's life: once the database is ready, subscribe and consume until stopped
     (resilient: until shutdown; fragile: until the first failure or lost connection)."""
-    await state.database_ready.wait()
+    await state.db.ready.wait()
     connection, queue = await _subscribe()
     try:
         connection.close_callbacks.add(_on_connection_lost)

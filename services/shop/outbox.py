@@ -13,9 +13,9 @@ import json
 
 import aio_pika
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
 from shop import broker, events
+from shop.db import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -30,8 +30,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 
 
 class Outbox:
-    def __init__(self, url: str, resilient: bool, pool: AsyncConnectionPool, log) -> None:
-        self.url, self.resilient, self.pool, self.log = url, resilient, pool, log
+    def __init__(self, url: str, resilient: bool, db: Database, log) -> None:
+        self.url, self.resilient, self.db, self.log = url, resilient, db, log
         self.exchange: aio_pika.abc.AbstractExchange | None = None
         self.connection: aio_pika.abc.AbstractConnection | None = None
 
@@ -81,17 +81,15 @@ class Outbox:
             if self.exchange is None:
                 continue
             try:
-                async with self.pool.connection() as conn:
-                    rows = await (await conn.execute(
-                        "SELECT id, body FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 100")).fetchall()
-                for row_id, body in rows:
-                    await self._publish(body)
-                    async with self.pool.connection() as conn:
-                        await conn.execute("UPDATE outbox SET published_at = now() WHERE id = %s", [row_id])
+                rows = await self.db.rows(
+                    "SELECT id, body FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 100")
+                for row in rows:
+                    await self._publish(row["body"])
+                    await self.db.execute("UPDATE outbox SET published_at = now() WHERE id = %s", [row["id"]])
             except Exception as exc:  # broker or database away: the rows wait for the next tick
                 self.log.warning("outbox_relay_waiting", error=type(exc).__name__)
                 await asyncio.sleep(0.5)
 
     async def pending(self) -> int:
-        async with self.pool.connection() as conn:
-            return (await (await conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL")).fetchone())[0]
+        rows = await self.db.rows("SELECT count(*) AS pending FROM outbox WHERE published_at IS NULL")
+        return rows[0]["pending"]

@@ -22,7 +22,6 @@ class GatewaySettings(BaseModel):
     breaker_reset_s: float = Field(default=2.0, gt=0)
     payment_timeout_s: float = Field(default=2.0, gt=0)
     settle_interval_s: float = Field(default=0.25, gt=0)
-    db_connect_timeout_s: int = Field(default=3, ge=1)
 
     @classmethod
     def from_env(cls) -> "GatewaySettings":

@@ -204,3 +204,32 @@ def test_every_shop_service_exposes_metrics(stack):
     for service in ("api_gateway", "auth_service", "inventory_service"):
         text = httpx.get(stack.endpoint(service).url + "/metrics/", timeout=5).text
         assert "# TYPE" in text, service
+
+
+DB_TIMEOUT = "Database connection timed out."
+
+
+@pytest.mark.parametrize("mode", ["resilient", "fragile"])
+def test_slow_database_gets_503_with_retry_after_only_when_resilient(mode, stack, fragile_stack):
+    target = stack if mode == "resilient" else fragile_stack
+    token = _token(target)
+    proxy = target.toxiproxy.get_proxy("postgres")
+    proxy.add_toxic(name="slow_db_test", type="latency", attributes={"latency": 6000})
+    since = time.time()
+    try:
+        began = time.monotonic()
+        try:
+            response = _post(target, token, timeout=3.5)
+        except httpx.TimeoutException:
+            response = None
+        took = time.monotonic() - began
+    finally:
+        target.toxiproxy.get_proxy("postgres").destroy_toxic("slow_db_test")
+    if mode == "resilient":
+        assert response is not None and response.status_code == 503, response
+        assert response.headers.get("Retry-After") and took < 3.5
+        assert any(e.get("event") == DB_TIMEOUT for e in target.logs("api_gateway", since=since))
+    else:
+        assert response is None, "the fragile gateway has no deadline: it should still be waiting"
+    recovered, _ = wait_for(lambda: _post(target, token).status_code == 201, 20, 0.5)
+    assert recovered, "the shop did not recover after the database became fast again"
