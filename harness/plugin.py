@@ -115,22 +115,23 @@ def shop(stack: Any, history: History) -> Iterator[ShopClient]:
     client.close()
 
 
-@pytest.fixture
-def vendor(stack: Any) -> Iterator[VendorClient]:
-    """The payment vendor's control API, reset so each test reads only its own journal."""
-    client = VendorClient(stack.endpoint("payment_gateway").url)
+def _fresh(client: Any) -> Iterator[Any]:
+    """An observer client emptied first, so each test reads only what it caused."""
     client.reset()
     yield client
     client.close()
+
+
+@pytest.fixture
+def vendor(stack: Any) -> Iterator[VendorClient]:
+    """The payment vendor's control API and journal."""
+    yield from _fresh(VendorClient(stack.endpoint("payment_gateway").url))
 
 
 @pytest.fixture
 def sink(stack: Any) -> Iterator[SinkClient]:
-    """The alert and mail sink, emptied so each test reads only what it caused."""
-    client = SinkClient(stack.endpoint("alert_sink").url)
-    client.reset()
-    yield client
-    client.close()
+    """The alert and mail sink."""
+    yield from _fresh(SinkClient(stack.endpoint("alert_sink").url))
 
 
 @pytest.fixture
