@@ -37,7 +37,8 @@ def steady_state(shop, label: str) -> None:
 
 
 @pytest.mark.chaos(root_cause="payment_gateway_outage",
-                   runbook=["retry_with_backoff", "circuit_breaker", "fallback", "exactly_once_settlement"])
+                   runbook=["retry_with_backoff", "circuit_breaker", "fallback", "exactly_once_settlement",
+                            "alert_on_recovery"])
 def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_record):
     steady_state(shop, "before")
 

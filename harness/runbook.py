@@ -1,0 +1,150 @@
+"""The operations manual (seed 000) and the seed incidents (002, 003) as data.
+
+Each root cause carries its log line (verbatim), where it shows, the first-response steps and
+the permanent fixes, each with a stable id. Scenarios declare which root cause they exercise and
+which prescriptions they verify (`@pytest.mark.chaos(root_cause=..., runbook=[...])`); the
+coverage table (`chaos runbook`) is computed from those markers, so a root cause without a
+scenario is visible at once.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RootCause:
+    id: str
+    title: str
+    title_ja: str
+    log_line: str | None
+    services: tuple[str, ...]
+    first_response: tuple[Step, ...]
+    prescriptions: tuple[Step, ...]
+    source: str = "seed 000"
+
+
+ROOT_CAUSES: dict[str, RootCause] = {
+    rc.id: rc
+    for rc in (
+        RootCause(
+            "payment_gateway_outage", "External payment gateway outage or slowdown",
+            "外部依存サービス（決済ゲートウェイ）の障害またはパフォーマンス低下",
+            "Payment gateway API returned 503 Service Unavailable.",
+            ("api_gateway", "payment_gateway"),
+            (Step("check_vendor_status", "Check the vendor's status page; wait or switch"),
+             Step("triage_alerts", "Triage alerts by severity; find affected services and users")),
+            (Step("retry_with_backoff", "Retry external calls with exponential backoff"),
+             Step("circuit_breaker", "Stop calling a failing vendor with a circuit breaker"),
+             Step("fallback", "Fall back: accept the order as PAYMENT_PENDING instead of failing"),
+             Step("exactly_once_settlement", "Settle pending orders exactly once after recovery"),
+             Step("alert_on_recovery", "Alert on failure and on recovery (seed 001)"))),
+        RootCause(
+            "database_bottleneck", "Database bottleneck or connection problems",
+            "データベースのボトルネックまたは接続問題",
+            "Database connection timed out.",
+            ("api_gateway", "auth_service", "inventory_service", "postgres"),
+            (Step("check_db_metrics", "Check connections, slow queries, resource use"),
+             Step("tune_pool", "Review connection pool limits and timeouts")),
+            (Step("pool_timeouts", "Bounded pool, connect and statement timeouts: 503 + Retry-After, no hung worker"),
+             Step("recover_without_restart", "Recover by itself when the database is back"),
+             Step("no_partial_writes", "Write nothing half-way during an outage"))),
+        RootCause(
+            "inventory_null_pointer", "Application bug: null values in inventory data",
+            "アプリケーションコードのバグまたは予期せぬ状態",
+            "Unexpected null pointer exception in inventory service.",
+            ("inventory_service", "api_gateway"),
+            (Step("restart_service", "Restart the affected instance, with care"),),
+            (Step("null_safe_handling", "Null checks: quarantine the bad record, serve the rest"),
+             Step("no_500_to_clients", "No internal error reaches the customer"))),
+        RootCause(
+            "malformed_messages", "Message queue: malformed JSON and schema mismatch",
+            "メッセージキューおよびデータ処理の不整合",
+            "Failed to process message from queue: malformed JSON.",
+            ("inventory_service", "api_gateway"),
+            (Step("inspect_dlq", "Check the dead-letter queue; re-drive after the fix"),),
+            (Step("schema_validation", "Validate every message against a JSON Schema"),
+             Step("dead_letter_queue", "Isolate what can't be processed in a DLQ with the reason"),
+             Step("idempotent_consumer", "Process each message once, even when delivered twice"))),
+        RootCause(
+            "disk_full_node_a", "Infrastructure: disk space exhausted on node-A",
+            "インフラストラクチャリソースの枯渇",
+            "Disk space is critically low on server node-A.",
+            ("api_gateway",),
+            (Step("df_check", "Check node-A's disk (df -h)"),
+             Step("clean_disk", "Delete temporary files, old logs and caches")),
+            (Step("disk_alert", "Alert at >= 90 % used, before writes fail"),
+             Step("shed_writes", "Shed writes cleanly while reads are served"),
+             Step("alert_on_recovery", "Alert again when space is back"))),
+        RootCause(
+            "invalid_token", "Service-to-service authentication failures",
+            "サービス間認証/認可の問題",
+            "User authentication failed: invalid token.",
+            ("inventory_service", "api_gateway", "auth_service"),
+            (Step("check_auth_service", "Check auth_service health, latency and errors"),),
+            (Step("reject_invalid_tokens", "Reject invalid tokens with 401, no side effect"),
+             Step("fail_closed", "Fail closed when auth is unreachable"),
+             Step("clock_skew_leeway", "Tolerate small clock skew; keep clocks in sync"))),
+        RootCause(
+            "timeout_mismatch", "Load balancer timeout shorter than the work: duplicate notifications",
+            "LBタイムアウトが処理時間より短く、リトライで通知が重複",
+            None, ("api_gateway", "payment_gateway", "inventory_service"),
+            (Step("check_duplicates", "Count notifications per order"),),
+            (Step("timeouts_aligned", "Caller timeouts longer than the work they wait for"),
+             Step("idempotency_keys", "Idempotency keys end to end: one charge, one mail per order")),
+            source="seed 002"),
+        RootCause(
+            "rabbitmq_config_missing", "RabbitMQ settings missing: workers silently used defaults",
+            "RabbitMQ設定の欠落によりワーカーが既定値で動作",
+            None, ("api_gateway", "inventory_service", "rabbitmq"),
+            (Step("check_env", "Check RABBITMQ_* in the deployment"),),
+            (Step("config_validation", "Refuse to start without RABBITMQ_*, naming the variable"),
+             Step("broker_monitoring", "Health score shows the broker connection"),
+             Step("worker_auto_recovery", "Consumers reconnect after a broker outage"),
+             Step("outbox", "Events kept in an outbox while the broker is away")),
+            source="seed 003"),
+    )
+}
+
+SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def declared(scenarios_dir: Path = SCENARIOS_DIR) -> dict[str, list[tuple[str, list[str]]]]:
+    """root cause -> [(scenario, prescriptions)] read from the scenarios' chaos markers.
+
+    Read from the source (not by importing), so the table is printed without a stack or pytest.
+    """
+    found: dict[str, list[tuple[str, list[str]]]] = {}
+    for path in sorted(scenarios_dir.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for decorator in node.decorator_list:
+                if isinstance(decorator, ast.Call) and ast.unparse(decorator.func).endswith("mark.chaos"):
+                    kwargs = {k.arg: ast.literal_eval(k.value) for k in decorator.keywords}
+                    found.setdefault(kwargs.get("root_cause", "?"), []).append(
+                        (node.name.removeprefix("test_"), list(kwargs.get("runbook", []))))
+    return found
+
+
+def coverage(scenarios_dir: Path = SCENARIOS_DIR) -> list[dict]:
+    """One row per root cause: its scenarios, the prescriptions verified and those not yet."""
+    by_cause = declared(scenarios_dir)
+    rows = []
+    for rc in ROOT_CAUSES.values():
+        scenarios = by_cause.get(rc.id, [])
+        verified = sorted({p for _, prescriptions in scenarios for p in prescriptions})
+        known = [s.id for s in rc.prescriptions]
+        rows.append({"root_cause": rc.id, "source": rc.source, "log_line": rc.log_line,
+                     "scenarios": [name for name, _ in scenarios], "verified": verified,
+                     "unverified": [p for p in known if p not in verified],
+                     "unknown": [p for p in verified if p not in known]})
+    return rows
