@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -43,6 +44,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(ok for _, ok, _ in rows) else 1
 
 
+def _param_text(name: str, spec: dict) -> str:
+    """``name=default`` with its choices or range, read from the JSON schema."""
+    bounds = {**spec, **next((s for s in spec.get("anyOf", []) if "type" in s and s["type"] != "null"), {})}
+    if "enum" in bounds:
+        extra = "|".join(map(str, bounds["enum"]))
+    else:
+        low = bounds.get("minimum", bounds.get("exclusiveMinimum"))
+        high = bounds.get("maximum", bounds.get("exclusiveMaximum"))
+        extra = f"{'' if low is None else low}..{'' if high is None else high}" if (low, high) != (None, None) else ""
+    value = f"={spec['default']}" if "default" in spec else " required"
+    return f"{name}{value}" + (f" ({extra})" if extra else "")
+
+
 def cmd_faults(args: argparse.Namespace) -> int:
     from harness.faults import describe
 
@@ -50,12 +64,84 @@ def cmd_faults(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    width = max(len(row["name"]) for row in rows)
     for row in rows:
-        params = ", ".join(
-            f"{name}={spec.get('default')}" + (f" ({'|'.join(map(str, spec['enum']))})" if "enum" in spec else "")
-            for name, spec in row["params"].items())
-        print(f"{row['name']:<14} {row['family']:<8} targets: {','.join(row['targets']):<16} {params}")
-        print(f"{'':<14} {row['description']}")
+        print(f"{row['name']:<{width}}  {row['description']}")
+        print(f"{'':<{width}}  targets: {', '.join(row['targets'])}")
+        params = ", ".join(_param_text(name, spec) for name, spec in row["params"].items())
+        print(f"{'':<{width}}  params:  {params or '(none)'}")
+    return 0
+
+
+def _values(pairs: list[str]) -> dict[str, object]:
+    """``--set k=v`` pairs; a value is read as JSON when it is (numbers, null, true), else text,
+    and the fault's own model then validates it."""
+    values: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise HarnessError(f"--set takes key=value, got {pair!r}")
+        try:
+            values[key] = json.loads(raw)
+        except ValueError:
+            values[key] = raw
+    return values
+
+
+def cmd_inject(args: argparse.Namespace) -> int:
+    """Injects into a running stack and leaves the fault there (until `chaos heal`, or --for)."""
+    from harness.faults import Chaos, check, registry
+    from harness.faults.attach import attach
+
+    values = _values(args.set)
+    check(args.fault, args.target, **values)  # bad input fails here, before anything is touched
+    registry.check_for(args.for_s)
+    stack = attach(args.run)
+    # The fault outlives this command: it belongs to whoever owns the stack.
+    fault = Chaos(stack, owner=stack.owner).inject(args.fault, args.target, for_s=args.for_s, **values)
+    until = f", healed in {args.for_s:g}s" if args.for_s else "; `chaos heal` removes it"
+    print(f"injected {fault.name} on {fault.target} (run {stack.run_id}, record {fault.record_id}){until}")
+    return 0
+
+
+def cmd_heal(args: argparse.Namespace) -> int:
+    from harness.faults import CATALOG, registry
+
+    if not args.all and not args.fault:
+        raise HarnessError("say what to heal: `chaos heal FAULT` (a name or a record from `chaos status`) "
+                           "or `chaos heal --all`")
+    selected = [r for r in registry.records()
+                if (args.all or registry.matches(r, args.fault)) and (not args.run or r.run_id == args.run)]
+    if not selected and args.fault and args.fault not in CATALOG:
+        raise HarnessError(f"no active fault or record {args.fault!r}: `chaos status` lists them")
+    healed = registry.heal_all(selected)
+    print(f"healed {len(healed)} fault(s)" + (f": {', '.join(healed)}" if healed else ""))
+    return 0
+
+
+def _age(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{max(seconds, 0):.0f}s"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from harness.faults import registry
+
+    now = time.time()
+    rows = [{**asdict(r), "age_s": round(now - r.injected_at, 1),
+             "left_s": None if r.expires_at is None else round(r.expires_at - now, 1)}
+            for r in registry.records()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no active faults")
+        return 0
+    print(f"{'RECORD':<44} {'FAULT':<22} {'TARGET':<18} {'RUN':<24} {'AGE':>6} {'LEFT':>6}")
+    for row in rows:
+        print(f"{row['id']:<44} {row['fault']:<22} {row['target']:<18} {row['run_id']:<24} "
+              f"{_age(row['age_s']):>6} {_age(row['left_s']):>6}")
     return 0
 
 
@@ -75,9 +161,12 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     from harness.engine import connect
+    from harness.faults import registry
     from harness.stack import reap
 
-    runs = reap(connect(), everything=True)
+    client = connect()
+    runs = reap(client, everything=True)
+    registry.reap_stale(client)  # the faults of removed runs went with them: forget their records
     print(f"removed {len(runs)} run(s)" + (f": {', '.join(runs)}" if runs else ""))
     return 0
 
@@ -92,12 +181,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return subprocess.call(command, env=dict(os.environ))
 
 
+def cmd_runbook(args: argparse.Namespace) -> int:
+    """The manual's coverage: exit 1 when a root cause has no scenario (a gap CI should see)."""
+    from harness.runbook import coverage
+
+    rows = coverage()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            mark = "ok  " if row["scenarios"] else "GAP "
+            print(f"{mark}{row['root_cause']:<26} {row['source']:<9} scenarios: {', '.join(row['scenarios']) or '-'}")
+            print(f"{'':<4}verified: {', '.join(row['verified']) or '-'}")
+            if row["unverified"]:
+                print(f"{'':<4}not yet:  {', '.join(row['unverified'])}")
+    return 0 if all(row["scenarios"] for row in rows) else 1
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "runbook": (cmd_runbook, "the manual's root causes -> scenarios -> prescriptions verified"),
     "doctor": (cmd_doctor, "check the engine, tools and images, saying what to do about each"),
     "faults": (cmd_faults, "list every fault: name, family, targets, parameters"),
     "compose": (cmd_compose, "write docker-compose.chaos.yml from the topology (--check: verify only)"),
     "down": (cmd_down, "remove every container, network and volume of every chaos-harness run"),
     "run": (cmd_run, "run scenarios by name (as pytest scenarios/ -k NAME) and write reports"),
+    "inject": (cmd_inject, "inject a fault into the running stack (until `chaos heal`, or for --for seconds)"),
+    "heal": (cmd_heal, "heal active faults by name or record id, or --all"),
+    "status": (cmd_status, "list active faults: name, target, run, age, time left"),
 }
 
 
@@ -119,6 +229,20 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("scenario", nargs="*", help="scenario names (default: all)")
             command.add_argument("--sut-mode", choices=("resilient", "fragile"), default="resilient")
             command.add_argument("--reports", default="reports", help="where reports go (default: reports/)")
+        if name == "inject":
+            command.add_argument("fault", help="a fault name from `chaos faults`")
+            command.add_argument("--target", required=True, help="a proxy or service the fault can target")
+            command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                                 help="a parameter of the fault (repeatable)")
+            command.add_argument("--for", dest="for_s", type=float, metavar="SECONDS",
+                                 help="heal it after this long, even if this command is gone by then")
+        if name == "heal":
+            command.add_argument("fault", nargs="?", help="a fault name or a record id (`chaos status`)")
+            command.add_argument("--all", action="store_true", help="every active fault")
+        if name in ("inject", "heal"):
+            command.add_argument("--run", help="the run id (default: the newest running stack)")
+        if name in ("status", "runbook"):
+            command.add_argument("--json", action="store_true", help="machine-readable output")
     return root
 
 

@@ -6,9 +6,12 @@ scenarios judge what happened from the history afterwards rather than from one p
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -29,12 +32,14 @@ class ShopClient:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self.http = httpx.Client(base_url=self.base_url, timeout=self.timeout_s, headers=headers)
 
-    def place_order(self, sku: str = "sku-1", amount_cents: int = 1250, key: str | None = None) -> Operation:
-        """POST /orders with an Idempotency-Key; the outcome is recorded whatever it is."""
+    def place_order(self, sku: str = "sku-1", amount_cents: int = 1250, key: str | None = None,
+                    timeout_s: float | None = None) -> Operation:
+        """POST /orders with an Idempotency-Key; the outcome is recorded whatever it is (a client
+        timeout is `unknown`: the shop may still act on the request)."""
         op = self.history.invoke("place_order", key or uuid.uuid4().hex, {"sku": sku, "amount_cents": amount_cents})
         try:
             response = self.http.post("/orders", json={"sku": sku, "amount_cents": amount_cents},
-                                      headers={"Idempotency-Key": op.key})
+                                      headers={"Idempotency-Key": op.key}, timeout=timeout_s or self.timeout_s)
         except httpx.TimeoutException as exc:
             # The request may or may not have been acted on: unknown, never "failed".
             return self.history.complete(op, "unknown", None, {"error": type(exc).__name__})
@@ -42,6 +47,7 @@ class ShopClient:
             return self.history.complete(op, "unknown", None, {"error": type(exc).__name__})
         body = _json(response)
         outcome = "ok" if response.status_code < 300 else "fail"
+        op.headers = dict(response.headers)
         return self.history.complete(op, outcome, response.status_code, body)
 
     def place_stream(self, count: int, interval_s: float) -> list[Operation]:
@@ -145,6 +151,68 @@ class SinkClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+@dataclass
+class InventoryClient:
+    """inventory_service seen directly (its published port), with a customer token."""
+
+    base_url: str
+    token: str
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.base_url, timeout=5.0,
+                                 headers={"Authorization": f"Bearer {self.token}"})
+
+    def products(self) -> httpx.Response:
+        return self.http.get("/products")
+
+    def reservation(self, order_id: str) -> dict | None:
+        response = self.http.get(f"/reservations/{order_id}")
+        return response.json() if response.status_code == 200 else None
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@contextlib.contextmanager
+def _channel(host: str, port: int) -> Iterator[Any]:
+    """A short-lived AMQP channel to the run's broker (published port)."""
+    import pika
+
+    from harness import topology
+
+    connection = pika.BlockingConnection(pika.ConnectionParameters(
+        host=host, port=port, connection_attempts=3, retry_delay=0.5,
+        credentials=pika.PlainCredentials(topology.BROKER_USER, topology.BROKER_PASSWORD)))
+    try:
+        yield connection.channel()
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def queue_depth(host: str, port: int, queue: str) -> int | None:
+    """Messages waiting in a queue (None when the queue does not exist), read with a passive declare."""
+    import pika.exceptions
+
+    with _channel(host, port) as channel:
+        try:
+            return channel.queue_declare(queue, passive=True).method.message_count
+        except pika.exceptions.ChannelClosedByBroker:
+            return None
+
+
+def purge(host: str, port: int, queue: str) -> None:
+    """Empties a queue if it exists (between scenarios)."""
+    import pika.exceptions
+
+    with _channel(host, port) as channel:
+        try:
+            channel.queue_purge(queue)
+        except pika.exceptions.ChannelClosedByBroker:
+            pass
 
 
 def _json(response: httpx.Response) -> dict:

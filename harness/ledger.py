@@ -28,6 +28,7 @@ class Operation:
     outcome: Outcome = "pending"
     status: int | None = None
     body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def latency_s(self) -> float:

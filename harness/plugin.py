@@ -143,8 +143,7 @@ def scenario_record(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 def _scenario_name(item: pytest.Item) -> str:
-    name = getattr(item, "originalname", item.name)
-    return name.removeprefix("test_")
+    return item.name.removeprefix("test_")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -248,6 +248,9 @@ class Stack:
     def start(self) -> "Stack":
         started = time.monotonic()
         reap(self.client, keep=self.run_id)
+        from harness.faults import registry  # faults a killed process left on surviving runs
+
+        registry.reap_stale(self.client)
         builder = Builder(self.client)
         images = {name: builder.image(name) for name in {s.image for s in topology.SERVICES.values()}}
         self.timings["images"] = time.monotonic() - started

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+from harness.faults import auth, config, data, disk, http, message, network, process, registry
 from harness.faults.base import Fault, FaultJournal
-from harness.faults.http import VendorStatus
 
 if TYPE_CHECKING:
     from harness.stack import Stack
 
-CATALOG: dict[str, type[Fault]] = {cls.name: cls for cls in (VendorStatus,)}
+FAMILIES = (network, http, disk, auth, message, process, config, data)
+CATALOG: dict[str, type[Fault]] = {cls.name: cls for family in FAMILIES for cls in family.FAULTS}
 
 
 def describe() -> list[dict[str, Any]]:
@@ -26,24 +28,57 @@ def describe() -> list[dict[str, Any]]:
     return rows
 
 
-class Chaos:
-    """The injector the `chaos` fixture and the CLI share: looks faults up, tracks what is active."""
+def lookup(name: str) -> type[Fault]:
+    if name not in CATALOG:
+        raise HarnessError(f"unknown fault {name!r}: `chaos faults` lists them ({', '.join(CATALOG)})")
+    return CATALOG[name]
 
-    def __init__(self, stack: "Stack") -> None:
+
+def check(name: str, target: str, **params: Any) -> Fault:
+    """Validates a fault's name, target and parameters without a stack (nothing is injected)."""
+    return lookup(name)(None, target, FaultJournal(), **params)  # type: ignore[arg-type]
+
+
+class Chaos:
+    """The injector the `chaos` fixture and the CLI share: looks faults up, tracks what is active.
+
+    Every fault it injects is also recorded in the registry, owned by `owner` (this process by
+    default; the CLI hands its faults to the stack's owner, since it exits right after).
+    """
+
+    def __init__(self, stack: "Stack", owner: str | None = None) -> None:
         self.stack = stack
         self.journal = FaultJournal()
         self.active: list[Fault] = []
+        if stack is not None:
+            from harness.stack import owner_token
+
+            self.journal.observers.append(registry.Recorder(stack.run_id, owner or owner_token()))
 
     def fault(self, name: str, target: str, **params: Any) -> Fault:
-        if name not in CATALOG:
-            raise HarnessError(f"unknown fault {name!r}: `chaos faults` lists them ({', '.join(CATALOG)})")
-        fault = CATALOG[name](self.stack, target, self.journal, **params)
+        fault = lookup(name)(self.stack, target, self.journal, **params)
         self.active.append(fault)
         return fault
 
-    def inject(self, name: str, target: str, **params: Any) -> Fault:
-        """Injects now; use the result as a context manager to heal on exit."""
-        return self.fault(name, target, **params).inject()
+    def inject(self, name: str, target: str, for_s: float | None = None, **params: Any) -> Fault:
+        """Injects now; use the result as a context manager to heal on exit. With `for_s`, a
+        detached process heals it after that long even if this process is gone by then."""
+        registry.check_for(for_s)
+        fault = self.fault(name, target, **params)
+        fault.expires_at = time.time() + for_s if for_s is not None else None
+        try:
+            fault.inject()
+        except BaseException:
+            # Never applied, or healed by inject itself: healing it again at teardown could
+            # undo an equal fault that is active (the same toxic name, the same vendor kind).
+            self.active.remove(fault)
+            raise
+        if fault.expires_at is not None and not fault.record_id:
+            fault.heal()
+            raise HarnessError(f"{name} can't be time-boxed: it can't be healed from another process")
+        if fault.expires_at is not None and fault.record_id:
+            registry.spawn_healer(fault.record_id, fault.expires_at - time.time())
+        return fault
 
     def heal_all(self) -> None:
         """Heals every fault this injector made, newest first; every heal is attempted."""

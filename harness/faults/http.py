@@ -1,42 +1,207 @@
-"""HTTP faults of the external payment vendor, set through the simulator's control API."""
+"""HTTP faults of the external payment vendor, set through the simulator's control API.
+
+Each fault is one ``kind`` of the simulator's FaultSpec (services/shop/payment_gateway.py);
+the vendor keeps at most one fault per kind, so faults of different kinds combine and healing
+one leaves the others. Landed means a marked probe charge (never a real charge, never using
+up a first_n failure) gets the faulted answer from the vendor itself. Refusals (status, rate,
+first_n) answer before the vendor charges, so while one refuses, a fault of the answer
+(slow_body, malformed_body) can't be seen, and injecting one then fails to land.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import time
+import uuid
+from typing import Any, Callable, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+import httpx
+from pydantic import Field
 
-from harness.clients import VendorClient
-from harness.faults.base import Fault
+from harness.errors import HarnessError
+from harness.faults.base import Fault, Params
+
+CONTROL = "/_control/fault"
 
 
-class StatusParams(BaseModel):
+def _duration() -> Any:
+    return Field(default=None, gt=0, le=3600, description="the vendor heals itself after this long")
+
+
+def _retry_after(default: int | None = None) -> Any:
+    return Field(default=default, ge=0, le=3600, description="seconds, sent as Retry-After")
+
+
+class StatusParams(Params):
     status: Literal[500, 503, 429] = 503
-    retry_after: int | None = Field(default=None, ge=0, le=3600)
-    duration_s: float | None = Field(default=None, gt=0, le=3600,
-                                     description="the vendor heals itself after this long")
+    retry_after: int | None = _retry_after()
+    duration_s: float | None = _duration()
 
 
-class VendorStatus(Fault):
+class RateParams(Params):
+    per_s: int = Field(default=5, ge=1, le=200, description="charges per second answered normally")
+    retry_after: int | None = _retry_after(1)
+    duration_s: float | None = _duration()
+
+
+class FirstNParams(Params):
+    count: int = Field(default=3, ge=1, le=10000, description="how many charges fail first")
+    status: Literal[500, 503, 429] = 503
+    retry_after: int | None = _retry_after()
+    duration_s: float | None = _duration()
+
+
+class SlowBodyParams(Params):
+    delay_ms: int = Field(default=5000, ge=10, le=120000,
+                          description="answer this late (the shop's payment timeout is 2 s)")
+    duration_s: float | None = _duration()
+
+
+class MalformedParams(Params):
+    duration_s: float | None = _duration()
+
+
+def probe(base_url: str, timeout_s: float = 5.0) -> httpx.Response | None:
+    """A marked charge (kept out of the charges) showing what the vendor answers now; None
+    when no answer came within the timeout."""
+    key = "probe-" + uuid.uuid4().hex
+    try:
+        return httpx.post(f"{base_url}/charges", json={"order_id": key, "amount_cents": 0},
+                          headers={"Idempotency-Key": key, "X-Chaos-Probe": "1"}, timeout=timeout_s)
+    except httpx.TimeoutException:
+        return None
+
+
+def clear(base_url: str, kind: str) -> None:
+    """Clears one kind of vendor fault; clearing one that is not set is harmless."""
+    try:
+        httpx.delete(f"{base_url}{CONTROL}", params={"kind": kind}, timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise HarnessError(f"the vendor's control API at {base_url} did not clear {kind}: {exc}") from None
+
+
+def _not_json(response: httpx.Response) -> bool:
+    try:
+        response.json()
+    except ValueError:
+        return True
+    return False
+
+
+def _refused(url: str, p: Any) -> bool:
+    seen = probe(url)
+    return seen is not None and seen.status_code == p.status
+
+
+def _rate_limited(url: str, p: Any) -> bool:
+    """A burst of one more probe than the limit must end in 429 (probes count, like any caller)."""
+    for _ in range(p.per_s + 1):
+        seen = probe(url)
+        if seen is not None and seen.status_code == 429 and "retry-after" in seen.headers:
+            return True
+    return False
+
+
+def _late(url: str, p: Any) -> bool:
+    """No answer within 90% of the delay, where the vendor otherwise answers in milliseconds."""
+    began = time.monotonic()
+    seen = probe(url, timeout_s=0.9 * p.delay_ms / 1000)
+    return seen is None and time.monotonic() - began >= 0.85 * p.delay_ms / 1000
+
+
+def _garbled(url: str, p: Any) -> bool:
+    seen = probe(url)
+    return seen is not None and seen.status_code == 200 and _not_json(seen)
+
+
+# How a marked probe charge recognises each kind of fault, given the vendor's URL and params.
+LANDED: dict[str, Callable[[str, Any], bool]] = {
+    "status": _refused,
+    "rate": _rate_limited,
+    "first_n": _refused,  # probes do not use up a failure, so they keep seeing it
+    "slow_body": _late,
+    "malformed_body": _garbled,
+}
+
+
+class VendorFault(Fault):
+    """One kind of vendor misbehaviour; subclasses say which (the tables above say the rest)."""
+
+    family = "http"
+    targets = ("payment_gateway",)
+    kind: ClassVar[str]
+
+    @property
+    def url(self) -> str:
+        return self.stack.endpoint(self.target).url
+
+    def _apply(self) -> None:
+        spec = {"kind": self.kind, **self.params.model_dump()}
+        try:
+            httpx.post(f"{self.url}{CONTROL}", json=spec, timeout=5).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise HarnessError(f"the vendor's control API refused {self.name}: {exc}") from None
+
+    def _landed(self) -> bool:
+        return LANDED[self.kind](self.url, self.params)
+
+    def _undo(self) -> None:
+        clear(self.url, self.kind)
+
+    def undo_state(self) -> dict[str, Any]:
+        container = self.stack.docker_container(self.target)
+        return {"container": container.id, "port": 8000, "kind": self.kind, "url": self.url}
+
+    @classmethod
+    def undo_from(cls, state: dict[str, Any]) -> None:
+        """From a record: the vendor's address now (a restart moves its published port)."""
+        from harness.faults.attach import container_endpoint
+
+        endpoint = container_endpoint(state["container"], state["port"])
+        if endpoint is not None:  # no container or not running: its faults died with its memory
+            clear(endpoint.url, state["kind"])
+
+
+class VendorStatus(VendorFault):
     """The vendor answers every charge with an error status (the manual's root cause 1)."""
 
     name = "http.status"
-    family = "http"
+    kind = "status"
     description = "payment vendor answers 503/500/429 (optionally with Retry-After) to every charge"
-    targets = ("payment_gateway",)
     Params = StatusParams
 
+
+class VendorRate(VendorFault):
+    name = "http.rate"
+    kind = "rate"
+    description = "payment vendor answers 429 with Retry-After beyond per_s charges per second"
+    Params = RateParams
+
+
+class VendorFirstN(VendorFault):
+    name = "http.first_n"
+    kind = "first_n"
+    description = "payment vendor fails the first `count` charges with `status`, then recovers"
+    Params = FirstNParams
+
+
+class VendorSlowBody(VendorFault):
+    """The seed-002 fault: the vendor is slower than the caller's timeout."""
+
+    name = "http.slow_body"
+    kind = "slow_body"
+    description = "payment vendor charges but answers only after delay_ms (beyond the caller's timeout)"
+    Params = SlowBodyParams
+
     @property
-    def vendor(self) -> VendorClient:
-        return VendorClient(self.stack.endpoint(self.target).url)
+    def landing_timeout_s(self) -> float:  # type: ignore[override]
+        return 5.0 + self.params.delay_ms / 1000
 
-    def _apply(self) -> None:
-        p = self.params
-        self.vendor.set_fault(p.status, p.duration_s, p.retry_after)
 
-    def _undo(self) -> None:
-        self.vendor.clear_fault()
+class VendorMalformed(VendorFault):
+    name = "http.malformed_body"
+    kind = "malformed_body"
+    description = "payment vendor charges but answers 200 with a body that is not JSON"
+    Params = MalformedParams
 
-    def _landed(self) -> bool:
-        # A marked probe charge must get the faulted status back from the vendor itself.
-        return self.vendor.probe_charge() == self.params.status
+
+FAULTS: tuple[type[Fault], ...] = (VendorStatus, VendorRate, VendorFirstN, VendorSlowBody, VendorMalformed)

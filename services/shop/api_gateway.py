@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from purgatory.domain.model import OpenedState
 
 from shop import alerts, auth_client, config, events
-from shop.db import Database, DatabaseUnavailable
+from shop.db import Database, DatabaseUnavailable, unavailable_response
 from shop.health import level, report
 from shop.logs import configure
 from shop.node_a import DiskMonitor, write_receipt
@@ -202,10 +202,7 @@ app = FastAPI(title="api_gateway", lifespan=lifespan)
 app.mount("/metrics", make_asgi_app())
 
 
-@app.exception_handler(DatabaseUnavailable)
-async def _database_unavailable(_: Request, exc: DatabaseUnavailable) -> JSONResponse:
-    return JSONResponse({"error": "database unavailable", "reason": str(exc)}, status_code=503,
-                        headers={"Retry-After": "1"})
+app.add_exception_handler(DatabaseUnavailable, unavailable_response)
 
 
 @app.middleware("http")
@@ -289,6 +286,8 @@ async def create_order(body: OrderIn, idempotency_key: str | None = Header(defau
         return JSONResponse({"error": "writes shed: node-A disk space is critically low"},
                             status_code=503, headers={"Retry-After": "5"})
     order = {"id": str(uuid.uuid4()), **body.model_dump()}
+    if not RESILIENT:
+        idempotency_key = f"{idempotency_key}:{order['id']}"  # fragile: every retry is a new order (seed 002)
     inserted = await state.db.execute(
         "INSERT INTO orders (id, idempotency_key, sku, quantity, amount_cents, customer_email, status) "
         "VALUES (%s, %s, %s, %s, %s, %s, 'NEW') ON CONFLICT (idempotency_key) DO NOTHING",

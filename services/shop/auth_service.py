@@ -3,7 +3,8 @@
 Keys (ES256) live in the database so every replica and a restarted service agree on them, and
 so a key rotation is a row, not a deploy. Verification checks signature, expiry and audience,
 with a small leeway for clock skew in resilient mode (the manual: time drift between services
-is a cause of token failures) and none in fragile mode.
+is a cause of token failures). Fragile mode has no leeway and does not check the audience, so a
+token issued for another service is accepted.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, make_asgi_app
-from psycopg_pool import AsyncConnectionPool
+from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
+from shop.db import Database, DatabaseUnavailable, unavailable_response
 from shop.health import report
 from shop.logs import INVALID_TOKEN, configure
 
@@ -63,10 +65,11 @@ class Keys:
         self.active: tuple[str, str] | None = None  # (kid, private pem)
         self.public: dict[str, str] = {}
         self.ready = False
+        self.logged = False
 
 
 keys = Keys()
-pool: AsyncConnectionPool = None  # type: ignore[assignment]  # opened by the lifespan
+db = Database(os.environ.get("DATABASE_URL", ""), RESILIENT, log, "auth", min_size=1, max_size=5)
 
 
 def _new_key() -> tuple[str, str, str]:
@@ -79,56 +82,53 @@ def _new_key() -> tuple[str, str, str]:
 
 
 async def _load() -> None:
-    async with pool.connection() as conn:
-        rows = await (await conn.execute(
-            "SELECT kid, private_pem, public_pem, active FROM signing_keys ORDER BY created_at")).fetchall()
-    keys.public = {kid: public for kid, _, public, _ in rows}
-    active = [(kid, private) for kid, private, _, is_active in rows if is_active]
+    rows = await db.rows("SELECT kid, private_pem, public_pem, active FROM signing_keys ORDER BY created_at")
+    keys.public = {row["kid"]: row["public_pem"] for row in rows}
+    active = [(row["kid"], row["private_pem"]) for row in rows if row["active"]]
     keys.active = active[-1] if active else None
     keys.ready = keys.active is not None
 
 
+async def _setup(conn: AsyncConnection) -> None:
+    """The table and a first key, under an advisory lock so replicas starting together agree."""
+    await conn.execute(SCHEMA)
+    await conn.execute("SELECT pg_advisory_lock(4242)")
+    try:
+        has_key = (await (await conn.execute("SELECT count(*) FROM signing_keys WHERE active")).fetchone())[0]
+        if not has_key:
+            await conn.execute("INSERT INTO signing_keys (kid, private_pem, public_pem) VALUES (%s, %s, %s)",
+                               _new_key())
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(4242)")
+
+
 async def _prepare() -> None:
-    """Creates the table and a first key once the database answers, then keeps keys fresh."""
-    deadline = time.monotonic() + 120
-    while not keys.ready and time.monotonic() < deadline:
-        try:
-            async with pool.connection() as conn:
-                await conn.execute(SCHEMA)
-                await conn.execute("SELECT pg_advisory_lock(4242)")
-                try:
-                    has_key = (await (await conn.execute(
-                        "SELECT count(*) FROM signing_keys WHERE active")).fetchone())[0]
-                    if not has_key:
-                        await conn.execute("INSERT INTO signing_keys (kid, private_pem, public_pem) "
-                                           "VALUES (%s, %s, %s)", _new_key())
-                finally:
-                    await conn.execute("SELECT pg_advisory_unlock(4242)")
-            await _load()
-            log.info("keys_ready", kid=keys.active[0] if keys.active else None)
-        except Exception as exc:  # the database is not there yet: retried until the deadline
-            log.info("database_waiting", error=type(exc).__name__)
-            await asyncio.sleep(0.2)
+    """Creates the table and a first key once the database answers, then keeps keys fresh
+    (keys verify from memory, so a database outage does not stop verification)."""
+    await db.prepare(_setup)
     while True:  # pick up rotations made by other replicas or by the harness
-        await asyncio.sleep(2)
         with contextlib.suppress(Exception):
             await _load()
+            if keys.ready and not keys.logged:
+                keys.logged = True
+                log.info("keys_ready", kid=keys.active[0] if keys.active else None)
+        await asyncio.sleep(0.5 if not keys.ready else 2)
 
 
 @contextlib.asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    global pool
-    pool = AsyncConnectionPool(os.environ["DATABASE_URL"], min_size=1, max_size=5, open=False,
-                               kwargs={"connect_timeout": 3, "autocommit": True})
-    await pool.open(wait=False)
+    await db.open()
     task = asyncio.create_task(_prepare())
     yield
     task.cancel()
-    await pool.close()
+    await db.close()
 
 
 app = FastAPI(title="auth_service", lifespan=lifespan)
 app.mount("/metrics", make_asgi_app())
+
+
+app.add_exception_handler(DatabaseUnavailable, unavailable_response)
 
 
 @app.post("/tokens")
@@ -147,10 +147,13 @@ async def issue(body: TokenRequest) -> JSONResponse:
 async def rotate() -> dict:
     """A new active key; old public keys keep verifying the tokens they signed."""
     kid, private_pem, public_pem = _new_key()
-    async with pool.connection() as conn:
+
+    async def work(conn: AsyncConnection) -> None:
         await conn.execute("UPDATE signing_keys SET active = false")
         await conn.execute("INSERT INTO signing_keys (kid, private_pem, public_pem) VALUES (%s, %s, %s)",
                            [kid, private_pem, public_pem])
+
+    await db.run(work, transaction=True)
     await _load()
     log.info("key_rotated", kid=kid)
     return {"kid": kid}
@@ -164,7 +167,8 @@ async def verify(body: VerifyRequest) -> JSONResponse:
         if public is None:
             raise jwt.InvalidTokenError(f"unknown signing key {kid!r}")
         claims = jwt.decode(body.token, public, algorithms=[ALGORITHM], audience=body.audience,
-                            issuer=ISSUER, leeway=LEEWAY_S, options={"require": ["exp", "aud", "sub"]})
+                            issuer=ISSUER, leeway=LEEWAY_S,
+                            options={"require": ["exp", "aud", "sub"], "verify_aud": RESILIENT})
     except jwt.InvalidTokenError as exc:
         VERIFICATIONS.labels("rejected").inc()
         log.warning(INVALID_TOKEN, reason=f"{type(exc).__name__}: {exc}")

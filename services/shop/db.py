@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import psycopg
+from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -31,6 +32,12 @@ STARTUP_CONNECT_S = 3.0
 
 class DatabaseUnavailable(Exception):
     """The database did not answer within the deadline (or at all): 503 with Retry-After."""
+
+
+async def unavailable_response(_: object, exc: Exception) -> JSONResponse:
+    """The answer every service gives for DatabaseUnavailable (an exception handler)."""
+    return JSONResponse({"error": "database unavailable", "reason": str(exc)}, status_code=503,
+                        headers={"Retry-After": "1"})
 
 
 @dataclass(frozen=True)

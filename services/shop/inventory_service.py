@@ -63,7 +63,7 @@ from shop import auth_client, broker, events  # noqa: E402
 from shop import inventory_store as store  # noqa: E402
 from shop.config import broker_url  # noqa: E402
 from shop.health import report  # noqa: E402
-from shop.db import DB_ERRORS, Database, DatabaseUnavailable  # noqa: E402
+from shop.db import DB_ERRORS, Database, DatabaseUnavailable, unavailable_response  # noqa: E402
 
 T = TypeVar("T")
 
@@ -159,11 +159,6 @@ app = FastAPI(title="inventory_service", lifespan=lifespan)
 app.mount("/metrics", make_asgi_app())
 
 
-async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"error": "database unavailable", "reason": str(exc)}, status_code=503,
-                        headers={"Retry-After": "1"})
-
-
 async def _refused(_: Request, exc: Refused) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
@@ -173,7 +168,7 @@ async def _auth_failed(_: Request, exc: auth_client.AuthDenied | auth_client.Aut
 
 
 ANSWERS: dict[type[Exception], Callable[..., Awaitable[JSONResponse]]] = {
-    DatabaseUnavailable: _database_unavailable,
+    DatabaseUnavailable: unavailable_response,
     Refused: _refused,
     auth_client.AuthDenied: _auth_failed,
     auth_client.AuthUnavailable: _auth_failed,

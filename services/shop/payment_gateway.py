@@ -2,8 +2,12 @@
 
 The journal is the vendor's side of the story: every request with its arrival time and the
 answer given, so the harness can judge retries, backoff and breaker behaviour from outside
-the shop. The control API (under /_control) lets the harness make the vendor fail on purpose.
-Everything lives in memory: a real vendor is a black box that restarts with the harness.
+the shop. The control API (under /_control) lets the harness make the vendor misbehave on
+purpose, one fault per kind at a time: refuse every charge (status), rate-limit (rate), fail
+the first N charges (first_n), answer late (slow_body) or answer garbage (malformed_body).
+Requests marked X-Chaos-Probe show what the vendor answers now without creating a charge or
+using up a first_n failure. Everything lives in memory: a real vendor is a black box that
+restarts with the harness.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Literal
+from collections import deque
+from typing import Callable, Literal
 
 from fastapi import FastAPI, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import Counter, make_asgi_app
 from pydantic import BaseModel, Field
 
 from shop.health import report
@@ -22,6 +28,20 @@ from shop.logs import configure
 
 log = configure("payment_gateway")
 app = FastAPI(title="payment vendor simulator")
+app.mount("/metrics", make_asgi_app())
+CHARGE_REQUESTS = Counter("vendor_charge_requests_total", "Charge requests, by how they were answered", ["outcome"])
+
+FaultKind = Literal["status", "rate", "first_n", "slow_body", "malformed_body"]
+# What a vendor behind a broken proxy answers: HTML where the client expects JSON.
+MALFORMED_BODY = b"<html><body><h1>502 Bad Gateway</h1>upstream sent an invalid response"
+# The FaultSpec fields each kind reads (and keeps in its active fault).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "status": ("status", "retry_after"),
+    "rate": ("per_s", "retry_after"),
+    "first_n": ("count", "status", "retry_after"),
+    "slow_body": ("delay_ms",),
+    "malformed_body": (),
+}
 
 
 class Charge(BaseModel):
@@ -30,11 +50,17 @@ class Charge(BaseModel):
 
 
 class FaultSpec(BaseModel):
-    """Answer `status` to every charge until `duration_s` passes (or until healed)."""
+    """One misbehaviour of `kind` until `duration_s` passes (or until healed); each kind reads
+    only its own fields: status/retry_after (status, first_n), per_s/retry_after (rate),
+    count (first_n), delay_ms (slow_body)."""
 
+    kind: FaultKind = "status"
     status: Literal[500, 503, 429] = 503
     duration_s: float | None = Field(default=None, gt=0, le=3600)
     retry_after: int | None = Field(default=None, ge=0, le=3600)
+    per_s: int = Field(default=10, ge=1, le=1000)
+    count: int = Field(default=3, ge=1, le=10000)
+    delay_ms: int = Field(default=5000, ge=1, le=120000)
 
 
 class Vendor:
@@ -47,15 +73,58 @@ class Vendor:
     def reset(self) -> None:
         self.journal: list[dict] = []
         self.charges: dict[str, dict] = {}
-        self.fault: dict | None = None
+        self.faults: dict[str, dict] = {}
+        self.arrivals: deque[float] = deque()  # charge arrival times within the last second
 
-    def active_fault(self) -> dict | None:
-        if self.fault and self.fault["until"] is not None and time.time() >= self.fault["until"]:
-            self.fault = None
-        return self.fault
+    def active_faults(self) -> dict[str, dict]:
+        now = time.time()
+        for kind in [k for k, f in self.faults.items() if f["until"] is not None and now >= f["until"]]:
+            del self.faults[kind]
+        return self.faults
+
+    def newest_fault(self) -> dict | None:
+        faults = self.active_faults()
+        return max(faults.values(), key=lambda f: f["since"]) if faults else None
 
 
 vendor = Vendor()
+
+
+def _error(status: int, retry_after: int | None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    return JSONResponse({"error": "vendor unavailable"}, status_code=status, headers=headers)
+
+
+def _refuse_status(fault: dict, probe: bool) -> JSONResponse | None:
+    return _error(fault["status"], fault["retry_after"])
+
+
+def _refuse_rate(fault: dict, probe: bool) -> JSONResponse | None:
+    """A sliding one-second window; probes count, as every request counts at a real limiter."""
+    now = time.time()
+    while vendor.arrivals and now - vendor.arrivals[0] >= 1.0:
+        vendor.arrivals.popleft()
+    if len(vendor.arrivals) >= fault["per_s"]:
+        return _error(429, 1 if fault["retry_after"] is None else fault["retry_after"])
+    vendor.arrivals.append(now)
+    return None
+
+
+def _refuse_first_n(fault: dict, probe: bool) -> JSONResponse | None:
+    """Probes see the failure without using one up, so observing the fault does not change it."""
+    if fault["remaining"] <= 0:
+        return None
+    if not probe:
+        fault["remaining"] -= 1
+    return _error(fault["status"], fault["retry_after"])
+
+
+# Faults that answer instead of the vendor, checked in this order before a charge is made.
+REFUSALS: dict[str, Callable[[dict, bool], JSONResponse | None]] = {
+    "status": _refuse_status,
+    "rate": _refuse_rate,
+    "first_n": _refuse_first_n,
+}
 
 
 @app.post("/charges")
@@ -64,57 +133,81 @@ async def charge(
     request: Request,
     idempotency_key: str = Header(...),
     x_chaos_probe: str | None = Header(default=None),
-) -> JSONResponse:
+) -> Response:
+    probe = bool(x_chaos_probe)
     async with vendor.lock:
-        entry = {"ts": time.time(), "key": idempotency_key, "order_id": body.order_id,
-                 "probe": bool(x_chaos_probe)}
+        entry = {"ts": time.time(), "key": idempotency_key, "order_id": body.order_id, "probe": probe}
         vendor.journal.append(entry)
-        fault = vendor.active_fault()
-        if fault:
-            entry.update(status=fault["status"], outcome="fault")
-            headers = {"Retry-After": str(fault["retry_after"])} if fault["retry_after"] is not None else {}
-            return JSONResponse({"error": "vendor unavailable"}, status_code=fault["status"], headers=headers)
-        existing = vendor.charges.get(idempotency_key)
-        if existing:
-            existing["replays"] += 1
-            entry.update(status=200, outcome="replay")
-            return JSONResponse({"charge_id": existing["charge_id"], "replayed": True}, status_code=200)
-        record = {"charge_id": uuid.uuid4().hex, "order_id": body.order_id,
-                  "amount_cents": body.amount_cents, "ts": time.time(), "replays": 0}
-        if not x_chaos_probe:
-            vendor.charges[idempotency_key] = record
-        entry.update(status=201, outcome="charged")
-        log.info("charged", order_id=body.order_id)
-        return JSONResponse({"charge_id": record["charge_id"], "replayed": False}, status_code=201)
+        CHARGE_REQUESTS.labels("received").inc()
+        faults = vendor.active_faults()
+        for kind, refuse in REFUSALS.items():
+            refusal = refuse(faults[kind], probe) if kind in faults else None
+            if refusal is not None:
+                entry.update(status=refusal.status_code, outcome="fault", fault=kind)
+                return refusal
+        response = _charge(body, idempotency_key, probe, entry)
+        slow, malformed = faults.get("slow_body"), faults.get("malformed_body")
+        if malformed:
+            entry.update(fault="malformed_body")
+            response = Response(MALFORMED_BODY, status_code=200, media_type="text/html")
+        if slow:
+            entry.update(fault="slow_body", delayed_ms=slow["delay_ms"])
+    if slow:
+        # The charge is made; only the answer is late (outside the lock: others are not held up).
+        await asyncio.sleep(slow["delay_ms"] / 1000)
+    return response
+
+
+def _charge(body: Charge, key: str, probe: bool, entry: dict) -> JSONResponse:
+    """The vendor's real work: one charge per idempotency key, replays answered from the first."""
+    existing = vendor.charges.get(key)
+    if existing:
+        existing["replays"] += 1
+        entry.update(status=200, outcome="replay")
+        return JSONResponse({"charge_id": existing["charge_id"], "replayed": True}, status_code=200)
+    record = {"charge_id": uuid.uuid4().hex, "order_id": body.order_id,
+              "amount_cents": body.amount_cents, "ts": time.time(), "replays": 0}
+    if not probe:
+        vendor.charges[key] = record
+    entry.update(status=201, outcome="charged")
+    log.info("charged", order_id=body.order_id)
+    return JSONResponse({"charge_id": record["charge_id"], "replayed": False}, status_code=201)
 
 
 @app.get("/health")
 async def health() -> dict:
-    return report({"accepting": (vendor.active_fault() is None, 100)}) | {"service": "payment_gateway"}
+    return report({"accepting": (not vendor.active_faults(), 100)}) | {"service": "payment_gateway"}
 
 
 @app.post("/_control/fault")
 async def set_fault(spec: FaultSpec) -> dict:
     async with vendor.lock:
-        until = time.time() + spec.duration_s if spec.duration_s else None
-        vendor.fault = {"status": spec.status, "retry_after": spec.retry_after, "until": until,
-                        "since": time.time()}
-        log.info("fault_set", **{k: v for k, v in vendor.fault.items()})
-        return {"fault": vendor.fault}
+        now = time.time()
+        fault = {"kind": spec.kind, **{name: getattr(spec, name) for name in FIELDS[spec.kind]},
+                 "until": now + spec.duration_s if spec.duration_s else None, "since": now}
+        if spec.kind == "first_n":
+            fault["remaining"] = spec.count
+        vendor.faults[spec.kind] = fault
+        if spec.kind == "rate":
+            vendor.arrivals.clear()
+        log.info("fault_set", **fault)
+        return {"fault": fault}
 
 
 @app.delete("/_control/fault")
-async def clear_fault() -> dict:
+async def clear_fault(kind: FaultKind | None = None) -> dict:
+    """Clears one kind of fault, or every fault when no kind is given."""
     async with vendor.lock:
-        healed = vendor.fault is not None
-        vendor.fault = None
-        log.info("fault_cleared", was_active=healed)
-        return {"fault": None, "was_active": healed}
+        cleared = [vendor.faults.pop(k, None) for k in ([kind] if kind else list(vendor.faults))]
+        healed = any(fault is not None for fault in cleared)
+        log.info("fault_cleared", was_active=healed, kind=kind or "all")
+        return {"fault": vendor.newest_fault(), "was_active": healed}
 
 
 @app.get("/_control/fault")
 async def get_fault() -> dict:
-    return {"fault": vendor.active_fault()}
+    """The newest active fault (what most callers want) and all of them by kind."""
+    return {"fault": vendor.newest_fault(), "faults": vendor.active_faults()}
 
 
 @app.get("/_control/journal")

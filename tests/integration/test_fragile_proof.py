@@ -1,32 +1,55 @@
-"""The proof that payment_outage can fail: against the fragile shop it must fail, and for the
-reason it guards (no 202 PAYMENT_PENDING fallback), while the resilient shop passes it."""
+"""The proof that every scenario can fail: against the fragile shop each one fails, and for the
+reason it guards (its [guard] tag in the failure), while the resilient shop passes them all."""
 
 import json
 
 import pytest
 
+from harness.runbook import declared
 from tests.conftest import BIN, run
 
 pytestmark = pytest.mark.integration
 
+# The guard each scenario must trip on the fragile shop: the protection it exists to prove.
+GUARDS = {
+    "payment_outage": "[fallback_202]",
+    "payment_latency": "[one_order_per_request]",
+    "db_connection_timeout": "[db_503]",
+    "inventory_null": "[no_500]",
+    "malformed_messages": "[dlq_count]",
+    "disk_fill_node_a": "[disk_alert]",
+    "invalid_token": "[reject_invalid]",
+    "auth_outage": "[fail_closed]",
+    "clock_skew": "[leeway]",
+    "rabbitmq_outage": "[outbox]",
+    "rabbitmq_config_missing[api_gateway]": "[refuse_to_start]",
+    "rabbitmq_config_missing[inventory_service]": "[refuse_to_start]",
+}
 
-def _run_scenario(tmp_path, mode):
-    result = run([str(BIN / "pytest"), "scenarios/", "-k", "payment_outage", f"--sut-mode={mode}",
-                  f"--chaos-reports={tmp_path}", "-p", "no:cacheprovider", "-q"])
+
+def _run_scenarios(tmp_path, mode):
+    result = run([str(BIN / "pytest"), "scenarios/", f"--sut-mode={mode}", f"--chaos-reports={tmp_path}",
+                  "-p", "no:cacheprovider", "-q"], timeout=900)
     report = json.loads((tmp_path / "latest" / "report.json").read_text())
     return result, {s["name"]: s for s in report["scenarios"]}
 
 
-def test_payment_outage_fails_on_the_fragile_shop_for_the_guarded_reason(tmp_path):
-    result, scenarios = _run_scenario(tmp_path, "fragile")
+def test_every_scenario_has_a_guard():
+    names = {name for scenarios in declared().values() for name, _ in scenarios}
+    assert names == {name.split("[")[0] for name in GUARDS}
+
+
+def test_every_scenario_fails_on_the_fragile_shop_for_the_guarded_reason(tmp_path):
+    result, scenarios = _run_scenarios(tmp_path, "fragile")
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
-    outcome = scenarios["payment_outage"]
-    assert outcome["outcome"] == "failed"
-    assert "[fallback_202]" in outcome["reason"] and "502" in outcome["reason"], outcome["reason"]
+    assert set(scenarios) == set(GUARDS), f"scenarios run: {sorted(scenarios)}"
+    wrong = {name: (s["outcome"], (s["reason"] or "")[:300]) for name, s in scenarios.items()
+             if s["outcome"] != "failed" or GUARDS[name] not in (s["reason"] or "")}
+    assert not wrong, f"scenarios that did not fail on their guard: {wrong}"
 
 
-def test_payment_outage_passes_on_the_resilient_shop(tmp_path):
-    result, scenarios = _run_scenario(tmp_path, "resilient")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    figures = scenarios["payment_outage"]["figures"]
-    assert figures["orders_during_outage"] == 12 and figures["breaker_windows"]
+def test_every_scenario_passes_on_the_resilient_shop(tmp_path):
+    result, scenarios = _run_scenarios(tmp_path, "resilient")
+    failed = {name: (s["reason"] or "")[:300] for name, s in scenarios.items() if s["outcome"] != "passed"}
+    assert result.returncode == 0 and not failed, f"{failed}\n{result.stdout[-2000:]}"
+    assert scenarios["payment_outage"]["figures"]["breaker_windows"]

@@ -201,7 +201,7 @@ def test_system_health_aggregates_every_service(stack):
 
 
 def test_every_shop_service_exposes_metrics(stack):
-    for service in ("api_gateway", "auth_service", "inventory_service"):
+    for service in ("api_gateway", "auth_service", "inventory_service", "payment_gateway", "alert_sink"):
         text = httpx.get(stack.endpoint(service).url + "/metrics/", timeout=5).text
         assert "# TYPE" in text, service
 

@@ -37,3 +37,10 @@ def test_faults_json_lists_the_catalog():
 def test_compose_check_passes_on_the_committed_file():
     result = run([str(BIN / "chaos"), "compose", "--check"])
     assert result.returncode == 0, result.stderr
+
+
+def test_runbook_covers_every_root_cause():
+    result = run([str(BIN / "chaos"), "runbook", "--json"])
+    assert result.returncode == 0, result.stdout
+    rows = json.loads(result.stdout)
+    assert all(row["scenarios"] for row in rows) and len(rows) == 8

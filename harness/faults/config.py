@@ -1,0 +1,100 @@
+"""Config faults (seed 003): deploy a service with a variable missing or wrong.
+
+A replica of the target is started next to the running one, from the same image, command and
+network, with the environment altered: exactly what a bad deployment does, without taking the
+healthy instance away. The scenario then watches what the replica does (refuse to start, naming
+the variable; or run silently on defaults). Heal removes the replica.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+import docker.errors
+from pydantic import Field
+
+from harness.engine import connect
+from harness.faults.base import Fault, Params
+
+BROKER_VARIABLES = Literal["RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_USER", "RABBITMQ_PASS"]
+
+
+class MissingParams(Params):
+    variable: BROKER_VARIABLES = "RABBITMQ_HOST"
+
+
+class WrongParams(MissingParams):
+    value: str = Field(default="not-a-broker", max_length=256)
+
+
+class Replica(Fault):
+    """Base: starts the altered replica; `alter(env)` says how."""
+
+    family = "config"
+    targets = ("api_gateway", "inventory_service")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.replica: Any = None
+
+    def alter(self, env: dict[str, str]) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _apply(self) -> None:
+        original = self.stack.docker_container(self.target)
+        env = dict(item.split("=", 1) for item in original.attrs["Config"]["Env"])
+        labels = dict(original.labels) | {"chaos-harness.replica-of": self.target}
+        network = next(iter(original.attrs["NetworkSettings"]["Networks"]))
+        self.replica = self.stack.client.containers.run(
+            original.image.id, original.attrs["Config"]["Cmd"], environment=self.alter(env), detach=True,
+            labels=labels, network=network, name=f"{original.name}-replica-{uuid.uuid4().hex[:6]}")
+
+    def _landed(self) -> bool:
+        self.replica.reload()
+        return self.replica.status in ("running", "exited")
+
+    def outcome(self, settle_s: float = 10.0) -> tuple[str, int | None, str]:
+        """(status, exit code, output) of the replica once it has exited or run for settle_s."""
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline:
+            self.replica.reload()
+            if self.replica.status == "exited":
+                break
+            time.sleep(0.2)
+        code = self.replica.attrs["State"]["ExitCode"] if self.replica.status == "exited" else None
+        return self.replica.status, code, self.replica.logs().decode(errors="replace")
+
+    def undo_state(self) -> dict[str, Any]:
+        return {"container_id": self.replica.id} if self.replica is not None else {}
+
+    @classmethod
+    def undo_from(cls, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        try:
+            connect().containers.get(state["container_id"]).remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+
+
+class MissingEnv(Replica):
+    name = "config.missing_env"
+    description = "deploy a replica of the service with one RABBITMQ_* variable unset"
+    Params = MissingParams
+
+    def alter(self, env: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in env.items() if k != self.params.variable}
+
+
+class WrongValue(Replica):
+    name = "config.wrong_value"
+    description = "deploy a replica of the service with one RABBITMQ_* variable set to a wrong value"
+    Params = WrongParams
+
+    def alter(self, env: dict[str, str]) -> dict[str, str]:
+        return env | {self.params.variable: self.params.value}
+
+
+FAULTS = (MissingEnv, WrongValue)

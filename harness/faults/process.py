@@ -1,0 +1,177 @@
+"""Process faults: what happens to a service's container (killed, frozen, restarted, stopped).
+
+Landed is the container state the engine reports (exited, paused; for a restart: running
+again, started anew and answering). Healing brings the container back whatever happened to
+it (unpause a paused one, start a stopped one) and returns only when the service answers its
+own protocol again, on its published port, which a restart may have moved.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Literal
+
+import docker.errors
+from docker.models.containers import Container
+from pydantic import Field
+
+from harness import topology
+from harness.errors import HarnessError
+from harness.faults.attach import published
+from harness.faults.base import Fault, Params
+
+READY_TIMEOUT_S = 90.0
+# Toxiproxy keeps its proxies in memory: restarting it is every edge down at once, which the
+# network faults express better (and then the harness could no longer reach its own proxies).
+PROCESS_TARGETS = tuple(name for name in topology.SERVICES if name != "toxiproxy")
+
+
+def ready_now(container: Container, service: str) -> bool:
+    """One attempt of the service's readiness check on its current published port."""
+    from harness.stack import READINESS
+
+    spec = topology.SERVICES[service]
+    container.reload()
+    endpoint = published(container, spec.port) if container.status == "running" else None
+    if endpoint is None:
+        return False
+    try:
+        return READINESS[spec.readiness](endpoint.host, endpoint.port)
+    except Exception:  # any failure of the probe means "not ready yet"
+        return False
+
+
+def wait_ready(container: Container, service: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready_now(container, service):
+        if time.monotonic() > deadline:
+            raise HarnessError(f"{service} did not answer within {timeout_s:.0f}s after healing: "
+                               f"see `docker logs {container.name}`")
+        time.sleep(0.2)
+
+
+def revive(container: Container, service: str) -> None:
+    """Back to running and answering, from whatever state a fault left it in."""
+    container.reload()
+    if container.status == "paused":
+        container.unpause()
+    elif container.status != "running":
+        container.start()
+    wait_ready(container, service)
+
+
+class KillParams(Params):
+    signal: Literal["SIGKILL", "SIGTERM", "SIGINT"] = "SIGKILL"
+
+
+class PauseParams(Params):
+    pass
+
+
+class StopParams(Params):
+    stop_timeout_s: int = Field(default=10, ge=0, le=120, description="grace before Docker kills it")
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a fault does to the container and the state that proves it landed."""
+
+    apply: Callable[[Container, Any], None]
+    state: str
+    answers: bool = False  # landed also means the service answers again (a restart)
+
+
+ACTIONS: dict[str, Action] = {
+    "kill": Action(lambda c, p: c.kill(signal=p.signal), "exited"),
+    "pause": Action(lambda c, p: c.pause(), "paused"),
+    "stop": Action(lambda c, p: c.stop(timeout=p.stop_timeout_s), "exited"),
+    "restart": Action(lambda c, p: c.restart(timeout=p.stop_timeout_s), "running", answers=True),
+}
+
+
+class ProcessFault(Fault):
+    family = "process"
+    targets = PROCESS_TARGETS
+    action: ClassVar[str]
+    landing_timeout_s = 20.0
+
+    def _apply(self) -> None:
+        container = self.stack.docker_container(self.target)
+        self._started_at = container.attrs["State"].get("StartedAt")
+        ACTIONS[self.action].apply(container, self.params)
+
+    def _landed(self) -> bool:
+        action = ACTIONS[self.action]
+        container = self.stack.docker_container(self.target)
+        container.reload()
+        if container.status != action.state:
+            return False
+        if not action.answers:
+            return True
+        if container.attrs["State"].get("StartedAt") == self._started_at:
+            return False  # not restarted yet
+        self.stack.refresh(self.target)
+        return ready_now(container, self.target)
+
+    def _undo(self) -> None:
+        super()._undo()
+        self.stack.refresh(self.target)
+
+    def undo_state(self) -> dict[str, Any]:
+        return {"container": self.stack.docker_container(self.target).id, "service": self.target}
+
+    @classmethod
+    def undo_from(cls, state: dict[str, Any]) -> None:
+        from harness.engine import connect
+
+        try:
+            container = connect().containers.get(state["container"])
+        except docker.errors.NotFound:
+            return  # the run is gone, and the fault with it
+        revive(container, state["service"])
+
+
+class Kill(ProcessFault):
+    name = "process.kill"
+    action = "kill"
+    description = "kills a service's container (SIGKILL by default); heal starts it and waits until it answers"
+    Params = KillParams
+
+
+class Pause(ProcessFault):
+    name = "process.pause"
+    action = "pause"
+    description = "freezes a service's container (docker pause): connections hang, nothing answers"
+    Params = PauseParams
+
+
+class Restart(ProcessFault):
+    name = "process.restart"
+    action = "restart"
+    description = "restarts a service's container; lands when it answers again"
+    Params = StopParams
+    landing_timeout_s = READY_TIMEOUT_S
+
+
+class Outage(ProcessFault):
+    """A dependency stopped (gracefully, then killed after stop_timeout_s) until healed."""
+
+    action = "stop"
+    Params = StopParams
+    landing_timeout_s = 30.0
+
+
+class BrokerOutage(Outage):
+    name = "process.broker_outage"
+    targets = ("rabbitmq",)
+    description = "stops RabbitMQ; heal starts it and waits until AMQP answers"
+
+
+class DbOutage(Outage):
+    name = "process.db_outage"
+    targets = ("postgres",)
+    description = "stops PostgreSQL; heal starts it and waits until SQL answers"
+
+
+FAULTS: tuple[type[Fault], ...] = (Kill, Pause, Restart, BrokerOutage, DbOutage)

@@ -1,0 +1,39 @@
+"""Root cause 6: requests carrying invalid tokens (forged signature, expired, wrong audience,
+garbage).
+
+Prescribed: each is rejected with 401 and the manual's line, with no side effect (no order,
+no charge).
+"""
+
+import time
+
+import pytest
+from conftest import ledger_verdict, steady_state
+
+from harness.clients import ShopClient
+
+INVALID_TOKEN = "User authentication failed: invalid token."
+TOKEN_FAULTS = ("auth.invalid_signature", "auth.expired", "auth.wrong_audience", "auth.garbage")
+
+
+@pytest.mark.chaos(root_cause="invalid_token", runbook=["reject_invalid_tokens"])
+def test_invalid_token(stack, chaos, shop, vendor, history, scenario_record):
+    steady_state(shop, "before")
+    injected = time.time()
+    calls_before = len(vendor.journal())
+    answers = {}
+    for name in TOKEN_FAULTS:
+        with chaos.inject(name, target="auth_service") as fault:
+            intruder = ShopClient(stack.edge_url, history, token=fault.token)
+            answers[name] = intruder.place_order().status
+            intruder.close()
+    calls_during = len(vendor.journal()) - calls_before
+    steady_state(shop, "after")
+    events = stack.logs("api_gateway", since=injected)
+    scenario_record.update(answers=answers)
+
+    accepted = {name: status for name, status in answers.items() if status != 401}
+    assert not accepted, f"[reject_invalid] invalid tokens were not answered 401: {accepted}"
+    assert sum(e.get("event") == INVALID_TOKEN for e in events) >= len(TOKEN_FAULTS), "[log_line] line missing"
+    assert calls_during == 0, f"[no_side_effect] rejected requests made {calls_during} vendor calls"
+    ledger_verdict(shop, vendor, history)

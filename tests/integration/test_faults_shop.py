@@ -1,0 +1,94 @@
+"""The shop-level fault families (disk, auth, message, data, config): each lands (its effect is
+observed), heals (the effect is gone) and heals twice harmlessly."""
+
+import httpx
+import psycopg
+import pytest
+
+from harness import topology
+from harness.clients import queue_depth
+from harness.faults import Chaos
+from harness.timeline import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _df(stack) -> float:
+    out = stack.docker_container("api_gateway").exec_run(["df", "--output=pcent", "/data"]).output.decode()
+    return float(out.split()[-1].rstrip("%"))
+
+
+def _heal_twice(fault) -> None:
+    fault.heal()
+    fault.heal()
+
+
+def test_disk_fill_lands_and_heals(stack):
+    before = _df(stack)
+    fault = Chaos(stack).inject("disk.fill", target="api_gateway", percent=60)
+    assert _df(stack) >= 59
+    _heal_twice(fault)
+    assert _df(stack) <= before + 1
+
+
+def _product(stack, sku):
+    pg = stack.endpoint("postgres")
+    with psycopg.connect(host=pg.host, port=pg.port, user=topology.DB_USER, password=topology.DB_PASSWORD,
+                         dbname=topology.DB_NAME) as conn:
+        return conn.execute("SELECT name, price_cents, stock FROM products WHERE sku = %s", [sku]).fetchone()
+
+
+def test_null_fields_land_and_the_row_is_restored(stack):
+    original = _product(stack, "sku-4")
+    fault = Chaos(stack).inject("data.null_fields", target="postgres", sku="sku-4", fields=["name", "stock"])
+    assert _product(stack, "sku-4")[0] is None and _product(stack, "sku-4")[2] is None
+    _heal_twice(fault)
+    assert _product(stack, "sku-4") == original
+
+
+@pytest.mark.parametrize("name", ["auth.invalid_signature", "auth.expired", "auth.wrong_audience", "auth.garbage"])
+def test_bad_tokens_are_rejected_by_auth_service(stack, name):
+    fault = Chaos(stack).inject(name, target="auth_service")
+    assert fault.token and fault.verdict() == 401
+    _heal_twice(fault)
+
+
+def test_clock_skew_beyond_the_leeway_is_rejected_and_within_accepted(stack):
+    chaos = Chaos(stack)
+    assert chaos.inject("auth.clock_skew", target="auth_service", skew_s=2).verdict() == 200
+    assert chaos.inject("auth.clock_skew", target="auth_service", skew_s=300).verdict() == 401
+
+
+def test_key_rotation_lands_keeps_old_tokens_valid_and_heals(stack):
+    from harness.clients import mint_token
+
+    old_token = mint_token(stack.endpoint("auth_service").url)
+    fault = Chaos(stack).inject("auth.key_rotation", target="auth_service")
+    verify = lambda token: httpx.post(stack.endpoint("auth_service").url + "/verify",  # noqa: E731
+                                      json={"token": token}, timeout=5).status_code
+    assert verify(old_token) == 200, "a token signed before the rotation must still verify"
+    _heal_twice(fault)
+    from harness.faults.auth import _active_key
+
+    restored, _ = wait_for(lambda: _active_key(stack)[0] == fault.previous, 5)
+    assert restored
+
+
+def test_messages_are_published_and_dead_lettered(stack):
+    broker = stack.endpoint("rabbitmq")
+    dlq = "inventory.order-events.dlq"
+    before = queue_depth(broker.host, broker.port, dlq) or 0
+    fault = Chaos(stack).inject("message.malformed_json", target="rabbitmq", count=2)
+    assert fault.published == 2
+    depth, _ = wait_for(lambda: (queue_depth(broker.host, broker.port, dlq) or 0) >= before + 2, 10, 0.2)
+    assert depth
+    _heal_twice(fault)
+
+
+def test_missing_env_replica_refuses_to_start_and_is_removed_on_heal(stack):
+    fault = Chaos(stack).inject("config.missing_env", target="api_gateway", variable="RABBITMQ_USER")
+    status, code, output = fault.outcome(settle_s=15)
+    assert status == "exited" and code != 0 and "RABBITMQ_USER is not set" in output
+    replica = fault.replica.id
+    _heal_twice(fault)
+    assert not stack.client.containers.list(all=True, filters={"id": replica})
