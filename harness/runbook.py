@@ -111,6 +111,14 @@ ROOT_CAUSES: dict[str, RootCause] = {
              Step("worker_auto_recovery", "Consumers reconnect after a broker outage"),
              Step("outbox", "Events kept in an outbox while the broker is away")),
             source="seed 003"),
+        RootCause(
+            "storm", "Several faults at once under load", "負荷下での複合障害",
+            None, ("api_gateway", "inventory_service", "payment_gateway", "rabbitmq"),
+            (Step("shed_traffic", "Limit traffic or switch features off to cut load"),),
+            (Step("zero_lost", "No accepted order is lost"),
+             Step("zero_duplicated", "No order is charged or notified twice"),
+             Step("slo_under_faults", "Customers are still served within the SLO")),
+            source="design"),
     )
 }
 

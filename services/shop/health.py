@@ -10,12 +10,24 @@ def level(score: int) -> str:
     return next(name for floor, name in LEVELS if score >= floor)
 
 
-def report(checks: dict[str, tuple[bool, int]]) -> dict:
-    """Each check is (ok, weight); the score is the share of weight that is ok."""
+CRITICAL_CAP = 40  # a service without a critical dependency can't do its job: red, whatever else is fine
+
+
+def report(checks: dict[str, tuple[bool, int]], critical: tuple[str, ...] = ()) -> dict:
+    """Each check is (ok, weight); the score is the share of weight that is ok, capped at red
+    when a critical check fails."""
     total = sum(weight for _, weight in checks.values()) or 1
     score = round(100 * sum(weight for ok, weight in checks.values() if ok) / total)
+    if any(not checks[name][0] for name in critical if name in checks):
+        score = min(score, CRITICAL_CAP)
     return {
         "score": score,
         "level": level(score),
         "checks": {name: ok for name, (ok, _) in checks.items()},
     }
+
+
+def system(services: dict[str, dict]) -> dict:
+    """The system's health: as good as its weakest service, since an order needs all of them."""
+    score = min((s.get("score", 0) for s in services.values()), default=0)
+    return {"score": score, "level": level(score), "services": services}

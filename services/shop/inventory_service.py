@@ -208,7 +208,8 @@ QUARANTINE = ("INSERT INTO quarantine (sku, reason) VALUES (%s, %s) "
 @app.get("/health")
 async def health() -> JSONResponse:
     database = await state.db.answers(HEALTH_DEADLINE_S)
-    body = report({"database": (database, 50), "broker_consumer": (state.consumer_connected, 50)})
+    body = report({"database": (database, 50), "broker_consumer": (state.consumer_connected, 50)},
+                  critical=("database",))
     body |= {"service": "inventory_service", "sut_mode": "resilient" if RESILIENT else "fragile"}
     return JSONResponse(body, status_code=200 if database else 503)
 

@@ -15,6 +15,7 @@ GUARDS = {
     "payment_outage": "[fallback_202]",
     "payment_latency": "[one_order_per_request]",
     "db_connection_timeout": "[db_503]",
+    "db_outage": "[db_503]",
     "inventory_null": "[no_500]",
     "malformed_messages": "[dlq_count]",
     "disk_fill_node_a": "[disk_alert]",
@@ -22,6 +23,7 @@ GUARDS = {
     "auth_outage": "[fail_closed]",
     "clock_skew": "[leeway]",
     "rabbitmq_outage": "[outbox]",
+    "storm": "[slo_accepted]",
     "rabbitmq_config_missing[api_gateway]": "[refuse_to_start]",
     "rabbitmq_config_missing[inventory_service]": "[refuse_to_start]",
 }

@@ -43,4 +43,4 @@ def test_runbook_covers_every_root_cause():
     result = run([str(BIN / "chaos"), "runbook", "--json"])
     assert result.returncode == 0, result.stdout
     rows = json.loads(result.stdout)
-    assert all(row["scenarios"] for row in rows) and len(rows) == 8
+    assert all(row["scenarios"] for row in rows) and len(rows) == 9

@@ -18,3 +18,13 @@ def test_levels_follow_seed_003(score, level):
 def test_score_is_the_weighted_share_of_passing_checks():
     body = health.report({"database": (True, 60), "breaker": (False, 40)})
     assert body == {"score": 60, "level": "orange", "checks": {"database": True, "breaker": False}}
+
+
+def test_a_failed_critical_check_makes_the_service_red():
+    body = health.report({"database": (False, 40), "broker": (True, 60)}, critical=("database",))
+    assert body["score"] == 40 and body["level"] == "red"
+
+
+def test_the_system_is_as_healthy_as_its_weakest_service():
+    body = health.system({"a": {"score": 100}, "b": {"score": 40}})
+    assert body["score"] == 40 and body["level"] == "red"

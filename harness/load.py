@@ -1,0 +1,101 @@
+"""Load from Locust, run headless in a subprocess (it patches its process with gevent), bounded in
+users, rate and time, aimed at the run's edge proxy on 127.0.0.1 only.
+
+`with Load(stack, users=5, rate=2, duration_s=20) as load:` starts it; on exit it waits for the
+end (or stops it), and `load.history()` returns every answer as ledger operations while
+`load.stats()` gives Locust's own aggregate (requests, failures, p50, p99).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from harness.clients import mint_token
+from harness.errors import HarnessError
+from harness.ledger import History
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+MAX_USERS, MAX_DURATION_S = 200, 3600
+
+
+class Load:
+    def __init__(self, stack: Any, users: int = 5, rate: float = 2.0, duration_s: int = 20) -> None:
+        if not (1 <= users <= MAX_USERS and 0 < rate <= 50 and 1 <= duration_s <= MAX_DURATION_S):
+            raise HarnessError(f"load out of bounds: users 1..{MAX_USERS}, rate 0..50/s per user, "
+                               f"duration 1..{MAX_DURATION_S}s")
+        host = stack.edge_url
+        if urlparse(host).hostname != "127.0.0.1":
+            raise HarnessError(f"load only goes to 127.0.0.1, not {host}")
+        self.host, self.users, self.rate, self.duration_s = host, users, rate, duration_s
+        self.token = mint_token(stack.endpoint("auth_service").url)
+        self.dir = Path(tempfile.mkdtemp(prefix="chaos-load-"))
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Load":
+        env = dict(os.environ, CHAOS_LOAD_HISTORY=str(self.dir / "history.jsonl"), CHAOS_TOKEN=self.token,
+                   CHAOS_LOAD_RATE=str(self.rate))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", self.host,
+             "--users", str(self.users), "--spawn-rate", str(self.users), "--run-time", f"{self.duration_s}s",
+             "--stop-timeout", "10", "--csv", str(self.dir / "stats"), "--only-summary", "--loglevel", "WARNING"],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(self.dir / "locust.log", "w"))
+        return self
+
+    def wait(self) -> None:
+        """Waits for the run to end by itself (bounded: its duration plus the stop timeout)."""
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=self.duration_s + 30)
+        except subprocess.TimeoutExpired:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.wait()
+        self.stop()
+
+    def history(self) -> History:
+        """Every answer Locust got, as ledger operations (a client timeout is `unknown`)."""
+        history = History()
+        path = self.dir / "history.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+        for line in lines:
+            row = json.loads(line)
+            op = history.invoke("place_order", row["key"], {})
+            op.invoked = row["invoked"]
+            outcome = "unknown" if row["status"] == 0 else ("ok" if row["status"] < 300 else "fail")
+            body = {"id": row["id"], "status": row["order_status"]} if row["id"] else {}
+            history.complete(op, outcome, row["status"] or None, body)
+            op.completed = row["completed"]
+        return history
+
+    def stats(self) -> dict[str, Any]:
+        """Locust's aggregate line: requests, failures, median and 99th percentile (ms)."""
+        path = self.dir / "stats_stats.csv"
+        if not path.exists():
+            return {}
+        rows = {row["Name"]: row for row in csv.DictReader(path.open(encoding="utf-8"))}
+        total = rows.get("Aggregated", {})
+        return {"requests": int(total.get("Request Count", 0)), "failures": int(total.get("Failure Count", 0)),
+                "p50_ms": float(total.get("50%", 0) or 0), "p99_ms": float(total.get("99%", 0) or 0),
+                "rps": float(total.get("Requests/s", 0) or 0), "at": time.time()}

@@ -1,0 +1,53 @@
+"""Root cause 2, the hard case: Postgres is down (its container stopped).
+
+Prescribed: callers get 503 with Retry-After at once instead of hanging, the health score goes
+red so the outage is seen, nothing is written half-way (no order left in limbo, no charge for
+an order that was never recorded), and the shop recovers by itself when the database is back:
+no service restarted.
+"""
+
+import time
+
+import psycopg
+import pytest
+from conftest import ledger_verdict, steady_state
+
+from harness import topology
+
+ANSWER_BUDGET_S = 3.5
+
+
+def limbo_orders(stack, since: float) -> int:
+    """Orders created since `since` that never got past NEW: a write left half-way."""
+    pg = stack.endpoint("postgres")
+    with psycopg.connect(host=pg.host, port=pg.port, user=topology.DB_USER, password=topology.DB_PASSWORD,
+                         dbname=topology.DB_NAME) as conn:
+        return conn.execute("SELECT count(*) FROM orders WHERE status = 'NEW' AND created_at >= to_timestamp(%s)",
+                            [since]).fetchone()[0]
+
+
+@pytest.mark.chaos(root_cause="database_bottleneck", runbook=["no_partial_writes", "recover_without_restart"])
+def test_db_outage(stack, chaos, shop, vendor, history, scenario_record):
+    steady_state(shop, "before")
+    started = {name: stack.docker_container(name).attrs["State"]["StartedAt"]
+               for name in ("api_gateway", "inventory_service", "auth_service")}
+    injected = time.time()
+    calls_before = len(vendor.journal())
+    with chaos.inject("process.db_outage", target="postgres"):
+        answers = [shop.place_order(timeout_s=ANSWER_BUDGET_S) for _ in range(3)]
+        health = shop.http.get("/health/system", timeout=ANSWER_BUDGET_S).json()
+        calls_during = len(vendor.journal()) - calls_before
+    recovery_s = steady_state(shop, "after", budget_s=30)
+    restarted = [name for name, at in started.items() if stack.docker_container(name).attrs["State"]["StartedAt"] != at]
+    scenario_record.update(answers=[(op.status or op.outcome, round(op.latency_s, 2)) for op in answers],
+                           system_health=health.get("score"), recovery_s=round(recovery_s, 2))
+
+    hung = [round(op.latency_s, 2) for op in answers if op.outcome == "unknown"]
+    assert not hung, f"[db_503] requests hung past {ANSWER_BUDGET_S}s while the database was down: {hung}"
+    assert all(op.status == 503 and op.headers.get("retry-after") for op in answers), \
+        f"[db_503] expected 503 with Retry-After: {[(op.status, op.body) for op in answers]}"
+    assert health.get("level") == "red", f"[health_red] the system looked {health.get('level')} with its database down"
+    assert calls_during == 0, f"[no_partial_writes] {calls_during} vendor calls for orders that were never recorded"
+    assert limbo_orders(stack, injected) == 0, "[no_partial_writes] orders were left half-written (status NEW)"
+    assert not restarted, f"[recover_without_restart] services had to restart: {restarted}"
+    ledger_verdict(shop, vendor, history)
