@@ -204,6 +204,29 @@ def queue_depth(host: str, port: int, queue: str) -> int | None:
             return None
 
 
+def redrive(host: str, port: int, queue: str, exchange: str = "orders") -> int:
+    """Moves what a dead-letter queue holds back to the exchange, each message under its original
+    routing key (the manual's first response, once the cause is fixed). Bounded by the depth at
+    the start, so messages that fail again and come back are not moved twice."""
+    import pika
+
+    moved = 0
+    with _channel(host, port) as channel:
+        depth = channel.queue_declare(queue, passive=True).method.message_count
+        for _ in range(depth):
+            method, properties, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                break
+            headers = properties.headers or {}
+            routing_key = headers.get("x-original-routing-key") or method.routing_key
+            channel.basic_publish(exchange, routing_key, body, pika.BasicProperties(
+                message_id=properties.message_id, content_type=properties.content_type, delivery_mode=2,
+                headers={k: v for k, v in headers.items() if k not in ("x-reason", "x-death")}))
+            channel.basic_ack(method.delivery_tag)
+            moved += 1
+    return moved
+
+
 def purge(host: str, port: int, queue: str) -> None:
     """Empties a queue if it exists (between scenarios)."""
     import pika.exceptions

@@ -144,13 +144,14 @@ def declared(scenarios_dir: Path = SCENARIOS_DIR) -> dict[str, list[tuple[str, l
 
 
 def coverage(scenarios_dir: Path = SCENARIOS_DIR) -> list[dict]:
-    """One row per root cause: its scenarios, the prescriptions verified and those not yet."""
+    """One row per root cause: its scenarios, the prescriptions and first-response steps verified,
+    and those not yet."""
     by_cause = declared(scenarios_dir)
     rows = []
     for rc in ROOT_CAUSES.values():
         scenarios = by_cause.get(rc.id, [])
         verified = sorted({p for _, prescriptions in scenarios for p in prescriptions})
-        known = [s.id for s in rc.prescriptions]
+        known = [s.id for s in rc.prescriptions + rc.first_response]
         rows.append({"root_cause": rc.id, "source": rc.source, "log_line": rc.log_line,
                      "scenarios": [name for name, _ in scenarios], "verified": verified,
                      "unverified": [p for p in known if p not in verified],

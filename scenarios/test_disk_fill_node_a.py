@@ -16,7 +16,8 @@ DISK_LOW = "Disk space is critically low on server node-A."
 DETECT_BUDGET_S = 5.0
 
 
-@pytest.mark.chaos(root_cause="disk_full_node_a", runbook=["disk_alert", "shed_writes", "alert_on_recovery"])
+@pytest.mark.chaos(root_cause="disk_full_node_a",
+                   runbook=["disk_alert", "shed_writes", "alert_on_recovery", "clean_disk"])
 def test_disk_fill_node_a(stack, chaos, shop, vendor, sink, history, scenario_record):
     steady_state(shop, "before")
     before = shop.place_order()

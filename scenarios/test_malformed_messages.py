@@ -6,11 +6,12 @@ traffic unaffected. First response of the manual: inspect the DLQ.
 """
 
 import time
+import uuid
 
 import pytest
 from conftest import ledger_verdict, steady_state
 
-from harness.clients import queue_depth
+from harness.clients import queue_depth, redrive
 from harness.timeline import wait_for
 
 MALFORMED = "Failed to process message from queue: malformed JSON."
@@ -19,7 +20,7 @@ BAD = {"message.malformed_json": 3, "message.schema_invalid": 2, "message.poison
 
 
 @pytest.mark.chaos(root_cause="malformed_messages",
-                   runbook=["schema_validation", "dead_letter_queue", "idempotent_consumer"])
+                   runbook=["schema_validation", "dead_letter_queue", "idempotent_consumer", "inspect_dlq"])
 def test_malformed_messages(stack, chaos, shop, vendor, sink, inventory, history, clean_dlq, scenario_record):
     steady_state(shop, "before")
     broker = stack.endpoint("rabbitmq")
@@ -47,5 +48,22 @@ def test_malformed_messages(stack, chaos, shop, vendor, sink, inventory, history
     assert len(mails) == 1, f"[idempotent] {len(mails)} e-mails for one valid order delivered 4 times"
     health = inventory.http.get("/health").json()
     assert health["checks"]["broker_consumer"], f"[consumer_alive] the consumer is down: {health}"
+
+    # The manual's first response: inspect the DLQ, fix the cause, re-drive. An order.paid that
+    # arrived before its reservation existed is poison until the reservation is made (the fix).
+    early = str(uuid.uuid4())
+    with chaos.inject("message.duplicate", target="rabbitmq", order_id=early, copies=2):
+        pass
+    parked, _ = wait_for(lambda: queue_depth(broker.host, broker.port, DLQ) == expected + 2, 15, 0.3)
+    fixed = inventory.http.post("/reservations", json={"order_id": early, "sku": "sku-1", "quantity": 1})
+    moved = redrive(broker.host, broker.port, DLQ)
+    redriven, _ = wait_for(lambda: (inventory.reservation(early) or {}).get("status") == "CONFIRMED", 15, 0.3)
+    settled, _ = wait_for(lambda: queue_depth(broker.host, broker.port, DLQ) == expected, 15, 0.3)
+    early_mails = [m for m in sink.mails() if m.get("order_id") == early]
+    scenario_record.update(redriven=moved)
+    assert parked and fixed.status_code == 201, f"[redrive] the early event was not parked ({fixed.status_code})"
+    assert redriven and len(early_mails) == 1, \
+        f"[redrive] after the fix and a re-drive the order was not confirmed once ({len(early_mails)} e-mails)"
+    assert settled, "[redrive] the still-broken messages did not return to the DLQ after the re-drive"
     steady_state(shop, "after")
     ledger_verdict(shop, vendor, history)
