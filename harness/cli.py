@@ -198,6 +198,30 @@ def cmd_runbook(args: argparse.Namespace) -> int:
     return 0 if all(row["scenarios"] for row in rows) else 1
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The summary of a written run (default: the latest) and where its report.html is."""
+    from harness.report import json_report
+
+    run_dir = Path(args.reports) / args.run
+    try:
+        document = json_report.read(run_dir)
+    except (OSError, ValueError) as exc:
+        reason = ("no such run" if isinstance(exc, FileNotFoundError)
+                  else f"unreadable report.json ({type(exc).__name__})")
+        raise HarnessError(f"{reason} in {run_dir}: `chaos run` writes one, `ls {args.reports}` lists them") from None
+    rows = json_report.summary_rows(document.get("scenarios", []), reason_chars=max(args.width, 10))
+    columns = ("scenario", "verdict", "ttd", "ttr", "reason")
+    widths = {c: max([len(c)] + [len(row[c]) for row in rows]) for c in columns}
+    run = document.get("run", {})
+    print(f"run {run.get('run_id', args.run)} ({run.get('sut_mode', '?')} shop), "
+          f"schema {document.get('schema_version')}")
+    for row in [dict(zip(columns, ("SCENARIO", "VERDICT", "TTD", "TTR", "REASON"))), *rows]:
+        print("  ".join(f"{row[c]:<{widths[c]}}" for c in columns).rstrip())
+    html = run_dir.resolve() / "report.html"
+    print(f"report: {html}" if html.exists() else "report: no report.html in this run (written by schema 2 runs)")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "runbook": (cmd_runbook, "the manual's root causes -> scenarios -> prescriptions verified"),
     "doctor": (cmd_doctor, "check the engine, tools and images, saying what to do about each"),
@@ -208,6 +232,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "inject": (cmd_inject, "inject a fault into the running stack (until `chaos heal`, or for --for seconds)"),
     "heal": (cmd_heal, "heal active faults by name or record id, or --all"),
     "status": (cmd_status, "list active faults: name, target, run, age, time left"),
+    "report": (cmd_report, "summarise a run's reports (scenario, verdict, TTD, TTR, reason) and locate report.html"),
 }
 
 
@@ -229,6 +254,10 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("scenario", nargs="*", help="scenario names (default: all)")
             command.add_argument("--sut-mode", choices=("resilient", "fragile"), default="resilient")
             command.add_argument("--reports", default="reports", help="where reports go (default: reports/)")
+        if name == "report":
+            command.add_argument("run", nargs="?", default="latest", help="a run id under --reports (default: latest)")
+            command.add_argument("--reports", default="reports", help="where reports are (default: reports/)")
+            command.add_argument("--width", type=int, default=80, help="reason column width (default: 80)")
         if name == "inject":
             command.add_argument("fault", help="a fault name from `chaos faults`")
             command.add_argument("--target", required=True, help="a proxy or service the fault can target")

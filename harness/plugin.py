@@ -3,6 +3,10 @@
 Registered through the `pytest11` entry point, so `pytest scenarios/` needs no conftest. The
 stack starts once per session (faults are healed and the vendor reset between scenarios);
 when the engine is unusable the session stops with one line and exit code 2.
+
+Every chaos scenario also gets a health probe (the autouse `timeline` fixture) whose samples,
+with the fault journal, the order history, the alerts and the loudest log lines, become the
+scenario's timeline in the reports (TTD/TTR, plots, incident records), without scenario edits.
 """
 
 from __future__ import annotations
@@ -11,19 +15,32 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import timeline as timelines
 from harness.clients import ShopClient, SinkClient, VendorClient, mint_token
 from harness.errors import HarnessError
 from harness.faults import Chaos
-from harness.ledger import History
-from harness.report import json_report
+from harness.faults.base import FaultJournal
+from harness.ledger import History, Operation
+from harness.probes import Probe
+from harness.report import csv_timeline, html, incident, json_report
+from harness.runbook import ROOT_CAUSES
 
 SCENARIO_KEY = pytest.StashKey[dict[str, Any]]()
+JOURNAL_KEY = pytest.StashKey[FaultJournal]()  # the chaos fixture's journal: the fault windows
+HISTORY_KEY = pytest.StashKey[History]()  # the history fixture's operations
+TIMELINE_KEY = pytest.StashKey[dict[str, Any]]()  # what the timeline fixture gathered
+RECORD_KEY = pytest.StashKey[dict[str, Any]]()  # the scenario's entry in the run's report
+
+PROBE_HZ = 10.0
+RECOVERY_LINGER_S = 3.0  # after the last heal, keep probing this long at most to see recovery
+# Written before report.json, whose writer moves reports/latest: latest is complete when it moves.
+REPORT_WRITERS = (csv_timeline.write, html.write, incident.write, json_report.write)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,7 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sut-mode", choices=("resilient", "fragile"), default="resilient",
                     help="which build of the shop to test (fragile: protections off; scenarios must fail)")
     group.addoption("--chaos-reports", metavar="DIR", default=None,
-                    help="write report.json, one JSON per scenario and junit.xml under DIR/<run-id>/")
+                    help="write report.json, report.html, timeline.csv, incident records, one JSON per scenario "
+                         "and junit.xml under DIR/<run-id>/ (see reports/README.md)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -92,9 +110,10 @@ def stack(pytestconfig: pytest.Config, sut_mode: str) -> Iterator[Any]:
 
 
 @pytest.fixture
-def chaos(stack: Any) -> Iterator[Chaos]:
+def chaos(stack: Any, request: pytest.FixtureRequest) -> Iterator[Chaos]:
     """The fault injector; every fault it made is healed when the test ends, however it ends."""
     injector = Chaos(stack)
+    request.node.stash[JOURNAL_KEY] = injector.journal
     try:
         yield injector
     finally:
@@ -102,9 +121,10 @@ def chaos(stack: Any) -> Iterator[Chaos]:
 
 
 @pytest.fixture
-def history() -> History:
+def history(request: pytest.FixtureRequest) -> History:
     """The test's operation history (the ledger's input)."""
-    return History()
+    request.node.stash[HISTORY_KEY] = History()
+    return request.node.stash[HISTORY_KEY]
 
 
 @pytest.fixture
@@ -142,6 +162,80 @@ def scenario_record(request: pytest.FixtureRequest) -> dict[str, Any]:
     return record
 
 
+def op_record(op: Operation) -> dict[str, Any]:
+    """An operation as the reports keep it (plain JSON, no headers or bodies)."""
+    return {"index": op.index, "kind": op.kind, "invoked": op.invoked, "completed": op.completed,
+            "latency_s": None if op.completed is None else round(op.completed - op.invoked, 4),
+            "outcome": op.outcome, "status": op.status, "order_id": op.order_id,
+            "order_status": op.body.get("status") if isinstance(op.body.get("status"), str) else None}
+
+
+def _observed(what: str, read: Callable[[], list[dict[str, Any]]], problems: list[str]) -> list[dict[str, Any]]:
+    """What a report reads from the stack after the test. Observing must never change a verdict,
+    so a failure (sink gone, engine hiccup) gives nothing and is noted in the report instead."""
+    try:
+        return read()
+    except Exception as exc:  # noqa: BLE001 (deliberately broad: see above)
+        problems.append(f"{what}: {type(exc).__name__}: {exc}"[:200])
+        return []
+
+
+ALERT_FIELDS = ("status", "severity", "who", "where", "what", "when_utc", "when_jst")
+
+
+def _alerts(stack: Any, since: float) -> list[dict[str, Any]]:
+    """The alerts the sink received since the probe started: their time and 5W1H fields."""
+    client = SinkClient(stack.endpoint("alert_sink").url)
+    try:
+        return [{"ts": a["ts"], "chaos": {k: a.get("chaos", {}).get(k) for k in ALERT_FIELDS}}
+                for a in client.alerts() if a.get("ts", 0) >= since]
+    finally:
+        client.close()
+
+
+def _log_events(stack: Any, services: tuple[str, ...], since: float) -> list[dict[str, Any]]:
+    return [e for name in services if name in stack.containers for e in stack.logs(name, since=since)]
+
+
+def _gather(stack: Any, item: pytest.Item, probe: Probe, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The scenario's timeline: raw (samples, ops, journal) and what the reports derive from it."""
+    marker = item.get_closest_marker("chaos")
+    cause = ROOT_CAUSES.get(marker.kwargs.get("root_cause")) if marker else None
+    began = probe.started or time.time()
+    history = item.stash.get(HISTORY_KEY, None)
+    samples, ops = probe.samples, [op_record(op) for op in history.ops] if history else []
+    problems: list[str] = []
+    alerts = _observed("alerts", lambda: _alerts(stack, began), problems)
+    events = _observed("logs", lambda: _log_events(stack, cause.services if cause else (), began), problems)
+    return {"window": {"started": began, "finished": probe.stopped}, "probe": probe.stats(), "unobserved": problems,
+            **timelines.scenario_timeline(entries, samples, alerts, ops), "alerts": alerts,
+            "logs": timelines.log_summary(events, cause.log_line if cause else None),
+            json_report.RAW: {"samples": samples, "ops": ops, "journal": entries}}
+
+
+@pytest.fixture(autouse=True)
+def timeline(request: pytest.FixtureRequest) -> Iterator[Probe | None]:
+    """Probes the system's health at 10 Hz through every chaos scenario that uses the stack.
+
+    Set up before the scenario's own fixtures, so it is torn down after them: the `chaos`
+    fixture's last heals are in the journal, and the probe lingers (bounded) to see recovery.
+    """
+    if request.node.get_closest_marker("chaos") is None or "stack" not in request.fixturenames:
+        yield None
+        return
+    stack = request.getfixturevalue("stack")
+    probe = Probe(stack.edge_url, hz=PROBE_HZ).start()
+    try:
+        yield probe
+    finally:
+        journal = request.node.stash.get(JOURNAL_KEY, None)
+        entries = list(journal.entries) if journal else []
+        if timelines.last_heal(entries) is not None:
+            probe.wait_until(lambda seen: timelines.recovered_at(entries, seen) is not None, RECOVERY_LINGER_S)
+        probe.stop()
+        request.node.stash[TIMELINE_KEY] = _gather(stack, request.node, probe, entries)
+
+
 def _scenario_name(item: pytest.Item) -> str:
     return item.name.removeprefix("test_")
 
@@ -151,7 +245,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     marker = item.get_closest_marker("chaos")
-    if marker is None or report.when not in ("setup", "call"):
+    if marker is None:
+        return
+    if report.when == "teardown":  # the timeline fixture has finished by now
+        if RECORD_KEY in item.stash and TIMELINE_KEY in item.stash:
+            item.stash[RECORD_KEY].update(item.stash[TIMELINE_KEY])
         return
     if report.when == "setup" and report.passed:
         return
@@ -159,7 +257,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         reason = crash.message if crash else str(report.longrepr)[-2000:]
-    item.config.stash[SCENARIO_KEY]["scenarios"].append({
+    item.stash[RECORD_KEY] = {
         "name": _scenario_name(item),
         "nodeid": item.nodeid,
         "root_cause": marker.kwargs.get("root_cause"),
@@ -168,7 +266,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "duration_s": round(report.duration, 3),
         "reason": reason,
         "figures": item.stash.get(SCENARIO_KEY, {}),
-    })
+    }
+    item.config.stash[SCENARIO_KEY]["scenarios"].append(item.stash[RECORD_KEY])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -178,5 +277,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     run = {"run_id": state["run_id"], "started": state["started"], "finished": time.time(),
            "sut_mode": session.config.getoption("sut_mode"), "exit_status": int(exitstatus)}
-    path = json_report.write(Path(reports) / state["run_id"], run, state["scenarios"])
-    print(f"\nchaos: reports written to {path.parent} (also {Path(reports) / 'latest'})", file=sys.stderr)
+    run_dir, began = Path(reports) / state["run_id"], time.perf_counter()
+    for writer in REPORT_WRITERS:
+        writer(run_dir, run, state["scenarios"])
+    print(f"\nchaos: reports written to {run_dir} in {time.perf_counter() - began:.2f}s "
+          f"(also {Path(reports) / 'latest'}); `chaos report` summarises them", file=sys.stderr)

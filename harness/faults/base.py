@@ -100,10 +100,11 @@ class Fault(ABC):
     def inject(self) -> "Fault":
         """Applies the fault and returns only once its effect is observed (else heals and raises;
         also on Ctrl-C while waiting, since no `with` block holds the fault yet)."""
+        started = time.time()  # the fault window opens when applying starts (stopping a broker takes seconds)
         self._apply()
         self.active = True
         try:
-            self.journal.record("inject", self)  # observers (the registry) may fail too
+            self.journal.record("inject", self, ts=started)  # observers (the registry) may fail too
             self._await_landing()
         except BaseException:
             self.heal()

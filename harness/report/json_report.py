@@ -1,25 +1,36 @@
-"""report.json (the whole run) and one <scenario>.json per scenario, in a versioned schema."""
+"""report.json (the whole run) and one <scenario>.json per scenario, in a versioned schema.
+
+Schema 2 (described in reports/README.md) adds to each scenario the probe's findings (fault
+windows, TTD/TTR, health, order impact, alerts, log lines); the raw timeline (probe samples,
+order operations, fault journal) goes only into the per-scenario file, so report.json stays
+small enough to read and every other report can be rebuilt from the per-scenario files.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+RAW = "timeline"  # the per-scenario-only key holding samples, ops and journal entries
+
+
+def _dump(path: Path, document: dict[str, Any]) -> None:
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def write(run_dir: Path, run: dict[str, Any], scenarios: list[dict[str, Any]]) -> Path:
     """Writes the run's JSON files and points <reports>/latest at the run directory."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    document = {"schema_version": SCHEMA_VERSION, "run": run, "scenarios": scenarios}
+    summary = [{k: v for k, v in scenario.items() if k != RAW} for scenario in scenarios]
     path = run_dir / "report.json"
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    _dump(path, {"schema_version": SCHEMA_VERSION, "run": run, "scenarios": summary})
     for scenario in scenarios:
-        (run_dir / f"{scenario['name']}.json").write_text(
-            json.dumps({"schema_version": SCHEMA_VERSION, "run_id": run["run_id"], **scenario},
-                       indent=2, default=str) + "\n", encoding="utf-8")
+        _dump(run_dir / f"{scenario['name']}.json",
+              {"schema_version": SCHEMA_VERSION, "run_id": run["run_id"], **scenario})
     latest = run_dir.parent / "latest"
     tmp = run_dir.parent / ".latest.tmp"
     if tmp.is_symlink() or tmp.exists():
@@ -27,3 +38,38 @@ def write(run_dir: Path, run: dict[str, Any], scenarios: list[dict[str, Any]]) -
     os.symlink(run_dir.name, tmp)
     os.replace(tmp, latest)
     return path
+
+
+def read(run_dir: Path) -> dict[str, Any]:
+    """report.json of a run directory (raises OSError / ValueError when absent or damaged)."""
+    return json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+
+
+def seconds(value: float | None) -> str:
+    """A duration for people: '1.23 s', or 'n/o' (not observed)."""
+    return "n/o" if value is None else f"{value:.2f} s"
+
+
+def summary_rows(scenarios: list[dict[str, Any]], reason_chars: int = 100) -> list[dict[str, str]]:
+    """One row per scenario (scenario, verdict, TTD, TTR, reason): the table both the CLI and
+    report.html put first. Reasons keep their first line only."""
+    def reason(text: str | None) -> str:
+        first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+        return first if len(first) <= reason_chars else first[:reason_chars - 1] + "…"
+
+    return [{"scenario": s["name"], "verdict": s.get("outcome", "?"), "ttd": seconds(s.get("ttd_s")),
+             "ttr": seconds(s.get("ttr_s")), "reason": reason(s.get("reason"))} for s in scenarios]
+
+
+JST = timezone(timedelta(hours=9), "JST")
+STAMPS = {  # how a moment is written, by purpose
+    "utc": lambda t: t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC",
+    "jst": lambda t: t.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " JST",
+    "iso": lambda t: t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+    "clock": lambda t: t.astimezone(timezone.utc).strftime("%H:%M:%S.%f")[:-3],
+}
+
+
+def stamp(ts: float | None, style: str = "utc") -> str:
+    """An epoch time for people: 'utc', 'jst', 'iso' (for CSV) or 'clock' (UTC time of day)."""
+    return "n/o" if ts is None else STAMPS[style](datetime.fromtimestamp(ts, timezone.utc))

@@ -1,0 +1,87 @@
+"""A synthetic scenario timeline shared by the report tests (imported by them), checked here.
+
+t0 + 2.0 s: http.status injected on payment_gateway; health turns orange at 2.3 s; a firing
+alert arrives at 2.2 s; healed at 6.0 s; green at 7.0 s, a one-sample orange blip at 7.6 s,
+green again from 7.7 s on; orders every 0.25 s from 1 s to 9 s.
+"""
+
+from __future__ import annotations
+
+from harness import timeline
+from harness.report.json_report import RAW
+
+T0 = 1_800_000_000.0
+INJECT, HEAL = T0 + 2.0, T0 + 6.0
+
+
+def level_at(t: float) -> str:
+    """Health level at t seconds after T0 in the synthetic run."""
+    if 2.3 <= t < 7.0 or 7.55 <= t < 7.65:
+        return "orange"
+    return "green"
+
+
+def samples(until: float = 12.0) -> list[dict]:
+    out = []
+    for i in range(int(until * 10)):
+        t = round(i * 0.1, 3)
+        level = level_at(t)
+        score = 100 if level == "green" else 60
+        out.append({"ts": T0 + t, "score": score, "level": level, "breaker": "opened" if level != "green" else "closed",
+                    "disk_used_percent": 41.5, "ok": True, "error": None,
+                    "services": {"api_gateway": score, "payment_gateway": 100}})
+    return out
+
+
+def journal() -> list[dict]:
+    fault = {"fault": "http.status", "target": "payment_gateway", "params": {"status": 503}}
+    return [{"ts": INJECT, "action": "inject", **fault}, {"ts": INJECT + 0.05, "action": "landed", **fault},
+            {"ts": HEAL, "action": "heal", **fault}]
+
+
+def alerts() -> list[dict]:
+    return [{"ts": T0 + 2.2, "chaos": {"status": "firing", "who": "api_gateway", "what": "Payment gateway API returned "
+                                        "503 Service Unavailable.", "severity": "critical"}},
+            {"ts": T0 + 8.0, "chaos": {"status": "resolved", "who": "api_gateway", "what": "payment vendor recovered"}}]
+
+
+def ops() -> list[dict]:
+    out = []
+    for i in range(33):
+        t = 1.0 + 0.25 * i
+        during = 2.0 <= t <= 7.7
+        outcome, status = ("unknown", None) if i == 12 else ("fail", 503) if i == 10 else \
+            ("ok", 202 if during else 201)
+        latency = 0.9 if during else 0.05
+        out.append({"index": i, "kind": "place_order", "invoked": T0 + t, "completed": T0 + t + latency,
+                    "latency_s": latency, "outcome": outcome, "status": status,
+                    "order_id": f"o{i}" if outcome == "ok" else None, "order_status": None})
+    return out
+
+
+def scenario(name: str = "payment_outage", outcome: str = "passed", reason: str | None = None) -> dict:
+    """A scenario entry as the plugin builds it (schema 2), raw timeline included."""
+    s, j, a, o = samples(), journal(), alerts(), ops()
+    return {"name": name, "nodeid": f"scenarios/test_{name}.py::test_{name}", "root_cause": "payment_gateway_outage",
+            "runbook": ["retry_with_backoff", "circuit_breaker", "fallback", "exactly_once_settlement",
+                        "alert_on_recovery"],
+            "outcome": outcome, "duration_s": 11.9, "reason": reason, "figures": {"recovery_s": 1.2},
+            "window": {"started": T0, "finished": T0 + 12.0},
+            "probe": {"samples": len(s), "errors": 0, "hz": 10.0, "cpu_s": 0.05, "cpu_percent": 0.4, "wall_s": 12.0},
+            "unobserved": [], **timeline.scenario_timeline(j, s, a, o), "alerts": a,
+            "logs": timeline.log_summary(
+                [{"ts": T0 + 2.1, "service": "api_gateway", "level": "error",
+                  "event": "Payment gateway API returned 503 Service Unavailable."}],
+                "Payment gateway API returned 503 Service Unavailable."),
+            RAW: {"samples": s, "ops": o, "journal": j}}
+
+
+RUN = {"run_id": "20270115T080000-abcdef", "started": T0 - 5, "finished": T0 + 20, "sut_mode": "resilient",
+       "exit_status": 0}
+
+
+def test_the_synthetic_scenario_is_consistent():
+    s = scenario()
+    assert s["faults"] == [{"fault": "http.status", "target": "payment_gateway", "params": {"status": 503},
+                            "start": INJECT, "end": HEAL}]
+    assert len(s[RAW]["samples"]) == 120 and s["health"]["levels"]["orange"] == 48

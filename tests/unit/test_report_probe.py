@@ -1,0 +1,76 @@
+"""The health probe against an in-process transport: rate, parsing, errors, bounds."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from harness.probes import UNREACHABLE, Probe, parse
+
+SYSTEM = {"score": 60, "level": "orange", "services": {
+    "api_gateway": {"score": 60, "level": "orange", "breaker": "opened", "disk_used_percent": 42.1},
+    "payment_gateway": {"score": 100, "level": "green"}}}
+
+
+def _client(handler) -> httpx.Client:
+    return httpx.Client(base_url="http://probe.test", transport=httpx.MockTransport(handler), timeout=0.5)
+
+
+def test_parse_reads_score_level_breaker_disk_and_services():
+    sample = parse(1.0, httpx.Response(200, json=SYSTEM))
+    read = (sample["score"], sample["level"], sample["breaker"], sample["disk_used_percent"])
+    assert read == (60, "orange", "opened", 42.1)
+    assert sample["ok"] and sample["services"] == {"api_gateway": 60, "payment_gateway": 100}
+
+
+def test_parse_turns_garbage_into_an_unreachable_sample():
+    sample = parse(1.0, httpx.Response(502, text="bad gateway"))
+    assert sample["level"] == UNREACHABLE and not sample["ok"] and sample["error"].startswith("HTTP 502")
+
+
+def test_probe_samples_at_ten_hertz_and_stops():
+    seen = []
+    probe = Probe("http://probe.test", client=_client(lambda request: seen.append(request.url.path)
+                                                      or httpx.Response(200, json=SYSTEM)))
+    with probe:
+        time.sleep(1.0)
+    stats = probe.stats()
+    assert 9 <= stats["samples"] <= 12 and set(seen) == {"/health/system"}
+    assert 8.0 <= stats["hz"] <= 12.0 and stats["errors"] == 0 and stats["cpu_s"] >= 0
+    count = len(probe.samples)
+    time.sleep(0.3)
+    assert len(probe.samples) == count, "the probe kept sampling after stop()"
+
+
+def test_probe_records_failures_and_keeps_going():
+    def refuse(request):
+        raise httpx.ConnectError("refused", request=request)
+
+    with Probe("http://probe.test", client=_client(refuse)) as probe:
+        time.sleep(0.35)
+    assert len(probe.samples) >= 3 and all(s["level"] == UNREACHABLE and s["error"] == "ConnectError"
+                                           for s in probe.samples)
+
+
+def test_probe_stops_by_itself_at_its_maximum_duration():
+    probe = Probe("http://probe.test", max_duration_s=0.3, client=_client(lambda r: httpx.Response(200, json=SYSTEM)))
+    probe.start()
+    time.sleep(0.8)
+    assert not probe._thread.is_alive() and len(probe.samples) <= 5
+    probe.stop()
+
+
+def test_wait_until_is_bounded():
+    with Probe("http://probe.test", client=_client(lambda r: httpx.Response(200, json=SYSTEM))) as probe:
+        began = time.monotonic()
+        assert not probe.wait_until(lambda samples: False, 0.3)
+        assert time.monotonic() - began < 0.6
+        assert probe.wait_until(lambda samples: len(samples) >= 2, 2.0)
+
+
+@pytest.mark.parametrize("hz,duration", [(0.5, 10), (100, 10), (10, 0), (10, 7200)])
+def test_probe_bounds(hz, duration):
+    with pytest.raises(ValueError):
+        Probe("http://probe.test", hz=hz, max_duration_s=duration)

@@ -1,0 +1,143 @@
+"""The files a run leaves: report.html, timeline.csv, the incident records, the JSON schema 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+
+from harness.report import csv_timeline, html, incident, json_report
+from harness.report.json_report import RAW
+from tests.unit.test_report_data import RUN, T0, scenario
+
+# Anything a browser would load or follow to another host: src/href/action to a URL, CSS url().
+REMOTE = re.compile(r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?\s*(?:https?:)?//""", re.I)
+FAILED_REASON = "AssertionError: [backoff] retry intervals of the first order do not grow: [0.2, 0.1]"
+
+
+def _scenarios() -> list[dict]:
+    return [scenario(), scenario("rabbitmq_config_missing[api_gateway]", "failed", FAILED_REASON)]
+
+
+def test_html_is_self_contained_with_an_svg_per_scenario():
+    page = html.render(RUN, _scenarios())
+    assert not REMOTE.search(page), REMOTE.search(page)
+    assert "<script" not in page and "<link" not in page and "@import" not in page
+    sections = page.split("<section")[1:]
+    assert len(sections) == 2 and all("<svg" in part for part in sections)
+    assert page.count("<svg") == 6  # health, latency and error rate for each
+    assert 'class="fault"' in page and "http.status @ payment_gateway" in page
+    assert "[backoff] retry intervals" in page and "n/o" not in page.split("<h2>summary</h2>")[1].split("</table>")[0]
+
+
+def test_html_marks_a_remote_reference_even_when_text_mentions_one():
+    s = scenario(reason="AssertionError: [x] GET http://127.0.0.1:8080/orders timed out <img src=x>", outcome="failed")
+    page = html.render(RUN, [s])
+    assert "http://127.0.0.1:8080/orders" in page and "<img" not in page  # text, escaped
+    assert not REMOTE.search(page)
+
+
+def test_html_without_samples_or_history_still_draws_the_health_plot():
+    bare = {"name": "rabbitmq_config_missing", "outcome": "failed", "reason": "setup failed", "runbook": []}
+    page = html.render(RUN, [bare])
+    assert page.count("<svg") == 1 and "no probe samples" in page
+
+
+def test_a_silent_stretch_breaks_the_score_line():
+    svg = html.plot("t", "", 100, 10, [html.Series("score", [(0, 100), (1, None), (2, None), (3, 40)], "#000")], [])
+    assert svg.count("<polyline") == 2
+
+
+def test_plot_shades_and_labels_windows_and_draws_marks():
+    svg = html.plot("t", "", 100, 10, [html.Series("score", [(0, 100), (5, 40)], "#000")],
+                    [{"fault": "disk.fill", "target": "node_a", "start": 2.0, "end": None}], [(3.0, "detected", "#f00")])
+    assert svg.count('class="fault"') == 1 and "disk.fill @ node_a" in svg and "detected" in svg
+    assert "<polyline" in svg and svg.startswith("<svg") and svg.endswith("</svg>")
+
+
+@pytest.mark.parametrize("lang", incident.LANGUAGES)
+def test_incident_records_have_the_six_fields_of_seed_004(lang):
+    text = incident.render(scenario(), RUN, lang)
+    headings = [incident.HEADINGS[lang][field] for field in incident.FIELDS]
+    assert [line[3:] for line in text.splitlines() if line.startswith("## ")] == headings
+    fields = incident.fields(scenario(), RUN, lang)
+    assert all(fields[field] for field in incident.FIELDS)
+
+
+def test_incident_fields_come_from_the_run():
+    fields = {k: "\n".join(v) for k, v in incident.fields(scenario(), RUN, "en").items()}
+    assert "worst score during the fault 60 (orange)" in fields["symptoms"]
+    assert "when the scenario started: 100 (green)" in fields["symptoms"]
+    assert "no answer ×1, 202 ×21, 503 ×1" in fields["symptoms"]
+    assert "alert **firing** from api_gateway" in fields["symptoms"]
+    assert "was logged 1 time(s)" in fields["symptoms"]
+    assert "healed `http.status` on payment_gateway" in fields["recovery"]
+    assert "check_vendor_status" in fields["recovery"]
+    assert "2027-01-15" in fields["duration"] and " JST" in fields["duration"] and " UTC" in fields["duration"]
+    assert "Time to detect" in fields["duration"] and "0.20 s" in fields["duration"] and "1.70 s" in fields["duration"]
+    assert "External payment gateway outage" in fields["cause"] and '{"status": 503}' in fields["cause"]
+    assert "23 orders: 21 accepted, 1 failed, 1 without an answer" in fields["impact"]
+    assert "api_gateway (60)" in fields["impact"]
+    assert fields["prevention"].count("Verified by this run") == 5
+
+
+def test_incident_in_japanese_uses_the_manual_in_japanese():
+    fields = {k: "\n".join(v) for k, v in incident.fields(scenario(), RUN, "ja").items()}
+    assert "外部依存サービス（決済ゲートウェイ）" in fields["cause"]
+    assert "ベンダーのステータスページ" in fields["recovery"] and "検証済み" in fields["prevention"]
+
+
+def test_every_step_of_the_manual_has_a_japanese_text():
+    from harness.runbook import ROOT_CAUSES
+
+    ids = {step.id for rc in ROOT_CAUSES.values() for step in rc.first_response + rc.prescriptions}
+    assert ids <= set(incident.STEP_JA)
+
+
+def test_a_failed_guard_violates_the_prescription_it_protects():
+    verdicts = dict(incident.prescription_verdicts(
+        ["retry_with_backoff", "circuit_breaker", "fallback"], "failed", FAILED_REASON))
+    assert verdicts == {"retry_with_backoff": "violated", "circuit_breaker": "unproven", "fallback": "unproven"}
+    assert incident.prescription_verdicts(["fallback"], "passed", None) == [("fallback", "verified")]
+    assert incident.prescription_verdicts(["fallback"], "failed", None) == [("fallback", "unproven")]
+
+
+def test_writers_leave_every_file(tmp_path):
+    run_dir = tmp_path / RUN["run_id"]
+    for writer in (csv_timeline.write, html.write, incident.write, json_report.write):
+        writer(run_dir, RUN, _scenarios())
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"report.html", "timeline.csv", "report.json", "payment_outage.json",
+            "incident-payment_outage.ja.md", "incident-payment_outage.en.md",
+            "incident-rabbitmq_config_missing-api_gateway.en.md"} <= names
+    assert (tmp_path / "latest").resolve() == run_dir.resolve()
+
+
+def test_csv_has_one_row_per_sample_with_active_faults(tmp_path):
+    path = csv_timeline.write(tmp_path, RUN, [scenario()])
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert len(rows) == 120 and tuple(rows[0]) == csv_timeline.COLUMNS
+    by_t = {row["t_rel"]: row for row in rows}
+    assert by_t["3.000"]["fault_active"] == "http.status" and by_t["1.000"]["fault_active"] == ""
+    assert by_t["3.000"]["level"] == "orange" and by_t["3.000"]["ts"].endswith("Z")
+
+
+def test_json_schema_2_keeps_the_raw_timeline_out_of_report_json(tmp_path):
+    json_report.write(tmp_path / "r", RUN, [scenario()])
+    document = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert document["schema_version"] == 2
+    summary = document["scenarios"][0]
+    assert RAW not in summary and summary["ttd_s"] == pytest.approx(0.2) and summary["ttr_s"] == pytest.approx(1.7)
+    own = json.loads((tmp_path / "r" / "payment_outage.json").read_text())
+    assert len(own[RAW]["samples"]) == 120 and own["run_id"] == RUN["run_id"]
+
+
+def test_summary_rows_and_times_for_people():
+    rows = json_report.summary_rows([scenario(), {"name": "x", "outcome": "failed", "reason": "a\nb" + "c" * 200}],
+                                    reason_chars=20)
+    assert rows[0] == {"scenario": "payment_outage", "verdict": "passed", "ttd": "0.20 s", "ttr": "1.70 s", "reason": ""}
+    assert rows[1]["reason"] == "a" and rows[1]["ttd"] == "n/o"
+    assert json_report.stamp(T0) == "2027-01-15 08:00:00.000 UTC"
+    assert json_report.stamp(T0, "jst") == "2027-01-15 17:00:00.000 JST"
