@@ -3,7 +3,9 @@ users, rate and time, aimed at the run's edge proxy on 127.0.0.1 only.
 
 `with Load(stack, users=5, rate=2, duration_s=20) as load:` starts it; on exit it waits for the
 end (or stops it), and `load.history()` returns every answer as ledger operations while
-`load.stats()` gives Locust's own aggregate (requests, failures, p50, p99).
+`load.stats()` gives Locust's own aggregate (requests, failures, p50, p99). With `workers=N`
+Locust runs distributed: one master and N worker processes (for users who outgrow one core);
+the master binds its port on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -25,14 +27,27 @@ from harness.errors import HarnessError
 from harness.ledger import History
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-MAX_USERS, MAX_DURATION_S = 200, 3600
+MAX_USERS, MAX_DURATION_S, MAX_WORKERS = 200, 3600, 16
+
+
+def parse_load(text: str) -> tuple[int, float]:
+    """`USERS:RATE` (e.g. `4:2`: four users, two orders a second each), as --load takes it."""
+    users, _, rate = text.partition(":")
+    try:
+        return int(users), float(rate or "2")
+    except ValueError:
+        raise HarnessError(f"bad --load {text!r}: use USERS:RATE, e.g. 4:2") from None
 
 
 class Load:
-    def __init__(self, stack: Any, users: int = 5, rate: float = 2.0, duration_s: int = 20) -> None:
-        if not (1 <= users <= MAX_USERS and 0 < rate <= 50 and 1 <= duration_s <= MAX_DURATION_S):
+    def __init__(self, stack: Any, users: int = 5, rate: float = 2.0, duration_s: int = 20,
+                 workers: int = 0) -> None:
+        if not (1 <= users <= MAX_USERS and 0 < rate <= 50 and 1 <= duration_s <= MAX_DURATION_S
+                and 0 <= workers <= MAX_WORKERS):
             raise HarnessError(f"load out of bounds: users 1..{MAX_USERS}, rate 0..50/s per user, "
-                               f"duration 1..{MAX_DURATION_S}s")
+                               f"duration 1..{MAX_DURATION_S}s, workers 0..{MAX_WORKERS}")
+        self.workers = workers
+        self.worker_processes: list[subprocess.Popen] = []
         host = stack.edge_url
         if urlparse(host).hostname != "127.0.0.1":
             raise HarnessError(f"load only goes to 127.0.0.1, not {host}")
@@ -44,11 +59,22 @@ class Load:
     def __enter__(self) -> "Load":
         env = dict(os.environ, CHAOS_LOAD_HISTORY=str(self.dir / "history.jsonl"), CHAOS_TOKEN=self.token,
                    CHAOS_LOAD_RATE=str(self.rate))
+        locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING"]
+        log = open(self.dir / "locust.log", "w")
+        role: list[str] = []
+        if self.workers:
+            port = _free_port()
+            role = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                    "--expect-workers", str(self.workers)]
+            self.worker_processes = [
+                subprocess.Popen([*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=log)
+                for _ in range(self.workers)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", self.host,
-             "--users", str(self.users), "--spawn-rate", str(self.users), "--run-time", f"{self.duration_s}s",
-             "--stop-timeout", "10", "--csv", str(self.dir / "stats"), "--only-summary", "--loglevel", "WARNING"],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(self.dir / "locust.log", "w"))
+            [*locust, *role, "--headless", "--host", self.host, "--users", str(self.users),
+             "--spawn-rate", str(self.users), "--run-time", f"{self.duration_s}s", "--stop-timeout", "10",
+             "--csv", str(self.dir / "stats"), "--only-summary"],
+            env=env, stdout=subprocess.DEVNULL, stderr=log)
         return self
 
     def wait(self) -> None:
@@ -61,13 +87,14 @@ class Load:
             self.stop()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        for process in [self.process, *self.worker_processes]:
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
     def __exit__(self, *exc: object) -> None:
         if exc[0] is None:
@@ -99,3 +126,11 @@ class Load:
         return {"requests": int(total.get("Request Count", 0)), "failures": int(total.get("Failure Count", 0)),
                 "p50_ms": float(total.get("50%", 0) or 0), "p99_ms": float(total.get("99%", 0) or 0),
                 "rps": float(total.get("Requests/s", 0) or 0), "at": time.time()}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -47,6 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chaos-harness")
     group.addoption("--sut-mode", choices=("resilient", "fragile"), default="resilient",
                     help="which build of the shop to test (fragile: protections off; scenarios must fail)")
+    group.addoption("--load", metavar="USERS:RATE", default="4:2",
+                    help="load for scenarios that run under load: users and orders/s per user (default 4:2)")
+    group.addoption("--load-workers", type=int, default=0, metavar="N",
+                    help="run Locust distributed: one master and N worker processes (default 0: one process)")
     group.addoption("--chaos-reports", metavar="DIR", default=None,
                     help="write report.json, report.html, timeline.csv, incident records, one JSON per scenario "
                          "and junit.xml under DIR/<run-id>/ (see reports/README.md)")
@@ -118,6 +122,18 @@ def chaos(stack: Any, request: pytest.FixtureRequest) -> Iterator[Chaos]:
         yield injector
     finally:
         injector.heal_all()
+
+
+@pytest.fixture
+def load_settings(pytestconfig: pytest.Config) -> dict[str, Any]:
+    """users, rate and workers for Load(...), from --load and --load-workers."""
+    from harness.load import parse_load
+
+    try:
+        users, rate = parse_load(pytestconfig.getoption("load"))
+    except HarnessError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return {"users": users, "rate": rate, "workers": pytestconfig.getoption("load_workers")}
 
 
 @pytest.fixture

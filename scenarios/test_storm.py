@@ -13,16 +13,16 @@ from conftest import ledger_verdict, steady_state
 
 from harness.load import Load
 
-USERS, RATE, DURATION_S = 4, 2.0, 20
+DURATION_S = 20
 CALM_S, STORM_S = 4, 8
 SLO_ACCEPTED = 0.95  # share of orders answered 201/202
 SLO_P99_MS = 3000
 
 
 @pytest.mark.chaos(root_cause="storm", runbook=["zero_lost", "zero_duplicated", "slo_under_faults"])
-def test_storm(stack, chaos, shop, vendor, scenario_record, clean_dlq):
+def test_storm(stack, chaos, shop, vendor, scenario_record, clean_dlq, load_settings):
     steady_state(shop, "before")
-    with Load(stack, users=USERS, rate=RATE, duration_s=DURATION_S) as load:
+    with Load(stack, duration_s=DURATION_S, **load_settings) as load:
         time.sleep(CALM_S)
         with chaos.inject("http.status", target="payment_gateway", status=503), \
                 chaos.inject("network.latency", target="inventory", latency_ms=200), \
@@ -36,7 +36,8 @@ def test_storm(stack, chaos, shop, vendor, scenario_record, clean_dlq):
     scenario_record.update(load=stats, orders=len(history.ops), accepted=len(accepted),
                            accepted_share=round(share, 3))
 
-    assert len(history.ops) >= USERS * RATE * DURATION_S * 0.5, f"[load] only {len(history.ops)} orders were sent"
+    expected = load_settings["users"] * load_settings["rate"] * DURATION_S
+    assert len(history.ops) >= expected * 0.5, f"[load] only {len(history.ops)} orders were sent"
     assert share >= SLO_ACCEPTED, \
         f"[slo_accepted] {share:.0%} of orders accepted under the storm (SLO {SLO_ACCEPTED:.0%}): " \
         f"{sorted({op.status for op in history.ops if op not in accepted}, key=str)}"
