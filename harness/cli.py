@@ -14,9 +14,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    import docker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,17 +93,22 @@ def _values(pairs: list[str]) -> dict[str, object]:
 
 def cmd_inject(args: argparse.Namespace) -> int:
     """Injects into a running stack and leaves the fault there (until `chaos heal`, or --for)."""
+    from harness import guardrails
     from harness.faults import Chaos, check, registry
     from harness.faults.attach import attach
 
     values = _values(args.set)
     check(args.fault, args.target, **values)  # bad input fails here, before anything is touched
     registry.check_for(args.for_s)
+    condition = guardrails.parse(args.abort_if) if args.abort_if else None
     stack = attach(args.run)
     # The fault outlives this command: it belongs to whoever owns the stack.
     fault = Chaos(stack, owner=stack.owner).inject(args.fault, args.target, for_s=args.for_s, **values)
     until = f", healed in {args.for_s:g}s" if args.for_s else "; `chaos heal` removes it"
     print(f"injected {fault.name} on {fault.target} (run {stack.run_id}, record {fault.record_id}){until}")
+    if condition is not None:
+        registry.spawn_detached("harness.guardrails", "watch", stack.run_id, condition.text)
+        print(f"guardrail: every fault of run {stack.run_id} is healed if {condition.text} while faults are active")
     return 0
 
 
@@ -119,30 +127,76 @@ def cmd_heal(args: argparse.Namespace) -> int:
     return 0
 
 
-def _age(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{max(seconds, 0):.0f}s"
+def _kept_runs(client: "docker.DockerClient") -> list[str]:
+    from harness.stack import KEPT_OWNER, OWNER_LABEL, RUN_LABEL
+
+    found = client.containers.list(filters={"label": f"{OWNER_LABEL}={KEPT_OWNER}", "status": "running"})
+    return sorted({c.labels[RUN_LABEL] for c in found})
+
+
+def _print_endpoints(stack: object) -> None:
+    from harness.status import endpoints
+
+    rows = endpoints(stack)
+    width = max(map(len, rows))
+    for name, where in rows.items():
+        print(f"  {name:<{width}}  {where}")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Starts the stack and leaves it up (owned by no process: `chaos down` removes it)."""
+    from harness.engine import connect
+    from harness.faults.attach import attach
+    from harness.stack import KEPT_OWNER, Stack
+
+    client = connect()
+    for run_id in _kept_runs(client):
+        kept = attach(run_id, client)
+        if kept.sut_mode != args.sut_mode:
+            raise HarnessError(f"run {run_id} is already up with the {kept.sut_mode} shop: "
+                               f"`chaos down` first to start the {args.sut_mode} one")
+        print(f"already up: run {run_id} ({kept.sut_mode} shop)")
+        _print_endpoints(kept)
+        return 0
+    began = time.monotonic()
+    stack = Stack(sut_mode=args.sut_mode, client=client, owner=KEPT_OWNER)
+    stack.__enter__()  # on failure or Ctrl-C while starting, it removes what it made
+    print(f"up: run {stack.run_id} ({stack.sut_mode} shop) ready in {time.monotonic() - began:.1f}s")
+    _print_endpoints(stack)
+    print("next: `chaos status --watch`, `chaos inject FAULT --target T`, `chaos heal --all`, `chaos down`")
+    return 0
+
+
+def _attached_or_none(run_id: str | None) -> object | None:
+    """The stack to report on; None when no stack runs (the faults on disk still show)."""
+    from harness.faults.attach import attach
+
+    try:
+        return attach(run_id)
+    except HarnessError:
+        if run_id:
+            raise
+        return None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
+    """One snapshot, as a table or JSON; with --watch, redrawn until Ctrl-C (bounded by --watch-for)."""
+    from harness.status import render, snapshot
 
-    from harness.faults import registry
-
-    now = time.time()
-    rows = [{**asdict(r), "age_s": round(now - r.injected_at, 1),
-             "left_s": None if r.expires_at is None else round(r.expires_at - now, 1)}
-            for r in registry.records()]
-    if args.json:
-        print(json.dumps(rows, indent=2))
+    if args.interval <= 0 or args.watch_for <= 0:
+        raise HarnessError("--interval and --watch-for take a positive number of seconds")
+    deadline = time.monotonic() + args.watch_for
+    clear = "\033[H\033[2J" if sys.stdout.isatty() else ""
+    try:
+        while True:
+            document = snapshot(_attached_or_none(args.run))
+            text = json.dumps(document, indent=2) if args.json else render(document)
+            print((clear if args.watch else "") + text, flush=True)
+            if not args.watch or time.monotonic() >= deadline:
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:  # the way out of --watch
         return 0
-    if not rows:
-        print("no active faults")
-        return 0
-    print(f"{'RECORD':<44} {'FAULT':<22} {'TARGET':<18} {'RUN':<24} {'AGE':>6} {'LEFT':>6}")
-    for row in rows:
-        print(f"{row['id']:<44} {row['fault']:<22} {row['target']:<18} {row['run_id']:<24} "
-              f"{_age(row['age_s']):>6} {_age(row['left_s']):>6}")
-    return 0
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
@@ -162,10 +216,15 @@ def cmd_compose(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     from harness.engine import connect
     from harness.faults import registry
-    from harness.stack import reap
+    from harness.stack import reap, remove_run
 
     client = connect()
-    runs = reap(client, everything=True)
+    if args.run:
+        if not remove_run(client, args.run):
+            raise HarnessError(f"no run {args.run} to remove: `docker ps --filter label=chaos-harness.run` lists runs")
+        runs = [args.run]
+    else:
+        runs = reap(client, everything=True)
     registry.reap_stale(client)  # the faults of removed runs went with them: forget their records
     print(f"removed {len(runs)} run(s)" + (f": {', '.join(runs)}" if runs else ""))
     return 0
@@ -176,6 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     pytest = Path(sys.executable).with_name("pytest")
     command = [str(pytest) if pytest.exists() else "pytest", str(ROOT / "scenarios"),
                f"--chaos-reports={args.reports}", f"--sut-mode={args.sut_mode}", "-p", "no:cacheprovider"]
+    command += [f"--stack={args.stack}"] + ([f"--abort-if={args.abort_if}"] if args.abort_if else [])
     if args.scenario:
         command += ["-k", " or ".join(args.scenario)]
     return subprocess.call(command, env=dict(os.environ))
@@ -223,16 +283,53 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
-    "runbook": (cmd_runbook, "the manual's root causes -> scenarios -> prescriptions verified"),
     "doctor": (cmd_doctor, "check the engine, tools and images, saying what to do about each"),
+    "up": (cmd_up, "start the stack and keep it up (endpoints printed; `chaos down` removes it)"),
+    "status": (cmd_status, "the running stack: health per service, active faults with time left, recent alerts"),
     "faults": (cmd_faults, "list every fault: name, family, targets, parameters"),
-    "compose": (cmd_compose, "write docker-compose.chaos.yml from the topology (--check: verify only)"),
-    "down": (cmd_down, "remove every container, network and volume of every chaos-harness run"),
-    "run": (cmd_run, "run scenarios by name (as pytest scenarios/ -k NAME) and write reports"),
     "inject": (cmd_inject, "inject a fault into the running stack (until `chaos heal`, or for --for seconds)"),
-    "heal": (cmd_heal, "heal active faults by name or record id, or --all"),
-    "status": (cmd_status, "list active faults: name, target, run, age, time left"),
+    "heal": (cmd_heal, "heal active faults by name or record id, or --all (the emergency stop)"),
+    "run": (cmd_run, "run scenarios by name (as pytest scenarios/ -k NAME) and write reports"),
     "report": (cmd_report, "summarise a run's reports (scenario, verdict, TTD, TTR, reason) and locate report.html"),
+    "runbook": (cmd_runbook, "the manual's root causes -> scenarios -> prescriptions verified"),
+    "compose": (cmd_compose, "write docker-compose.chaos.yml from the topology (--check: verify only)"),
+    "down": (cmd_down, "remove every container, network and volume of every chaos-harness run (or --run)"),
+}
+
+JSON = (("--json",), {"action": "store_true", "help": "machine-readable output"})
+RUN = (("--run",), {"help": "the run id (default: the newest running stack)"})
+SUT_MODE = (("--sut-mode",), {"choices": ("resilient", "fragile"), "default": "resilient",
+                              "help": "which build of the shop (default: resilient)"})
+ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
+    "up": (SUT_MODE,),
+    "status": (JSON, RUN,
+               (("--watch",), {"action": "store_true", "help": "redraw until Ctrl-C"}),
+               (("--interval",), {"type": float, "default": 1.0, "help": "seconds between redraws (default 1)"}),
+               (("--watch-for",), {"type": float, "default": 8 * 3600.0, "metavar": "SECONDS",
+                                   "help": "stop watching after this long (default 8 hours)"})),
+    "faults": (JSON,),
+    "inject": ((("fault",), {"help": "a fault name from `chaos faults`"}),
+               (("--target",), {"required": True, "help": "a proxy or service the fault can target"}),
+               (("--set",), {"action": "append", "default": [], "metavar": "KEY=VALUE",
+                             "help": "a parameter of the fault (repeatable)"}),
+               (("--for",), {"dest": "for_s", "type": float, "metavar": "SECONDS",
+                             "help": "heal it after this long, even if this command is gone by then"}),
+               (("--abort-if",), {"metavar": "CONDITION", "help": "guardrail: heal every fault of the run when "
+                                  "this holds while faults are active, e.g. \"health<50\" or \"health<50 for 5s\""}),
+               RUN),
+    "heal": ((("fault",), {"nargs": "?", "help": "a fault name or a record id (`chaos status`)"}),
+             (("--all",), {"action": "store_true", "help": "every active fault of every run"}), RUN),
+    "run": ((("scenario",), {"nargs": "*", "help": "scenario names (default: all)"}), SUT_MODE,
+            (("--reports",), {"default": "reports", "help": "where reports go (default: reports/)"}),
+            (("--abort-if",), {"metavar": "CONDITION", "help": "guardrail for every scenario (default: each scenario's own)"}),
+            (("--stack",), {"choices": ("containers", "external"), "default": "containers",
+                            "help": "external: use the running stack (`chaos up`, docker-compose) instead of starting one"})),
+    "report": ((("run",), {"nargs": "?", "default": "latest", "help": "a run id under --reports (default: latest)"}),
+               (("--reports",), {"default": "reports", "help": "where reports are (default: reports/)"}),
+               (("--width",), {"type": int, "default": 80, "help": "reason column width (default: 80)"})),
+    "runbook": (JSON,),
+    "compose": ((("--check",), {"action": "store_true", "help": "fail when the file drifted"}),),
+    "down": ((("--run",), {"help": "remove only this run"}),),
 }
 
 
@@ -246,32 +343,8 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (_, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
-        if name == "faults":
-            command.add_argument("--json", action="store_true", help="machine-readable output")
-        if name == "compose":
-            command.add_argument("--check", action="store_true", help="fail when the file drifted")
-        if name == "run":
-            command.add_argument("scenario", nargs="*", help="scenario names (default: all)")
-            command.add_argument("--sut-mode", choices=("resilient", "fragile"), default="resilient")
-            command.add_argument("--reports", default="reports", help="where reports go (default: reports/)")
-        if name == "report":
-            command.add_argument("run", nargs="?", default="latest", help="a run id under --reports (default: latest)")
-            command.add_argument("--reports", default="reports", help="where reports are (default: reports/)")
-            command.add_argument("--width", type=int, default=80, help="reason column width (default: 80)")
-        if name == "inject":
-            command.add_argument("fault", help="a fault name from `chaos faults`")
-            command.add_argument("--target", required=True, help="a proxy or service the fault can target")
-            command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                                 help="a parameter of the fault (repeatable)")
-            command.add_argument("--for", dest="for_s", type=float, metavar="SECONDS",
-                                 help="heal it after this long, even if this command is gone by then")
-        if name == "heal":
-            command.add_argument("fault", nargs="?", help="a fault name or a record id (`chaos status`)")
-            command.add_argument("--all", action="store_true", help="every active fault")
-        if name in ("inject", "heal"):
-            command.add_argument("--run", help="the run id (default: the newest running stack)")
-        if name in ("status", "runbook"):
-            command.add_argument("--json", action="store_true", help="machine-readable output")
+        for flags, options in ARGUMENTS.get(name, ()):
+            command.add_argument(*flags, **options)
     return root
 
 

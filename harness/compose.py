@@ -38,6 +38,11 @@ def _service(service: topology.Service, sut_mode: str) -> dict:
     }
     if service.command:
         body["command"] = list(service.command)
+    if service.hostname:
+        body["hostname"] = service.hostname
+    if service.volume:
+        mount, size = service.volume
+        body["tmpfs"] = [f"{mount}:size={size}"]  # size-limited like the harness's volume: it can fill
     if service.name == "toxiproxy":
         body["command"] = ["-host=0.0.0.0", "-config=/config/toxiproxy.json"]
         body["volumes"] = ["./harness/setup/toxiproxy.json:/config/toxiproxy.json:ro"]
@@ -45,6 +50,9 @@ def _service(service: topology.Service, sut_mode: str) -> dict:
         body["ports"] = [f"127.0.0.1:{port}:{port}" for port in published]
     else:
         body["depends_on"] = ["toxiproxy"]
+        # The harness reaches every service directly too (vendor control, sink, SQL, AMQP), as it
+        # does a stack it starts: on the loopback, at a port the engine picks.
+        body["ports"] = [f"127.0.0.1::{port}" for port in (service.port, *service.extra_ports)]
     return body
 
 

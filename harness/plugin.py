@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from harness import guardrails
 from harness import timeline as timelines
 from harness.clients import ShopClient, SinkClient, VendorClient, mint_token
 from harness.errors import HarnessError
@@ -37,7 +38,14 @@ HISTORY_KEY = pytest.StashKey[History]()  # the history fixture's operations
 TIMELINE_KEY = pytest.StashKey[dict[str, Any]]()  # what the timeline fixture gathered
 RECORD_KEY = pytest.StashKey[dict[str, Any]]()  # the scenario's entry in the run's report
 
+PROBE_KEY = pytest.StashKey[Probe]()  # the timeline fixture's probe, which guardrails listen to
+TRIP_KEY = pytest.StashKey[dict[str, Any]]()  # a guardrail trip during the scenario
+
 PROBE_HZ = 10.0
+# Health under 50 (red) for 30 s while faults are active: longer than any scenario expects to be
+# red, so the stack is healed rather than left broken; a scenario may set its own (abort_if=...).
+DEFAULT_ABORT_IF = "health<50 for 30s"
+EXTERNAL_READY_S = 120.0
 RECOVERY_LINGER_S = 3.0  # after the last heal, keep probing this long at most to see recovery
 # Written before report.json, whose writer moves reports/latest: latest is complete when it moves.
 REPORT_WRITERS = (csv_timeline.write, html.write, incident.write, json_report.write)
@@ -51,6 +59,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="load for scenarios that run under load: users and orders/s per user (default 4:2)")
     group.addoption("--load-workers", type=int, default=0, metavar="N",
                     help="run Locust distributed: one master and N worker processes (default 0: one process)")
+    group.addoption("--stack", choices=("containers", "external"), default="containers", dest="chaos_stack",
+                    help="containers: start the shop for this session (default); external: use a stack that is "
+                         "already running (`chaos up`, or docker-compose -f docker-compose.chaos.yml up)")
+    group.addoption("--stack-run", metavar="RUN", default=None,
+                    help="with --stack=external: the run to use (default: the newest kept stack, else the newest)")
+    group.addoption("--abort-if", metavar="CONDITION", default=None,
+                    help="guardrail for every scenario, e.g. \"health<50 for 5s\": when it holds while faults are "
+                         f"active, every fault is healed and the scenario fails (default: the scenario's own, "
+                         f"else \"{DEFAULT_ABORT_IF}\")")
     group.addoption("--chaos-reports", metavar="DIR", default=None,
                     help="write report.json, report.html, timeline.csv, incident records, one JSON per scenario "
                          "and junit.xml under DIR/<run-id>/ (see reports/README.md)")
@@ -60,8 +77,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     from harness.stack import new_run_id
 
-    config.addinivalue_line("markers", "chaos(root_cause, runbook): a chaos scenario and what it verifies")
-    config.stash[SCENARIO_KEY] = {"run_id": new_run_id(), "started": time.time(), "scenarios": []}
+    config.addinivalue_line("markers", "chaos(root_cause, runbook, abort_if): a chaos scenario, what it verifies "
+                            "and its guardrail")
+    config.stash[SCENARIO_KEY] = {"run_id": new_run_id(), "started": time.time(), "scenarios": [],
+                                  "sut_mode": config.getoption("sut_mode")}
+    try:
+        guardrails.parse(config.getoption("abort_if") or DEFAULT_ABORT_IF)
+    except HarnessError as exc:
+        _fail_fast(str(exc))
     reports = config.getoption("chaos_reports")
     if reports and not getattr(config.option, "xmlpath", None):
         run_dir = Path(reports) / config.stash[SCENARIO_KEY]["run_id"]
@@ -93,17 +116,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def sut_mode(pytestconfig: pytest.Config) -> str:
-    return pytestconfig.getoption("sut_mode")
-
-
-@pytest.fixture(scope="session")
-def stack(pytestconfig: pytest.Config, sut_mode: str) -> Iterator[Any]:
-    """The running shop, started once per session and always removed at its end."""
+def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
+    """The running shop: started once per session and always removed at its end, or, with
+    --stack=external, a stack that was already running (left running at the end)."""
+    if pytestconfig.getoption("chaos_stack") == "external":
+        yield _external(pytestconfig)
+        return
     from harness.stack import Stack
 
     try:
-        running = Stack(sut_mode=sut_mode, run_id=pytestconfig.stash[SCENARIO_KEY]["run_id"])
+        running = Stack(sut_mode=pytestconfig.getoption("sut_mode"), run_id=pytestconfig.stash[SCENARIO_KEY]["run_id"])
         running.__enter__()
     except HarnessError as exc:
         _fail_fast(str(exc))
@@ -113,15 +135,81 @@ def stack(pytestconfig: pytest.Config, sut_mode: str) -> Iterator[Any]:
         running.stop()
 
 
+def _external(config: pytest.Config) -> Any:
+    """The already running stack, once its edge answers (bounded wait, progress on stderr). Its
+    shop build decides the SUT mode the reports name."""
+    import httpx
+
+    from harness.faults.attach import attach
+    from harness.probes import HEALTH_PATH
+
+    try:
+        found = attach(config.getoption("stack_run"))
+        mode = found.sut_mode
+        deadline, said = time.monotonic() + EXTERNAL_READY_S, 0.0
+        while True:
+            try:
+                if httpx.get(found.edge_url + HEALTH_PATH, timeout=2).status_code == 200:
+                    break
+            except (httpx.HTTPError, HarnessError):
+                pass
+            if time.monotonic() > deadline:
+                raise HarnessError(f"the external stack (run {found.run_id}) is not healthy after "
+                                   f"{EXTERNAL_READY_S:.0f}s: `chaos status` shows why")
+            if time.monotonic() - said > 10:
+                print(f"[stack] waiting for run {found.run_id} to answer on its edge", file=sys.stderr, flush=True)
+                said = time.monotonic()
+            time.sleep(0.5)
+            found = attach(found.run_id)  # ports appear once containers run
+    except HarnessError as exc:
+        _fail_fast(str(exc))
+    if config.getoption("sut_mode") != mode and "--sut-mode" in " ".join(config.invocation_params.args):
+        _fail_fast(f"--sut-mode={config.getoption('sut_mode')} but run {found.run_id} runs the {mode} shop")
+    config.stash[SCENARIO_KEY]["sut_mode"] = mode
+    print(f"[stack] using the running stack of run {found.run_id} ({mode} shop)", file=sys.stderr, flush=True)
+    return found
+
+
 @pytest.fixture
 def chaos(stack: Any, request: pytest.FixtureRequest) -> Iterator[Chaos]:
     """The fault injector; every fault it made is healed when the test ends, however it ends."""
     injector = Chaos(stack)
     request.node.stash[JOURNAL_KEY] = injector.journal
+    probe = request.node.stash.get(PROBE_KEY, None)
+    guard = _guard(request, injector) if probe is not None else None
+    if guard is not None:
+        probe.listeners.append(guard)
     try:
         yield injector
     finally:
+        if guard is not None:
+            probe.listeners.remove(guard)
         injector.heal_all()
+
+
+def _guard(request: pytest.FixtureRequest, injector: Chaos) -> Callable[[Any], None]:
+    """The scenario's guardrail as a probe listener: fed while the injector has active faults;
+    a trip heals them all and is kept for the report (and fails the scenario)."""
+    marker = request.node.get_closest_marker("chaos")
+    text = (request.config.getoption("abort_if") or (marker.kwargs.get("abort_if") if marker else None)
+            or DEFAULT_ABORT_IF)
+
+    def on_trip(trip: dict[str, Any]) -> None:
+        trip["healed"] = [f"{f.name} on {f.target}" for f in injector.active if f.active]
+        try:
+            injector.heal_all()
+        except HarnessError as exc:
+            trip["error"] = str(exc)
+        request.node.stash[TRIP_KEY] = trip
+
+    guard = guardrails.Guardrail(guardrails.parse(text), on_trip)
+
+    def listen(sample: Any) -> None:
+        if any(fault.active for fault in injector.active):
+            guard.feed(sample)
+        else:
+            guard.reset()
+    return listen
 
 
 @pytest.fixture
@@ -241,6 +329,7 @@ def timeline(request: pytest.FixtureRequest) -> Iterator[Probe | None]:
         return
     stack = request.getfixturevalue("stack")
     probe = Probe(stack.edge_url, hz=PROBE_HZ).start()
+    request.node.stash[PROBE_KEY] = probe
     try:
         yield probe
     finally:
@@ -269,10 +358,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     if report.when == "setup" and report.passed:
         return
+    trip = item.stash.get(TRIP_KEY, None)
+    if trip is not None and report.when == "call" and not report.failed:
+        report.outcome = "failed"  # a scenario the guardrail stopped did not show what it meant to
+        report.longrepr = f"[guardrail] {trip['condition']} held while faults were active; healed {trip['healed']}"
     reason = None
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         reason = crash.message if crash else str(report.longrepr)[-2000:]
+        if trip is not None and not reason.startswith("[guardrail]"):
+            reason = f"[guardrail] {trip['condition']} tripped and healed every fault; then: {reason}"
     item.stash[RECORD_KEY] = {
         "name": _scenario_name(item),
         "nodeid": item.nodeid,
@@ -282,6 +377,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "duration_s": round(report.duration, 3),
         "reason": reason,
         "figures": item.stash.get(SCENARIO_KEY, {}),
+        "guardrail": trip,
     }
     item.config.stash[SCENARIO_KEY]["scenarios"].append(item.stash[RECORD_KEY])
 
@@ -292,7 +388,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not reports or state is None or not state["scenarios"]:
         return
     run = {"run_id": state["run_id"], "started": state["started"], "finished": time.time(),
-           "sut_mode": session.config.getoption("sut_mode"), "exit_status": int(exitstatus)}
+           "sut_mode": state["sut_mode"], "stack": session.config.getoption("chaos_stack"),
+           "exit_status": int(exitstatus)}
     run_dir, began = Path(reports) / state["run_id"], time.perf_counter()
     for writer in REPORT_WRITERS:
         writer(run_dir, run, state["scenarios"])

@@ -69,6 +69,9 @@ class Probe:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chaos-health-probe", daemon=True)
+        # Called with each sample on the probe's thread (guardrails watch through these); a
+        # listener that raises is dropped rather than stopping the probe.
+        self.listeners: list[Callable[[Sample], None]] = []
         self.started: float | None = None
         self.stopped: float | None = None
         self.cpu_s = 0.0
@@ -92,12 +95,20 @@ class Probe:
                 sample = self._sample()
                 with self._lock:
                     self._samples.append(sample)
+                self._notify(sample)
                 now = time.monotonic()
                 tick = max(tick + self.period_s, now)
                 if now >= deadline or self._stop.wait(tick - now):
                     break
         finally:
             self.cpu_s = time.thread_time() - cpu_began
+
+    def _notify(self, sample: Sample) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(sample)
+            except Exception:  # noqa: BLE001 (a broken listener must not blind the probe)
+                self.listeners.remove(listener)
 
     def start(self) -> "Probe":
         self.started = time.time()

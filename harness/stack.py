@@ -42,6 +42,7 @@ RUN_LABEL = "chaos-harness.run"
 OWNER_LABEL = "chaos-harness.owner"
 SERVICE_LABEL = "chaos-harness.service"
 LOOPBACK = "127.0.0.1"
+KEPT_OWNER = "chaos-up"  # the owner of a stack `chaos up` keeps: no process, so never reaped
 
 
 def say(message: str) -> None:
@@ -216,11 +217,15 @@ class Stack:
     """A running copy of the shop for one run; a context manager that always cleans up."""
 
     def __init__(self, sut_mode: str = "resilient", run_id: str | None = None,
-                 client: docker.DockerClient | None = None, startup_timeout_s: float = 120) -> None:
+                 client: docker.DockerClient | None = None, startup_timeout_s: float = 120,
+                 owner: str | None = None) -> None:
         if sut_mode not in ("resilient", "fragile"):
             raise HarnessError(f"unknown SUT mode {sut_mode!r}: use resilient or fragile")
         self.sut_mode = sut_mode
         self.run_id = run_id or new_run_id()
+        # Whose lifetime the run shares: this process by default. A kept stack (`chaos up`) names
+        # no process, so only `chaos down` removes it.
+        self.owner = owner or owner_token()
         self.client = client or connect()
         self.startup_timeout_s = startup_timeout_s
         self.containers: dict[str, DockerContainer] = {}
@@ -243,7 +248,7 @@ class Stack:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {RUN_LABEL: self.run_id, OWNER_LABEL: owner_token()}
+        return {RUN_LABEL: self.run_id, OWNER_LABEL: self.owner}
 
     def start(self) -> "Stack":
         started = time.monotonic()

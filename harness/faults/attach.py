@@ -21,7 +21,8 @@ from harness.errors import HarnessError
 from harness.faults.network import toxiproxy_at
 from harness.stack import LOOPBACK, OWNER_LABEL, RUN_LABEL, SERVICE_LABEL, Endpoint, Stack
 
-NO_STACK = "no stack is running: start one (a pytest session over scenarios/ keeps one up while it runs)"
+NO_STACK = ("no stack is running: `chaos up` starts one (as do `docker-compose -f docker-compose.chaos.yml up` "
+            "and a pytest session over scenarios/, while it runs)")
 
 
 def published(container: Container, port: int) -> Endpoint | None:
@@ -64,10 +65,20 @@ class AttachedStack:
         self._endpoints[(service, port)] = found
         return found
 
-    # The same as a started stack's: they only read self.endpoint and self._endpoints.
+    # The same as a started stack's: they only read self.endpoint, self._endpoints and
+    # self.docker_container.
     refresh = Stack.refresh
     proxy_endpoint = Stack.proxy_endpoint
     edge_url = Stack.edge_url
+    logs = Stack.logs
+
+    @property
+    def sut_mode(self) -> str:
+        """The shop build the run started with, read from its gateway's environment."""
+        if "api_gateway" not in self.containers:
+            return "unknown"
+        env = dict(item.split("=", 1) for item in self.docker_container("api_gateway").attrs["Config"]["Env"])
+        return env.get("SUT_MODE", "resilient")
 
     @property
     def toxiproxy(self) -> Toxiproxy:
@@ -76,7 +87,7 @@ class AttachedStack:
 
 
 def attach(run_id: str | None = None, client: docker.DockerClient | None = None) -> AttachedStack:
-    """The run's stack (the newest running one when no run is named)."""
+    """The run's stack; when no run is named, the newest kept stack (else the newest running)."""
     client = client or connect()
     selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
     runs: dict[str, list[Container]] = {}
@@ -86,7 +97,12 @@ def attach(run_id: str | None = None, client: docker.DockerClient | None = None)
     if not running:
         raise HarnessError(f"no stack of run {run_id} is running: `chaos status` lists runs with faults"
                            if run_id else NO_STACK)
-    run = max(running, key=lambda name: max(c.attrs.get("Created", "") for c in running[name]))
+    # A person means the stack kept for them (`chaos up`, docker-compose), not one a test session
+    # happens to have up: kept stacks are owned by no process.
+    kept = {run: found for run, found in running.items()
+            if not found[0].labels.get(OWNER_LABEL, "").partition(":")[0].isdigit()}
+    pool = kept or running
+    run = max(pool, key=lambda name: max(c.attrs.get("Created", "") for c in pool[name]))
     containers = {c.labels.get(SERVICE_LABEL, c.name): c for c in running[run]}
     owner = next(iter(containers.values())).labels.get(OWNER_LABEL, "")
     return AttachedStack(run, owner, client, containers)

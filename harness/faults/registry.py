@@ -227,14 +227,20 @@ def reap_stale(client: "docker.DockerClient | None" = None, root: Path | None = 
 
 # ---------------------------------------------------------------- healing on time
 
-def spawn_healer(record_id: str, seconds: float, root: Path | None = None) -> int:
-    """A detached process that heals the record after `seconds`, whatever happens to this one."""
+def spawn_detached(module: str, *args: str, root: Path | None = None) -> int:
+    """``python -m module args`` in its own session, sharing this state directory: it outlives
+    this process (and a Ctrl-C or SIGKILL of it). Used by the `--for` healer and guardrails."""
     env = dict(os.environ, **{STATE_ENV: str(root or state_dir())})
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.faults.registry", "heal-after", record_id, f"{seconds:.3f}"],
+        [sys.executable, "-m", module, *args],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, env=env)
     return process.pid
+
+
+def spawn_healer(record_id: str, seconds: float, root: Path | None = None) -> int:
+    """A detached process that heals the record after `seconds`, whatever happens to this one."""
+    return spawn_detached("harness.faults.registry", "heal-after", record_id, f"{seconds:.3f}", root=root)
 
 
 def heal_after(record_id: str, seconds: float) -> int:

@@ -227,7 +227,15 @@ def _key_figures(s: dict[str, Any]) -> list[tuple[str, str]]:
                                         f"{during.get('failed', 0)} failed, {during.get('unknown', 0)} unanswered"),
             ("alerts", f"{alerts.count('firing')} firing, {alerts.count('resolved')} resolved"),
             ("the manual's log line",
-             f"{logs.get('manual_count', 0)} × {logs.get('manual_line') or '(none for this cause)'}")]
+             f"{logs.get('manual_count', 0)} × {logs.get('manual_line') or '(none for this cause)'}"),
+            ("guardrail", _guardrail(s.get("guardrail")))]
+
+
+def _guardrail(trip: dict[str, Any] | None) -> str:
+    if not trip:
+        return "not tripped"
+    return (f"TRIPPED at {stamp(trip['ts'])}: {trip['condition']} (observed {trip['observed']}); "
+            f"healed {', '.join(trip.get('healed', [])) or 'nothing'}")
 
 
 def section(s: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers, installing and starting Debian's when none does.
 # Idempotent: returns at once when `docker info` already works. Also installs debootstrap,
-# which local image builds need on machines that cannot pull official images.
+# which local image builds need on machines that cannot pull official images, docker-compose
+# (v1, which runs docker-compose.chaos.yml) and tmux (the CLI tests drive a terminal).
 set -euo pipefail
 
 log() { echo "[engine] $*" >&2; }
@@ -15,11 +16,13 @@ apt_install() {
   fi
   log "installing $* (Debian packages)"
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  NEEDRESTART_SUSPEND=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 missing=()
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 fi

@@ -119,9 +119,9 @@ def test_cli_time_boxed_fault_heals_itself_after_the_cli_is_gone(stack):
                     "--set", "latency_ms=400", "--for", "2")
     assert f"run {stack.run_id}" in result.stdout and "healed in 2s" in result.stdout
     assert _edge_seconds(stack) >= 0.35  # the CLI has exited; the fault stays
-    (row,) = json.loads(_chaos("status", "--json").stdout)
+    (row,) = json.loads(_chaos("status", "--json", "--run", stack.run_id).stdout)["faults"]
     assert row["fault"] == "network.latency" and row["run_id"] == stack.run_id and 0 < row["left_s"] <= 2
-    assert row["owner"] == stack.docker_container("toxiproxy").labels["chaos-harness.owner"]
+    assert registry.records()[0].owner == stack.docker_container("toxiproxy").labels["chaos-harness.owner"]
     deadline = time.monotonic() + 15
     while registry.records() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -134,7 +134,7 @@ def test_cli_injects_into_a_stack_it_did_not_start_and_heals_by_name_or_record(s
     _chaos("inject", "network.down", "--target", "auth", "--run", stack.run_id)
     _chaos("inject", "http.first_n", "--target", "payment_gateway", "--run", stack.run_id, "--set", "count=5")
     assert stack.toxiproxy.get_proxy("auth").enabled is False
-    status = _chaos("status").stdout
+    status = _chaos("status", "--run", stack.run_id).stdout
     assert "network.down" in status and "http.first_n" in status and stack.run_id in status
     assert registry.reap_stale() == []  # owned by the stack's (live) owner: not stale
     _chaos("heal", "network.down")

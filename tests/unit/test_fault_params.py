@@ -96,8 +96,8 @@ def test_cli_rejects_bad_input_before_touching_the_engine(tmp_path):
 
 def test_cli_status_with_no_faults(tmp_path):
     env = {registry.STATE_ENV: str(tmp_path)}
-    assert run([str(BIN / "chaos"), "status"], env).stdout.strip() == "no active faults"
-    assert json.loads(run([str(BIN / "chaos"), "status", "--json"], env).stdout) == []
+    assert "ACTIVE FAULTS: none" in run([str(BIN / "chaos"), "status"], env).stdout
+    assert json.loads(run([str(BIN / "chaos"), "status", "--json"], env).stdout)["faults"] == []
 
 
 # ---------------------------------------------------------------- the registry's pure parts

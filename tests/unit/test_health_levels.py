@@ -28,3 +28,9 @@ def test_a_failed_critical_check_makes_the_service_red():
 def test_the_system_is_as_healthy_as_its_weakest_service():
     body = health.system({"a": {"score": 100}, "b": {"score": 40}})
     assert body["score"] == 40 and body["level"] == "red"
+
+
+def test_the_harness_reads_levels_as_the_shop_reports_them():
+    from harness.timeline import level_of
+
+    assert [level_of(score) for score in range(101)] == [health.level(score) for score in range(101)]

@@ -1,0 +1,137 @@
+"""What a person running a game day sees: endpoints, health, active faults, alerts, trips.
+
+`chaos up` prints ``endpoints``; `chaos status` prints ``render(snapshot(...))`` once, as JSON,
+or redrawn every second with ``--watch``. Reading is bounded (one health request with a short
+timeout, one sink request) and never fails the command: what can't be read shows as such.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from harness import topology
+from harness.faults import registry
+
+SCHEMES = {"sql": "postgresql://{u}:{p}@{host}:{port}/{db}", "amqp": "amqp://{u}:{p}@{host}:{port}/",
+           "http": "http://{host}:{port}", "toxiproxy": "http://{host}:{port}"}
+CREDENTIALS = {"sql": (topology.DB_USER, topology.DB_PASSWORD), "amqp": (topology.BROKER_USER, topology.BROKER_PASSWORD)}
+RECENT_ALERTS = 5
+RECENT_TRIPS = 3
+
+
+def endpoints(stack: Any) -> dict[str, str]:
+    """Where each part of a running stack is reached from this machine (all on 127.0.0.1)."""
+    found = {"edge (clients, through Toxiproxy)": stack.edge_url}
+    for name, service in topology.SERVICES.items():
+        point = stack.endpoint(name)
+        user, password = CREDENTIALS.get(service.readiness, ("", ""))
+        found[name] = SCHEMES[service.readiness].format(u=user, p=password, host=point.host, port=point.port,
+                                                        db=topology.DB_NAME)
+    return found
+
+
+def _health(stack: Any) -> dict[str, Any]:
+    import httpx
+
+    from harness.probes import HEALTH_PATH, failed, parse
+
+    now = time.time()
+    try:
+        return dict(parse(now, httpx.get(stack.edge_url + HEALTH_PATH, timeout=1.0)))
+    except httpx.HTTPError as exc:
+        return dict(failed(now, type(exc).__name__))
+
+
+def _alerts(stack: Any) -> list[dict[str, Any]]:
+    from harness.clients import SinkClient
+
+    client = SinkClient(stack.endpoint("alert_sink").url)
+    try:
+        return [{"ts": a.get("ts"), **{k: a.get("chaos", {}).get(k) for k in ("status", "severity", "where", "what")}}
+                for a in client.alerts()[-RECENT_ALERTS:]]
+    finally:
+        client.close()
+
+
+def _fault_rows(now: float) -> list[dict[str, Any]]:
+    return [{"id": r.id, "fault": r.fault, "target": r.target, "run_id": r.run_id, "params": r.params,
+             "age_s": round(now - r.injected_at, 1), "left_s": None if r.expires_at is None else round(r.expires_at - now, 1)}
+            for r in registry.records()]
+
+
+def snapshot(stack: Any | None) -> dict[str, Any]:
+    """Everything `chaos status` shows, as plain JSON. Without a stack: the faults only."""
+    now = time.time()
+    document: dict[str, Any] = {"ts": now, "run": None, "health": None, "services": [], "alerts": [],
+                                "faults": _fault_rows(now), "guardrail_trips": [], "unreadable": []}
+    if stack is None:
+        return document
+    document["run"] = {"run_id": stack.run_id, "owner": stack.owner, "sut_mode": stack.sut_mode}
+    health = _health(stack)
+    document["health"] = {k: health[k] for k in ("score", "level", "breaker", "disk_used_percent", "error")}
+    scores = health.get("services") or {}
+    for name in topology.SERVICES:
+        container = stack.containers.get(name)
+        state = container.status if container is not None else "missing"
+        document["services"].append({"name": name, "state": state, "score": scores.get(name)})
+    try:
+        document["alerts"] = _alerts(stack)
+    except Exception as exc:  # noqa: BLE001 (status reads; it must not fail on a sink under fault)
+        document["unreadable"].append(f"alerts: {type(exc).__name__}")
+    trips = [e for e in registry.journal(stack.run_id) if e.get("action") == "abort"]
+    document["guardrail_trips"] = trips[-RECENT_TRIPS:]
+    return document
+
+
+def _clock(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{max(value, 0):.0f}s"
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    return ["  ".join(f"{cell!s:<{w}}" for cell, w in zip(row, widths)).rstrip() for row in (header, *rows)]
+
+
+def render(document: dict[str, Any]) -> str:
+    """The snapshot as the terminal table a person reads."""
+    from harness.timeline import level_of
+
+    lines = [f"chaos status  {_clock(document['ts'])} UTC"]
+    run = document["run"]
+    if run is None:
+        lines.append("no stack is running (`chaos up` starts one)")
+    else:
+        health = document["health"]
+        score = "-" if health["score"] is None else str(health["score"])
+        lines.append(f"run {run['run_id']} ({run['sut_mode']} shop, owner {run['owner']})")
+        lines.append(f"system health {score} {health['level']}"
+                     + (f"  breaker {health['breaker']}" if health.get("breaker") else "")
+                     + (f"  node-A disk {health['disk_used_percent']:.0f}%" if health.get("disk_used_percent") is not None else "")
+                     + (f"  ({health['error']})" if health.get("error") else ""))
+        lines.append("")
+        lines += _table(("SERVICE", "STATE", "HEALTH"),
+                        [(s["name"], s["state"], "-" if s["score"] is None else f"{s['score']} {level_of(s['score'])}")
+                         for s in document["services"]])
+    lines.append("")
+    faults = document["faults"]
+    lines.append(f"ACTIVE FAULTS ({len(faults)})" if faults else "ACTIVE FAULTS: none")
+    if faults:
+        lines += _table(("RECORD", "FAULT", "TARGET", "RUN", "AGE", "LEFT"),
+                        [(f["id"], f["fault"], f["target"], f["run_id"], _seconds(f["age_s"]), _seconds(f["left_s"]))
+                         for f in faults])
+    if run is not None:
+        lines.append("")
+        alerts = document["alerts"]
+        lines.append("RECENT ALERTS" if alerts else "RECENT ALERTS: none")
+        lines += [f"  {_clock(a['ts'])}  {a['status'] or '-':<8} {a['where'] or '-'}: {a['what'] or '-'}" for a in alerts]
+        for trip in document["guardrail_trips"]:
+            lines.append(f"GUARDRAIL TRIPPED {_clock(trip['ts'])}: {trip['condition']} (observed {trip['observed']}), "
+                         f"healed {len(trip.get('healed', []))} fault(s)")
+        lines += [f"(could not read {what})" for what in document["unreadable"]]
+    return "\n".join(lines)
