@@ -122,8 +122,10 @@ def cmd_heal(args: argparse.Namespace) -> int:
                 if (args.all or registry.matches(r, args.fault)) and (not args.run or r.run_id == args.run)]
     if not selected and args.fault and args.fault not in CATALOG:
         raise HarnessError(f"no active fault or record {args.fault!r}: `chaos status` lists them")
+    began = time.monotonic()
     healed = registry.heal_all(selected)
-    print(f"healed {len(healed)} fault(s)" + (f": {', '.join(healed)}" if healed else ""))
+    took = f" in {time.monotonic() - began:.2f}s: {', '.join(healed)}" if healed else ""
+    print(f"healed {len(healed)} fault(s){took}")
     return 0
 
 

@@ -149,12 +149,13 @@ def _external(config: pytest.Config) -> Any:
         deadline, said = time.monotonic() + EXTERNAL_READY_S, 0.0
         while True:
             try:
-                if httpx.get(found.edge_url + HEALTH_PATH, timeout=2).status_code == 200:
-                    break
-            except (httpx.HTTPError, HarnessError):
+                answer = httpx.get(found.edge_url + HEALTH_PATH, timeout=2)
+                if answer.status_code == 200 and answer.json().get("level") == "green":
+                    break  # the steady state every scenario starts from (a fresh stack is orange first)
+            except (httpx.HTTPError, HarnessError, ValueError):
                 pass
             if time.monotonic() > deadline:
-                raise HarnessError(f"the external stack (run {found.run_id}) is not healthy after "
+                raise HarnessError(f"the external stack (run {found.run_id}) is not green after "
                                    f"{EXTERNAL_READY_S:.0f}s: `chaos status` shows why")
             if time.monotonic() - said > 10:
                 print(f"[stack] waiting for run {found.run_id} to answer on its edge", file=sys.stderr, flush=True)

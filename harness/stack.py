@@ -379,6 +379,7 @@ class Stack:
 def port_is_free(port: int) -> bool:
     """Whether a loopback port can be bound (for clear errors before the engine's own)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no owner
         try:
             sock.bind((LOOPBACK, port))
             return True
