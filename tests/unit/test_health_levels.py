@@ -28,3 +28,23 @@ def test_a_failed_critical_check_makes_the_service_red():
 def test_the_system_is_as_healthy_as_its_weakest_service():
     body = health.system({"a": {"score": 100}, "b": {"score": 40}})
     assert body["score"] == 40 and body["level"] == "red"
+
+
+def test_a_recent_answer_is_reused_and_an_older_one_checked_again():
+    import asyncio
+
+    calls = []
+
+    async def check() -> bool:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        return len(calls) % 2 == 1
+
+    async def scenario() -> list[bool]:
+        recent = health.Recent(check, max_age_s=0.2)
+        burst = await asyncio.gather(*(recent() for _ in range(5)))  # one check for the whole burst
+        await asyncio.sleep(0.25)
+        return [*burst, await recent()]
+
+    assert asyncio.run(scenario()) == [True] * 5 + [False]
+    assert len(calls) == 2
