@@ -1,4 +1,5 @@
-"""Thin HTTP clients for what the harness talks to: the shop's edge and the vendor's control API.
+"""Thin clients for what the harness talks to: the shop's edge, the vendor's control API, and the
+run's Postgres and RabbitMQ reached straight on their published ports.
 
 Every order placed goes into the ledger's history (invoke and completion, with times), so
 scenarios judge what happened from the history afterwards rather than from one probe.
@@ -11,11 +12,23 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
+from harness import topology
 from harness.ledger import History, Operation
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from harness.stack import Endpoint
+
+
+class HasEndpoints(Protocol):
+    """What a started stack (harness.stack.Stack) and an attached one (AttachedStack) share."""
+
+    def endpoint(self, service: str, port: int | None = None) -> Endpoint: ...
 
 
 @dataclass
@@ -176,15 +189,33 @@ class InventoryClient:
         self.http.close()
 
 
+def database_params_at(host: str, port: int, connect_timeout: int = 5) -> dict[str, Any]:
+    """psycopg.connect() keywords for the run's database at a host and port, as the harness's user."""
+    return {"host": host, "port": port, "user": topology.DB_USER, "password": topology.DB_PASSWORD,
+            "dbname": topology.DB_NAME, "connect_timeout": connect_timeout}
+
+
+def database_params(stack: HasEndpoints, connect_timeout: int = 5) -> dict[str, Any]:
+    """psycopg.connect() keywords for a stack's Postgres on its published port (not through a proxy)."""
+    endpoint = stack.endpoint("postgres")
+    return database_params_at(endpoint.host, endpoint.port, connect_timeout)
+
+
+def connect_database(stack: HasEndpoints, *, autocommit: bool = False, connect_timeout: int = 5) -> psycopg.Connection:
+    """A connection to a stack's Postgres, as an operator would open one (use it in a `with`)."""
+    import psycopg
+
+    return psycopg.connect(**database_params(stack, connect_timeout), autocommit=autocommit)
+
+
 @contextlib.contextmanager
-def _channel(host: str, port: int) -> Iterator[Any]:
-    """A short-lived AMQP channel to the run's broker (published port)."""
+def channel(host: str, port: int, **options: Any) -> Iterator[Any]:
+    """A short-lived AMQP channel to the run's broker (published port); `options` are further
+    pika.ConnectionParameters, or replace the defaults (3 connection attempts, 0.5 s apart)."""
     import pika
 
-    from harness import topology
-
     connection = pika.BlockingConnection(pika.ConnectionParameters(
-        host=host, port=port, connection_attempts=3, retry_delay=0.5,
+        host=host, port=port, **({"connection_attempts": 3, "retry_delay": 0.5} | options),
         credentials=pika.PlainCredentials(topology.BROKER_USER, topology.BROKER_PASSWORD)))
     try:
         yield connection.channel()
@@ -197,9 +228,9 @@ def queue_depth(host: str, port: int, queue: str) -> int | None:
     """Messages waiting in a queue (None when the queue does not exist), read with a passive declare."""
     import pika.exceptions
 
-    with _channel(host, port) as channel:
+    with channel(host, port) as amqp:
         try:
-            return channel.queue_declare(queue, passive=True).method.message_count
+            return amqp.queue_declare(queue, passive=True).method.message_count
         except pika.exceptions.ChannelClosedByBroker:
             return None
 
@@ -211,18 +242,18 @@ def redrive(host: str, port: int, queue: str, exchange: str = "orders") -> int:
     import pika
 
     moved = 0
-    with _channel(host, port) as channel:
-        depth = channel.queue_declare(queue, passive=True).method.message_count
+    with channel(host, port) as amqp:
+        depth = amqp.queue_declare(queue, passive=True).method.message_count
         for _ in range(depth):
-            method, properties, body = channel.basic_get(queue, auto_ack=False)
+            method, properties, body = amqp.basic_get(queue, auto_ack=False)
             if method is None:
                 break
             headers = properties.headers or {}
             routing_key = headers.get("x-original-routing-key") or method.routing_key
-            channel.basic_publish(exchange, routing_key, body, pika.BasicProperties(
+            amqp.basic_publish(exchange, routing_key, body, pika.BasicProperties(
                 message_id=properties.message_id, content_type=properties.content_type, delivery_mode=2,
                 headers={k: v for k, v in headers.items() if k not in ("x-reason", "x-death")}))
-            channel.basic_ack(method.delivery_tag)
+            amqp.basic_ack(method.delivery_tag)
             moved += 1
     return moved
 
@@ -231,9 +262,9 @@ def purge(host: str, port: int, queue: str) -> None:
     """Empties a queue if it exists (between scenarios)."""
     import pika.exceptions
 
-    with _channel(host, port) as channel:
+    with channel(host, port) as amqp:
         try:
-            channel.queue_purge(queue)
+            amqp.queue_purge(queue)
         except pika.exceptions.ChannelClosedByBroker:
             pass
 

@@ -140,8 +140,9 @@ def reap(client: docker.DockerClient, keep: str | None = None, everything: bool 
 def _sql_ready(host: str, port: int) -> bool:
     import psycopg
 
-    with psycopg.connect(host=host, port=port, user=topology.DB_USER, password=topology.DB_PASSWORD,
-                         dbname=topology.DB_NAME, connect_timeout=2) as conn:
+    from harness.clients import database_params_at
+
+    with psycopg.connect(**database_params_at(host, port, connect_timeout=2)) as conn:
         return conn.execute("SELECT 1").fetchone() == (1,)
 
 

@@ -8,20 +8,17 @@ no service restarted.
 
 import time
 
-import psycopg
 import pytest
 from conftest import ledger_verdict, steady_state
 
-from harness import topology
+from harness.clients import connect_database
 
 ANSWER_BUDGET_S = 3.5
 
 
 def limbo_orders(stack, since: float) -> int:
     """Orders created since `since` that never got past NEW: a write left half-way."""
-    pg = stack.endpoint("postgres")
-    with psycopg.connect(host=pg.host, port=pg.port, user=topology.DB_USER, password=topology.DB_PASSWORD,
-                         dbname=topology.DB_NAME) as conn:
+    with connect_database(stack) as conn:
         return conn.execute("SELECT count(*) FROM orders WHERE status = 'NEW' AND created_at >= to_timestamp(%s)",
                             [since]).fetchone()[0]
 

@@ -7,11 +7,10 @@ exactly one order, one charge and one customer e-mail, however often it was retr
 
 import uuid
 
-import psycopg
 import pytest
 from conftest import RECOVERY_BUDGET_S, ledger_verdict, steady_state
 
-from harness import topology
+from harness.clients import connect_database
 from harness.timeline import wait_for
 
 VENDOR_DELAY_MS = 3000  # longer than the gateway's payment timeout (2 s)
@@ -22,9 +21,7 @@ REQUESTS = 3
 
 def orders_per_key(stack, keys: list[str]) -> dict[str, list[str]]:
     """Orders the shop created for each client key (read with the harness's own connection)."""
-    pg = stack.endpoint("postgres")
-    with psycopg.connect(host=pg.host, port=pg.port, user=topology.DB_USER, password=topology.DB_PASSWORD,
-                         dbname=topology.DB_NAME) as conn:
+    with connect_database(stack) as conn:
         rows = conn.execute("SELECT idempotency_key, id::text FROM orders WHERE split_part(idempotency_key, ':', 1)"
                             " = ANY(%s)", [keys]).fetchall()
     found: dict[str, list[str]] = {key: [] for key in keys}

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field
 
-from harness import topology
+from harness.clients import connect_database, database_params
 from harness.faults.base import Fault, Params
 from harness.faults.network import Down
 
@@ -41,14 +41,8 @@ class SkewParams(TokenParams):
     skew_s: int = Field(default=60, ge=-3600, le=3600, description="the issuer's clock is this far ahead")
 
 
-def _dsn(stack: Any) -> dict[str, Any]:
-    endpoint = stack.endpoint("postgres")
-    return {"host": endpoint.host, "port": endpoint.port, "user": topology.DB_USER,
-            "password": topology.DB_PASSWORD, "dbname": topology.DB_NAME, "connect_timeout": 5}
-
-
 def _active_key(stack: Any) -> tuple[str, str]:
-    with psycopg.connect(**_dsn(stack)) as conn:
+    with connect_database(stack) as conn:
         row = conn.execute("SELECT kid, private_pem FROM signing_keys WHERE active "
                            "ORDER BY created_at DESC LIMIT 1").fetchone()
     if row is None:
@@ -113,7 +107,7 @@ class InvalidSignature(TokenFault):
         return jwt.encode(_claims(self.params.subject), forged, algorithm=ALGORITHM, headers={"kid": kid})
 
     def defective(self) -> bool:
-        with psycopg.connect(**_dsn(self.stack)) as conn:
+        with connect_database(self.stack) as conn:
             row = conn.execute("SELECT public_pem FROM signing_keys WHERE kid = %s",
                                [jwt.get_unverified_header(self.token)["kid"]]).fetchone()
         try:
@@ -203,7 +197,7 @@ class KeyRotation(Fault):
         return _active_key(self.stack)[0] == self.new
 
     def undo_state(self) -> dict[str, Any]:
-        return {"dsn": _dsn(self.stack), "previous": self.previous} if self.previous else {}
+        return {"dsn": database_params(self.stack), "previous": self.previous} if self.previous else {}
 
     @classmethod
     def undo_from(cls, state: dict[str, Any]) -> None:

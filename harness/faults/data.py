@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 from pydantic import Field
 
-from harness import topology
+from harness.clients import connect_database, database_params
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params
 
@@ -25,7 +25,8 @@ class NullParams(Params):
 
 
 def _connect(dsn: dict[str, Any]) -> psycopg.Connection:
-    return psycopg.connect(**dsn, autocommit=True, connect_timeout=5)
+    # Records written before the parameters carried connect_timeout get the same 5 s.
+    return psycopg.connect(**({"connect_timeout": 5} | dsn), autocommit=True)
 
 
 class NullFields(Fault):
@@ -41,13 +42,8 @@ class NullFields(Fault):
         super().__init__(*args, **kwargs)
         self.original: dict[str, Any] | None = None
 
-    def _dsn(self) -> dict[str, Any]:
-        endpoint = self.stack.endpoint("postgres")
-        return {"host": endpoint.host, "port": endpoint.port, "user": topology.DB_USER,
-                "password": topology.DB_PASSWORD, "dbname": topology.DB_NAME}
-
     def _apply(self) -> None:
-        with _connect(self._dsn()) as conn:
+        with connect_database(self.stack, autocommit=True) as conn:
             row = conn.execute("SELECT name, price_cents, stock FROM products WHERE sku = %s",
                                [self.params.sku]).fetchone()
             if row is None:
@@ -57,7 +53,7 @@ class NullFields(Fault):
             conn.execute(sql.SQL("UPDATE products SET {} WHERE sku = %s").format(assignments), [self.params.sku])
 
     def _landed(self) -> bool:
-        with _connect(self._dsn()) as conn:
+        with connect_database(self.stack, autocommit=True) as conn:
             row = conn.execute("SELECT name, price_cents, stock FROM products WHERE sku = %s",
                                [self.params.sku]).fetchone()
         return row is not None and all(dict(zip(FIELDS, row))[f] is None for f in self.params.fields)
@@ -65,7 +61,7 @@ class NullFields(Fault):
     def undo_state(self) -> dict[str, Any]:
         if self.original is None:
             return {}
-        return {"dsn": self._dsn(), "sku": self.params.sku, "row": self.original}
+        return {"dsn": database_params(self.stack), "sku": self.params.sku, "row": self.original}
 
     @classmethod
     def undo_from(cls, state: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import structlog
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Gauge, make_asgi_app
 from psycopg import AsyncConnection
@@ -29,9 +29,10 @@ from purgatory.domain.model import OpenedState
 from shop import alerts, auth_client, config, events
 from shop.db import Database, DatabaseUnavailable, unavailable_response
 from shop.health import system as system_health_of
-from shop.health import report
+from shop.health import Recent, report
 from shop.logs import configure
 from shop.node_a import DiskMonitor, write_receipt
+from shop.observability import observe
 from shop.outbox import SCHEMA as OUTBOX_SCHEMA
 from shop.outbox import Outbox
 from shop.payments import Payments, VendorError
@@ -206,19 +207,16 @@ app.mount("/metrics", make_asgi_app())
 app.add_exception_handler(DatabaseUnavailable, unavailable_response)
 
 
-@app.middleware("http")
-async def bind_trace(request: Request, call_next: Any) -> Any:
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(trace_id=request.headers.get("X-Trace-Id") or uuid.uuid4().hex)
-    try:
-        return await call_next(request)
-    except Exception as exc:  # logged as one JSON event, answered as a plain 500
-        log.exception("unhandled_error", path=request.url.path, error=repr(exc))
-        return JSONResponse({"error": "internal error"}, status_code=500)
+observe(app, log)
+
+
+# Resilient: a live probe with a 0.5 s deadline; fragile: what start-up found. Reused for at most
+# 0.5 s, so a frequent health probe during a database fault doesn't multiply the manual's line.
+_database_answers = Recent(lambda: state.db.answers(0.5), max_age_s=0.5)
 
 
 async def _own_health() -> dict:
-    database = await state.db.answers(0.5)  # resilient: a live probe; fragile: what start-up found
+    database = await _database_answers()
     return report({
         "database": (database, 40),
         "payment_breaker_closed": (state.breaker_state != "opened", 20),

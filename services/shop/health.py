@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
 LEVELS = ((90, "green"), (70, "yellow"), (50, "orange"), (0, "red"))
 
 
@@ -31,3 +35,22 @@ def system(services: dict[str, dict]) -> dict:
     """The system's health: as good as its weakest service, since an order needs all of them."""
     score = min((s.get("score", 0) for s in services.values()), default=0)
     return {"score": score, "level": level(score), "services": services}
+
+
+class Recent:
+    """An async check whose answer is reused for at most `max_age_s` after it arrived; an older
+    one is checked again. Callers that come while the check runs wait for that run instead of
+    starting their own, so a burst of health requests costs one check (and one log line)."""
+
+    def __init__(self, check: Callable[[], Awaitable[bool]], max_age_s: float) -> None:
+        self.check, self.max_age_s = check, max_age_s
+        self._answer = False
+        self._at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> bool:
+        async with self._lock:
+            if time.monotonic() - self._at > self.max_age_s:
+                self._answer = await self.check()
+                self._at = time.monotonic()
+            return self._answer

@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import smtplib
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -44,29 +43,25 @@ from urllib.parse import urlsplit
 
 import aio_pika
 import httpx
-import structlog
 from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingMessage, AbstractQueue
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 from jsonschema import Draft202012Validator
 from prometheus_client import Counter, Gauge, make_asgi_app
 from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
+from shop import auth_client, broker, events
+from shop import inventory_store as store
+from shop.config import broker_url
+from shop.db import DB_ERRORS, Database, DatabaseUnavailable, unavailable_response
+from shop.health import report
 from shop.logs import INVENTORY_NULL, MALFORMED_JSON, configure
-
-# Configured before the other shop modules are imported: a module that binds its logger at import
-# (auth_client does) keeps the configuration in force at that moment.
-log = configure("inventory_service")
-
-from shop import auth_client, broker, events  # noqa: E402
-from shop import inventory_store as store  # noqa: E402
-from shop.config import broker_url  # noqa: E402
-from shop.health import report  # noqa: E402
-from shop.db import DB_ERRORS, Database, DatabaseUnavailable, unavailable_response  # noqa: E402
+from shop.observability import observe
 
 T = TypeVar("T")
 
+log = configure("inventory_service")
 RESILIENT = os.environ.get("SUT_MODE", "resilient") == "resilient"
 BROKER_URL = broker_url(RESILIENT, log)  # resilient: exits here, naming the missing variable
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -177,19 +172,13 @@ for _exc_type, _answer in ANSWERS.items():
     app.add_exception_handler(_exc_type, _answer)
 
 
-@app.middleware("http")
-async def observe(request: Request, call_next: Any) -> Any:
-    """Binds a trace id, counts the answer per route, turns an unhandled error into one JSON event."""
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(trace_id=request.headers.get("X-Trace-Id") or uuid.uuid4().hex)
-    try:
-        response = await call_next(request)
-    except Exception as exc:
-        log.exception("unhandled_error", path=request.url.path, error=repr(exc))
-        response = JSONResponse({"error": "internal error"}, status_code=500)
+def _count(request: Request, response: Response) -> None:
+    """Counts the answer per route."""
     route = getattr(request.scope.get("route"), "path", "unmatched")
     REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-    return response
+
+
+observe(app, log, on_answer=_count)
 
 
 async def authorized(authorization: str | None = Header(default=None)) -> dict[str, Any]:

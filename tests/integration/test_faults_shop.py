@@ -2,11 +2,9 @@
 observed), heals (the effect is gone) and heals twice harmlessly."""
 
 import httpx
-import psycopg
 import pytest
 
-from harness import topology
-from harness.clients import queue_depth
+from harness.clients import connect_database, queue_depth
 from harness.faults import Chaos
 from harness.timeline import wait_for
 
@@ -32,9 +30,7 @@ def test_disk_fill_lands_and_heals(stack):
 
 
 def _product(stack, sku):
-    pg = stack.endpoint("postgres")
-    with psycopg.connect(host=pg.host, port=pg.port, user=topology.DB_USER, password=topology.DB_PASSWORD,
-                         dbname=topology.DB_NAME) as conn:
+    with connect_database(stack) as conn:
         return conn.execute("SELECT name, price_cents, stock FROM products WHERE sku = %s", [sku]).fetchone()
 
 

@@ -18,11 +18,10 @@ from typing import Any
 
 import docker
 import httpx
-import psycopg
 import pytest
 
 from harness import topology
-from harness.clients import mint_token
+from harness.clients import connect_database, mint_token
 from harness.engine import connect
 from harness.images import Builder
 from harness.stack import RUN_LABEL, Endpoint, Stack
@@ -94,9 +93,7 @@ class Inventory:
 
     def sql(self, query: str, params: list[Any] | None = None) -> list[tuple]:
         """Straight to Postgres (not through the proxy), as an operator would."""
-        pg = self.stack.endpoint("postgres")
-        with psycopg.connect(host=pg.host, port=pg.port, user=topology.DB_USER, password=topology.DB_PASSWORD,
-                             dbname=topology.DB_NAME, autocommit=True, connect_timeout=5) as conn:
+        with connect_database(self.stack, autocommit=True) as conn:
             cur = conn.execute(query, params)
             return cur.fetchall() if cur.description else []
 

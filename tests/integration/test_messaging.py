@@ -25,7 +25,7 @@ import pytest
 from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
 
-from harness import topology
+from harness import clients, topology
 from harness.stack import READINESS, Stack
 from harness.timeline import wait_for
 from tests.integration.test_inventory import SERVICE, Inventory, published
@@ -56,18 +56,9 @@ class Broker:
 
     stack: Stack
 
-    @contextlib.contextmanager
-    def channel(self) -> Iterator[Any]:
+    def channel(self) -> contextlib.AbstractContextManager[Any]:
         mq = published(self.stack, "rabbitmq")
-        connection = pika.BlockingConnection(pika.ConnectionParameters(
-            host=mq.host, port=mq.port, connection_attempts=3, retry_delay=1, socket_timeout=5,
-            blocked_connection_timeout=5,
-            credentials=pika.PlainCredentials(topology.BROKER_USER, topology.BROKER_PASSWORD)))
-        try:
-            yield connection.channel()
-        finally:
-            if connection.is_open:
-                connection.close()
+        return clients.channel(mq.host, mq.port, retry_delay=1, socket_timeout=5, blocked_connection_timeout=5)
 
     def publish(self, *bodies: bytes, routing_key: str = "order.paid") -> None:
         """Publishes with confirms and `mandatory`, so a message no queue takes fails here."""

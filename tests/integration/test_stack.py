@@ -3,10 +3,10 @@ readiness that speaks each protocol, and the vendor fault landing and healing.""
 
 import httpx
 import pika
-import psycopg
 import pytest
 
 from harness import topology
+from harness.clients import connect_database
 from harness.faults import Chaos
 from harness.stack import OWNER_LABEL, RUN_LABEL, owner_token
 
@@ -61,8 +61,7 @@ def test_client_edge_goes_through_toxiproxy(stack, shop):
 
 
 def test_readiness_protocols_answer_on_published_ports(stack):
-    pg = stack.endpoint("postgres")
-    with psycopg.connect(host=pg.host, port=pg.port, user="shop", password="shop", dbname="shop") as conn:
+    with connect_database(stack) as conn:
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] >= 0
     mq = stack.endpoint("rabbitmq")
     connection = pika.BlockingConnection(pika.ConnectionParameters(

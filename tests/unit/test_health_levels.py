@@ -34,3 +34,23 @@ def test_the_harness_reads_levels_as_the_shop_reports_them():
     from harness.timeline import level_of
 
     assert [level_of(score) for score in range(101)] == [health.level(score) for score in range(101)]
+
+
+def test_a_recent_answer_is_reused_and_an_older_one_checked_again():
+    import asyncio
+
+    calls = []
+
+    async def check() -> bool:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        return len(calls) % 2 == 1
+
+    async def scenario() -> list[bool]:
+        recent = health.Recent(check, max_age_s=0.2)
+        burst = await asyncio.gather(*(recent() for _ in range(5)))  # one check for the whole burst
+        await asyncio.sleep(0.25)
+        return [*burst, await recent()]
+
+    assert asyncio.run(scenario()) == [True] * 5 + [False]
+    assert len(calls) == 2
