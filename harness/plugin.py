@@ -84,7 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         guardrails.parse(config.getoption("abort_if") or DEFAULT_ABORT_IF)
     except HarnessError as exc:
-        _fail_fast(str(exc))
+        _fail_fast(str(exc), config)
     reports = config.getoption("chaos_reports")
     if reports and not getattr(config.option, "xmlpath", None):
         run_dir = Path(reports) / config.stash[SCENARIO_KEY]["run_id"]
@@ -95,9 +95,13 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
-def _fail_fast(message: str) -> None:
+def _fail_fast(message: str, config: pytest.Config | None = None) -> None:
     """One line and exit 2. Only called before anything of the run exists (or after the stack
-    removed itself), so leaving without pytest's own teardown leaves nothing behind."""
+    removed itself), so leaving without pytest's own teardown leaves nothing behind. Inside a
+    fixture pytest captures stderr: capture is suspended so the line reaches the terminal."""
+    capture = config.pluginmanager.getplugin("capturemanager") if config is not None else None
+    if capture is not None:
+        capture.suspend_global_capture(in_=False)
     print(f"chaos: {message}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(2)
@@ -112,7 +116,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     try:
         connect()
     except HarnessError as exc:
-        _fail_fast(str(exc))
+        _fail_fast(str(exc), session.config)
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +132,7 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
         running = Stack(sut_mode=pytestconfig.getoption("sut_mode"), run_id=pytestconfig.stash[SCENARIO_KEY]["run_id"])
         running.__enter__()
     except HarnessError as exc:
-        _fail_fast(str(exc))
+        _fail_fast(str(exc), pytestconfig)
     try:
         yield running
     finally:
@@ -163,9 +167,9 @@ def _external(config: pytest.Config) -> Any:
             time.sleep(0.5)
             found = attach(found.run_id)  # ports appear once containers run
     except HarnessError as exc:
-        _fail_fast(str(exc))
+        _fail_fast(str(exc), config)
     if config.getoption("sut_mode") != mode and "--sut-mode" in " ".join(config.invocation_params.args):
-        _fail_fast(f"--sut-mode={config.getoption('sut_mode')} but run {found.run_id} runs the {mode} shop")
+        _fail_fast(f"--sut-mode={config.getoption('sut_mode')} but run {found.run_id} runs the {mode} shop", config)
     config.stash[SCENARIO_KEY]["sut_mode"] = mode
     print(f"[stack] using the running stack of run {found.run_id} ({mode} shop)", file=sys.stderr, flush=True)
     return found

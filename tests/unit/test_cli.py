@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from tests.conftest import BIN, run
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
@@ -44,3 +46,52 @@ def test_runbook_covers_every_root_cause():
     assert result.returncode == 0, result.stdout
     rows = json.loads(result.stdout)
     assert all(row["scenarios"] for row in rows) and len(rows) == 9
+
+
+# Bad input to every command: (command line, what the one line must say). Commands that need
+# the engine are given none, so nothing can be started or touched by a mistake here.
+BAD_INPUT = [
+    (["doctor"], "Docker engine is not reachable"),
+    (["up", "--sut-mode", "brittle"], "invalid choice: 'brittle'"),
+    (["up"], "Docker engine is not reachable"),
+    (["status", "--interval", "0", "--watch"], "positive number of seconds"),
+    (["status", "--run", "no-such-run"], "Docker engine is not reachable"),
+    (["faults", "--table"], "unrecognized arguments: --table"),
+    (["inject", "network.explode", "--target", "edge_gateway"], "unknown fault 'network.explode'"),
+    (["inject", "network.latency", "--target", "mainframe"], "can't target 'mainframe'"),
+    (["inject", "network.latency", "--target", "edge_gateway", "--set", "latency_ms=-5"], "latency_ms"),
+    (["inject", "network.latency", "--target", "edge_gateway", "--abort-if", "health=<50"], "bad guardrail"),
+    (["heal"], "say what to heal"),
+    (["run", "--stack", "cloud"], "invalid choice: 'cloud'"),
+    (["report", "no-such-run"], "no such run"),
+    (["runbook", "--verbose"], "unrecognized arguments: --verbose"),
+    (["compose", "now"], "unrecognized arguments: now"),
+    (["down", "--run", "no-such-run"], "Docker engine is not reachable"),
+]
+
+
+@pytest.mark.parametrize("args,says", BAD_INPUT, ids=[" ".join(args) for args, _ in BAD_INPUT])
+def test_bad_input_to_every_command_is_one_line_and_exit_2(args, says, tmp_path):
+    result = run([str(BIN / "chaos"), *args], {**NO_ENGINE, "CHAOS_STATE_DIR": str(tmp_path)})
+    _one_line_exit_2(result)
+    assert says in result.stderr
+    assert not (tmp_path / "active").exists()  # nothing recorded, so nothing injected
+
+
+def test_every_command_has_a_bad_input_case():
+    from harness.cli import COMMANDS
+
+    assert {args[0] for args, _ in BAD_INPUT} == set(COMMANDS)
+
+
+def test_a_bad_guardrail_stops_pytest_before_anything_starts():
+    result = run([str(BIN / "pytest"), "scenarios/", "-p", "no:cacheprovider", "--abort-if", "health<<50"])
+    _one_line_exit_2(result)
+    assert "bad guardrail 'health<<50'" in result.stderr
+
+
+def test_an_external_stack_that_is_not_there_is_one_line():
+    result = run([str(BIN / "pytest"), "scenarios/", "-p", "no:cacheprovider", "--stack=external",
+                  "--stack-run", "no-such-run", "-k", "payment_outage"])
+    _one_line_exit_2(result)
+    assert "no stack of run no-such-run is running" in result.stderr
