@@ -32,9 +32,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     client = connect()
     rows: list[tuple[str, bool, str]] = [("docker engine", True, f"version {client.version()['Version']}")]
     for tool, purpose in (("go", "builds Toxiproxy when its image can't be pulled"),
-                          ("debootstrap", "makes the Debian base when images can't be pulled")):
+                          ("debootstrap", "makes the Debian base when images can't be pulled"),
+                          ("docker-compose", "runs docker-compose.chaos.yml"),
+                          ("tmux", "the CLI tests drive a terminal with it")):
         found = shutil.which(tool)
         rows.append((tool, bool(found), found or f"missing: {purpose}; `make setup` installs it"))
+    rows += _doctor_ports(client) + _doctor_toxiproxy(client)
     tags = {tag for image in client.images.list(filters={"label": "chaos-harness.image"}) for tag in image.tags}
     tags |= {tag for image in client.images.list() for tag in image.tags}
     for name, spec in IMAGES.items():
@@ -45,6 +48,41 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for name, ok, detail in rows:
         print(f"{'ok  ' if ok else 'FAIL'} {name:<{width}}  {detail}")
     return 0 if all(ok for _, ok, _ in rows) else 1
+
+
+def _doctor_ports(client: "docker.DockerClient") -> list[tuple[str, bool, str]]:
+    """The fixed loopback ports docker-compose.chaos.yml publishes (`chaos up` needs none)."""
+    from harness import topology
+    from harness.stack import RUN_LABEL, port_is_free
+
+    compose_up = bool(client.containers.list(filters={"label": f"{RUN_LABEL}=compose"}))
+    rows = []
+    for port in (topology.TOXIPROXY_API_PORT, *(p.listen_port for p in topology.PROXIES.values() if p.published)):
+        free = port_is_free(port)
+        detail = ("free" if free else "held by the running docker-compose stack" if compose_up
+                  else "taken by another process: stop it to use docker-compose.chaos.yml (`chaos up` needs no fixed port)")
+        rows.append((f"port 127.0.0.1:{port}", free or compose_up, detail))
+    return rows
+
+
+def _doctor_toxiproxy(client: "docker.DockerClient") -> list[tuple[str, bool, str]]:
+    """The running stack's Toxiproxy answers its API (every fault but process ones goes there)."""
+    import httpx
+
+    from harness.faults.attach import attach
+
+    try:
+        stack = attach(client=client)
+    except HarnessError:
+        return [("toxiproxy", True, "no stack running to check (`chaos up` starts one)")]
+    api = stack.endpoint("toxiproxy")
+    try:
+        answer = httpx.get(f"{api.url}/version", timeout=2)
+        version = answer.json().get("version", "?") if answer.headers.get("content-type", "").startswith("application/json") else answer.text.strip()
+        return [("toxiproxy", True, f"run {stack.run_id}: {api.url} answers, version {version}")]
+    except httpx.HTTPError as exc:
+        return [("toxiproxy", False, f"run {stack.run_id}: {api.url} does not answer ({type(exc).__name__}): "
+                                     f"`chaos down --run {stack.run_id}` and `chaos up` again")]
 
 
 def _param_text(name: str, spec: dict) -> str:
