@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import docker
 
 ROOT = Path(__file__).resolve().parent.parent
+GREEN_WITHIN_S = 60.0  # `chaos up` waits this long for the new stack's health to turn green
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -188,6 +189,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from harness.engine import connect
     from harness.faults.attach import attach
     from harness.stack import KEPT_OWNER, Stack
+    from harness.status import wait_green
 
     client = connect()
     for run_id in _kept_runs(client):
@@ -201,7 +203,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     began = time.monotonic()
     stack = Stack(sut_mode=args.sut_mode, client=client, owner=KEPT_OWNER)
     stack.__enter__()  # on failure or Ctrl-C while starting, it removes what it made
-    print(f"up: run {stack.run_id} ({stack.sut_mode} shop) ready in {time.monotonic() - began:.1f}s")
+    try:
+        wait_green(lambda: stack, GREEN_WITHIN_S, f"run {stack.run_id}")
+    except BaseException:
+        stack.stop()  # never green (or Ctrl-C): nothing half-started is kept
+        raise
+    print(f"up: run {stack.run_id} ({stack.sut_mode} shop) green in {time.monotonic() - began:.1f}s")
     _print_endpoints(stack)
     print("next: `chaos status --watch`, `chaos inject FAULT --target T`, `chaos heal --all`, `chaos down`")
     return 0

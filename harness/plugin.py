@@ -140,32 +140,15 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
 
 
 def _external(config: pytest.Config) -> Any:
-    """The already running stack, once its edge answers (bounded wait, progress on stderr). Its
-    shop build decides the SUT mode the reports name."""
-    import httpx
-
+    """The already running stack, once it is green (bounded wait, progress on stderr). Its shop
+    build decides the SUT mode the reports name."""
     from harness.faults.attach import attach
-    from harness.probes import HEALTH_PATH
+    from harness.status import wait_green
 
     try:
-        found = attach(config.getoption("stack_run"))
+        run_id = attach(config.getoption("stack_run")).run_id
+        found = wait_green(lambda: attach(run_id), EXTERNAL_READY_S, f"the external stack (run {run_id})")
         mode = found.sut_mode
-        deadline, said = time.monotonic() + EXTERNAL_READY_S, 0.0
-        while True:
-            try:
-                answer = httpx.get(found.edge_url + HEALTH_PATH, timeout=2)
-                if answer.status_code == 200 and answer.json().get("level") == "green":
-                    break  # the steady state every scenario starts from (a fresh stack is orange first)
-            except (httpx.HTTPError, HarnessError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise HarnessError(f"the external stack (run {found.run_id}) is not green after "
-                                   f"{EXTERNAL_READY_S:.0f}s: `chaos status` shows why")
-            if time.monotonic() - said > 10:
-                print(f"[stack] waiting for run {found.run_id} to answer on its edge", file=sys.stderr, flush=True)
-                said = time.monotonic()
-            time.sleep(0.5)
-            found = attach(found.run_id)  # ports appear once containers run
     except HarnessError as exc:
         _fail_fast(str(exc), config)
     if config.getoption("sut_mode") != mode and "--sut-mode" in " ".join(config.invocation_params.args):

@@ -7,11 +7,13 @@ timeout, one sink request) and never fails the command: what can't be read shows
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from harness import topology
+from harness.errors import HarnessError
 from harness.faults import registry
 
 SCHEMES = {"sql": "postgresql://{u}:{p}@{host}:{port}/{db}", "amqp": "amqp://{u}:{p}@{host}:{port}/",
@@ -30,6 +32,32 @@ def endpoints(stack: Any) -> dict[str, str]:
         found[name] = SCHEMES[service.readiness].format(u=user, p=password, host=point.host, port=point.port,
                                                         db=topology.DB_NAME)
     return found
+
+
+def wait_green(find: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """The stack `find()` gives, once its system health is green: the steady state every
+    scenario and game day starts from (a stack that just answered is orange for a moment while
+    its consumers connect). Bounded; progress every 10 s on stderr; HarnessError on timeout.
+    `find` is called on every try, so a stack whose ports are not published yet can appear."""
+    import httpx
+
+    from harness.probes import HEALTH_PATH
+
+    began = said = time.monotonic()
+    while True:
+        try:
+            stack = find()
+            answer = httpx.get(stack.edge_url + HEALTH_PATH, timeout=2)
+            if answer.status_code == 200 and answer.json().get("level") == "green":
+                return stack
+        except (httpx.HTTPError, HarnessError, ValueError):
+            pass
+        if time.monotonic() - began > timeout_s:
+            raise HarnessError(f"{what} is not green after {timeout_s:.0f}s: `chaos status` shows why")
+        if time.monotonic() - said > 10:
+            print(f"[stack] waiting for {what} to be green", file=sys.stderr, flush=True)
+            said = time.monotonic()
+        time.sleep(0.25)
 
 
 def _health(stack: Any) -> dict[str, Any]:

@@ -16,8 +16,9 @@ DISK_LOW = "Disk space is critically low on server node-A."
 DETECT_BUDGET_S = 5.0
 
 
+# The scenario's guardrail: the fault fills to 97 %; a full disk would break node-A for real.
 @pytest.mark.chaos(root_cause="disk_full_node_a",
-                   runbook=["disk_alert", "shed_writes", "alert_on_recovery", "clean_disk"])
+                   runbook=["disk_alert", "shed_writes", "alert_on_recovery", "clean_disk"], abort_if="disk>=99.5")
 def test_disk_fill_node_a(stack, chaos, shop, vendor, sink, history, scenario_record):
     steady_state(shop, "before")
     before = shop.place_order()

@@ -212,6 +212,33 @@ def test_a_scenario_guardrail_heals_and_fails_the_scenario(kept, tmp_path):
     _wait(lambda: _healthy(kept["stack"]), 60, "health back to green")
 
 
+OWN_GUARDRAIL = """
+import time
+
+import pytest
+
+
+@pytest.mark.chaos(root_cause="db_outage", abort_if="health<50")
+def test_own_guardrail(chaos):
+    fault = chaos.inject("network.down", "postgres")
+    deadline = time.monotonic() + 20
+    while fault.active and time.monotonic() < deadline:  # until the guardrail heals it
+        time.sleep(0.1)
+"""
+
+
+def test_a_scenario_marker_sets_its_own_guardrail(kept, tmp_path):
+    (tmp_path / "test_own.py").write_text(OWN_GUARDRAIL)
+    result = run([str(BIN / "pytest"), str(tmp_path / "test_own.py"), "--stack=external", "-p", "no:cacheprovider",
+                  f"--rootdir={tmp_path}", f"--chaos-reports={tmp_path / 'reports'}"], timeout=300)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    (scenario,) = json.loads((tmp_path / "reports" / "latest" / "report.json").read_text())["scenarios"]
+    assert scenario["reason"].startswith("[guardrail] health<50 held while faults were active")
+    assert scenario["guardrail"]["healed"] == ["network.down on postgres"]
+    assert kept["stack"].toxiproxy.get_proxy("postgres").enabled
+    _wait(lambda: _healthy(kept["stack"]), 60, "health back to green")
+
+
 def test_docker_compose_brings_up_the_same_stack(state, tmp_path):
     taken = [port for port in (topology.TOXIPROXY_API_PORT, topology.PROXIES["edge_gateway"].listen_port)
              if not port_is_free(port)]
