@@ -169,10 +169,17 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
 
 def _kept_runs(client: "docker.DockerClient") -> list[str]:
-    from harness.stack import KEPT_OWNER, OWNER_LABEL, RUN_LABEL
+    """Runs `chaos up` keeps that still run. Kept runs with nothing running any more (the engine
+    restarted, the machine rebooted) are removed here: no reaper owns them."""
+    from harness.stack import KEPT_OWNER, OWNER_LABEL, RUN_LABEL, remove_run, say
 
-    found = client.containers.list(filters={"label": f"{OWNER_LABEL}={KEPT_OWNER}", "status": "running"})
-    return sorted({c.labels[RUN_LABEL] for c in found})
+    runs: dict[str, set[str]] = {}
+    for container in client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={KEPT_OWNER}"}):
+        runs.setdefault(container.labels[RUN_LABEL], set()).add(container.status)
+    for run_id in [run for run, states in runs.items() if not states & {"running", "paused"}]:
+        say(f"removed {remove_run(client, run_id)} objects of kept run {run_id}, which no longer ran")
+        del runs[run_id]
+    return sorted(runs)
 
 
 def _print_endpoints(stack: object) -> None:
