@@ -194,6 +194,7 @@ def _print_endpoints(stack: object) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     """Starts the stack and leaves it up (owned by no process: `chaos down` removes it)."""
     from harness.engine import connect
+    from harness.faults import registry
     from harness.faults.attach import attach
     from harness.stack import KEPT_OWNER, Stack
     from harness.status import wait_green
@@ -204,7 +205,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         if kept.sut_mode != args.sut_mode:
             raise HarnessError(f"run {run_id} is already up with the {kept.sut_mode} shop: "
                                f"`chaos down` first to start the {args.sut_mode} one")
-        print(f"already up: run {run_id} ({kept.sut_mode} shop)")
+        healed = registry.reap_stale(client)  # what a killed injector left on it, as a fresh start would
+        print(f"already up: run {run_id} ({kept.sut_mode} shop)"
+              + (f"; healed {len(healed)} fault(s) whose owner is gone or whose time is up" if healed else ""))
         _print_endpoints(kept)
         return 0
     began = time.monotonic()

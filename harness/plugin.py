@@ -145,8 +145,11 @@ def _external(config: pytest.Config) -> Any:
     from harness.faults.attach import attach
     from harness.status import wait_green
 
+    from harness.faults import registry
+
     try:
         run_id = attach(config.getoption("stack_run")).run_id
+        registry.reap_stale()  # faults an earlier, killed session left on it: the reaper's job at a start
         found = wait_green(lambda: attach(run_id), EXTERNAL_READY_S, f"the external stack (run {run_id})")
         mode = found.sut_mode
     except HarnessError as exc:

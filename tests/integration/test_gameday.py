@@ -191,6 +191,31 @@ def test_heal_all_after_a_sigkill_of_the_injector_leaves_nothing(kept, terminal,
     _wait(lambda: _healthy(stack), 30, "health back to green")
 
 
+ONE_FAULT = """
+import sys, time
+from harness.faults import Chaos
+from harness.faults.attach import attach
+Chaos(attach(sys.argv[1])).inject("network.latency", "edge_gateway", latency_ms=400)
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_up_on_a_kept_stack_heals_what_a_killed_injector_left(kept):
+    child = subprocess.Popen([str(BIN / "python"), "-c", ONE_FAULT, kept["run_id"]], cwd=ROOT,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "holding"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    assert [r.fault for r in registry.records()] == ["network.latency"]
+    again = run([CHAOS, "up"])
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"already up: run {kept['run_id']} (resilient shop); healed 1 fault(s)")
+    assert registry.records() == [] and kept["stack"].toxiproxy.get_proxy("edge_gateway").toxics() == {}
+
+
 def test_scenarios_run_against_the_kept_stack(kept, tmp_path):
     result = run([CHAOS, "run", "payment_outage", "--stack=external", "--reports", str(tmp_path)], timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
