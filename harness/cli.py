@@ -218,6 +218,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except BaseException:
         stack.stop()  # never green (or Ctrl-C): nothing half-started is kept
         raise
+    registry.spawn_detached("harness.gameday", "record", stack.run_id)  # the game day's health record
     print(f"up: run {stack.run_id} ({stack.sut_mode} shop) green in {time.monotonic() - began:.1f}s")
     _print_endpoints(stack)
     print("next: `chaos status --watch`, `chaos inject FAULT --target T`, `chaos heal --all`, `chaos down`")
@@ -270,12 +271,32 @@ def cmd_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _game_day_report(run_id: str, client: "docker.DockerClient", reports: Path) -> None:
+    """Writes the report of a run `chaos up` kept (others have no recording: nothing to do)."""
+    from harness import gameday
+    from harness.faults.attach import attach
+
+    if not gameday.samples_path(run_id).exists():
+        return
+    try:
+        stack = attach(run_id, client)
+    except HarnessError:
+        stack = None
+    run_dir = gameday.write_report(run_id, reports, stack)
+    if run_dir is not None:
+        print(f"game-day report of run {run_id}: {(run_dir / 'report.html').resolve()}")
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     from harness.engine import connect
     from harness.faults import registry
-    from harness.stack import reap, remove_run
+    from harness.stack import RUN_LABEL, reap, remove_run
 
     client = connect()
+    targets = [args.run] if args.run else sorted(
+        {c.labels[RUN_LABEL] for c in client.containers.list(all=True, filters={"label": RUN_LABEL})})
+    for run_id in targets:  # a game day's report needs the stack still up (alerts, logs)
+        _game_day_report(run_id, client, Path(args.reports))
     if args.run:
         if not remove_run(client, args.run):
             raise HarnessError(f"no run {args.run} to remove: `docker ps --filter label=chaos-harness.run` lists runs")
@@ -350,7 +371,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "report": (cmd_report, "summarise a run's reports (scenario, verdict, TTD, TTR, reason) and locate report.html"),
     "runbook": (cmd_runbook, "the manual's root causes -> scenarios -> prescriptions verified"),
     "compose": (cmd_compose, "write docker-compose.chaos.yml from the topology (--check: verify only)"),
-    "down": (cmd_down, "remove every container, network and volume of every chaos-harness run (or --run)"),
+    "down": (cmd_down, "write the game-day report of a `chaos up` stack, then remove every container, network "
+                       "and volume of every chaos-harness run (or --run)"),
 }
 
 JSON = (("--json",), {"action": "store_true", "help": "machine-readable output"})
@@ -386,7 +408,8 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
                (("--width",), {"type": int, "default": 80, "help": "reason column width (default: 80)"})),
     "runbook": (JSON,),
     "compose": ((("--check",), {"action": "store_true", "help": "fail when the file drifted"}),),
-    "down": ((("--run",), {"help": "remove only this run"}),),
+    "down": ((("--run",), {"help": "remove only this run"}),
+             (("--reports",), {"default": "reports", "help": "where a kept stack's game-day report goes (default: reports/)"})),
 }
 
 

@@ -116,7 +116,7 @@ def watch(run_id: str, text: str, max_s: float = MAX_WATCH_S) -> dict[str, Any] 
 
     from harness.faults import registry
     from harness.faults.attach import attach
-    from harness.probes import HEALTH_PATH, failed, parse as parse_sample
+    from harness.probes import HEALTH_PATH, take
 
     condition = parse(text)
     url = attach(run_id).edge_url + HEALTH_PATH
@@ -135,11 +135,7 @@ def watch(run_id: str, text: str, max_s: float = MAX_WATCH_S) -> dict[str, Any] 
         while time.monotonic() < deadline:
             if not any(r.run_id == run_id for r in registry.records()):
                 return None  # nothing left to guard
-            now = time.time()
-            try:
-                sample = parse_sample(now, client.get(url))
-            except httpx.HTTPError as exc:
-                sample = failed(now, type(exc).__name__)
+            sample = take(client, url)
             if guard.feed(sample):
                 return guard.trip
             time.sleep(1 / WATCH_HZ)
@@ -147,15 +143,9 @@ def watch(run_id: str, text: str, max_s: float = MAX_WATCH_S) -> dict[str, Any] 
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[0] != "watch":
-        print("usage: python -m harness.guardrails watch RUN_ID CONDITION", file=sys.stderr)
-        return 2
-    try:
-        watch(argv[1], argv[2])
-    except HarnessError as exc:
-        print(f"chaos: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    from harness.faults.registry import detached_main
+
+    return detached_main(argv, "watch", "python -m harness.guardrails watch RUN_ID CONDITION", watch)
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ import pytest
 
 from harness import guardrails
 from harness import timeline as timelines
-from harness.clients import ShopClient, SinkClient, VendorClient, mint_token
+from harness.clients import ShopClient, SinkClient, VendorClient, alerts_since, mint_token
 from harness.errors import HarnessError
 from harness.faults import Chaos
 from harness.faults.base import FaultJournal
 from harness.ledger import History, Operation
 from harness.probes import Probe
-from harness.report import csv_timeline, html, incident, json_report
+from harness.report import json_report, write_all
 from harness.runbook import ROOT_CAUSES
 
 SCENARIO_KEY = pytest.StashKey[dict[str, Any]]()
@@ -47,8 +47,6 @@ PROBE_HZ = 10.0
 DEFAULT_ABORT_IF = "health<50 for 30s"
 EXTERNAL_READY_S = 120.0
 RECOVERY_LINGER_S = 3.0  # after the last heal, keep probing this long at most to see recovery
-# Written before report.json, whose writer moves reports/latest: latest is complete when it moves.
-REPORT_WRITERS = (csv_timeline.write, html.write, incident.write, json_report.write)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -275,19 +273,6 @@ def _observed(what: str, read: Callable[[], list[dict[str, Any]]], problems: lis
         return []
 
 
-ALERT_FIELDS = ("status", "severity", "who", "where", "what", "when_utc", "when_jst")
-
-
-def _alerts(stack: Any, since: float) -> list[dict[str, Any]]:
-    """The alerts the sink received since the probe started: their time and 5W1H fields."""
-    client = SinkClient(stack.endpoint("alert_sink").url)
-    try:
-        return [{"ts": a["ts"], "chaos": {k: a.get("chaos", {}).get(k) for k in ALERT_FIELDS}}
-                for a in client.alerts() if a.get("ts", 0) >= since]
-    finally:
-        client.close()
-
-
 def _log_events(stack: Any, services: tuple[str, ...], since: float) -> list[dict[str, Any]]:
     return [e for name in services if name in stack.containers for e in stack.logs(name, since=since)]
 
@@ -300,7 +285,7 @@ def _gather(stack: Any, item: pytest.Item, probe: Probe, entries: list[dict[str,
     history = item.stash.get(HISTORY_KEY, None)
     samples, ops = probe.samples, [op_record(op) for op in history.ops] if history else []
     problems: list[str] = []
-    alerts = _observed("alerts", lambda: _alerts(stack, began), problems)
+    alerts = _observed("alerts", lambda: alerts_since(stack, began), problems)
     events = _observed("logs", lambda: _log_events(stack, cause.services if cause else (), began), problems)
     return {"window": {"started": began, "finished": probe.stopped}, "probe": probe.stats(), "unobserved": problems,
             **timelines.scenario_timeline(entries, samples, alerts, ops), "alerts": alerts,
@@ -382,7 +367,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
            "sut_mode": state["sut_mode"], "stack": session.config.getoption("chaos_stack"),
            "exit_status": int(exitstatus)}
     run_dir, began = Path(reports) / state["run_id"], time.perf_counter()
-    for writer in REPORT_WRITERS:
-        writer(run_dir, run, state["scenarios"])
+    write_all(run_dir, run, state["scenarios"])
     print(f"\nchaos: reports written to {run_dir} in {time.perf_counter() - began:.2f}s "
           f"(also {Path(reports) / 'latest'}); `chaos report` summarises them", file=sys.stderr)

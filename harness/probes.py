@@ -51,6 +51,17 @@ def failed(ts: float, error: str) -> Sample:
                   error=error, services={})
 
 
+def take(client: httpx.Client, url: str = HEALTH_PATH) -> Sample:
+    """One sample, stamped when the answer (or the failure) arrived: the moment a monitor knows,
+    which is what detection is measured to; a stamp taken at the request could precede the
+    fault it reports."""
+    try:
+        response = client.get(url)
+    except httpx.HTTPError as exc:
+        return failed(time.time(), type(exc).__name__)
+    return parse(time.time(), response)
+
+
 class Probe:
     """Samples the health endpoint on a daemon thread until stop() or max_duration_s.
 
@@ -76,23 +87,13 @@ class Probe:
         self.stopped: float | None = None
         self.cpu_s = 0.0
 
-    def _sample(self) -> Sample:
-        """Stamped when the answer (or the failure) arrived: the moment a monitor knows, which
-        is what detection is measured to; a stamp taken at the request could precede the fault
-        it reports."""
-        try:
-            response = self.client.get(HEALTH_PATH)
-        except httpx.HTTPError as exc:
-            return failed(time.time(), type(exc).__name__)
-        return parse(time.time(), response)
-
     def _run(self) -> None:
         """Fixed-rate schedule; a late answer skips ticks rather than bursting to catch up."""
         cpu_began, began = time.thread_time(), time.monotonic()
         deadline, tick = began + self.max_duration_s, began
         try:
             for _ in range(self.max_samples):
-                sample = self._sample()
+                sample = take(self.client)
                 with self._lock:
                     self._samples.append(sample)
                 self._notify(sample)

@@ -63,13 +63,10 @@ def wait_green(find: Callable[[], Any], timeout_s: float, what: str) -> Any:
 def _health(stack: Any) -> dict[str, Any]:
     import httpx
 
-    from harness.probes import HEALTH_PATH, failed, parse
+    from harness.probes import HEALTH_PATH, take
 
-    now = time.time()
-    try:
-        return dict(parse(now, httpx.get(stack.edge_url + HEALTH_PATH, timeout=1.0)))
-    except httpx.HTTPError as exc:
-        return dict(failed(now, type(exc).__name__))
+    with httpx.Client(timeout=1.0) as client:
+        return dict(take(client, stack.edge_url + HEALTH_PATH))
 
 
 def _alerts(stack: Any) -> list[dict[str, Any]]:

@@ -253,15 +253,23 @@ def heal_after(record_id: str, seconds: float) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[0] != "heal-after":
-        print("usage: python -m harness.faults.registry heal-after RECORD_ID SECONDS", file=sys.stderr)
+def detached_main(argv: list[str], command: str, usage: str, action: Callable[..., object]) -> int:
+    """The entry point of a detached helper (``command ARG...``): exit 2 with one line on bad input."""
+    arity = usage.count(" ") - usage.split().index(command)
+    if len(argv) != arity + 1 or argv[0] != command:
+        print(f"usage: {usage}", file=sys.stderr)
         return 2
     try:
-        return heal_after(argv[1], float(argv[2]))
+        action(*argv[1:])
     except (HarnessError, ValueError) as exc:
         print(f"chaos: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    return detached_main(argv, "heal-after", "python -m harness.faults.registry heal-after RECORD_ID SECONDS",
+                         lambda record_id, seconds: heal_after(record_id, float(seconds)))
 
 
 if __name__ == "__main__":

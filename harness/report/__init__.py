@@ -1,1 +1,18 @@
 """Run output under reports/<run-id>/: what a person reads the morning after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.report import csv_timeline, html, incident, json_report
+
+# Written before report.json, whose writer moves reports/latest: latest is complete when it moves.
+WRITERS = (csv_timeline.write, html.write, incident.write, json_report.write)
+
+
+def write_all(run_dir: Path, run: dict[str, Any], scenarios: list[dict[str, Any]]) -> Path:
+    """Every report of a run (pytest's scenarios or a game day), latest moved last."""
+    for writer in WRITERS:
+        writer(run_dir, run, scenarios)
+    return run_dir

@@ -62,6 +62,7 @@ PHRASES = {
         "root_cause": "Root cause in the manual ({source}): {title}.",
         "manual_line": "Its log line in the manual: \"{line}\"",
         "unknown_cause": "Root cause `{cause}` is not in the manual.",
+        "no_cause": "No root cause of the manual was named: the faults were injected by hand (a game day).",
         "during": "During the fault (first injection until recovery): {orders} orders: {accepted} accepted, "
                   "{failed} failed, {unknown} without an answer.",
         "whole": "Whole scenario: {orders} orders: {accepted} accepted, {failed} failed, {unknown} without an answer.",
@@ -113,6 +114,7 @@ PHRASES = {
         "root_cause": "マニュアル上の根本原因（{source}）: {title}。",
         "manual_line": "マニュアルのログ行: 「{line}」。",
         "unknown_cause": "根本原因 `{cause}` はマニュアルにない。",
+        "no_cause": "マニュアルの根本原因は指定されていない。障害は手動で注入された（ゲームデイ）。",
         "during": "障害中（最初の注入から復旧まで）: 注文 {orders} 件、受付 {accepted} 件、失敗 {failed} 件、"
                   "応答なし {unknown} 件。",
         "whole": "シナリオ全体: 注文 {orders} 件、受付 {accepted} 件、失敗 {failed} 件、応答なし {unknown} 件。",
@@ -285,7 +287,7 @@ def cause_of(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -
                                   params=json.dumps(w.get("params", {}), ensure_ascii=False))
              for w in s.get("faults", [])] or [p["no_fault"]]
     if cause is None:
-        return lines + [p["unknown_cause"].format(cause=s.get("root_cause"))]
+        return lines + [p["unknown_cause"].format(cause=s.get("root_cause")) if s.get("root_cause") else p["no_cause"]]
     lines.append(p["root_cause"].format(source=cause.source, title=cause.title_ja if lang == "ja" else cause.title))
     return lines + ([p["manual_line"].format(line=cause.log_line)] if cause.log_line else [])
 

@@ -4,7 +4,6 @@ send-keys) and the screen read back (capture-pane), against a stack `chaos up` k
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import time
@@ -71,17 +70,18 @@ def state(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def kept(state):
-    """The stack `chaos up` keeps: started for this module (or found up) and removed after it."""
+def kept(state, tmp_path_factory):
+    """The stack `chaos up` keeps: started for this module (or found up) and removed after it
+    (the last test removes it itself, reading the game-day report `chaos down` writes)."""
     result = run([CHAOS, "up"], timeout=300)
     assert result.returncode == 0, result.stderr
     run_id = re.search(r"^(?:already )?up: run (\S+)", result.stdout, re.M).group(1)
     try:
-        yield {"run_id": run_id, "stdout": result.stdout, "stack": attach(run_id)}
+        yield {"run_id": run_id, "stdout": result.stdout, "stack": attach(run_id), "started_here": result.stdout.startswith("up:")}
     finally:
         run([CHAOS, "heal", "--all"])
         if result.stdout.startswith("up:"):  # started here: removed here
-            run([CHAOS, "down", "--run", run_id])
+            run([CHAOS, "down", "--run", run_id, "--reports", str(tmp_path_factory.mktemp("reports"))])
 
 
 @pytest.fixture
@@ -283,3 +283,29 @@ def test_docker_compose_brings_up_the_same_stack(state, tmp_path):
     assert down.returncode == 0, down.stderr
     assert subprocess.run(["docker", "ps", "-aq", "--filter", "label=chaos-harness.run=compose"],
                           capture_output=True, text=True).stdout.strip() == ""
+
+
+def test_down_writes_the_game_day_report_then_removes_the_stack(kept, tmp_path):
+    """Last in this module: every game-day test above is in this report."""
+    if not kept["started_here"]:
+        pytest.skip("the kept stack was up before this module started: it is not removed here")
+    result = run([CHAOS, "down", "--run", kept["run_id"], "--reports", str(tmp_path)], timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"game-day report of run {kept['run_id']}: " in result.stdout
+    run_dir = tmp_path / kept["run_id"]
+    assert {"report.json", "report.html", "timeline.csv", "incident-game_day.en.md",
+            "incident-game_day.ja.md"} <= {p.name for p in run_dir.iterdir()}
+    document = json.loads((run_dir / "report.json").read_text())
+    (day,) = document["scenarios"]
+    assert document["run"]["stack"] == "game-day" and day["name"] == "game_day"
+    faults = {w["fault"] for w in day["faults"]}
+    assert {"network.latency", "network.down", "http.status", "disk.fill", "process.pause"} <= faults
+    assert day["guardrail"]["condition"] == "health<50" and day["figures"]["guardrail_trips"] >= 1
+    assert day["outcome"] == "failed" and day["reason"].startswith("[guardrail] health<50")
+    assert day["probe"]["samples"] > 20 and day["ttd_s"] is not None
+    assert "[guardrail] health<50" in (run_dir / "incident-game_day.en.md").read_text()
+    assert "TRIPPED" in (run_dir / "report.html").read_text()
+    assert not (Path(os.environ[registry.STATE_ENV]) / "samples" / f"{kept['run_id']}.jsonl").exists()
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={RUN_LABEL}={kept['run_id']}"],
+                          capture_output=True, text=True).stdout.strip()
+    assert left == ""

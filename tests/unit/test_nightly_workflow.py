@@ -1,7 +1,6 @@
 """The nightly CI workflow parses, runs on a schedule, runs README's command and keeps its output."""
 
 import re
-from pathlib import Path
 
 import yaml
 

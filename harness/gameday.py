@@ -1,0 +1,141 @@
+"""A game day's record: what the kept stack went through from `chaos up` to `chaos down`,
+written as the same reports a scenario run gets.
+
+`chaos up` starts a detached recorder (``python -m harness.gameday record RUN``) that samples
+the stack's health through its edge at 2 Hz into the state directory for as long as the run
+exists (bounded: a day). The registry already keeps the run's fault journal (every inject,
+landing, heal and guardrail trip, whoever made it: the CLI, a guardrail, a pytest session on
+``--stack=external``). `chaos down` turns both, with the alerts the sink received and the
+loudest log lines, into reports/<run-id>/: report.json, report.html, timeline.csv and the
+incident records, one entry named ``game_day``. Its verdict: passed when no guardrail tripped
+and health was back to green after the last heal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import timeline as timelines
+from harness.errors import HarnessError
+from harness.faults import registry
+from harness.report import json_report, write_all
+
+RECORD_HZ = 2.0
+MAX_RECORD_S = 86400.0
+CHECK_RUN_EVERY_S = 5.0  # how often the recorder checks that its run still exists
+SHOP_SERVICES = ("api_gateway", "auth_service", "inventory_service", "payment_gateway")
+
+
+def samples_path(run_id: str, root: Path | None = None) -> Path:
+    return (root or registry.state_dir()) / "samples" / f"{run_id}.jsonl"
+
+
+def samples(run_id: str, root: Path | None = None) -> list[dict[str, Any]]:
+    path = samples_path(run_id, root)
+    if not path.exists():
+        return []
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:  # a line cut short by a kill: the rest is still good
+            continue
+    return found
+
+
+def record(run_id: str, hz: float = RECORD_HZ, max_s: float = MAX_RECORD_S) -> int:
+    """Appends health samples of the run until it is gone (or max_s); returns how many."""
+    import httpx
+
+    from harness.faults.attach import attach
+    from harness.probes import HEALTH_PATH, take
+
+    url = attach(run_id).edge_url + HEALTH_PATH
+    path = samples_path(run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written, began, checked = 0, time.monotonic(), time.monotonic()
+    with httpx.Client(timeout=0.5) as client, path.open("a", encoding="utf-8") as out:
+        while time.monotonic() - began < max_s:
+            out.write(json.dumps(take(client, url)) + "\n")
+            out.flush()
+            written += 1
+            if time.monotonic() - checked > CHECK_RUN_EVERY_S:
+                checked = time.monotonic()
+                try:
+                    attach(run_id)
+                except HarnessError:
+                    break  # `chaos down` removed it
+            time.sleep(1 / hz)
+    return written
+
+
+def scenario(run_id: str, stack: Any | None) -> dict[str, Any]:
+    """The game day as one report entry, from its samples, journal, alerts and logs."""
+    journal = registry.journal(run_id)
+    entries = [e for e in journal if e["action"] in ("inject", "landed", "heal")]
+    trips = [e for e in journal if e["action"] == "abort"]
+    seen = samples(run_id)
+    problems: list[str] = []
+    began = min([s["ts"] for s in seen[:1]] + [e["ts"] for e in journal[:1]], default=time.time())
+    alerts: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    if stack is None:
+        problems.append("alerts and logs: the stack was gone")
+    else:
+        try:
+            from harness.clients import alerts_since
+
+            alerts = alerts_since(stack, began)
+            events = [e for name in SHOP_SERVICES for e in stack.logs(name, since=began)]
+        except Exception as exc:  # noqa: BLE001 (a report must be written even if the sink is broken)
+            problems.append(f"alerts and logs: {type(exc).__name__}: {exc}"[:200])
+    derived = timelines.scenario_timeline(entries, seen, alerts, [])
+    reason = None
+    if trips:
+        trip = trips[-1]
+        reason = (f"[guardrail] {trip['condition']} held while faults were active (observed {trip['observed']}); "
+                  f"healed {', '.join(trip.get('healed', [])) or 'nothing'}")
+    elif entries and derived["recovered_at"] is None:
+        reason = "[not_recovered] health was not back to green, and stable, after the last heal"
+    finished = seen[-1]["ts"] if seen else time.time()
+    wall = max(finished - began, 1e-9)
+    return {
+        "name": "game_day", "nodeid": f"game day {run_id}", "root_cause": None, "runbook": [],
+        "outcome": "failed" if reason else "passed", "duration_s": round(wall, 3), "reason": reason,
+        "figures": {"faults_injected": sum(e["action"] == "inject" for e in entries), "guardrail_trips": len(trips)},
+        "guardrail": trips[-1] if trips else None,
+        "window": {"started": began, "finished": finished},
+        "probe": {"samples": len(seen), "errors": sum(not s["ok"] for s in seen), "hz": round(len(seen) / wall, 2),
+                  "cpu_s": None, "cpu_percent": None, "wall_s": round(wall, 3)},
+        "unobserved": problems, **derived, "alerts": alerts,
+        "logs": timelines.log_summary(events, None),
+        json_report.RAW: {"samples": seen, "ops": [], "journal": entries},
+    }
+
+
+def write_report(run_id: str, reports: Path, stack: Any | None) -> Path | None:
+    """reports/<run-id>/ for a recorded game day (None for a run `chaos up` did not start: no
+    recording); the samples file goes once the report holds them."""
+    if not samples_path(run_id).exists():
+        return None
+    entry = scenario(run_id, stack)
+    run = {"run_id": run_id, "started": entry["window"]["started"], "finished": entry["window"]["finished"],
+           "sut_mode": stack.sut_mode if stack is not None else "unknown", "stack": "game-day",
+           "exit_status": 0 if entry["outcome"] == "passed" else 1}
+    run_dir = write_all(reports / run_id, run, [entry])
+    samples_path(run_id).unlink(missing_ok=True)
+    return run_dir
+
+
+def main(argv: list[str]) -> int:
+    from harness.faults.registry import detached_main
+
+    return detached_main(argv, "record", "python -m harness.gameday record RUN_ID", record)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
