@@ -3,7 +3,7 @@
     python tests/benchmarks/bench_gameday.py [--rounds N]
 
 Per round:
-- `chaos up` to ready (images cached), beside a lone RabbitMQ boot started right before it: the
+- `chaos up` to green health (images cached), beside a lone RabbitMQ boot started right before it: the
   broker's boot is the floor of any stack start.
 - With one fault of every family active (network, http, disk, auth, message, process, config,
   data), the emergency stop `chaos heal --all` healing them from their records after the injector
@@ -110,7 +110,7 @@ def main() -> int:
               f"heal {own_heal:.2f}s "
               f"({cli_heal / own_heal:.2f}x)", flush=True)
     up_s, lone, cli_heal, inner, own_heal = (statistics.median(col) for col in zip(*rows))
-    print(f"median: chaos up to ready {up_s:.2f}s = {up_s / lone:.2f}x a lone RabbitMQ boot ({lone:.2f}s); "
+    print(f"median: chaos up to green {up_s:.2f}s = {up_s / lone:.2f}x a lone RabbitMQ boot ({lone:.2f}s); "
           f"chaos heal --all (every family, after SIGKILL) {cli_heal:.2f}s wall, {inner:.2f}s of it healing = "
           f"{inner / own_heal:.2f}x the injector's own heal ({own_heal:.2f}s)")
     return 0
