@@ -12,8 +12,11 @@ import pytest
 from conftest import ledger_verdict, steady_state
 
 from harness.clients import connect_database
+from harness.timeline import wait_for
 
 ANSWER_BUDGET_S = 3.5
+ALERT_BUDGET_S = 10.0
+DB_TIMEOUT = "Database connection timed out."
 
 
 def limbo_orders(stack, since: float) -> int:
@@ -23,8 +26,9 @@ def limbo_orders(stack, since: float) -> int:
                             [since]).fetchone()[0]
 
 
-@pytest.mark.chaos(root_cause="database_bottleneck", runbook=["no_partial_writes", "recover_without_restart"])
-def test_db_outage(stack, chaos, shop, vendor, history, scenario_record):
+@pytest.mark.chaos(root_cause="database_bottleneck",
+                   runbook=["no_partial_writes", "recover_without_restart", "alert_on_recovery"])
+def test_db_outage(stack, chaos, shop, vendor, sink, history, scenario_record):
     steady_state(shop, "before")
     started = {name: stack.docker_container(name).attrs["State"]["StartedAt"]
                for name in ("api_gateway", "inventory_service", "auth_service")}
@@ -34,6 +38,8 @@ def test_db_outage(stack, chaos, shop, vendor, history, scenario_record):
         answers = [shop.place_order(timeout_s=ANSWER_BUDGET_S) for _ in range(3)]
         health = shop.http.get("/health/system", timeout=ANSWER_BUDGET_S).json()
         calls_during = len(vendor.journal()) - calls_before
+        paged, _ = wait_for(lambda: [a for a in sink.alerts("firing") if a["chaos"]["what"] == DB_TIMEOUT], ALERT_BUDGET_S, 0.2)
+    healed = time.time()
     recovery_s = steady_state(shop, "after", budget_s=30)
     restarted = [name for name, at in started.items() if stack.docker_container(name).attrs["State"]["StartedAt"] != at]
     scenario_record.update(answers=[(op.status or op.outcome, round(op.latency_s, 2)) for op in answers],
@@ -47,4 +53,8 @@ def test_db_outage(stack, chaos, shop, vendor, history, scenario_record):
     assert calls_during == 0, f"[no_partial_writes] {calls_during} vendor calls for orders that were never recorded"
     assert limbo_orders(stack, injected) == 0, "[no_partial_writes] orders were left half-written (status NEW)"
     assert not restarted, f"[recover_without_restart] services had to restart: {restarted}"
+    # Seed 001: someone is paged when the database stops answering, and told when it is back.
+    assert paged, f"[db_alert] no alert within {ALERT_BUDGET_S}s saying {DB_TIMEOUT!r}: {sink.alerts()}"
+    resolved, _ = wait_for(lambda: [a for a in sink.alerts("resolved") if a["ts"] >= healed], ALERT_BUDGET_S, 0.2)
+    assert resolved, "[recovery_alert] no alert when the database answered again"
     ledger_verdict(shop, vendor, history)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,7 +31,7 @@ from shop import alerts, auth_client, config, events
 from shop.db import Database, DatabaseUnavailable, unavailable_response
 from shop.health import system as system_health_of
 from shop.health import Recent, report
-from shop.logs import configure
+from shop.logs import DB_TIMEOUT, configure
 from shop.node_a import DiskMonitor, write_receipt
 from shop.observability import observe
 from shop.outbox import SCHEMA as OUTBOX_SCHEMA
@@ -170,6 +171,32 @@ async def _settle_pending() -> None:
             log.error("settler_error", error=repr(exc))
 
 
+DB_ALERT_AFTER_S = 2.0  # silent this long before anyone is paged: one slow answer is not an outage
+
+
+async def _watch_database() -> None:
+    """Seed 001: an alert when the database stops answering, and another when it answers again
+    (health alone goes red, but nobody watches a dashboard at night)."""
+    down_since: float | None = None
+    firing = False
+    await state.db.ready.wait()  # start-up is not an outage: watch once the schema is in place
+    while True:
+        await asyncio.sleep(1)
+        answers = await _database_answers()
+        if answers:
+            down_since = None
+            if firing:
+                firing = False
+                await _alert("resolved", "Database answers again", "PostgreSQL is reachable from api_gateway again",
+                             "orders are accepted again; nothing was half-written")
+            continue
+        down_since = down_since if down_since is not None else time.monotonic()
+        if not firing and time.monotonic() - down_since >= DB_ALERT_AFTER_S:
+            firing = True
+            await _alert("firing", DB_TIMEOUT, f"api_gateway has had no answer from PostgreSQL for {DB_ALERT_AFTER_S:.0f}s",
+                         "orders are refused with 503 and Retry-After; check PostgreSQL and the network to it")
+
+
 async def _watch_disk() -> None:
     while True:
         DISK_USED.set(state.disk.percent)
@@ -190,7 +217,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     state.tasks = [asyncio.create_task(state.db.prepare(_setup_schema)), asyncio.create_task(state.outbox.connect())]
     if RESILIENT:
         state.tasks += [asyncio.create_task(coro) for coro in
-                        (_settle_pending(), state.outbox.relay(), state.disk.run(), _watch_disk())]
+                        (_settle_pending(), state.outbox.relay(), state.disk.run(), _watch_disk(), _watch_database())]
     log.info("started", settings=settings.model_dump(exclude={"database_url"}))
     yield
     for task in state.tasks:
