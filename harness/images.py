@@ -235,7 +235,27 @@ def ensure_all(client: docker.DockerClient | None = None) -> dict[str, str]:
     refs = {name: builder.image(name) for name in IMAGES}
     for name, ref in refs.items():  # a stable name for docker-compose.chaos.yml
         builder.client.images.get(ref).tag(f"chaos-harness/{name}", "latest")
+    prune(builder.client, refs)
     return refs
+
+
+def prune(client: docker.DockerClient, current: dict[str, str]) -> list[str]:
+    """Removes local builds older than the current ones (each change to the shop's source makes
+    a new one); an image a container still uses stays until that container is gone."""
+    removed = []
+    for image in client.images.list(filters={"label": LABEL}):
+        for tag in image.tags:
+            name, _, version = tag.partition(":")
+            short = name.removeprefix("chaos-harness/")
+            if version.startswith("local-") and short in current and tag != current[short]:
+                try:
+                    client.images.remove(tag)
+                    removed.append(tag)
+                except docker.errors.APIError:  # in use by a container: the next setup removes it
+                    continue
+    if removed:
+        say(f"removed older local builds: {', '.join(sorted(removed))}")
+    return removed
 
 
 def main() -> int:
