@@ -276,16 +276,3 @@ def _json(response: httpx.Response) -> dict:
         return {"raw": response.text[:200]}
     return body if isinstance(body, dict) else {"value": body}
 
-
-ALERT_FIELDS = ("status", "severity", "who", "where", "what", "when_utc", "when_jst")
-
-
-def alerts_since(stack: Any, since: float) -> list[dict[str, Any]]:
-    """The alerts the run's sink received since a time, as the reports keep them: their time
-    and 5W1H fields."""
-    client = SinkClient(stack.endpoint("alert_sink").url)
-    try:
-        return [{"ts": a["ts"], "chaos": {k: a.get("chaos", {}).get(k) for k in ALERT_FIELDS}}
-                for a in client.alerts() if a.get("ts", 0) >= since]
-    finally:
-        client.close()

@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import timeline as timelines
+from harness import guardrails, observe
 from harness.errors import HarnessError
 from harness.faults import registry
-from harness.report import json_report, write_all
+from harness.probes import rate
+from harness.report import write_all
 
 RECORD_HZ = 2.0
 MAX_RECORD_S = 86400.0
@@ -49,18 +50,16 @@ def samples(run_id: str, root: Path | None = None) -> list[dict[str, Any]]:
 
 def record(run_id: str, hz: float = RECORD_HZ, max_s: float = MAX_RECORD_S) -> int:
     """Appends health samples of the run until it is gone (or max_s); returns how many."""
-    import httpx
-
     from harness.faults.attach import attach
-    from harness.probes import HEALTH_PATH, take
+    from harness.probes import HEALTH_PATH, every
 
     url = attach(run_id).edge_url + HEALTH_PATH
     path = samples_path(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    written, began, checked = 0, time.monotonic(), time.monotonic()
-    with httpx.Client(timeout=0.5) as client, path.open("a", encoding="utf-8") as out:
-        while time.monotonic() - began < max_s:
-            out.write(json.dumps(take(client, url)) + "\n")
+    written, checked = 0, time.monotonic()
+    with path.open("a", encoding="utf-8") as out:
+        for sample in every(url, hz, max_s, timeout_s=0.5):
+            out.write(json.dumps(sample) + "\n")
             out.flush()
             written += 1
             if time.monotonic() - checked > CHECK_RUN_EVERY_S:
@@ -69,7 +68,6 @@ def record(run_id: str, hz: float = RECORD_HZ, max_s: float = MAX_RECORD_S) -> i
                     attach(run_id)
                 except HarnessError:
                     break  # `chaos down` removed it
-            time.sleep(1 / hz)
     return written
 
 
@@ -79,41 +77,21 @@ def scenario(run_id: str, stack: Any | None) -> dict[str, Any]:
     entries = [e for e in journal if e["action"] in ("inject", "landed", "heal")]
     trips = [e for e in journal if e["action"] == "abort"]
     seen = samples(run_id)
-    problems: list[str] = []
     began = min([s["ts"] for s in seen[:1]] + [e["ts"] for e in journal[:1]], default=time.time())
-    alerts: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    if stack is None:
-        problems.append("alerts and logs: the stack was gone")
-    else:
-        try:
-            from harness.clients import alerts_since
-
-            alerts = alerts_since(stack, began)
-            events = [e for name in SHOP_SERVICES for e in stack.logs(name, since=began)]
-        except Exception as exc:  # noqa: BLE001 (a report must be written even if the sink is broken)
-            problems.append(f"alerts and logs: {type(exc).__name__}: {exc}"[:200])
-    derived = timelines.scenario_timeline(entries, seen, alerts, [])
+    finished = seen[-1]["ts"] if seen else time.time()
+    timeline = observe.entry(stack, window={"started": began, "finished": finished},
+                             probe=rate(seen, began, finished), samples=seen, journal=entries, ops=[],
+                             services=SHOP_SERVICES, manual_line=None)
     reason = None
     if trips:
-        trip = trips[-1]
-        reason = (f"[guardrail] {trip['condition']} held while faults were active (observed {trip['observed']}); "
-                  f"healed {', '.join(trip.get('healed', [])) or 'nothing'}")
-    elif entries and derived["recovered_at"] is None:
+        reason = guardrails.reason(trips[-1])
+    elif entries and timeline["recovered_at"] is None:
         reason = "[not_recovered] health was not back to green, and stable, after the last heal"
-    finished = seen[-1]["ts"] if seen else time.time()
-    wall = max(finished - began, 1e-9)
     return {
         "name": "game_day", "nodeid": f"game day {run_id}", "root_cause": None, "runbook": [],
-        "outcome": "failed" if reason else "passed", "duration_s": round(wall, 3), "reason": reason,
+        "outcome": "failed" if reason else "passed", "duration_s": timeline["probe"]["wall_s"], "reason": reason,
         "figures": {"faults_injected": sum(e["action"] == "inject" for e in entries), "guardrail_trips": len(trips)},
-        "guardrail": trips[-1] if trips else None,
-        "window": {"started": began, "finished": finished},
-        "probe": {"samples": len(seen), "errors": sum(not s["ok"] for s in seen), "hz": round(len(seen) / wall, 2),
-                  "cpu_s": None, "cpu_percent": None, "wall_s": round(wall, 3)},
-        "unobserved": problems, **derived, "alerts": alerts,
-        "logs": timelines.log_summary(events, None),
-        json_report.RAW: {"samples": seen, "ops": [], "journal": entries},
+        "guardrail": trips[-1] if trips else None, **timeline,
     }
 
 

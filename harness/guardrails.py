@@ -106,17 +106,21 @@ class Guardrail:
         return True
 
 
+def reason(trip: dict[str, Any]) -> str:
+    """A trip as a verdict's reason (a scenario's or a game day's)."""
+    return (f"[guardrail] {trip['condition']} held while faults were active (observed {trip['observed']}); "
+            f"healed {', '.join(trip.get('healed', [])) or 'nothing'}")
+
+
 # ---------------------------------------------------------------- the CLI's detached watcher
 
 def watch(run_id: str, text: str, max_s: float = MAX_WATCH_S) -> dict[str, Any] | None:
     """Watches a run's health while it has active faults; on a trip heals them all and writes
     an ``abort`` entry to the run's journal. Returns the trip, or None when the faults ended
     first."""
-    import httpx
-
     from harness.faults import registry
     from harness.faults.attach import attach
-    from harness.probes import HEALTH_PATH, take
+    from harness.probes import HEALTH_PATH, every
 
     condition = parse(text)
     url = attach(run_id).edge_url + HEALTH_PATH
@@ -130,15 +134,11 @@ def watch(run_id: str, text: str, max_s: float = MAX_WATCH_S) -> dict[str, Any] 
             registry.append_journal(run_id, {"ts": time.time(), "action": "abort", **trip})
 
     guard = Guardrail(condition, heal_run)
-    deadline = time.monotonic() + max_s
-    with httpx.Client(timeout=1.0) as client:
-        while time.monotonic() < deadline:
-            if not any(r.run_id == run_id for r in registry.records()):
-                return None  # nothing left to guard
-            sample = take(client, url)
-            if guard.feed(sample):
-                return guard.trip
-            time.sleep(1 / WATCH_HZ)
+    for sample in every(url, WATCH_HZ, max_s):
+        if not any(r.run_id == run_id for r in registry.records()):
+            return None  # nothing left to guard
+        if guard.feed(sample):
+            return guard.trip
     return None
 
 

@@ -21,15 +21,15 @@ from typing import Any
 
 import pytest
 
-from harness import guardrails
+from harness import guardrails, observe
 from harness import timeline as timelines
-from harness.clients import ShopClient, SinkClient, VendorClient, alerts_since, mint_token
+from harness.clients import ShopClient, SinkClient, VendorClient, mint_token
 from harness.errors import HarnessError
 from harness.faults import Chaos
 from harness.faults.base import FaultJournal
 from harness.ledger import History, Operation
 from harness.probes import Probe
-from harness.report import json_report, write_all
+from harness.report import write_all
 from harness.runbook import ROOT_CAUSES
 
 SCENARIO_KEY = pytest.StashKey[dict[str, Any]]()
@@ -140,10 +140,9 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
 def _external(config: pytest.Config) -> Any:
     """The already running stack, once it is green (bounded wait, progress on stderr). Its shop
     build decides the SUT mode the reports name."""
+    from harness.faults import registry
     from harness.faults.attach import attach
     from harness.status import wait_green
-
-    from harness.faults import registry
 
     try:
         run_id = attach(config.getoption("stack_run")).run_id
@@ -263,34 +262,15 @@ def op_record(op: Operation) -> dict[str, Any]:
             "order_status": op.body.get("status") if isinstance(op.body.get("status"), str) else None}
 
 
-def _observed(what: str, read: Callable[[], list[dict[str, Any]]], problems: list[str]) -> list[dict[str, Any]]:
-    """What a report reads from the stack after the test. Observing must never change a verdict,
-    so a failure (sink gone, engine hiccup) gives nothing and is noted in the report instead."""
-    try:
-        return read()
-    except Exception as exc:  # noqa: BLE001 (deliberately broad: see above)
-        problems.append(f"{what}: {type(exc).__name__}: {exc}"[:200])
-        return []
-
-
-def _log_events(stack: Any, services: tuple[str, ...], since: float) -> list[dict[str, Any]]:
-    return [e for name in services if name in stack.containers for e in stack.logs(name, since=since)]
-
-
 def _gather(stack: Any, item: pytest.Item, probe: Probe, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """The scenario's timeline: raw (samples, ops, journal) and what the reports derive from it."""
     marker = item.get_closest_marker("chaos")
     cause = ROOT_CAUSES.get(marker.kwargs.get("root_cause")) if marker else None
-    began = probe.started or time.time()
     history = item.stash.get(HISTORY_KEY, None)
-    samples, ops = probe.samples, [op_record(op) for op in history.ops] if history else []
-    problems: list[str] = []
-    alerts = _observed("alerts", lambda: alerts_since(stack, began), problems)
-    events = _observed("logs", lambda: _log_events(stack, cause.services if cause else (), began), problems)
-    return {"window": {"started": began, "finished": probe.stopped}, "probe": probe.stats(), "unobserved": problems,
-            **timelines.scenario_timeline(entries, samples, alerts, ops), "alerts": alerts,
-            "logs": timelines.log_summary(events, cause.log_line if cause else None),
-            json_report.RAW: {"samples": samples, "ops": ops, "journal": entries}}
+    return observe.entry(stack, window={"started": probe.started or time.time(), "finished": probe.stopped},
+                         probe=probe.stats(), samples=probe.samples, journal=entries,
+                         ops=[op_record(op) for op in history.ops] if history else [],
+                         services=cause.services if cause else (), manual_line=cause.log_line if cause else None)
 
 
 @pytest.fixture(autouse=True)
@@ -337,7 +317,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     trip = item.stash.get(TRIP_KEY, None)
     if trip is not None and report.when == "call" and not report.failed:
         report.outcome = "failed"  # a scenario the guardrail stopped did not show what it meant to
-        report.longrepr = f"[guardrail] {trip['condition']} held while faults were active; healed {trip['healed']}"
+        report.longrepr = guardrails.reason(trip)
     reason = None
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)

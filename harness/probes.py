@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, TypedDict
+from typing import Any, Callable, Iterator, TypedDict
 
 import httpx
 
@@ -60,6 +60,27 @@ def take(client: httpx.Client, url: str = HEALTH_PATH) -> Sample:
     except httpx.HTTPError as exc:
         return failed(time.time(), type(exc).__name__)
     return parse(time.time(), response)
+
+
+def every(url: str, hz: float, max_s: float, timeout_s: float = 1.0) -> Iterator[Sample]:
+    """Samples of `url` at about `hz`, for at most `max_s` seconds: the loop of the detached
+    watchers (guardrail, game-day recorder); the caller stops earlier by leaving its loop."""
+    deadline = time.monotonic() + max_s
+    with httpx.Client(timeout=timeout_s) as client:
+        while time.monotonic() < deadline:
+            yield take(client, url)
+            time.sleep(1 / hz)
+
+
+def rate(samples: list[Sample], started: float | None, stopped: float | None,
+         cpu_s: float | None = None) -> dict[str, Any]:
+    """Samples, errors and rate over the sampling time, and the sampler's CPU cost (% of one
+    core) when it was measured."""
+    now = time.time()
+    wall = max((stopped or now) - (started or now), 1e-9)
+    return {"samples": len(samples), "errors": sum(not s["ok"] for s in samples),
+            "hz": round(len(samples) / wall, 2), "cpu_s": None if cpu_s is None else round(cpu_s, 4),
+            "cpu_percent": None if cpu_s is None else round(100 * cpu_s / wall, 2), "wall_s": round(wall, 3)}
 
 
 class Probe:
@@ -140,11 +161,7 @@ class Probe:
 
     def stats(self) -> dict[str, Any]:
         """Rate, errors and the probe's own CPU cost (% of one core over its running time)."""
-        samples = self.samples
-        wall = max((self.stopped or time.time()) - (self.started or time.time()), 1e-9)
-        return {"samples": len(samples), "errors": sum(not s["ok"] for s in samples),
-                "hz": round(len(samples) / wall, 2), "cpu_s": round(self.cpu_s, 4),
-                "cpu_percent": round(100 * self.cpu_s / wall, 2), "wall_s": round(wall, 3)}
+        return rate(self.samples, self.started, self.stopped, self.cpu_s)
 
     def __enter__(self) -> "Probe":
         return self.start()

@@ -377,6 +377,11 @@ class Stack:
         return events
 
 
+def container_env(container: docker.models.containers.Container) -> dict[str, str]:
+    """A container's environment as it was started (from the engine's record of it)."""
+    return dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
+
+
 def port_is_free(port: int) -> bool:
     """Whether a loopback port can be bound (for clear errors before the engine's own)."""
     with socket.socket() as sock:

@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from harness import topology
+from harness import observe, topology
 from harness.errors import HarnessError
 from harness.faults import registry
 
@@ -41,23 +41,24 @@ def wait_green(find: Callable[[], Any], timeout_s: float, what: str) -> Any:
     `find` is called on every try, so a stack whose ports are not published yet can appear."""
     import httpx
 
-    from harness.probes import HEALTH_PATH
+    from harness.probes import HEALTH_PATH, take
 
     began = said = time.monotonic()
-    while True:
-        try:
-            stack = find()
-            answer = httpx.get(stack.edge_url + HEALTH_PATH, timeout=2)
-            if answer.status_code == 200 and answer.json().get("level") == "green":
-                return stack
-        except (httpx.HTTPError, HarnessError, ValueError):
-            pass
-        if time.monotonic() - began > timeout_s:
-            raise HarnessError(f"{what} is not green after {timeout_s:.0f}s: `chaos status` shows why")
-        if time.monotonic() - said > 10:
-            print(f"[stack] waiting for {what} to be green", file=sys.stderr, flush=True)
-            said = time.monotonic()
-        time.sleep(0.25)
+    with httpx.Client(timeout=2) as client:
+        while True:
+            try:
+                stack = find()
+                sample = take(client, stack.edge_url + HEALTH_PATH)
+                if sample["ok"] and sample["level"] == "green":
+                    return stack
+            except HarnessError:  # not attachable yet (a compose stack still starting)
+                pass
+            if time.monotonic() - began > timeout_s:
+                raise HarnessError(f"{what} is not green after {timeout_s:.0f}s: `chaos status` shows why")
+            if time.monotonic() - said > 10:
+                print(f"[stack] waiting for {what} to be green", file=sys.stderr, flush=True)
+                said = time.monotonic()
+            time.sleep(0.25)
 
 
 def _health(stack: Any) -> dict[str, Any]:
@@ -67,17 +68,6 @@ def _health(stack: Any) -> dict[str, Any]:
 
     with httpx.Client(timeout=1.0) as client:
         return dict(take(client, stack.edge_url + HEALTH_PATH))
-
-
-def _alerts(stack: Any) -> list[dict[str, Any]]:
-    from harness.clients import SinkClient
-
-    client = SinkClient(stack.endpoint("alert_sink").url)
-    try:
-        return [{"ts": a.get("ts"), **{k: a.get("chaos", {}).get(k) for k in ("status", "severity", "where", "what")}}
-                for a in client.alerts()[-RECENT_ALERTS:]]
-    finally:
-        client.close()
 
 
 def _fault_rows(now: float) -> list[dict[str, Any]]:
@@ -101,10 +91,8 @@ def snapshot(stack: Any | None) -> dict[str, Any]:
         container = stack.containers.get(name)
         state = container.status if container is not None else "missing"
         document["services"].append({"name": name, "state": state, "score": scores.get(name)})
-    try:
-        document["alerts"] = _alerts(stack)
-    except Exception as exc:  # noqa: BLE001 (status reads; it must not fail on a sink under fault)
-        document["unreadable"].append(f"alerts: {type(exc).__name__}")
+    document["alerts"] = observe.observed("alerts", lambda: observe.alerts_since(stack, 0)[-RECENT_ALERTS:],
+                                          document["unreadable"])
     trips = [e for e in registry.journal(stack.run_id) if e.get("action") == "abort"]
     document["guardrail_trips"] = trips[-RECENT_TRIPS:]
     return document
@@ -154,7 +142,8 @@ def render(document: dict[str, Any]) -> str:
         lines.append("")
         alerts = document["alerts"]
         lines.append("RECENT ALERTS" if alerts else "RECENT ALERTS: none")
-        lines += [f"  {_clock(a['ts'])}  {a['status'] or '-':<8} {a['where'] or '-'}: {a['what'] or '-'}" for a in alerts]
+        lines += [f"  {_clock(a['ts'])}  {a['chaos']['status'] or '-':<8} {a['chaos']['where'] or '-'}: "
+                  f"{a['chaos']['what'] or '-'}" for a in alerts]
         for trip in document["guardrail_trips"]:
             lines.append(f"GUARDRAIL TRIPPED {_clock(trip['ts'])}: {trip['condition']} (observed {trip['observed']}), "
                          f"healed {len(trip.get('healed', []))} fault(s)")

@@ -19,7 +19,7 @@ from harness import topology
 from harness.engine import connect
 from harness.errors import HarnessError
 from harness.faults.network import toxiproxy_at
-from harness.stack import LOOPBACK, OWNER_LABEL, RUN_LABEL, SERVICE_LABEL, Endpoint, Stack
+from harness.stack import LOOPBACK, OWNER_LABEL, RUN_LABEL, SERVICE_LABEL, Endpoint, Stack, container_env
 
 NO_STACK = ("no stack is running: `chaos up` starts one (as do `docker-compose -f docker-compose.chaos.yml up` "
             "and a pytest session over scenarios/, while it runs)")
@@ -77,8 +77,7 @@ class AttachedStack:
         """The shop build the run started with, read from its gateway's environment."""
         if "api_gateway" not in self.containers:
             return "unknown"
-        env = dict(item.split("=", 1) for item in self.docker_container("api_gateway").attrs["Config"]["Env"])
-        return env.get("SUT_MODE", "resilient")
+        return container_env(self.docker_container("api_gateway")).get("SUT_MODE", "resilient")
 
     @property
     def toxiproxy(self) -> Toxiproxy:

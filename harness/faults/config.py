@@ -17,6 +17,7 @@ from pydantic import Field
 
 from harness.engine import connect
 from harness.faults.base import Fault, Params
+from harness.stack import container_env
 
 BROKER_VARIABLES = Literal["RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_USER", "RABBITMQ_PASS"]
 
@@ -44,7 +45,7 @@ class Replica(Fault):
 
     def _apply(self) -> None:
         original = self.stack.docker_container(self.target)
-        env = dict(item.split("=", 1) for item in original.attrs["Config"]["Env"])
+        env = container_env(original)
         labels = dict(original.labels) | {"chaos-harness.replica-of": self.target}
         network = next(iter(original.attrs["NetworkSettings"]["Networks"]))
         self.replica = self.stack.client.containers.run(

@@ -8,7 +8,7 @@ import pytest
 from harness import topology
 from harness.clients import connect_database
 from harness.faults import Chaos
-from harness.stack import OWNER_LABEL, RUN_LABEL, owner_token
+from harness.stack import OWNER_LABEL, RUN_LABEL, container_env, owner_token
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def test_ports_are_published_on_loopback_only(stack):
 
 
 def test_services_are_configured_with_proxy_addresses(stack):
-    env = dict(item.split("=", 1) for item in stack.docker_container("api_gateway").attrs["Config"]["Env"])
+    env = container_env(stack.docker_container("api_gateway"))
     assert env["PAYMENT_URL"] == "http://toxiproxy:20003"
     assert "@toxiproxy:20004/" in env["DATABASE_URL"]
     proxies = stack.toxiproxy.proxies()

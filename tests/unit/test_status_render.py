@@ -10,7 +10,8 @@ def document(**changes):
                          {"name": "api_gateway", "state": "running", "score": 40}],
             "faults": [{"id": "process.pause-postgres-1", "fault": "process.pause", "target": "postgres",
                         "run_id": "r1", "params": {}, "age_s": 12.4, "left_s": 47.6}],
-            "alerts": [{"ts": 0.0, "status": "firing", "severity": "critical", "where": "node-A", "what": "disk 97%"}],
+            "alerts": [{"ts": 0.0, "chaos": {"status": "firing", "severity": "critical", "where": "node-A",
+                                             "what": "disk 97%"}}],
             "guardrail_trips": [], "unreadable": []}
     return base | changes
 

@@ -1,0 +1,61 @@
+"""What the reports read from a stack after the fact, and the report entry made of it.
+
+A scenario (the pytest plugin) and a game day (harness.gameday) end the same way: the health
+samples, the fault journal and the orders, with the alerts the sink received and the services'
+log events since the start, become one entry of a run's report. Observing must never change a
+verdict, so a read that fails (sink gone, engine hiccup) gives nothing and is noted under
+``unobserved`` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from harness import timeline as timelines
+from harness.clients import SinkClient
+from harness.report import json_report
+
+ALERT_FIELDS = ("status", "severity", "who", "where", "what", "when_utc", "when_jst")
+
+
+def alerts_since(stack: Any, since: float) -> list[dict[str, Any]]:
+    """The alerts the run's sink received since a time, as the reports keep them: their time
+    and 5W1H fields."""
+    client = SinkClient(stack.endpoint("alert_sink").url)
+    try:
+        return [{"ts": a["ts"], "chaos": {k: a.get("chaos", {}).get(k) for k in ALERT_FIELDS}}
+                for a in client.alerts() if a.get("ts", 0) >= since]
+    finally:
+        client.close()
+
+
+def log_events(stack: Any, services: tuple[str, ...], since: float) -> list[dict[str, Any]]:
+    return [e for name in services if name in stack.containers for e in stack.logs(name, since=since)]
+
+
+def observed(what: str, read: Callable[[], list[dict[str, Any]]], problems: list[str]) -> list[dict[str, Any]]:
+    """read(), or nothing with the failure noted in `problems` (deliberately broad: see above)."""
+    try:
+        return read()
+    except Exception as exc:  # noqa: BLE001
+        problems.append(f"{what}: {type(exc).__name__}: {exc}"[:200])
+        return []
+
+
+def entry(stack: Any | None, *, window: dict[str, Any], probe: dict[str, Any], samples: list[dict[str, Any]],
+          journal: list[dict[str, Any]], ops: list[dict[str, Any]], services: tuple[str, ...],
+          manual_line: str | None) -> dict[str, Any]:
+    """The timeline part of a report entry: raw (samples, ops, journal) and what the reports
+    derive from it (fault windows, TTD/TTR, health, impact), with alerts and log lines read from
+    the stack since the window started (None: the stack is gone, nothing to read)."""
+    problems: list[str] = []
+    if stack is None:
+        problems.append("alerts and logs: the stack was gone")
+        alerts, events = [], []
+    else:
+        alerts = observed("alerts", lambda: alerts_since(stack, window["started"]), problems)
+        events = observed("logs", lambda: log_events(stack, services, window["started"]), problems)
+    return {"window": window, "probe": probe, "unobserved": problems,
+            **timelines.scenario_timeline(journal, samples, alerts, ops), "alerts": alerts,
+            "logs": timelines.log_summary(events, manual_line),
+            json_report.RAW: {"samples": samples, "ops": ops, "journal": journal}}
