@@ -438,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chaos: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left early (`chaos faults | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush is quiet too
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import json
+import subprocess
 
 import pytest
 
@@ -95,3 +96,9 @@ def test_an_external_stack_that_is_not_there_is_one_line():
                   "--stack-run", "no-such-run", "-k", "payment_outage"])
     _one_line_exit_2(result)
     assert "no stack of run no-such-run is running" in result.stderr
+
+
+def test_a_reader_that_leaves_early_is_not_an_error():
+    result = subprocess.run(f"{BIN / 'chaos'} faults | head -1", shell=True, capture_output=True, text=True,
+                            timeout=60)
+    assert len(result.stdout.splitlines()) == 1 and result.stderr == ""
