@@ -159,6 +159,10 @@ class SinkClient:
     def mails(self) -> list[dict]:
         return self.http.get("/mails").json()["mails"]
 
+    def slow_mail(self, delay_ms: int) -> None:
+        """The mail server answers each mail delay_ms after recording it (0: at once)."""
+        self.http.post("/_control/smtp", json={"delay_ms": delay_ms}).raise_for_status()
+
     def reset(self) -> None:
         self.http.post("/_control/reset").raise_for_status()
 

@@ -50,6 +50,11 @@ class FirstNParams(Params):
     duration_s: float | None = _duration()
 
 
+class DeclineParams(Params):
+    amount_cents: int = Field(default=4242, ge=0, le=10_000_000, description="charges of exactly this amount are declined")
+    duration_s: float | None = _duration()
+
+
 class SlowBodyParams(Params):
     delay_ms: int = Field(default=5000, ge=10, le=120000,
                           description="answer this late (the shop's payment timeout is 2 s)")
@@ -60,12 +65,12 @@ class MalformedParams(Params):
     duration_s: float | None = _duration()
 
 
-def probe(base_url: str, timeout_s: float = 5.0) -> httpx.Response | None:
+def probe(base_url: str, timeout_s: float = 5.0, amount_cents: int = 0) -> httpx.Response | None:
     """A marked charge (kept out of the charges) showing what the vendor answers now; None
     when no answer came within the timeout."""
     key = "probe-" + uuid.uuid4().hex
     try:
-        return httpx.post(f"{base_url}/charges", json={"order_id": key, "amount_cents": 0},
+        return httpx.post(f"{base_url}/charges", json={"order_id": key, "amount_cents": amount_cents},
                           headers={"Idempotency-Key": key, "X-Chaos-Probe": "1"}, timeout=timeout_s)
     except httpx.TimeoutException:
         return None
@@ -90,6 +95,11 @@ def _not_json(response: httpx.Response) -> bool:
 def _refused(url: str, p: Any) -> bool:
     seen = probe(url)
     return seen is not None and seen.status_code == p.status
+
+
+def _declined(url: str, p: Any) -> bool:
+    seen = probe(url, amount_cents=p.amount_cents)
+    return seen is not None and seen.status_code == 402
 
 
 def _rate_limited(url: str, p: Any) -> bool:
@@ -118,6 +128,7 @@ LANDED: dict[str, Callable[[str, Any], bool]] = {
     "status": _refused,
     "rate": _rate_limited,
     "first_n": _refused,  # probes do not use up a failure, so they keep seeing it
+    "decline": _declined,
     "slow_body": _late,
     "malformed_body": _garbled,
 }
@@ -184,6 +195,16 @@ class VendorFirstN(VendorFault):
     Params = FirstNParams
 
 
+class VendorDecline(VendorFault):
+    """One order the vendor keeps refusing while it charges every other: what the settler must
+    give up on (to FAILED, stock released, an alert) instead of retrying it for ever."""
+
+    name = "http.decline"
+    kind = "decline"
+    description = "payment vendor declines (402) every charge of amount_cents, charges the rest"
+    Params = DeclineParams
+
+
 class VendorSlowBody(VendorFault):
     """The seed-002 fault: the vendor is slower than the caller's timeout."""
 
@@ -204,4 +225,5 @@ class VendorMalformed(VendorFault):
     Params = MalformedParams
 
 
-FAULTS: tuple[type[Fault], ...] = (VendorStatus, VendorRate, VendorFirstN, VendorSlowBody, VendorMalformed)
+FAULTS: tuple[type[Fault], ...] = (VendorStatus, VendorRate, VendorFirstN, VendorDecline, VendorSlowBody,
+                                   VendorMalformed)

@@ -1,9 +1,10 @@
 """The harness's observer: a Slack-webhook receiver for alerts and an SMTP server for customer
 mail (seed 002 counts notifications per order). Everything is kept in memory and readable
-over HTTP; /_control/reset clears it between scenarios."""
+over HTTP; /_control/reset clears it between scenarios, /_control/smtp slows the mail server."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import time
@@ -21,6 +22,9 @@ SMTP_PORT = 2525
 log = configure("alert_sink")
 alerts: list[dict] = []
 mails: list[dict] = []
+# How long the SMTP server waits, after recording a mail, before it answers 250: a slow mail
+# server is how a scenario holds the shop's consumer between "mail sent" and its commit.
+smtp = {"delay_ms": 0}
 
 
 class MailHandler:
@@ -33,6 +37,8 @@ class MailHandler:
                       "subject": str(message["Subject"]), "order_id": str(message.get("X-Order-Id", "")),
                       "body": body.get_content() if body else ""})
         RECEIVED.labels("mail").inc()
+        if smtp["delay_ms"]:
+            await asyncio.sleep(smtp["delay_ms"] / 1000)
         return "250 OK"
 
 
@@ -68,10 +74,19 @@ async def list_mails() -> dict:
     return {"mails": mails}
 
 
+@app.post("/_control/smtp")
+async def set_smtp(settings: dict) -> dict:
+    """{"delay_ms": N}: answer each mail N ms after recording it (0: at once; at most 4 s, under
+    the shop's SMTP timeout, so the mail counts as sent)."""
+    smtp["delay_ms"] = max(0, min(4000, int(settings.get("delay_ms", 0))))
+    return {"smtp": smtp}
+
+
 @app.post("/_control/reset")
 async def reset() -> dict:
     alerts.clear()
     mails.clear()
+    smtp["delay_ms"] = 0
     return {"reset": True}
 
 

@@ -60,13 +60,20 @@ CREATE TABLE IF NOT EXISTS orders (
     status text NOT NULL,
     charge_id text,
     created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    lease_until timestamptz NOT NULL DEFAULT now(),
+    refusals integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now()
 )
 """
+# Columns an order needs to be resumed, settled or failed without the request that made it.
+ORDER_COLUMNS = "id::text AS id, status, sku, quantity, amount_cents, customer_email"
 
 # What the client is told for each state an order can be left in after POST /orders.
 ANSWER = {"PAID": 201, "PAYMENT_PENDING": 202, "FAILED": 502}
-EVENT_OF = {"PAID": "order.paid", "PAYMENT_PENDING": "order.payment_pending", "FAILED": "order.failed"}
+# FAILED and REJECTED both release what the order reserved (inventory: order.failed -> RELEASED).
+EVENT_OF = {"PAID": "order.paid", "PAYMENT_PENDING": "order.payment_pending", "FAILED": "order.failed",
+            "REJECTED": "order.failed"}
 # How a refused reservation is passed on to the customer.
 RESERVATION_ANSWER = {401: 401, 404: 422, 409: 409, 503: 503}
 
@@ -127,10 +134,11 @@ async def _setup_schema(conn: AsyncConnection) -> None:
 
 
 async def _finish(order: dict, status: str, charge_id: str | None = None, only_if: str | None = None) -> bool:
-    """Moves an order to its new status and emits its event: in one transaction with the outbox
-    row (resilient), or with a direct publish after the commit (fragile). A conditional update
-    makes a transition such as PAYMENT_PENDING -> PAID happen at most once."""
-    query = "UPDATE orders SET status = %s, charge_id = COALESCE(%s, charge_id), updated_at = now() WHERE id = %s"
+    """Moves an order to its new status, ends its lease and emits its event: in one transaction
+    with the outbox row (resilient), or with a direct publish after the commit (fragile). A
+    conditional update makes a transition such as PAYMENT_PENDING -> PAID happen at most once."""
+    query = ("UPDATE orders SET status = %s, charge_id = COALESCE(%s, charge_id), updated_at = now(), "
+             "lease_until = now() WHERE id = %s")
     params: list[Any] = [status, charge_id, order["id"]]
     if only_if:
         query += " AND status = %s"
@@ -151,24 +159,77 @@ async def _finish(order: dict, status: str, charge_id: str | None = None, only_i
 
 
 async def _settle_pending() -> None:
-    """Charges PAYMENT_PENDING orders once the breaker lets calls through again."""
+    """Charges PAYMENT_PENDING orders whose lease has ended, once the breaker lets calls through.
+
+    Leased orders are still in a request's hands. An order the vendor refuses (a 4xx: it
+    answered, and said no to this order) backs off on its own and, after settle_max_refusals,
+    ends FAILED with its stock released and an alert: it never holds up the orders behind it.
+    A vendor that is down for everyone (5xx, unreachable, breaker open) ends the batch: the
+    next tick tries again, and nobody's refusals are counted for it."""
     while True:
         await asyncio.sleep(settings.settle_interval_s)
         if not state.db.ready.is_set():
             continue
         try:
+            if RESILIENT:
+                await _fail_stale_new()
             pending = await state.db.rows(
-                "SELECT id::text AS id, sku, quantity, amount_cents, customer_email FROM orders "
-                "WHERE status = 'PAYMENT_PENDING' ORDER BY created_at LIMIT 100", [])
+                f"SELECT {ORDER_COLUMNS}, refusals FROM orders WHERE status = 'PAYMENT_PENDING' "
+                "AND lease_until < now() AND next_attempt_at <= now() ORDER BY created_at LIMIT 100", [])
             for order in pending:
-                charge_id = await state.payments.guarded(order["id"], order["amount_cents"])
-                if await _finish(order, "PAID", charge_id, only_if="PAYMENT_PENDING"):
-                    log.info("order_settled", order_id=order["id"], charge_id=charge_id)
-                    ORDERS.labels("PAID").inc()
+                await _settle(order)
         except (OpenedState, VendorError):
-            continue  # the vendor is still down: try again on the next tick
+            continue  # the vendor is down for everyone: try again on the next tick
         except Exception as exc:  # never let the settler die; the next tick retries
             log.error("settler_error", error=repr(exc))
+
+
+def _refused_by_vendor(exc: VendorError) -> bool:
+    """The vendor answered and refused this order (not a rate limit): counted against the order."""
+    return RESILIENT and exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
+
+
+async def _settle(order: dict) -> None:
+    try:
+        charge_id = await state.payments.guarded(order["id"], order["amount_cents"])
+    except VendorError as exc:
+        if not _refused_by_vendor(exc):
+            raise
+        await _refused_again(order, exc)
+        return
+    if await _finish(order, "PAID", charge_id, only_if="PAYMENT_PENDING"):
+        log.info("order_settled", order_id=order["id"], charge_id=charge_id)
+        ORDERS.labels("PAID").inc()
+
+
+async def _refused_again(order: dict, exc: VendorError) -> None:
+    refusals = order["refusals"] + 1
+    if refusals < settings.settle_max_refusals:
+        delay = settings.settle_backoff_s * 2 ** (refusals - 1)
+        await state.db.execute(
+            "UPDATE orders SET refusals = %s, next_attempt_at = now() + make_interval(secs => %s) "
+            "WHERE id = %s AND status = 'PAYMENT_PENDING'", [refusals, delay, order["id"]])
+        log.warning("settle_refused", order_id=order["id"], refusals=refusals, retry_in_s=delay, reason=str(exc))
+        return
+    if await _finish(order, "FAILED", only_if="PAYMENT_PENDING"):
+        ORDERS.labels("FAILED").inc()
+        log.error("settle_given_up", order_id=order["id"], refusals=refusals, reason=str(exc))
+        await _alert("firing", f"Payment of order {order['id']} refused {refusals} times",
+                     f"the payment vendor keeps refusing this order ({exc})",
+                     "the order is FAILED and its stock released; the customer must pay another way")
+
+
+async def _fail_stale_new() -> None:
+    """A NEW order whose request died before reserving or charging, and that no client retry
+    resumed: nothing was charged (charging happens only after PAYMENT_PENDING is written), so it
+    ends FAILED and the stock it may hold is released through its event."""
+    stale = await state.db.rows(
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'NEW' "
+        "AND lease_until < now() - make_interval(secs => %s) ORDER BY created_at LIMIT 100", [settings.stale_new_s])
+    for order in stale:
+        if await _finish(order, "FAILED", only_if="NEW"):
+            ORDERS.labels("FAILED").inc()
+            log.warning("stale_order_failed", order_id=order["id"])
 
 
 DB_ALERT_AFTER_S = 2.0  # silent this long before anyone is paged: one slow answer is not an outage
@@ -277,9 +338,22 @@ async def system_health() -> JSONResponse:
 
 
 async def _existing(key: str) -> dict | None:
-    rows = await state.db.rows(
-        "SELECT id::text AS id, status, sku, quantity, amount_cents FROM orders WHERE idempotency_key = %s", [key])
+    rows = await state.db.rows(f"SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = %s", [key])
     return rows[0] if rows else None
+
+
+async def _take_over(key: str) -> dict | None:
+    """A retry takes over a NEW order whose lease has ended (its request was told to retry, or
+    died): the same order id, so a reservation that did commit is found again, not leaked."""
+    rows = await state.db.rows(
+        f"UPDATE orders SET lease_until = now() + make_interval(secs => %s), updated_at = now() "
+        f"WHERE idempotency_key = %s AND status = 'NEW' AND lease_until < now() RETURNING {ORDER_COLUMNS}",
+        [settings.order_lease_s, key])
+    return rows[0] if rows else None
+
+
+async def _release_lease(order: dict) -> None:
+    await state.db.execute("UPDATE orders SET lease_until = now() WHERE id = %s", [order["id"]])
 
 
 async def _reserve(order: dict, authorization: str | None) -> JSONResponse | None:
@@ -316,20 +390,55 @@ async def create_order(body: OrderIn, idempotency_key: str | None = Header(defau
     if not RESILIENT:
         idempotency_key = f"{idempotency_key}:{order['id']}"  # fragile: every retry is a new order (seed 002)
     inserted = await state.db.execute(
-        "INSERT INTO orders (id, idempotency_key, sku, quantity, amount_cents, customer_email, status) "
-        "VALUES (%s, %s, %s, %s, %s, %s, 'NEW') ON CONFLICT (idempotency_key) DO NOTHING",
-        [order["id"], idempotency_key, body.sku, body.quantity, body.amount_cents, body.customer_email]) == 1
+        "INSERT INTO orders (id, idempotency_key, sku, quantity, amount_cents, customer_email, status, lease_until) "
+        "VALUES (%s, %s, %s, %s, %s, %s, 'NEW', now() + make_interval(secs => %s)) "
+        "ON CONFLICT (idempotency_key) DO NOTHING",
+        [order["id"], idempotency_key, body.sku, body.quantity, body.amount_cents, body.customer_email,
+         settings.order_lease_s]) == 1
     if not inserted:
-        existing = await _existing(idempotency_key)
-        return JSONResponse(existing | {"replayed": True}, status_code=200)
+        resumed = await _take_over(idempotency_key) if RESILIENT else None
+        if resumed is None:
+            existing = await _existing(idempotency_key)
+            return JSONResponse(_public(existing) | {"replayed": True}, status_code=200)
+        order = resumed
+        log.info("order_resumed", order_id=order["id"])
     structlog.contextvars.bind_contextvars(order_id=order["id"])
+    return await _process(order, authorization)
+
+
+def _public(order: dict | None) -> dict:
+    """What a replay shows of an order (no customer data)."""
+    return {k: v for k, v in (order or {}).items() if k in ("id", "status", "sku", "quantity", "amount_cents")}
+
+
+async def _process(order: dict, authorization: str | None) -> JSONResponse:
+    """Reserve, charge, finish. Resilient: PAYMENT_PENDING is written before the vendor is
+    called, so a charged order can never be left NEW: if the outcome can't be written (database
+    fault, gateway restart), the lease ends and the settler charges it again under the same key
+    (the vendor replays the charge) and finishes it PAID. A transient refusal (inventory 503)
+    leaves the order NEW and its lease released, so the client's retry resumes it."""
     refused = await _reserve(order, authorization)
     if refused is not None:
-        await state.db.execute("UPDATE orders SET status = 'REJECTED', updated_at = now() WHERE id = %s", [order["id"]])
+        if RESILIENT and refused.status_code == 503:
+            await _release_lease(order)
+            return refused
+        if RESILIENT:
+            await _finish(order, "REJECTED", only_if="NEW")
+        else:
+            await state.db.execute("UPDATE orders SET status = 'REJECTED', updated_at = now() WHERE id = %s",
+                                   [order["id"]])
         ORDERS.labels("REJECTED").inc()
         return refused
+    if RESILIENT:
+        await state.db.execute("UPDATE orders SET status = 'PAYMENT_PENDING', updated_at = now() "
+                               "WHERE id = %s AND status = 'NEW'", [order["id"]])
     status, charge_id = await _charge(order)
-    await _finish(order, status, charge_id)
+    if RESILIENT:
+        if not await _finish(order, status, charge_id, only_if="PAYMENT_PENDING"):
+            current = await _existing_by_id(order["id"])
+            return JSONResponse(_public(current), status_code=ANSWER.get(current["status"], 200))
+    else:
+        await _finish(order, status, charge_id)
     ORDERS.labels(status).inc()
     try:
         await asyncio.to_thread(write_receipt, order["id"], {"id": order["id"], "status": status})
@@ -338,6 +447,11 @@ async def create_order(body: OrderIn, idempotency_key: str | None = Header(defau
             raise  # fragile: a full disk surfaces as a 500 half-way through the order
         log.error("receipt_not_written", error=repr(exc))
     return JSONResponse({"id": order["id"], "status": status}, status_code=ANSWER[status])
+
+
+async def _existing_by_id(order_id: str) -> dict:
+    rows = await state.db.rows(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", [order_id])
+    return rows[0]
 
 
 async def _charge(order: dict) -> tuple[str, str | None]:

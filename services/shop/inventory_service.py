@@ -50,6 +50,7 @@ from jsonschema import Draft202012Validator
 from prometheus_client import Counter, Gauge, make_asgi_app
 from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
+from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from shop import auth_client, broker, events
 from shop import inventory_store as store
@@ -291,7 +292,6 @@ CLAIMS = {  # a row that exists once: a second claim of the same key changes not
     "message": "INSERT INTO processed_messages (message_id) VALUES (%s) ON CONFLICT DO NOTHING",
     "mail": "INSERT INTO notifications (order_id) VALUES (%s) ON CONFLICT DO NOTHING",
 }
-STOCK_RETURNED_ON = "RELEASED"
 
 
 async def _claim(conn: AsyncConnection, what: str, key: str) -> bool:
@@ -308,7 +308,7 @@ async def _transition(conn: AsyncConnection, event: dict[str, Any]) -> None:
         return
     await conn.execute("UPDATE reservations SET status = %s, updated_at = now() WHERE order_id = %s",
                        [target, event["order_id"]])
-    if target == STOCK_RETURNED_ON:
+    if target == store.STOCK_RELEASED:
         await conn.execute("UPDATE products SET stock = stock + %s WHERE sku = %s", [row[2], row[1]])
 
 
@@ -319,22 +319,64 @@ def _send(message: EmailMessage) -> None:
 
 
 async def _apply(event: dict[str, Any], guarded: bool) -> str:
-    """One event's effect in one transaction; "processed" or "duplicate". Guarded (resilient):
-    the message id is claimed in the same transaction as the effect, so a redelivery changes
-    nothing, and the mail is claimed per order, so a re-published event mails nobody twice. The
-    mail goes out before the commit: a failed send rolls the effect back and the event is retried."""
+    """One event's effect in one transaction; "processed" or "duplicate".
+
+    Guarded (resilient): the message id is claimed in the same transaction as the effect, so a
+    redelivery changes nothing, and the paid mail is claimed per order there too; the mail goes
+    out only after that commit and is then marked sent (_deliver). A commit that fails can
+    therefore never follow a mail already sent, which would requeue the event and mail the
+    customer again. Unguarded (fragile): the mail is sent inside the transaction."""
+    paid_mail = event["type"] == "order.paid" and bool(event.get("customer_email"))
 
     async def work(conn: AsyncConnection) -> str:
         if guarded and not await _claim(conn, "message", event["message_id"]):
             return "duplicate"
         await _transition(conn, event)
-        if event["type"] == "order.paid" and event.get("customer_email"):
-            if not guarded or await _claim(conn, "mail", event["order_id"]):
-                await asyncio.to_thread(_send, store.paid_mail(event["order_id"], event["customer_email"]))
-                log.info("customer_notified", order_id=event["order_id"])
+        if paid_mail and guarded:
+            await _claim(conn, "mail", event["order_id"])
+        elif paid_mail:
+            await asyncio.to_thread(_send, store.paid_mail(event["order_id"], event["customer_email"]))
+            log.info("customer_notified", order_id=event["order_id"])
         return "processed"
 
-    return await _run(work, transaction=True, deadline_s=state.db.limits.message_deadline_s)
+    outcome = await _run(work, transaction=True, deadline_s=state.db.limits.message_deadline_s)
+    if paid_mail and guarded:
+        await _deliver(event)  # also for a duplicate: finishes a mail claimed but never sent
+    return outcome
+
+
+MAIL_SENDING_S = 30  # one sender at a time per order; a sender that died frees the claim after this
+MARK_SENT_FOR_S = 60.0  # the database may be away when the mail has just gone out: keep trying
+
+
+async def _deliver(event: dict[str, Any]) -> None:
+    """Sends a claimed, unsent paid mail once: the sender takes the claim for MAIL_SENDING_S (two
+    deliveries of the event at once send nothing twice), sends, then records it sent. A failed
+    send frees the claim and raises (transient: the event is retried). Once the mail is out,
+    recording it is retried while the database is away rather than requeueing the event, which
+    would send it again."""
+    taken = await _rows(
+        "UPDATE notifications SET sending_until = now() + make_interval(secs => %s) WHERE order_id = %s "
+        "AND sent_at IS NULL AND (sending_until IS NULL OR sending_until < now()) RETURNING order_id",
+        [MAIL_SENDING_S, event["order_id"]])
+    if not taken:
+        return
+    try:
+        await asyncio.to_thread(_send, store.paid_mail(event["order_id"], event["customer_email"]))
+    except Exception:
+        with contextlib.suppress(Exception):
+            await state.db.execute("UPDATE notifications SET sending_until = NULL WHERE order_id = %s",
+                                   [event["order_id"]])
+        raise
+    log.info("customer_notified", order_id=event["order_id"])
+    try:
+        async for attempt in AsyncRetrying(stop=stop_after_delay(MARK_SENT_FOR_S), wait=wait_fixed(0.5),
+                                           retry=retry_if_exception_type((DatabaseUnavailable, *DB_ERRORS))):
+            with attempt:
+                await state.db.execute("UPDATE notifications SET sent_at = now() WHERE order_id = %s",
+                                       [event["order_id"]])
+    except RetryError:
+        log.error("mail_sent_not_recorded", order_id=event["order_id"])
 
 
 # ---------------------------------------------------------------- order events: resilient handling

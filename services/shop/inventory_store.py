@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS processed_messages (
 );
 CREATE TABLE IF NOT EXISTS notifications (
     order_id text PRIMARY KEY,
-    sent_at timestamptz NOT NULL DEFAULT now()
+    claimed_at timestamptz NOT NULL DEFAULT now(),
+    sending_until timestamptz,
+    sent_at timestamptz
 );
 CREATE TABLE IF NOT EXISTS quarantine (
     sku text PRIMARY KEY,
@@ -54,7 +56,8 @@ PRODUCT_FIELDS = ("sku", "name", "price_cents", "stock")
 
 SENDER = "shop@example.com"
 # The reservation status each event moves a RESERVED reservation to; other events change nothing.
-TARGET_STATUS = {"order.paid": "CONFIRMED", "order.failed": "RELEASED"}
+STOCK_RELEASED = "RELEASED"
+TARGET_STATUS = {"order.paid": "CONFIRMED", "order.failed": STOCK_RELEASED}
 
 
 # ---------------------------------------------------------------- products
@@ -132,6 +135,8 @@ def transition(current: str | None, kind: str) -> str | None:
     target = TARGET_STATUS.get(kind)
     if target is None:
         return None
+    if current is None and target == STOCK_RELEASED:
+        return None  # an order that failed before it reserved anything: nothing to release
     if current is None:
         raise Poison("unknown order: no reservation for it")
     if current == target:

@@ -4,7 +4,9 @@ The journal is the vendor's side of the story: every request with its arrival ti
 answer given, so the harness can judge retries, backoff and breaker behaviour from outside
 the shop. The control API (under /_control) lets the harness make the vendor misbehave on
 purpose, one fault per kind at a time: refuse every charge (status), rate-limit (rate), fail
-the first N charges (first_n), answer late (slow_body) or answer garbage (malformed_body).
+the first N charges (first_n), decline every charge of one amount (decline: the card issuer
+refuses that order, the rest go through), answer late (slow_body) or answer garbage
+(malformed_body).
 Requests marked X-Chaos-Probe show what the vendor answers now without creating a charge or
 using up a first_n failure. Everything lives in memory: a real vendor is a black box that
 restarts with the harness.
@@ -31,7 +33,7 @@ app = FastAPI(title="payment vendor simulator")
 app.mount("/metrics", make_asgi_app())
 CHARGE_REQUESTS = Counter("vendor_charge_requests_total", "Charge requests, by how they were answered", ["outcome"])
 
-FaultKind = Literal["status", "rate", "first_n", "slow_body", "malformed_body"]
+FaultKind = Literal["status", "rate", "first_n", "decline", "slow_body", "malformed_body"]
 # What a vendor behind a broken proxy answers: HTML where the client expects JSON.
 MALFORMED_BODY = b"<html><body><h1>502 Bad Gateway</h1>upstream sent an invalid response"
 # The FaultSpec fields each kind reads (and keeps in its active fault).
@@ -39,6 +41,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "status": ("status", "retry_after"),
     "rate": ("per_s", "retry_after"),
     "first_n": ("count", "status", "retry_after"),
+    "decline": ("amount_cents",),
     "slow_body": ("delay_ms",),
     "malformed_body": (),
 }
@@ -61,6 +64,7 @@ class FaultSpec(BaseModel):
     per_s: int = Field(default=10, ge=1, le=1000)
     count: int = Field(default=3, ge=1, le=10000)
     delay_ms: int = Field(default=5000, ge=1, le=120000)
+    amount_cents: int = Field(default=1, ge=0, le=10_000_000)
 
 
 class Vendor:
@@ -119,11 +123,19 @@ def _refuse_first_n(fault: dict, probe: bool) -> JSONResponse | None:
     return _error(fault["status"], fault["retry_after"])
 
 
+def _refuse_decline(fault: dict, probe: bool, body: Charge) -> JSONResponse | None:
+    """402, as an issuer declining a card: only charges of the fault's amount, every time."""
+    if body.amount_cents != fault["amount_cents"]:
+        return None
+    return JSONResponse({"error": "card declined"}, status_code=402)
+
+
 # Faults that answer instead of the vendor, checked in this order before a charge is made.
-REFUSALS: dict[str, Callable[[dict, bool], JSONResponse | None]] = {
-    "status": _refuse_status,
-    "rate": _refuse_rate,
-    "first_n": _refuse_first_n,
+REFUSALS: dict[str, Callable[[dict, bool, Charge], JSONResponse | None]] = {
+    "status": lambda fault, probe, _: _refuse_status(fault, probe),
+    "rate": lambda fault, probe, _: _refuse_rate(fault, probe),
+    "first_n": lambda fault, probe, _: _refuse_first_n(fault, probe),
+    "decline": _refuse_decline,
 }
 
 
@@ -141,7 +153,7 @@ async def charge(
         CHARGE_REQUESTS.labels("received").inc()
         faults = vendor.active_faults()
         for kind, refuse in REFUSALS.items():
-            refusal = refuse(faults[kind], probe) if kind in faults else None
+            refusal = refuse(faults[kind], probe, body) if kind in faults else None
             if refusal is not None:
                 entry.update(status=refusal.status_code, outcome="fault", fault=kind)
                 return refusal

@@ -22,6 +22,14 @@ class GatewaySettings(BaseModel):
     breaker_reset_s: float = Field(default=2.0, gt=0)
     payment_timeout_s: float = Field(default=2.0, gt=0)
     settle_interval_s: float = Field(default=0.25, gt=0)
+    # An order being worked on by a request is leased to it; past the lease (the request died,
+    # or could not write its outcome) the settler or a client retry takes the order over.
+    order_lease_s: float = Field(default=10.0, gt=0)
+    # A NEW order nobody resumed this long after its lease ended is failed and its stock released.
+    stale_new_s: float = Field(default=30.0, gt=0)
+    # The settler gives an order the vendor refuses (4xx) this many tries, backing off per order.
+    settle_max_refusals: int = Field(default=4, ge=1, le=100)
+    settle_backoff_s: float = Field(default=0.5, gt=0)
 
     @classmethod
     def from_env(cls) -> "GatewaySettings":

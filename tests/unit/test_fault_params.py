@@ -17,7 +17,7 @@ from harness.stack import owner_token
 from tests.conftest import BIN, ROOT, run
 from tests.unit.test_cli import NO_ENGINE, _one_line_exit_2
 
-FAMILIES = {"network": 8, "http": 5, "process": 5}
+FAMILIES = {"network": 8, "http": 6, "process": 5}
 
 
 def test_every_family_is_in_the_catalog_with_described_parameters():
