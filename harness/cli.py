@@ -319,20 +319,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     return subprocess.call(command, env=dict(os.environ))
 
 
+def _read_run(run_dir: Path) -> dict[str, Any]:
+    """A run's report.json, or one line saying why there is none and where runs are listed."""
+    from harness.report import json_report
+
+    try:
+        return json_report.read(run_dir)
+    except (OSError, ValueError) as exc:
+        reason = ("no such run" if isinstance(exc, FileNotFoundError)
+                  else f"unreadable report.json ({type(exc).__name__})")
+        raise HarnessError(f"{reason} in {run_dir}: `chaos run` writes one, `ls {run_dir.parent}` lists them") from None
+
+
+def _judged_report(reports: Path, run: str | None) -> tuple[dict[str, Any] | None, Path]:
+    """The report.json `chaos runbook` judges: the named run's (an error when it is absent), else
+    the latest one's when there is one (None otherwise)."""
+    run_dir = reports / (run or "latest")
+    if run is None and not (run_dir / "report.json").exists():
+        return None, run_dir
+    return _read_run(run_dir), run_dir
+
+
 def cmd_runbook(args: argparse.Namespace) -> int:
-    """The manual's coverage: exit 1 when a root cause has no scenario (a gap CI should see)."""
+    """The manual's coverage, judged by one run: a prescription is verified only when a guard
+    that proves it ran and held in that run. Exit 1 when a root cause has no scenario (a gap CI
+    should see)."""
     from harness.runbook import coverage
 
-    rows = coverage()
+    document, run_dir = _judged_report(Path(args.reports), args.run)
+    rows = coverage(document)
+    run = (document or {}).get("run", {})
+    judged = None if document is None else {
+        "run_id": run.get("run_id", run_dir.name), "sut_mode": run.get("sut_mode"),
+        "report": str(run_dir / "report.json"), "scenarios": len(document.get("scenarios", []))}
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"judged": judged, "root_causes": rows}, indent=2))
     else:
+        if judged is None:
+            print(f"no run found in {args.reports.rstrip('/') or '/'}/: nothing is verified (run `make chaos` first)")
+        else:
+            print(f"judged run {judged['run_id']} ({judged['sut_mode'] or '?'} shop, {judged['scenarios']} "
+                  f"scenario(s)): {judged['report']}")
         for row in rows:
             mark = "ok  " if row["scenarios"] else "GAP "
             print(f"{mark}{row['root_cause']:<26} {row['source']:<9} scenarios: {', '.join(row['scenarios']) or '-'}")
             print(f"{'':<4}verified: {', '.join(row['verified']) or '-'}")
-            if row["unverified"]:
-                print(f"{'':<4}not yet:  {', '.join(row['unverified'])}")
+            for violated in row["violated"]:
+                print(f"{'':<4}FAILED:   {violated['prescription']} ({', '.join(violated['failed'])})")
+            rest = [p for p in row["unverified"] if p not in {v["prescription"] for v in row["violated"]}]
+            if rest:
+                print(f"{'':<4}not yet:  {', '.join(rest)}")
+            if row["unknown"]:
+                print(f"{'':<4}unknown:  {', '.join(row['unknown'])} (not steps of this root cause)")
     return 0 if all(row["scenarios"] for row in rows) else 1
 
 
@@ -341,12 +379,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import json_report
 
     run_dir = Path(args.reports) / args.run
-    try:
-        document = json_report.read(run_dir)
-    except (OSError, ValueError) as exc:
-        reason = ("no such run" if isinstance(exc, FileNotFoundError)
-                  else f"unreadable report.json ({type(exc).__name__})")
-        raise HarnessError(f"{reason} in {run_dir}: `chaos run` writes one, `ls {args.reports}` lists them") from None
+    document = _read_run(run_dir)
     rows = json_report.summary_rows(document.get("scenarios", []), reason_chars=max(args.width, 10))
     columns = ("scenario", "verdict", "ttd", "ttr", "reason")
     widths = {c: max([len(c)] + [len(row[c]) for row in rows]) for c in columns}
@@ -369,7 +402,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "heal": (cmd_heal, "heal active faults by name or record id, or --all (the emergency stop)"),
     "run": (cmd_run, "run scenarios by name (as pytest scenarios/ -k NAME) and write reports"),
     "report": (cmd_report, "summarise a run's reports (scenario, verdict, TTD, TTR, reason) and locate report.html"),
-    "runbook": (cmd_runbook, "the manual's root causes -> scenarios -> prescriptions verified"),
+    "runbook": (cmd_runbook, "the manual's root causes -> scenarios -> prescriptions verified by guards that held "
+                             "in a run (default: the latest)"),
     "compose": (cmd_compose, "write docker-compose.chaos.yml from the topology (--check: verify only)"),
     "down": (cmd_down, "write the game-day report of a `chaos up` stack, then remove every container, network "
                        "and volume of every chaos-harness run (or --run)"),
@@ -406,7 +440,9 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
     "report": ((("run",), {"nargs": "?", "default": "latest", "help": "a run id under --reports (default: latest)"}),
                (("--reports",), {"default": "reports", "help": "where reports are (default: reports/)"}),
                (("--width",), {"type": int, "default": 80, "help": "reason column width (default: 80)"})),
-    "runbook": (JSON,),
+    "runbook": (JSON,
+                (("--run",), {"help": "the run whose report.json is judged (default: latest)"}),
+                (("--reports",), {"default": "reports", "help": "where reports are (default: reports/)"})),
     "compose": ((("--check",), {"action": "store_true", "help": "fail when the file drifted"}),),
     "down": ((("--run",), {"help": "remove only this run"}),
              (("--reports",), {"default": "reports", "help": "where a kept stack's game-day report goes (default: reports/)"})),

@@ -77,6 +77,10 @@ class ShopClient:
         response = self.http.get(f"/orders/{order_id}")
         return None if response.status_code == 404 else _json(response)
 
+    def receipt(self, order_id: str) -> httpx.Response:
+        """GET /orders/{id}/receipt: the order's receipt as node-A's data volume holds it."""
+        return self.http.get(f"/orders/{order_id}/receipt")
+
     def health(self) -> dict:
         return _json(self.http.get("/health"))
 
@@ -260,6 +264,34 @@ def redrive(host: str, port: int, queue: str, exchange: str = "orders") -> int:
             amqp.basic_ack(method.delivery_tag)
             moved += 1
     return moved
+
+
+@dataclass(frozen=True)
+class Parked:
+    """One message a queue holds, as peek() read it."""
+
+    message_id: str | None
+    headers: dict[str, Any]
+    body: bytes
+
+
+def peek(host: str, port: int, queue: str) -> list[Parked]:
+    """What a queue holds, read without taking it away: every message is fetched unacknowledged
+    and all of them are then rejected back with requeue, so the queue keeps them (an operator
+    inspecting the DLQ must not empty it). Bounded by the depth at the start."""
+    parked: list[Parked] = []
+    with channel(host, port) as amqp:
+        depth = amqp.queue_declare(queue, passive=True).method.message_count
+        last = None
+        for _ in range(depth):
+            method, properties, body = amqp.basic_get(queue, auto_ack=False)
+            if method is None:
+                break
+            last = method.delivery_tag
+            parked.append(Parked(properties.message_id, dict(properties.headers or {}), body))
+        if last is not None:
+            amqp.basic_nack(delivery_tag=last, multiple=True, requeue=True)
+    return parked
 
 
 def purge(host: str, port: int, queue: str) -> None:

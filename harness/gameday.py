@@ -88,7 +88,7 @@ def scenario(run_id: str, stack: Any | None) -> dict[str, Any]:
     elif entries and timeline["recovered_at"] is None:
         reason = "[not_recovered] health was not back to green, and stable, after the last heal"
     return {
-        "name": "game_day", "nodeid": f"game day {run_id}", "root_cause": None, "runbook": [],
+        "name": "game_day", "nodeid": f"game day {run_id}", "root_cause": None, "runbook": [], "guards": [],
         "outcome": "failed" if reason else "passed", "duration_s": timeline["probe"]["wall_s"], "reason": reason,
         "figures": {"faults_injected": sum(e["action"] == "inject" for e in entries), "guardrail_trips": len(trips)},
         "guardrail": trips[-1] if trips else None, **timeline,

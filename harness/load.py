@@ -117,15 +117,27 @@ class Load:
         return history
 
     def stats(self) -> dict[str, Any]:
-        """Locust's aggregate line: requests, failures, median and 99th percentile (ms)."""
+        """Locust's aggregate line: requests, failures, median and 99th percentile (ms). Empty
+        when Locust wrote no aggregate, and a figure it did not compute ("N/A") is None, never
+        0: a missing p99 must not read as a fast one."""
         path = self.dir / "stats_stats.csv"
         if not path.exists():
             return {}
         rows = {row["Name"]: row for row in csv.DictReader(path.open(encoding="utf-8"))}
-        total = rows.get("Aggregated", {})
-        return {"requests": int(total.get("Request Count", 0)), "failures": int(total.get("Failure Count", 0)),
-                "p50_ms": float(total.get("50%", 0) or 0), "p99_ms": float(total.get("99%", 0) or 0),
-                "rps": float(total.get("Requests/s", 0) or 0), "at": time.time()}
+        total = rows.get("Aggregated")
+        if not total:
+            return {}
+        return {"requests": int(_number(total.get("Request Count")) or 0),
+                "failures": int(_number(total.get("Failure Count")) or 0),
+                "p50_ms": _number(total.get("50%")), "p99_ms": _number(total.get("99%")),
+                "rps": _number(total.get("Requests/s")), "at": time.time()}
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:  # Locust writes N/A where it has nothing to say
+        return None
 
 
 def _free_port() -> int:

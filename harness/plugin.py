@@ -6,7 +6,9 @@ when the engine is unusable the session stops with one line and exit code 2.
 
 Every chaos scenario also gets a health probe (the autouse `timeline` fixture) whose samples,
 with the fault journal, the order history, the alerts and the loudest log lines, become the
-scenario's timeline in the reports (TTD/TTR, plots, incident records), without scenario edits.
+scenario's timeline in the reports (TTD/TTR, plots, incident records), without scenario edits;
+and a guard log (harness.guards): which guards ran and held, the only ground on which the
+reports and `chaos runbook` call a prescription of the manual verified.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from harness import guardrails, observe
+from harness import guardrails, guards, observe
 from harness import timeline as timelines
 from harness.clients import ShopClient, SinkClient, VendorClient, mint_token
 from harness.errors import HarnessError
@@ -40,6 +42,7 @@ RECORD_KEY = pytest.StashKey[dict[str, Any]]()  # the scenario's entry in the ru
 
 PROBE_KEY = pytest.StashKey[Probe]()  # the timeline fixture's probe, which guardrails listen to
 TRIP_KEY = pytest.StashKey[dict[str, Any]]()  # a guardrail trip during the scenario
+GUARDS_KEY = pytest.StashKey[guards.GuardLog]()  # the scenario's guards as they ran
 
 PROBE_HZ = 10.0
 # Health under 50 (red) for 30 s while faults are active: longer than any scenario expects to be
@@ -60,6 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--stack", choices=("containers", "external"), default="containers", dest="chaos_stack",
                     help="containers: start the shop for this session (default); external: use a stack that is "
                          "already running (`chaos up`, or docker-compose -f docker-compose.chaos.yml up)")
+    group.addoption("--stack-per-scenario", action="store_true", default=False,
+                    help="a fresh stack for every scenario instead of one per session: for the all-off fragile "
+                         "proof, where one scenario's broken shop must not fail the next one's steady state")
     group.addoption("--stack-run", metavar="RUN", default=None,
                     help="with --stack=external: the run to use (default: the newest kept stack, else the newest)")
     group.addoption("--abort-if", metavar="CONDITION", default=None,
@@ -75,8 +81,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     from harness.stack import new_run_id
 
-    config.addinivalue_line("markers", "chaos(root_cause, runbook, abort_if): a chaos scenario, what it verifies "
-                            "and its guardrail")
+    config.addinivalue_line("markers", "chaos(root_cause, guards, abort_if): a chaos scenario, the manual's "
+                            "prescription each of its guards proves ({tag: step id or None}) and its guardrail")
     config.stash[SCENARIO_KEY] = {"run_id": new_run_id(), "started": time.time(), "scenarios": [],
                                   "sut_mode": config.getoption("sut_mode")}
     try:
@@ -117,17 +123,28 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         _fail_fast(str(exc), session.config)
 
 
-@pytest.fixture(scope="session")
+def _stack_scope(fixture_name: str, config: pytest.Config) -> str:
+    """One stack per session, or per scenario with --stack-per-scenario (never for an external one)."""
+    fresh = config.getoption("stack_per_scenario") and config.getoption("chaos_stack") != "external"
+    return "function" if fresh else "session"
+
+
+@pytest.fixture(scope=_stack_scope)
 def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
-    """The running shop: started once per session and always removed at its end, or, with
-    --stack=external, a stack that was already running (left running at the end)."""
+    """The running shop: started once per session (or per scenario) and always removed at its
+    end, or, with --stack=external, a stack that was already running (left running at the end)."""
     if pytestconfig.getoption("chaos_stack") == "external":
         yield _external(pytestconfig)
         return
     from harness.stack import Stack
 
+    state = pytestconfig.stash[SCENARIO_KEY]
+    run_id = state["run_id"]
+    if pytestconfig.getoption("stack_per_scenario"):  # each stack its own run, named after the session's
+        state["stacks"] = state.get("stacks", 0) + 1
+        run_id = f"{run_id}-s{state['stacks']}"
     try:
-        running = Stack(sut_mode=pytestconfig.getoption("sut_mode"), run_id=pytestconfig.stash[SCENARIO_KEY]["run_id"])
+        running = Stack(sut_mode=pytestconfig.getoption("sut_mode"), run_id=run_id)
         running.__enter__()
     except HarnessError as exc:
         _fail_fast(str(exc), pytestconfig)
@@ -301,6 +318,36 @@ def _scenario_name(item: pytest.Item) -> str:
     return item.name.removeprefix("test_")
 
 
+def _declared_guards(item: pytest.Item, marker: pytest.Mark) -> dict[str, str | None]:
+    """The marker's guards= after checking them, so a scenario can't claim a prescription its
+    root cause does not have, nor keep the old runbook= list that claimed without proof."""
+    if "runbook" in marker.kwargs:
+        pytest.fail(f"{item.nodeid}: the chaos marker's runbook= is gone; declare guards={{tag: prescription}} "
+                    "(see harness/guards.py)", pytrace=False)
+    declared = marker.kwargs.get("guards") or {}
+    if not isinstance(declared, dict) or not all(
+            isinstance(tag, str) and (p is None or isinstance(p, str)) for tag, p in declared.items()):
+        pytest.fail(f"{item.nodeid}: guards= must map guard tags to prescription ids or None, got {declared!r}",
+                    pytrace=False)
+    cause = ROOT_CAUSES.get(marker.kwargs.get("root_cause") or "")
+    if cause is not None:
+        steps = {step.id for step in cause.prescriptions + cause.first_response}
+        unknown = sorted({p for p in declared.values() if p is not None and p not in steps})
+        if unknown:
+            pytest.fail(f"{item.nodeid}: guards= names {unknown}, not prescriptions of {cause.id} "
+                        f"(harness/runbook.py has {sorted(steps)})", pytrace=False)
+    return declared
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A fresh guard log for each chaos scenario, active before any of its fixtures or its body."""
+    marker = item.get_closest_marker("chaos")
+    if marker is not None:
+        guards.deactivate()  # whatever an earlier test left active is not this scenario's
+        item.stash[GUARDS_KEY] = guards.activate(_scenario_name(item), _declared_guards(item, marker))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
@@ -309,6 +356,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if marker is None:
         return
     if report.when == "teardown":  # the timeline fixture has finished by now
+        guards.deactivate(item.stash.get(GUARDS_KEY, None))
         if RECORD_KEY in item.stash and TIMELINE_KEY in item.stash:
             item.stash[RECORD_KEY].update(item.stash[TIMELINE_KEY])
         return
@@ -324,11 +372,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = crash.message if crash else str(report.longrepr)[-2000:]
         if trip is not None and not reason.startswith("[guardrail]"):
             reason = f"[guardrail] {trip['condition']} tripped and healed every fault; then: {reason}"
+    log = item.stash.get(GUARDS_KEY, None)
     item.stash[RECORD_KEY] = {
         "name": _scenario_name(item),
         "nodeid": item.nodeid,
         "root_cause": marker.kwargs.get("root_cause"),
-        "runbook": marker.kwargs.get("runbook", []),
+        "runbook": guards.prescriptions(log.declared) if log else [],  # the prescriptions its guards claim
+        "guards": log.records() if log else [],
         "outcome": report.outcome,
         "duration_s": round(report.duration, 3),
         "reason": reason,

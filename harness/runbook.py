@@ -2,16 +2,23 @@
 
 Each root cause carries its log line (verbatim), where it shows, the first-response steps and
 the permanent fixes, each with a stable id. Scenarios declare which root cause they exercise and
-which prescriptions they verify (`@pytest.mark.chaos(root_cause=..., runbook=[...])`); the
-coverage table (`chaos runbook`) is computed from those markers, so a root cause without a
-scenario is visible at once.
+which prescription each of their guards proves (`@pytest.mark.chaos(root_cause=...,
+guards={tag: step id or None})`). The coverage table (`chaos runbook`) takes the scenarios and
+the claims from those markers, so a root cause without a scenario is visible at once; but a
+claim is only a claim: a prescription counts as verified when a guard that proves it ran and
+held in the run being judged (the `guards` records of its report.json), and never from a
+marker alone.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from harness.guards import table as guard_table
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,8 @@ ROOT_CAUSES: dict[str, RootCause] = {
              Step("circuit_breaker", "Stop calling a failing vendor with a circuit breaker"),
              Step("fallback", "Fall back: accept the order as PAYMENT_PENDING instead of failing"),
              Step("exactly_once_settlement", "Settle pending orders exactly once after recovery"),
+             Step("give_up_after_refusals", "Back off per order and stop retrying one the vendor keeps refusing: "
+                  "FAILED, stock released, an alert"),
              Step("alert_on_recovery", "Alert on failure and on recovery (seed 001)"))),
         RootCause(
             "database_bottleneck", "Database bottleneck or connection problems",
@@ -126,12 +135,13 @@ ROOT_CAUSES: dict[str, RootCause] = {
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
 
-def declared(scenarios_dir: Path = SCENARIOS_DIR) -> dict[str, list[tuple[str, list[str]]]]:
-    """root cause -> [(scenario, prescriptions)] read from the scenarios' chaos markers.
+def declared(scenarios_dir: Path = SCENARIOS_DIR) -> dict[str, list[tuple[str, dict[str, str | None]]]]:
+    """root cause -> [(scenario, {guard tag: prescription id or None})] read from the scenarios'
+    chaos markers (`guards=`; the shared guards of harness.guards.COMMON are not repeated here).
 
     Read from the source (not by importing), so the table is printed without a stack or pytest.
     """
-    found: dict[str, list[tuple[str, list[str]]]] = {}
+    found: dict[str, list[tuple[str, dict[str, str | None]]]] = {}
     for path in sorted(scenarios_dir.glob("test_*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.FunctionDef):
@@ -140,21 +150,52 @@ def declared(scenarios_dir: Path = SCENARIOS_DIR) -> dict[str, list[tuple[str, l
                 if isinstance(decorator, ast.Call) and ast.unparse(decorator.func).endswith("mark.chaos"):
                     kwargs = {k.arg: ast.literal_eval(k.value) for k in decorator.keywords}
                     found.setdefault(kwargs.get("root_cause", "?"), []).append(
-                        (node.name.removeprefix("test_"), list(kwargs.get("runbook", []))))
+                        (node.name.removeprefix("test_"), dict(kwargs.get("guards") or {})))
     return found
 
 
-def coverage(scenarios_dir: Path = SCENARIOS_DIR) -> list[dict]:
-    """One row per root cause: its scenarios, the prescriptions and first-response steps verified,
-    and those not yet."""
+def guard_results(report: Mapping[str, Any] | None) -> dict[str, dict[str, list[tuple[str, str, bool]]]]:
+    """root cause -> prescription -> [(scenario, guard tag, held)] for every guard that ran in the
+    run's report.json and proves a prescription. A report without guard records (no report, or
+    one written before scenarios recorded their guards) gives nothing."""
+    found: dict[str, dict[str, list[tuple[str, str, bool]]]] = {}
+    for scenario in (report or {}).get("scenarios", []):
+        for guard in scenario.get("guards") or []:
+            if guard.get("prescription"):
+                found.setdefault(scenario.get("root_cause") or "?", {}).setdefault(guard["prescription"], []).append(
+                    (scenario.get("name", "?"), guard.get("tag", "?"), bool(guard.get("held"))))
+    return found
+
+
+def verdict(held: list[bool]) -> str:
+    """A prescription's verdict from how its guards that ran came out: verified (at least one
+    ran and every one held), violated (one failed) or unproven (none ran)."""
+    if not held:
+        return "unproven"
+    return "verified" if all(held) else "violated"
+
+
+def coverage(report: Mapping[str, Any] | None = None, scenarios_dir: Path = SCENARIOS_DIR) -> list[dict]:
+    """One row per root cause: its scenarios and the prescriptions their guards claim (from the
+    markers); of the manual's steps, those verified by guards that ran and held in `report` (a
+    run's report.json; without one nothing is verified), those violated there (a guard of it
+    failed; listed with the failing scenario and guard) and all the others, unverified; and
+    claimed ids the root cause does not have (unknown)."""
     by_cause = declared(scenarios_dir)
+    ran = guard_results(report)
     rows = []
     for rc in ROOT_CAUSES.values():
         scenarios = by_cause.get(rc.id, [])
-        verified = sorted({p for _, prescriptions in scenarios for p in prescriptions})
+        claimed = sorted({p for _, table in scenarios for p in guard_table(table).values() if p is not None})
         known = [s.id for s in rc.prescriptions + rc.first_response]
+        results = ran.get(rc.id, {})
+        verdicts = {p: verdict([held for _, _, held in results.get(p, [])]) for p in known}
         rows.append({"root_cause": rc.id, "source": rc.source, "log_line": rc.log_line,
-                     "scenarios": [name for name, _ in scenarios], "verified": verified,
-                     "unverified": [p for p in known if p not in verified],
-                     "unknown": [p for p in verified if p not in known]})
+                     "scenarios": [name for name, _ in scenarios], "declared": claimed,
+                     "verified": [p for p in known if verdicts[p] == "verified"],
+                     "violated": [{"prescription": p, "failed": [f"{name} [{tag}]" for name, tag, held in results[p]
+                                                                 if not held]}
+                                  for p in known if verdicts[p] == "violated"],
+                     "unverified": [p for p in known if verdicts[p] != "verified"],
+                     "unknown": [p for p in claimed if p not in known]})
     return rows

@@ -25,9 +25,17 @@ def intervals(times: list[float]) -> list[float]:
     return [later - earlier for earlier, later in zip(times, times[1:])]
 
 
-def grows(values: list[float]) -> bool:
-    """Strictly increasing: what exponential backoff looks like from the callee's side."""
-    return len(values) >= 2 and all(b > a for a, b in zip(values, values[1:]))
+BACKOFF_RATIO = 1.5  # exponential backoff doubles; a ratio this far above 1 tells it from a flat retry loop
+BACKOFF_JITTER_S = 0.05  # the shop's retry jitter (services/shop/settings.py: retry_jitter_s)
+
+
+def grows(values: list[float], ratio: float = BACKOFF_RATIO, jitter_s: float = BACKOFF_JITTER_S) -> bool:
+    """Exponential backoff as the callee sees it: at least two intervals, each at least `ratio`
+    times the one before, allowing `jitter_s` of absolute jitter (later + jitter_s >= ratio *
+    earlier). Merely increasing is not enough: a fixed delay plus noise (0.20, 0.21, 0.23) also
+    increases. A backoff that has reached its cap stops growing, so callers judge the intervals
+    below the cap (the shop's 4 attempts from 0.1 s never reach its 1.0 s cap)."""
+    return len(values) >= 2 and all(later + jitter_s >= ratio * earlier for earlier, later in zip(values, values[1:]))
 
 
 def breaker_windows(events: list[dict], until: float) -> list[tuple[float, float]]:

@@ -5,23 +5,25 @@ unverified; service resumes by itself when auth is back.
 """
 
 import pytest
-from conftest import ledger_verdict, steady_state
+from conftest import ledger_verdict
 
 from harness.clients import ShopClient
+from harness.guards import expect
 
 ANSWER_BUDGET_S = 3.0
 
 
-@pytest.mark.chaos(root_cause="invalid_token", runbook=["fail_closed"])
-def test_auth_outage(stack, chaos, shop, vendor, history, scenario_record):
-    steady_state(shop, "before")
+@pytest.mark.chaos(root_cause="invalid_token", guards={"fail_closed": "fail_closed"})
+def test_auth_outage(stack, chaos, shop, vendor, history, scenario_record, steady, evidence):
+    steady("before")
     with chaos.inject("auth.auth_down", target="auth"):
         genuine = shop.place_order(timeout_s=ANSWER_BUDGET_S + 2)
         forged = ShopClient(stack.edge_url, history, token="forged").place_order(timeout_s=ANSWER_BUDGET_S + 2)
-    recovery_s = steady_state(shop, "after")
+    recovery_s = steady("after")
     scenario_record.update(genuine=genuine.status, forged=forged.status, recovery_s=round(recovery_s, 2))
 
-    assert forged.status in (401, 503), f"[fail_closed] a forged token got through while auth was down: {forged.status}"
-    assert genuine.status == 503 and genuine.latency_s < ANSWER_BUDGET_S, \
-        f"[fail_closed] expected 503 within {ANSWER_BUDGET_S}s, got {genuine.status} in {genuine.latency_s:.1f}s"
-    ledger_verdict(shop, vendor, history)
+    expect("fail_closed", forged.status in (401, 503),
+           f"a forged token got through while auth was down: {forged.status}")
+    expect("fail_closed", genuine.status == 503 and genuine.latency_s < ANSWER_BUDGET_S,
+           f"expected 503 within {ANSWER_BUDGET_S}s, got {genuine.status} in {genuine.latency_s:.1f}s")
+    ledger_verdict(evidence, history)

@@ -5,25 +5,28 @@ one is rejected.
 """
 
 import pytest
-from conftest import ledger_verdict, steady_state
+from conftest import ledger_verdict
 
 from harness.clients import ShopClient
+from harness.guards import expect
 
 SMALL_SKEW_S, LARGE_SKEW_S = 3, 120
 
 
-@pytest.mark.chaos(root_cause="invalid_token", runbook=["clock_skew_leeway"])
-def test_clock_skew(stack, chaos, shop, vendor, history, scenario_record):
-    steady_state(shop, "before")
+@pytest.mark.chaos(root_cause="invalid_token",
+                   guards={"leeway": "clock_skew_leeway", "beyond_leeway": "clock_skew_leeway"})
+def test_clock_skew(stack, chaos, shop, vendor, history, scenario_record, steady, evidence):
+    steady("before")
     answers = {}
     for skew in (SMALL_SKEW_S, LARGE_SKEW_S):
         with chaos.inject("auth.clock_skew", target="auth_service", skew_s=skew) as fault:
             client = ShopClient(stack.edge_url, history, token=fault.token)
             answers[skew] = client.place_order().status
             client.close()
-    steady_state(shop, "after")
+    steady("after")
     scenario_record.update(answers=answers)
 
-    assert answers[SMALL_SKEW_S] == 201, f"[leeway] a {SMALL_SKEW_S}s skew was refused: {answers[SMALL_SKEW_S]}"
-    assert answers[LARGE_SKEW_S] == 401, f"[beyond_leeway] a {LARGE_SKEW_S}s skew was accepted: {answers[LARGE_SKEW_S]}"
-    ledger_verdict(shop, vendor, history)
+    expect("leeway", answers[SMALL_SKEW_S] == 201, f"a {SMALL_SKEW_S}s skew was refused: {answers[SMALL_SKEW_S]}")
+    expect("beyond_leeway", answers[LARGE_SKEW_S] == 401,
+           f"a {LARGE_SKEW_S}s skew was accepted: {answers[LARGE_SKEW_S]}")
+    ledger_verdict(evidence, history)

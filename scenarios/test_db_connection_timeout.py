@@ -8,26 +8,50 @@ is fast again (no restart).
 import time
 
 import pytest
-from conftest import ledger_verdict, steady_state
+from conftest import ledger_verdict
+
+from harness import topology
+from harness.guards import expect
 
 DB_TIMEOUT = "Database connection timed out."
 ANSWER_BUDGET_S = 3.5
+SHOP_SERVICES = tuple(name for name, service in topology.SERVICES.items() if service.shop)
 
 
-@pytest.mark.chaos(root_cause="database_bottleneck", runbook=["pool_timeouts", "recover_without_restart"])
-def test_db_connection_timeout(stack, chaos, shop, vendor, history, scenario_record):
-    steady_state(shop, "before")
+def lifetimes(stack) -> dict[str, tuple[str, str, int]]:
+    """Per shop container, what Docker says of its process: (status, started at, restart
+    count). A restart, by hand, by a restart policy or by a supervisor, moves StartedAt."""
+    out = {}
+    for name in SHOP_SERVICES:
+        container = stack.docker_container(name)
+        container.reload()
+        out[name] = (container.status, container.attrs["State"]["StartedAt"], int(container.attrs["RestartCount"]))
+    return out
+
+
+# Nothing is restarted here: the steady state after the heal is the shop recovering on its own.
+@pytest.mark.chaos(root_cause="database_bottleneck",
+                   guards={"db_503": "pool_timeouts", "log_line": None,
+                           "steady_state_after": "recover_without_restart", "no_restart": "recover_without_restart"})
+def test_db_connection_timeout(stack, chaos, shop, vendor, history, scenario_record, steady, evidence):
+    steady("before")
+    alive_before = lifetimes(stack)
     injected = time.time()
     with chaos.inject("network.latency", target="postgres", latency_ms=6000):
         answers = [shop.place_order(timeout_s=ANSWER_BUDGET_S) for _ in range(3)]
-    recovery_s = steady_state(shop, "after")
+    recovery_s = steady("after")
+    alive_after = lifetimes(stack)
     events = stack.logs("api_gateway", since=injected)
     scenario_record.update(answers=[(op.status or op.outcome, round(op.latency_s, 2)) for op in answers],
                            recovery_s=round(recovery_s, 2))
 
     hung = [round(op.latency_s, 2) for op in answers if op.outcome == "unknown"]
-    assert not hung, f"[db_503] requests hung past {ANSWER_BUDGET_S}s while the database was slow: {hung}"
-    assert all(op.status == 503 and op.headers.get("retry-after") for op in answers), \
-        f"[db_503] expected 503 with Retry-After: {[(op.status, op.body) for op in answers]}"
-    assert any(e.get("event") == DB_TIMEOUT for e in events), "[log_line] the manual's database line was not logged"
-    ledger_verdict(shop, vendor, history)
+    expect("db_503", not hung, f"requests hung past {ANSWER_BUDGET_S}s while the database was slow: {hung}")
+    expect("db_503", all(op.status == 503 and op.headers.get("retry-after") for op in answers),
+           f"expected 503 with Retry-After: {[(op.status, op.body) for op in answers]}")
+    expect("log_line", any(e.get("event") == DB_TIMEOUT for e in events), "the manual's database line was not logged")
+    restarted = {name: (alive_before[name], now) for name, now in alive_after.items()
+                 if now != alive_before[name] or now[0] != "running"}
+    expect("no_restart", not restarted, "the shop recovered only through restarted containers "
+           f"((status, started at, restart count) before -> after): {restarted}")
+    ledger_verdict(evidence, history)

@@ -9,9 +9,10 @@ no service restarted.
 import time
 
 import pytest
-from conftest import ledger_verdict, steady_state
+from conftest import ledger_verdict
 
 from harness.clients import connect_database
+from harness.guards import expect
 from harness.timeline import wait_for
 
 ANSWER_BUDGET_S = 3.5
@@ -27,9 +28,11 @@ def limbo_orders(stack, since: float) -> int:
 
 
 @pytest.mark.chaos(root_cause="database_bottleneck",
-                   runbook=["no_partial_writes", "recover_without_restart", "alert_on_recovery"])
-def test_db_outage(stack, chaos, shop, vendor, sink, history, scenario_record):
-    steady_state(shop, "before")
+                   guards={"db_503": "pool_timeouts", "health_red": None, "no_partial_writes": "no_partial_writes",
+                           "recover_without_restart": "recover_without_restart", "db_alert": "alert_on_recovery",
+                           "recovery_alert": "alert_on_recovery"})
+def test_db_outage(stack, chaos, shop, vendor, sink, history, scenario_record, steady, evidence):
+    steady("before")
     started = {name: stack.docker_container(name).attrs["State"]["StartedAt"]
                for name in ("api_gateway", "inventory_service", "auth_service")}
     injected = time.time()
@@ -40,21 +43,22 @@ def test_db_outage(stack, chaos, shop, vendor, sink, history, scenario_record):
         calls_during = len(vendor.journal()) - calls_before
         paged, _ = wait_for(lambda: [a for a in sink.alerts("firing") if a["chaos"]["what"] == DB_TIMEOUT], ALERT_BUDGET_S, 0.2)
     healed = time.time()
-    recovery_s = steady_state(shop, "after", budget_s=30)
+    recovery_s = steady("after", budget_s=30)
     restarted = [name for name, at in started.items() if stack.docker_container(name).attrs["State"]["StartedAt"] != at]
     scenario_record.update(answers=[(op.status or op.outcome, round(op.latency_s, 2)) for op in answers],
                            system_health=health.get("score"), recovery_s=round(recovery_s, 2))
 
     hung = [round(op.latency_s, 2) for op in answers if op.outcome == "unknown"]
-    assert not hung, f"[db_503] requests hung past {ANSWER_BUDGET_S}s while the database was down: {hung}"
-    assert all(op.status == 503 and op.headers.get("retry-after") for op in answers), \
-        f"[db_503] expected 503 with Retry-After: {[(op.status, op.body) for op in answers]}"
-    assert health.get("level") == "red", f"[health_red] the system looked {health.get('level')} with its database down"
-    assert calls_during == 0, f"[no_partial_writes] {calls_during} vendor calls for orders that were never recorded"
-    assert limbo_orders(stack, injected) == 0, "[no_partial_writes] orders were left half-written (status NEW)"
-    assert not restarted, f"[recover_without_restart] services had to restart: {restarted}"
+    expect("db_503", not hung, f"requests hung past {ANSWER_BUDGET_S}s while the database was down: {hung}")
+    expect("db_503", all(op.status == 503 and op.headers.get("retry-after") for op in answers),
+           f"expected 503 with Retry-After: {[(op.status, op.body) for op in answers]}")
+    expect("health_red", health.get("level") == "red",
+           f"the system looked {health.get('level')} with its database down")
+    expect("no_partial_writes", calls_during == 0, f"{calls_during} vendor calls for orders that were never recorded")
+    expect("no_partial_writes", limbo_orders(stack, injected) == 0, "orders were left half-written (status NEW)")
+    expect("recover_without_restart", not restarted, f"services had to restart: {restarted}")
     # Seed 001: someone is paged when the database stops answering, and told when it is back.
-    assert paged, f"[db_alert] no alert within {ALERT_BUDGET_S}s saying {DB_TIMEOUT!r}: {sink.alerts()}"
+    expect("db_alert", paged, f"no alert within {ALERT_BUDGET_S}s saying {DB_TIMEOUT!r}: {sink.alerts()}")
     resolved, _ = wait_for(lambda: [a for a in sink.alerts("resolved") if a["ts"] >= healed], ALERT_BUDGET_S, 0.2)
-    assert resolved, "[recovery_alert] no alert when the database answered again"
-    ledger_verdict(shop, vendor, history)
+    expect("recovery_alert", resolved, "no alert when the database answered again")
+    ledger_verdict(evidence, history)

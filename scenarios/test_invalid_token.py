@@ -8,17 +8,20 @@ no charge).
 import time
 
 import pytest
-from conftest import ledger_verdict, steady_state
+from conftest import ledger_verdict
 
 from harness.clients import ShopClient
+from harness.guards import expect
 
 INVALID_TOKEN = "User authentication failed: invalid token."
 TOKEN_FAULTS = ("auth.invalid_signature", "auth.expired", "auth.wrong_audience", "auth.garbage")
 
 
-@pytest.mark.chaos(root_cause="invalid_token", runbook=["reject_invalid_tokens"])
-def test_invalid_token(stack, chaos, shop, vendor, history, scenario_record):
-    steady_state(shop, "before")
+@pytest.mark.chaos(root_cause="invalid_token",
+                   guards={"reject_invalid": "reject_invalid_tokens", "log_line": None,
+                           "no_side_effect": "reject_invalid_tokens"})
+def test_invalid_token(stack, chaos, shop, vendor, history, scenario_record, steady, evidence):
+    steady("before")
     injected = time.time()
     calls_before = len(vendor.journal())
     answers = {}
@@ -28,12 +31,12 @@ def test_invalid_token(stack, chaos, shop, vendor, history, scenario_record):
             answers[name] = intruder.place_order().status
             intruder.close()
     calls_during = len(vendor.journal()) - calls_before
-    steady_state(shop, "after")
+    steady("after")
     events = stack.logs("api_gateway", since=injected)
     scenario_record.update(answers=answers)
 
     accepted = {name: status for name, status in answers.items() if status != 401}
-    assert not accepted, f"[reject_invalid] invalid tokens were not answered 401: {accepted}"
-    assert sum(e.get("event") == INVALID_TOKEN for e in events) >= len(TOKEN_FAULTS), "[log_line] line missing"
-    assert calls_during == 0, f"[no_side_effect] rejected requests made {calls_during} vendor calls"
-    ledger_verdict(shop, vendor, history)
+    expect("reject_invalid", not accepted, f"invalid tokens were not answered 401: {accepted}")
+    expect("log_line", sum(e.get("event") == INVALID_TOKEN for e in events) >= len(TOKEN_FAULTS), "line missing")
+    expect("no_side_effect", calls_during == 0, f"rejected requests made {calls_during} vendor calls")
+    ledger_verdict(evidence, history)

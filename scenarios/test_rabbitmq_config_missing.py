@@ -1,29 +1,36 @@
 """Seed 003: a deployment without RABBITMQ_* settings.
 
 Prescribed: the service refuses to start and names the missing variable (instead of running on
-hard-coded defaults that process nothing), and the running system stays healthy.
+hard-coded defaults that process nothing), and the running system stays healthy: its orders,
+placed before and after the bad deployment, are judged by the ledger like any other.
 """
 
 import pytest
-from conftest import steady_state
+from conftest import ledger_verdict
 
-VARIABLES = ("RABBITMQ_HOST", "RABBITMQ_PASS")
+from harness.guards import expect
+
+SERVICES = ("api_gateway", "inventory_service")
+# Every variable the broker settings need (services/shop/config.py: REQUIRED).
+VARIABLES = ("RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_USER", "RABBITMQ_PASS")
+CASES = [(service, variable) for service in SERVICES for variable in VARIABLES]
 
 
-@pytest.mark.chaos(root_cause="rabbitmq_config_missing", runbook=["config_validation", "broker_monitoring"])
-@pytest.mark.parametrize("service", ["api_gateway", "inventory_service"])
-def test_rabbitmq_config_missing(stack, chaos, shop, service, scenario_record):
-    steady_state(shop, "before")
-    outcomes = {}
-    for variable in VARIABLES:
-        with chaos.inject("config.missing_env", target=service, variable=variable) as fault:
-            outcomes[variable] = fault.outcome(settle_s=10)
-    steady_state(shop, "after")
-    scenario_record.update(outcomes={v: (s, c) for v, (s, c, _) in outcomes.items()})
+@pytest.mark.chaos(root_cause="rabbitmq_config_missing",
+                   guards={"refuse_to_start": "config_validation", "names_variable": "config_validation",
+                           "broker_monitoring": "broker_monitoring"})
+@pytest.mark.parametrize(("service", "variable"), CASES, ids=[f"{s}-{v}" for s, v in CASES])
+def test_rabbitmq_config_missing(stack, chaos, shop, service, variable, history, scenario_record, steady, evidence):
+    steady("before")
+    with chaos.inject("config.missing_env", target=service, variable=variable) as fault:
+        status, code, output = fault.outcome(settle_s=10)
+    steady("after")
+    scenario_record.update(outcome=(status, code))
 
-    for variable, (status, code, output) in outcomes.items():
-        assert status == "exited" and code not in (None, 0), \
-            f"[refuse_to_start] {service} without {variable} kept running ({status}) on defaults"
-        assert f"{variable} is not set" in output, f"[names_variable] the error does not name {variable}: {output[-300:]}"
+    expect("refuse_to_start", status == "exited" and code not in (None, 0),
+           f"{service} without {variable} kept running ({status}) on defaults")
+    expect("names_variable", f"{variable} is not set" in output,
+           f"the error does not name {variable}: {output[-300:]}")
     health = shop.http.get("/health").json()
-    assert health["checks"]["broker_connected"], f"[broker_monitoring] the running gateway lost its broker: {health}"
+    expect("broker_monitoring", health["checks"]["broker_connected"], f"the running gateway lost its broker: {health}")
+    ledger_verdict(evidence, history)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness import timeline
-from harness.report.incident import LANGUAGES, filename, slug
+from harness.report.incident import LANGUAGES, filename, prescription_verdicts, slug
 from harness.report.json_report import RAW, SCHEMA_VERSION, seconds, stamp, summary_rows
 from harness.runbook import ROOT_CAUSES
 
@@ -238,13 +238,20 @@ def _guardrail(trip: dict[str, Any] | None) -> str:
             f"healed {', '.join(trip.get('healed', [])) or 'nothing'}")
 
 
+def _prescriptions(s: dict[str, Any]) -> str:
+    """'fallback verified, retry_with_backoff violated': the marker's claims judged by the
+    scenario's guards that ran (harness.report.incident.prescription_verdicts)."""
+    verdicts = prescription_verdicts(list(s.get("runbook", [])), list(s.get("guards") or []))
+    return ", ".join(f"{p} {verdict}" for p, verdict in verdicts) or "-"
+
+
 def section(s: dict[str, Any]) -> str:
     """One scenario: verdict, reason, key figures, faults, alerts, plots, own figures, links."""
     t0, _ = _relative(s)
     cause = ROOT_CAUSES.get(s.get("root_cause") or "")
     parts = [f'<section id="{anchor(s["name"])}"><h2>{_e(s["name"])} {_verdict(s.get("outcome", "?"))}</h2>',
              f'<p class="cause">root cause: <b>{_e(cause.title if cause else s.get("root_cause"))}</b> '
-             f'· prescriptions it checks: {_e(", ".join(s.get("runbook", [])) or "-")}</p>']
+             f'· prescriptions its guards prove, as they came out in this run: {_e(_prescriptions(s))}</p>']
     if s.get("reason"):
         parts.append(f'<pre class="reason">{_e(s["reason"], 2000)}</pre>')
     parts.append(_table(("figure", "value"), [(_e(k), _e(v)) for k, v in _key_figures(s)], "figures"))

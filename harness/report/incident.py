@@ -3,7 +3,8 @@
 Seed 004 records every incident under six headings (現象, 復旧対応, 障害時間, 原因, 影響範囲,
 再発防止策). A game day should leave the same record a real outage would, so the people who
 read real ones can read these, written from what the run itself saw: probe samples, answers,
-alerts and log lines, the fault journal, the order history, the manual (harness.runbook) and
+alerts and log lines, the fault journal, the order history, the manual (harness.runbook), the
+scenario's guards as they ran (a prescription is verified only by its guards that held) and
 the scenario's verdict. Both languages come from one set of builders over phrase tables.
 """
 
@@ -16,7 +17,7 @@ from typing import Any, Callable
 
 from harness.report.json_report import RAW, seconds, stamp
 from harness.timeline import RECOVERY_STABLE_S
-from harness.runbook import ROOT_CAUSES, RootCause, Step
+from harness.runbook import ROOT_CAUSES, RootCause, Step, verdict
 
 LANGUAGES = ("ja", "en")
 FIELDS = ("symptoms", "recovery", "duration", "cause", "impact", "prevention")
@@ -75,6 +76,7 @@ PHRASES = {
         "verified": "Verified by this run: ",
         "violated": "Violated (failed at {guard}): ",
         "unproven": "Not proven by this run (it failed at {guard}): ",
+        "not_run": "Not proven by this run (no guard of it ran): ",
         "uncovered": "Not covered by this scenario: ",
         "none": "none",
         "when": "{utc} / {jst}",
@@ -126,6 +128,7 @@ PHRASES = {
         "verified": "この実行で検証済み: ",
         "violated": "違反（{guard} で失敗）: ",
         "unproven": "この実行では未証明（{guard} で失敗）: ",
+        "not_run": "この実行では未証明（検証が実行されなかった）: ",
         "uncovered": "このシナリオの対象外: ",
         "none": "なし",
         "when": "{jst} / {utc}",
@@ -139,6 +142,7 @@ STEP_JA = {  # the manual's steps (harness.runbook) in Japanese, by stable id
     "circuit_breaker": "障害中のベンダーへの呼び出しをサーキットブレーカーで止める",
     "fallback": "フォールバック: 注文を失敗させず PAYMENT_PENDING として受け付ける",
     "exactly_once_settlement": "復旧後、保留中の注文をちょうど一度だけ決済する",
+    "give_up_after_refusals": "決済代行に拒否され続ける注文は注文ごとに間隔を空けて再試行し、上限で FAILED にして在庫を戻し通知する",
     "alert_on_recovery": "障害時だけでなく復旧時にもアラートを送る（seed 001）",
     "check_db_metrics": "接続数、スロークエリ、リソース使用量を確認する",
     "tune_pool": "コネクションプールの上限とタイムアウトを見直す",
@@ -174,7 +178,6 @@ STEP_JA = {  # the manual's steps (harness.runbook) in Japanese, by stable id
     "slo_under_faults": "障害中も SLO 内で利用者に応える",
 }
 GUARD = re.compile(r"\[([a-z0-9_]+)\]")
-STOP_WORDS = {"on", "to", "with", "of", "the", "a"}
 
 
 def slug(name: str) -> str:
@@ -204,16 +207,12 @@ def _statuses(mapping: dict[str, int], p: dict[str, str]) -> str:
     return ", ".join(f"{p['no_answer'] if key == '0' else key} ×{count}" for key, count in mapping.items())
 
 
-def prescription_verdicts(prescriptions: list[str], outcome: str, reason: str | None) -> list[tuple[str, str]]:
-    """(prescription, verified | violated | unproven) for what the scenario's marker declares.
-
-    A pass verifies them all. A failure violates those sharing a word with the failed [guard]
-    (e.g. [backoff] -> retry_with_backoff); the rest are only not proven by this run."""
-    if outcome == "passed":
-        return [(p, "verified") for p in prescriptions]
-    match = GUARD.search(reason or "")
-    words = set(match.group(1).split("_")) - STOP_WORDS if match else set()
-    return [(p, "violated" if words & (set(p.split("_")) - STOP_WORDS) else "unproven") for p in prescriptions]
+def prescription_verdicts(prescriptions: list[str], guards: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(prescription, verified | violated | unproven) for what the scenario's guards declare,
+    judged only from its guards that ran (the `guards` records: tag, prescription, held):
+    verified when a guard of it ran and every one that ran held, violated when one failed,
+    unproven when none ran (the scenario stopped before it). The marker alone proves nothing."""
+    return [(p, verdict([bool(g.get("held")) for g in guards if g.get("prescription") == p])) for p in prescriptions]
 
 
 Doc = dict[str, Any]  # a scenario or run entry of the report (schema 2)
@@ -309,15 +308,19 @@ def impact(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -> 
 def prevention(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -> list[str]:
     steps = {step.id: step for step in cause.prescriptions + cause.first_response} if cause else {}
     declared = list(s.get("runbook", []))
+    ran = list(s.get("guards") or [])
+    failed = [g["tag"] for g in ran if not g.get("held")]  # a failing guard ends the scenario: one at most
     match = GUARD.search(s.get("reason") or "")
-    guard = match.group(0) if match else str(s.get("outcome"))
+    guard = f"[{failed[0]}]" if failed else match.group(0) if match else str(s.get("outcome"))
 
     def line(key: str, pid: str) -> str:
         text = _step_text(steps[pid], lang) if pid in steps else pid
         return p[key].format(guard=guard) + p["step"].format(id=pid, text=text)
 
-    verdicts = prescription_verdicts(declared, s.get("outcome", "?"), s.get("reason"))
-    lines = [line(verdict, pid) for pid, verdict in verdicts]
+    def key(verdict_of: str) -> str:  # unproven: the scenario failed before the guard, or the guard never ran
+        return "not_run" if verdict_of == "unproven" and s.get("outcome") == "passed" else verdict_of
+
+    lines = [line(key(verdict_of), pid) for pid, verdict_of in prescription_verdicts(declared, ran)]
     lines += [line("uncovered", step.id) for step in (cause.prescriptions if cause else ()) if step.id not in declared]
     return lines or [p["none"]]
 

@@ -302,7 +302,10 @@ def test_down_writes_the_game_day_report_then_removes_the_stack(kept, tmp_path):
     assert {"network.latency", "network.down", "http.status", "disk.fill", "process.pause"} <= faults
     assert day["guardrail"]["condition"] == "health<50" and day["figures"]["guardrail_trips"] >= 1
     assert day["outcome"] == "failed" and day["reason"].startswith("[guardrail] health<50")
-    assert day["probe"]["samples"] > 20 and day["ttd_s"] is not None
+    assert document["run"]["run_id"] == kept["run_id"] and day["nodeid"] == f"game day {kept['run_id']}"
+    own = json.loads((run_dir / "game_day.json").read_text())
+    assert own["run_id"] == kept["run_id"] and day["probe"]["samples"] >= 1
+    assert len(own["timeline"]["samples"]) == day["probe"]["samples"] and day["ttd_s"] is not None
     assert "[guardrail] health<50" in (run_dir / "incident-game_day.en.md").read_text()
     assert "TRIPPED" in (run_dir / "report.html").read_text()
     assert not (Path(os.environ[registry.STATE_ENV]) / "samples" / f"{kept['run_id']}.jsonl").exists()

@@ -43,14 +43,16 @@ def test_json_parses_with_ttd_ttr_and_the_raw_timeline(run_dir: Path):
     (scenario,) = document["scenarios"]
     assert scenario["outcome"] == "passed" and scenario["faults"][0]["fault"] == "http.status"
     assert scenario["ttd_s"] is not None and scenario["ttr_s"] is not None, scenario
-    assert scenario["probe"]["hz"] >= 8 and scenario["probe"]["samples"] >= 50
+    assert scenario["probe"]["samples"] >= 1 and document["run"]["run_id"] == run_dir.name
     own = json.loads((run_dir / f"{SCENARIO}.json").read_text())
     assert len(own["timeline"]["samples"]) == scenario["probe"]["samples"] and own["timeline"]["ops"]
+    assert own["run_id"] == run_dir.name
 
 
 def test_csv_has_a_row_per_sample(run_dir: Path):
     rows = list(csv.DictReader((run_dir / "timeline.csv").open(encoding="utf-8")))
-    assert len(rows) >= 50 and {row["scenario"] for row in rows} == {SCENARIO}
+    (scenario,) = json.loads((run_dir / "report.json").read_text())["scenarios"]
+    assert len(rows) == scenario["probe"]["samples"] and {row["scenario"] for row in rows} == {SCENARIO}
     assert any(row["fault_active"] == "http.status" for row in rows)
     assert any(row["level"] != "green" for row in rows if row["fault_active"])
 

@@ -45,7 +45,7 @@ def test_compose_check_passes_on_the_committed_file():
 def test_runbook_covers_every_root_cause():
     result = run([str(BIN / "chaos"), "runbook", "--json"])
     assert result.returncode == 0, result.stdout
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["root_causes"]
     assert all(row["scenarios"] for row in rows) and len(rows) == 9
 
 

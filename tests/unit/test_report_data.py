@@ -7,6 +7,8 @@ green again from 7.7 s on; orders every 0.25 s from 1 s to 9 s.
 
 from __future__ import annotations
 
+import re
+
 from harness import timeline
 from harness.report.json_report import RAW
 
@@ -59,12 +61,35 @@ def ops() -> list[dict]:
     return out
 
 
+# payment_outage's guards in the order they run, with the prescription each proves.
+GUARDS = (("steady_state_before", None), ("steady_state_after", None), ("fallback_202", "fallback"),
+          ("latency_budget", None), ("log_line", None), ("alert", "alert_on_recovery"),
+          ("recovery_alert", "alert_on_recovery"), ("backoff", "retry_with_backoff"), ("breaker_opens", "circuit_breaker"),
+          ("recovery", "exactly_once_settlement"), ("exactly_once", "exactly_once_settlement"), ("ledger", None))
+
+
+def guards_ran(failed_at: str | None) -> list[dict]:
+    """The guard records of a run that failed at the guard `failed_at` (None: every guard held;
+    a tag that is no guard: it failed before any guard ran)."""
+    tags = [tag for tag, _ in GUARDS]
+    if failed_at is None:
+        return [{"tag": tag, "prescription": p, "held": True} for tag, p in GUARDS]
+    if failed_at not in tags:
+        return []
+    stop = tags.index(failed_at)
+    return [{"tag": tag, "prescription": p, "held": i < stop} for i, (tag, p) in enumerate(GUARDS[:stop + 1])]
+
+
 def scenario(name: str = "payment_outage", outcome: str = "passed", reason: str | None = None) -> dict:
-    """A scenario entry as the plugin builds it (schema 2), raw timeline included."""
+    """A scenario entry as the plugin builds it (schema 2), raw timeline included; its guards ran
+    until the one its reason names."""
     s, j, a, o = samples(), journal(), alerts(), ops()
+    tag = re.search(r"\[([a-z0-9_]+)\]", reason or "")
+    failed_at = None if outcome == "passed" else tag.group(1) if tag else ""
     return {"name": name, "nodeid": f"scenarios/test_{name}.py::test_{name}", "root_cause": "payment_gateway_outage",
-            "runbook": ["retry_with_backoff", "circuit_breaker", "fallback", "exactly_once_settlement",
-                        "alert_on_recovery"],
+            "runbook": ["fallback", "alert_on_recovery", "retry_with_backoff", "circuit_breaker",
+                        "exactly_once_settlement"],
+            "guards": guards_ran(failed_at),
             "outcome": outcome, "duration_s": 11.9, "reason": reason, "figures": {"recovery_s": 1.2},
             "window": {"started": T0, "finished": T0 + 12.0},
             "probe": {"samples": len(s), "errors": 0, "hz": 10.0, "cpu_s": 0.05, "cpu_percent": 0.4, "wall_s": 12.0},

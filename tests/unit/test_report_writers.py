@@ -40,7 +40,7 @@ def test_html_marks_a_remote_reference_even_when_text_mentions_one():
 
 
 def test_html_without_samples_or_history_still_draws_the_health_plot():
-    bare = {"name": "rabbitmq_config_missing", "outcome": "failed", "reason": "setup failed", "runbook": []}
+    bare = {"name": "rabbitmq_config_missing", "outcome": "failed", "reason": "setup failed", "runbook": [], "guards": []}
     page = html.render(RUN, [bare])
     assert page.count("<svg") == 1 and "no probe samples" in page
 
@@ -96,12 +96,31 @@ def test_every_step_of_the_manual_has_a_japanese_text():
     assert ids <= set(incident.STEP_JA)
 
 
-def test_a_failed_guard_violates_the_prescription_it_protects():
-    verdicts = dict(incident.prescription_verdicts(
-        ["retry_with_backoff", "circuit_breaker", "fallback"], "failed", FAILED_REASON))
-    assert verdicts == {"retry_with_backoff": "violated", "circuit_breaker": "unproven", "fallback": "unproven"}
-    assert incident.prescription_verdicts(["fallback"], "passed", None) == [("fallback", "verified")]
-    assert incident.prescription_verdicts(["fallback"], "failed", None) == [("fallback", "unproven")]
+def test_a_failed_guard_violates_its_prescription_and_held_ones_verify_theirs():
+    failed = scenario("payment_outage", "failed", FAILED_REASON)  # stopped at [backoff]
+    verdicts = dict(incident.prescription_verdicts(failed["runbook"], failed["guards"]))
+    assert verdicts == {"fallback": "verified", "alert_on_recovery": "verified", "retry_with_backoff": "violated",
+                        "circuit_breaker": "unproven", "exactly_once_settlement": "unproven"}
+    prevention = "\n".join(incident.fields(failed, RUN, "en")["prevention"])
+    assert "Violated (failed at [backoff]): `retry_with_backoff`" in prevention
+    assert "Verified by this run: `fallback`" in prevention
+    assert "Not proven by this run (it failed at [backoff]): `circuit_breaker`" in prevention
+
+
+def test_a_marker_alone_verifies_nothing():
+    claimed = {**scenario(), "guards": []}  # the marker names five prescriptions; no guard ran
+    assert {v for _, v in incident.prescription_verdicts(claimed["runbook"], claimed["guards"])} == {"unproven"}
+    prevention = "\n".join(incident.fields(claimed, RUN, "en")["prevention"])
+    assert "Verified" not in prevention and prevention.count("no guard of it ran") == 5
+    assert "verified" not in html.section(claimed).split('class="cause"')[1].split("</p>")[0]
+
+
+def test_a_guard_that_held_once_and_failed_later_does_not_verify():
+    guards = [{"tag": "breaker_opens", "prescription": "circuit_breaker", "held": True},
+              {"tag": "breaker_opens", "prescription": "circuit_breaker", "held": False}]
+    assert incident.prescription_verdicts(["circuit_breaker"], guards) == [("circuit_breaker", "violated")]
+    held = [{"tag": "fallback_202", "prescription": "fallback", "held": True}]
+    assert incident.prescription_verdicts(["fallback"], held) == [("fallback", "verified")]
 
 
 def test_writers_leave_every_file(tmp_path):

@@ -1,0 +1,52 @@
+"""Root cause 2 at the worst moment: the database goes away after the vendor charged an order
+and before the gateway wrote that down.
+
+Prescribed: nothing half-written. A charged order always ends PAID: the resilient gateway
+writes PAYMENT_PENDING before it calls the vendor, so when the outcome can't be written the
+order is not left NEW; once the request's lease ends the settler charges it again under the
+same key (the vendor replays the charge it made) and finishes it. The customer, told 503 with
+Retry-After, retries and ends with one paid order, one charge, one mail.
+"""
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from conftest import RECOVERY_BUDGET_S, ledger_verdict, retry_until_answered
+
+from harness.guards import expect
+from harness.timeline import wait_for
+
+VENDOR_DELAY_MS = 1500  # under the gateway's payment timeout (2 s): the charge succeeds, late
+SETTLE_BUDGET_S = RECOVERY_BUDGET_S  # the order lease (10 s) plus settling
+
+
+@pytest.mark.chaos(root_cause="database_bottleneck",
+                   guards={"cut_timed": None, "charged_order_paid": "no_partial_writes"})
+def test_charge_then_db_cut(stack, chaos, shop, vendor, sink, history, steady, evidence, scenario_record):
+    steady("before")
+    key = uuid.uuid4().hex
+    with chaos.inject("http.slow_body", target="payment_gateway", delay_ms=VENDOR_DELAY_MS):
+        with ThreadPoolExecutor(1) as pool:
+            began = time.time()
+            answer = pool.submit(shop.place_order, key=key, timeout_s=15)
+
+            def charged() -> list[dict]:
+                return [e for e in vendor.journal() if e["ts"] >= began and e.get("outcome") == "charged"]
+
+            seen, _ = wait_for(charged, 5, 0.05)
+            expect("cut_timed", bool(seen), "the vendor never received the order's charge")
+            with chaos.inject("network.down", target="postgres"):
+                first = answer.result(timeout=20)
+    retries = retry_until_answered(shop, key)
+    order_id = seen[0]["order_id"]
+    final, settle_s = wait_for(lambda: (shop.order(order_id) or {}).get("status") == "PAID", SETTLE_BUDGET_S, 0.25)
+    steady("after")
+    scenario_record.update(first_answer=first.status, retries=[op.status for op in retries],
+                           settle_s=round(settle_s, 2))
+
+    expect("charged_order_paid", final,
+           f"the order the vendor charged is {(shop.order(order_id) or {}).get('status')} "
+           f"{SETTLE_BUDGET_S:.0f}s after the database came back (first answer {first.status})")
+    ledger_verdict(evidence, history)

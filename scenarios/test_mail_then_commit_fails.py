@@ -1,0 +1,40 @@
+"""Seed 002's duplicate notification, from the consumer's side: the paid mail has gone out,
+then the commit of the event's transaction fails (the database is cut), the event is
+requeued, and a consumer that mails inside its transaction mails the customer again.
+
+Prescribed: one mail per order. The resilient consumer claims the mail in the event's
+transaction, commits, then sends, then records it sent (retrying that while the database is
+away instead of requeueing the event).
+"""
+
+import time
+
+import pytest
+from conftest import RECOVERY_BUDGET_S, ledger_verdict
+
+from harness.guards import expect
+from harness.timeline import wait_for
+
+MAIL_SERVER_DELAY_MS = 2500  # the consumer waits this long for the mail server's 250
+CUT_S = 4.0  # longer than the rest of that wait: the commit (or the "sent" mark) meets the cut
+
+
+@pytest.mark.chaos(root_cause="timeout_mismatch",
+                   guards={"mail_sent": None, "one_mail_per_order": "idempotency_keys"})
+def test_mail_then_commit_fails(stack, chaos, shop, vendor, sink, history, steady, evidence, scenario_record):
+    steady("before")
+    sink.slow_mail(MAIL_SERVER_DELAY_MS)
+    try:
+        op = shop.place_order()
+        mailed, _ = wait_for(lambda: any(m["order_id"] == op.order_id for m in sink.mails()), 10, 0.05)
+        expect("mail_sent", op.status == 201 and bool(mailed), f"the order was not paid and mailed: {op.status} {op.body}")
+        with chaos.inject("network.down", target="postgres"):
+            time.sleep(CUT_S)  # the fault's window: how long the cut lasts, not a wait for a condition
+    finally:
+        sink.slow_mail(0)
+    steady("after", budget_s=RECOVERY_BUDGET_S)
+    verdict = ledger_verdict(evidence, history, strict=False)
+    mails = [m for m in sink.mails() if m["order_id"] == op.order_id]
+    scenario_record.update(mails=len(mails))
+    expect("one_mail_per_order", len(mails) == 1, f"{len(mails)} paid mails for order {op.order_id}")
+    expect("ledger", verdict.ok, verdict.explain())

@@ -1,0 +1,50 @@
+"""Root cause 1, one order at a time: the vendor keeps refusing one order (a declined card)
+while it charges every other, and pending orders wait behind it.
+
+Prescribed: retries back off per order and end. The resilient settler counts the vendor's
+refusals of that order, backs off, and after a bounded number ends it FAILED, releases its
+stock and alerts; the orders behind it are settled meanwhile. A settler that retries the
+refused order first on every tick never reaches the others.
+"""
+
+import pytest
+from conftest import RECOVERY_BUDGET_S, ledger_verdict
+
+from harness.guards import expect
+from harness.timeline import wait_for
+
+DECLINED_CENTS = 4242
+BEHIND = 3
+
+
+@pytest.mark.chaos(root_cause="payment_gateway_outage",
+                   guards={"pending_accepted": "fallback", "others_settled": "exactly_once_settlement",
+                           "refused_order_failed": "give_up_after_refusals", "give_up_alert": "give_up_after_refusals"})
+def test_settler_gives_up(stack, chaos, shop, vendor, sink, history, steady, evidence, scenario_record):
+    steady("before")
+    with chaos.inject("http.decline", target="payment_gateway", amount_cents=DECLINED_CENTS):
+        refused = shop.place_order(amount_cents=DECLINED_CENTS)
+        with chaos.inject("http.status", target="payment_gateway", status=503):
+            behind = [shop.place_order() for _ in range(BEHIND)]
+        ids = [op.order_id for op in behind if op.order_id]
+
+        def settled() -> bool:
+            return all((shop.order(oid) or {}).get("status") == "PAID" for oid in ids)
+
+        others_paid, settle_s = wait_for(settled, RECOVERY_BUDGET_S, 0.25)
+        gave_up, _ = wait_for(lambda: (shop.order(refused.order_id) or {}).get("status") == "FAILED",
+                              RECOVERY_BUDGET_S, 0.25) if refused.order_id else (False, 0)
+    alerts = [a for a in sink.alerts("firing") if refused.order_id and refused.order_id in a["chaos"]["what"]]
+    steady("after")
+    scenario_record.update(refused=(refused.status, refused.body.get("status")), settle_s=round(settle_s, 2),
+                           behind=[(op.status, op.body.get("status")) for op in behind])
+
+    expect("pending_accepted", refused.status == 202 and all(op.status == 202 for op in behind),
+           f"orders were not accepted as PAYMENT_PENDING: {refused.status} {[op.status for op in behind]}")
+    expect("others_settled", others_paid,
+           f"orders behind the refused one were not settled within {RECOVERY_BUDGET_S:.0f}s")
+    expect("refused_order_failed", gave_up,
+           f"the refused order is {(shop.order(refused.order_id) or {}).get('status')}, not FAILED")
+    expect("give_up_alert", bool(alerts), "no alert named the order the vendor kept refusing")
+    # The refused order was answered 202 and ended FAILED: the one anomaly this scenario provokes.
+    ledger_verdict(evidence, history, expected={("pending_not_settled", refused.key)})
