@@ -480,9 +480,13 @@ def test_what_a_correct_shop_leaves_is_judged_clean(run):
     assert verdict.ok, verdict.explain()
 
 
-@settings(max_examples=200, deadline=None)
-@given(clean_runs(), st.sampled_from(ANOMALIES), st.data())
-def test_one_injected_anomaly_is_reported_under_its_class(run, kind, data):
+# One run per class rather than a class drawn by Hypothesis: its draws lean towards the first
+# choices, so some class would go untried in one run out of a few. Hypothesis still picks the
+# clean run and every detail of the break (which order, which status, which way stock drifts).
+@pytest.mark.parametrize("kind", ANOMALIES)
+@settings(max_examples=50, deadline=None)
+@given(run=clean_runs(), data=st.data())
+def test_one_injected_anomaly_is_reported_under_its_class(kind, run, data):
     history, world = run
     MUTATORS[kind](history, world, data)
     verdict = check(history, world)
