@@ -44,9 +44,16 @@ def test_rabbitmq_outage(stack, chaos, shop, vendor, sink, inventory, history, s
         during = [shop.place_order() for _ in range(ORDERS_DURING_OUTAGE)]
         ids = [op.order_id for op in during if op.order_id]
         kept = outbox_rows(stack, ids)  # while the broker is still down
-    # Nothing kept, nothing to relay: the [outbox] guard says so without waiting out the budget.
-    relayed, _ = wait_for(lambda: bool(ids) and not unpublished(outbox_rows(stack, ids)),
-                          RECOVERY_BUDGET_S if any(kept.values()) else 0, 0.5)
+    scenario_record.update(outbox_during={oid: len(rows) for oid, rows in kept.items()})
+
+    # What the outage left is judged at once; a shop that lost the events fails here, on its
+    # guard, rather than later on a consumer that never came back.
+    expect("orders_accepted", len(ids) == ORDERS_DURING_OUTAGE and all(op.status == 201 for op in during),
+           f"orders during the outage: {[op.status for op in during]}")
+    unkept = {oid: rows for oid, rows in kept.items() if not rows or any(rows)}
+    expect("outbox", ids and not unkept,
+           f"events not kept unpublished in the outbox while the broker was down (order: published flags): {unkept}")
+    relayed, _ = wait_for(lambda: not unpublished(outbox_rows(stack, ids)), RECOVERY_BUDGET_S, 0.5)
 
     def delivered() -> bool:
         return all((inventory.reservation(oid) or {}).get("status") == "CONFIRMED" for oid in ids)
@@ -54,14 +61,8 @@ def test_rabbitmq_outage(stack, chaos, shop, vendor, sink, inventory, history, s
     confirmed, recovery_s = wait_for(delivered, RECOVERY_BUDGET_S, 0.5)
     mails = [m for m in sink.mails() if m["order_id"] in ids]
     steady("after")
-    scenario_record.update(outbox_during={oid: len(rows) for oid, rows in kept.items()},
-                           recovery_s=round(recovery_s, 2), mails=len(mails))
+    scenario_record.update(recovery_s=round(recovery_s, 2), mails=len(mails))
 
-    expect("orders_accepted", len(ids) == ORDERS_DURING_OUTAGE and all(op.status == 201 for op in during),
-           f"orders during the outage: {[op.status for op in during]}")
-    unkept = {oid: rows for oid, rows in kept.items() if not rows or any(rows)}
-    expect("outbox", ids and not unkept,
-           f"events not kept unpublished in the outbox while the broker was down (order: published flags): {unkept}")
     expect("outbox_relayed", relayed,
            f"outbox rows still unpublished after the broker came back: {unpublished(outbox_rows(stack, ids))}")
     lost = [oid for oid in ids if (inventory.reservation(oid) or {}).get("status") != "CONFIRMED"]

@@ -53,21 +53,14 @@ def test_storm(stack, chaos, shop, vendor, history, scenario_record, clean_dlq, 
                 chaos.inject("message.malformed_json", target="rabbitmq", count=MALFORMED):
             time.sleep(STORM_S)
     orders, stats = load.history(), load.stats()
-    steady("after")
-    parked, _ = wait_for(lambda: (queue_depth(broker.host, broker.port, DLQ) or 0) >= MALFORMED and
-                         queue_depth(broker.host, broker.port, DLQ), 15, 0.3)
     began, ended = storm_window(chaos.journal)
     during = orders.between(began, ended)
     accepted = [op for op in during if op.status in (201, 202)]
     share = len(accepted) / max(1, len(during))
-    slowed_from, slowed_to = in_effect(chaos.journal, "network.latency")
-    slowed = [op for op in orders.ops if op.status is not None and op.invoked >= slowed_from
-              and op.completed is not None and op.completed <= slowed_to]
-    too_fast = [round(op.latency_s, 3) for op in slowed if op.latency_s < INVENTORY_LATENCY_MS / 1000]
     scenario_record.update(load=stats, orders=len(orders.ops), orders_during_storm=len(during),
-                           accepted_during_storm=len(accepted), accepted_share=round(share, 3),
-                           dlq_depth=parked, slowed_orders=len(slowed), faster_than_the_edge=too_fast[:20])
+                           accepted_during_storm=len(accepted), accepted_share=round(share, 3))
 
+    # The SLOs need only the load's own record, so they are judged before the steady state after.
     expected = load_settings["users"] * load_settings["rate"] * DURATION_S
     expect("load", len(orders.ops) >= expected * 0.5, f"only {len(orders.ops)} orders were sent")
     expect("load", during, f"no order was sent while the faults were active ({began:.2f}..{ended:.2f})")
@@ -78,6 +71,15 @@ def test_storm(stack, chaos, shop, vendor, history, scenario_record, clean_dlq, 
     expect("slo_latency", stats.get("requests") and p99 is not None,
            f"Locust's stats are missing, so the p99 SLO can't be judged: {stats or 'no aggregate was written'}")
     expect("slo_latency", p99 <= SLO_P99_MS, f"p99 {p99} ms > {SLO_P99_MS} ms")
+
+    steady("after")
+    parked, _ = wait_for(lambda: (queue_depth(broker.host, broker.port, DLQ) or 0) >= MALFORMED and
+                         queue_depth(broker.host, broker.port, DLQ), 15, 0.3)
+    slowed_from, slowed_to = in_effect(chaos.journal, "network.latency")
+    slowed = [op for op in orders.ops if op.status is not None and op.invoked >= slowed_from
+              and op.completed is not None and op.completed <= slowed_to]
+    too_fast = [round(op.latency_s, 3) for op in slowed if op.latency_s < INVENTORY_LATENCY_MS / 1000]
+    scenario_record.update(dlq_depth=parked, slowed_orders=len(slowed), faster_than_the_edge=too_fast[:20])
     expect("malformed_dead_lettered", parked == MALFORMED,
            f"the DLQ holds {parked} messages, {MALFORMED} malformed ones were injected during the storm")
     expect("slow_edge", slowed and not too_fast,

@@ -32,7 +32,7 @@ from shop.db import Database, DatabaseUnavailable, unavailable_response
 from shop.health import system as system_health_of
 from shop.health import Recent, report
 from shop.logs import DB_TIMEOUT, configure
-from shop.node_a import DiskMonitor, write_receipt
+from shop.node_a import DiskMonitor, read_receipt, write_receipt
 from shop.observability import observe
 from shop.outbox import SCHEMA as OUTBOX_SCHEMA
 from shop.outbox import Outbox
@@ -479,6 +479,20 @@ async def get_order(order_id: uuid.UUID, authorization: str | None = Header(defa
     if not rows:
         return JSONResponse({"error": "no such order"}, status_code=404)
     return JSONResponse(rows[0])
+
+
+@app.get("/orders/{order_id}/receipt")
+async def get_receipt(order_id: uuid.UUID, authorization: str | None = Header(default=None)) -> JSONResponse:
+    """The order's receipt, read from node-A's data volume: the read that a full disk must not
+    stop (writes are shed, reads are served)."""
+    try:
+        await auth_client.verify(state.peers, authorization)
+    except (auth_client.AuthDenied, auth_client.AuthUnavailable) as exc:
+        return auth_client.denial(exc)
+    receipt = await asyncio.to_thread(read_receipt, str(order_id))
+    if receipt is None:
+        return JSONResponse({"error": "no receipt for this order"}, status_code=404)
+    return JSONResponse(receipt)
 
 
 @app.get("/outbox")

@@ -35,6 +35,16 @@ def write_receipt(order_id: str, body: dict) -> None:
     (folder / f"{order_id}.json").write_text(json.dumps(body))
 
 
+def read_receipt(order_id: str) -> dict | None:
+    """A receipt back from node-A's volume (None when there is none): a read needs no free
+    space, so it must keep working while the disk is full."""
+    path = DATA_DIR / "receipts" / f"{order_id}.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
 class DiskMonitor:
     """Flips `critical` at the threshold, with one alert on the way up and one on the way down."""
 
