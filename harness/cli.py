@@ -362,7 +362,7 @@ def cmd_runbook(args: argparse.Namespace) -> int:
                   f"scenario(s)): {judged['report']}")
         for row in rows:
             mark = "ok  " if row["scenarios"] else "GAP "
-            print(f"{mark}{row['root_cause']:<26} {row['source']:<9} scenarios: {', '.join(row['scenarios']) or '-'}")
+            print(f"{mark}{row['root_cause']:<26} {row['source']:<32} scenarios: {', '.join(row['scenarios']) or '-'}")
             print(f"{'':<4}verified: {', '.join(row['verified']) or '-'}")
             for violated in row["violated"]:
                 print(f"{'':<4}FAILED:   {violated['prescription']} ({', '.join(violated['failed'])})")

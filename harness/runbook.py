@@ -36,7 +36,7 @@ class RootCause:
     services: tuple[str, ...]
     first_response: tuple[Step, ...]
     prescriptions: tuple[Step, ...]
-    source: str = "seed 000"
+    source: str = "operations manual"
 
 
 ROOT_CAUSES: dict[str, RootCause] = {
@@ -55,7 +55,7 @@ ROOT_CAUSES: dict[str, RootCause] = {
              Step("exactly_once_settlement", "Settle pending orders exactly once after recovery"),
              Step("give_up_after_refusals", "Back off per order and stop retrying one the vendor keeps refusing: "
                   "FAILED, stock released, an alert"),
-             Step("alert_on_recovery", "Alert on failure and on recovery (seed 001)"))),
+             Step("alert_on_recovery", "Alert on failure and on recovery (the monitoring notes)"))),
         RootCause(
             "database_bottleneck", "Database bottleneck or connection problems",
             "データベースのボトルネックまたは接続問題",
@@ -66,7 +66,7 @@ ROOT_CAUSES: dict[str, RootCause] = {
             (Step("pool_timeouts", "Bounded pool, connect and statement timeouts: 503 + Retry-After, no hung worker"),
              Step("recover_without_restart", "Recover by itself when the database is back"),
              Step("no_partial_writes", "Write nothing half-way during an outage"),
-             Step("alert_on_recovery", "Alert when the database stops answering, and when it answers again (seed 001)"))),
+             Step("alert_on_recovery", "Alert when the database stops answering, and when it answers again (the monitoring notes)"))),
         RootCause(
             "inventory_null_pointer", "Application bug: null values in inventory data",
             "アプリケーションコードのバグまたは予期せぬ状態",
@@ -110,7 +110,7 @@ ROOT_CAUSES: dict[str, RootCause] = {
             (Step("check_duplicates", "Count notifications per order"),),
             (Step("timeouts_aligned", "Caller timeouts longer than the work they wait for"),
              Step("idempotency_keys", "Idempotency keys end to end: one charge, one mail per order")),
-            source="seed 002"),
+            source="duplicate-notification incident"),
         RootCause(
             "rabbitmq_config_missing", "RabbitMQ settings missing: workers silently used defaults",
             "RabbitMQ設定の欠落によりワーカーが既定値で動作",
@@ -120,7 +120,7 @@ ROOT_CAUSES: dict[str, RootCause] = {
              Step("broker_monitoring", "Health score shows the broker connection"),
              Step("worker_auto_recovery", "Consumers reconnect after a broker outage"),
              Step("outbox", "Events kept in an outbox while the broker is away")),
-            source="seed 003"),
+            source="RabbitMQ-configuration incident"),
         RootCause(
             "storm", "Several faults at once under load", "負荷下での複合障害",
             None, ("api_gateway", "inventory_service", "payment_gateway", "rabbitmq"),

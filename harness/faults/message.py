@@ -123,7 +123,7 @@ class Poison(Publish):
 
 class Duplicate(Publish):
     name = "message.duplicate"
-    description = "publish the same order.paid event several times (a redelivery; seed 002)"
+    description = "publish the same order.paid event several times (a redelivery, as in the duplicate-notification incident)"
     Params = EventParams
 
     def bodies(self) -> list[tuple[str, bytes, str]]:

@@ -143,7 +143,7 @@ STEP_JA = {  # the manual's steps (harness.runbook) in Japanese, by stable id
     "fallback": "フォールバック: 注文を失敗させず PAYMENT_PENDING として受け付ける",
     "exactly_once_settlement": "復旧後、保留中の注文をちょうど一度だけ決済する",
     "give_up_after_refusals": "決済代行に拒否され続ける注文は注文ごとに間隔を空けて再試行し、上限で FAILED にして在庫を戻し通知する",
-    "alert_on_recovery": "障害時だけでなく復旧時にもアラートを送る（seed 001）",
+    "alert_on_recovery": "障害時だけでなく復旧時にもアラートを送る（監視の運用ノートより）",
     "check_db_metrics": "接続数、スロークエリ、リソース使用量を確認する",
     "tune_pool": "コネクションプールの上限とタイムアウトを見直す",
     "pool_timeouts": "プール・接続・ステートメントのタイムアウトを設け、503 + Retry-After を返しワーカーを固まらせない",

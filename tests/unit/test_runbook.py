@@ -40,7 +40,7 @@ def _row(rows, cause="invalid_token"):
 
 
 def test_the_six_root_causes_of_the_manual_carry_their_exact_lines():
-    assert {rc.log_line for rc in ROOT_CAUSES.values() if rc.source == "seed 000"} == MANUAL_LINES
+    assert {rc.log_line for rc in ROOT_CAUSES.values() if rc.source == "operations manual"} == MANUAL_LINES
 
 
 def test_step_ids_are_unique_within_a_root_cause():
