@@ -186,7 +186,7 @@ async def _settle_pending() -> None:
 
 def _refused_by_vendor(exc: VendorError) -> bool:
     """The vendor answered and refused this order (not a rate limit): counted against the order."""
-    return RESILIENT and exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
+    return RESILIENT and exc.refused
 
 
 async def _settle(order: dict) -> None:

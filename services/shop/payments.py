@@ -21,12 +21,19 @@ class VendorError(Exception):
         super().__init__(detail)
         self.status = status
 
+    @property
+    def refused(self) -> bool:
+        """The vendor answered and said no to this charge (a 4xx other than a rate limit): the
+        vendor is up, so this must not open the breaker on everyone else's orders."""
+        return self.status is not None and 400 <= self.status < 500 and self.status != 429
+
 
 class Payments:
     def __init__(self, settings: GatewaySettings, http: httpx.AsyncClient, log, on_call) -> None:
         self.settings, self.http, self.log, self.on_call = settings, http, log, on_call
         self.breakers = AsyncCircuitBreakerFactory(
-            default_threshold=settings.breaker_threshold, default_ttl=settings.breaker_reset_s)
+            default_threshold=settings.breaker_threshold, default_ttl=settings.breaker_reset_s,
+            exclude=[(VendorError, lambda exc: exc.refused)])
 
     async def call(self, order_id: str, amount_cents: int) -> str:
         """One charge request; returns the vendor's charge id."""
