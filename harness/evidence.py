@@ -14,10 +14,9 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from harness.clients import HasEndpoints, SinkClient, VendorClient, connect_database
-from harness.ledger import TERMINAL, ChargeRow, History, OrderRow, ReservationRow, StockRow, World, check, Verdict
+from harness.ledger import TERMINAL, ChargeRow, History, OrderRow, ReservationRow, StockRow, Verdict, World, check
 from harness.timeline import wait_for
 
 # Per SKU: stock now, and what RESERVED or CONFIRMED reservations hold (RELEASED gave it back).
@@ -93,10 +92,3 @@ class Evidence:
         world = self.settled(history, budget_s)
         return check(history, world), world
 
-
-def summary(world: World) -> dict[str, Any]:
-    """Counts for a scenario's figures (the evidence in a report)."""
-    return {"orders": len(world.orders), "charges_of_these_orders": sum(
-        1 for c in world.charges if c.order_id in {o.id for o in world.orders}),
-        "mails": sum(world.mails.values()),
-        "statuses": dict(Counter(o.status for o in world.orders))}
