@@ -77,6 +77,10 @@ class ShopClient:
         response = self.http.get(f"/orders/{order_id}")
         return None if response.status_code == 404 else _json(response)
 
+    def status_of(self, order_id: str | None) -> str | None:
+        """The status the shop gives an order now (None: no id, or unknown to the shop)."""
+        return (self.order(order_id) or {}).get("status") if order_id else None
+
     def receipt(self, order_id: str) -> httpx.Response:
         """GET /orders/{id}/receipt: the order's receipt as node-A's data volume holds it."""
         return self.http.get(f"/orders/{order_id}/receipt")
@@ -163,6 +167,10 @@ class SinkClient:
     def mails(self) -> list[dict]:
         return self.http.get("/mails").json()["mails"]
 
+    def mails_of(self, order_id: str) -> list[dict]:
+        """The mails received for one order."""
+        return [m for m in self.mails() if m["order_id"] == order_id]
+
     def slow_mail(self, delay_ms: int) -> None:
         """The mail server answers each mail delay_ms after recording it (0: at once)."""
         self.http.post("/_control/smtp", json={"delay_ms": delay_ms}).raise_for_status()
@@ -243,6 +251,17 @@ def queue_depth(host: str, port: int, queue: str) -> int | None:
             return None
 
 
+def _fetched(amqp: Any, queue: str) -> Iterator[tuple[Any, Any, bytes]]:
+    """The messages a queue holds, fetched unacknowledged one by one (method, properties, body);
+    bounded by the depth at the start, so what comes back meanwhile is not fetched twice."""
+    depth = amqp.queue_declare(queue, passive=True).method.message_count
+    for _ in range(depth):
+        method, properties, body = amqp.basic_get(queue, auto_ack=False)
+        if method is None:
+            return
+        yield method, properties, body
+
+
 def redrive(host: str, port: int, queue: str, exchange: str = "orders") -> int:
     """Moves what a dead-letter queue holds back to the exchange, each message under its original
     routing key (the manual's first response, once the cause is fixed). Bounded by the depth at
@@ -251,11 +270,7 @@ def redrive(host: str, port: int, queue: str, exchange: str = "orders") -> int:
 
     moved = 0
     with channel(host, port) as amqp:
-        depth = amqp.queue_declare(queue, passive=True).method.message_count
-        for _ in range(depth):
-            method, properties, body = amqp.basic_get(queue, auto_ack=False)
-            if method is None:
-                break
+        for method, properties, body in _fetched(amqp, queue):
             headers = properties.headers or {}
             routing_key = headers.get("x-original-routing-key") or method.routing_key
             amqp.basic_publish(exchange, routing_key, body, pika.BasicProperties(
@@ -281,12 +296,8 @@ def peek(host: str, port: int, queue: str) -> list[Parked]:
     inspecting the DLQ must not empty it). Bounded by the depth at the start."""
     parked: list[Parked] = []
     with channel(host, port) as amqp:
-        depth = amqp.queue_declare(queue, passive=True).method.message_count
         last = None
-        for _ in range(depth):
-            method, properties, body = amqp.basic_get(queue, auto_ack=False)
-            if method is None:
-                break
+        for method, properties, body in _fetched(amqp, queue):
             last = method.delivery_tag
             parked.append(Parked(properties.message_id, dict(properties.headers or {}), body))
         if last is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.clients import HasEndpoints, SinkClient, VendorClient, connect_database
 from harness.ledger import TERMINAL, ChargeRow, History, OrderRow, ReservationRow, StockRow, Verdict, World, check
@@ -29,10 +30,15 @@ RESERVATIONS = "SELECT order_id, sku, quantity, status FROM reservations WHERE o
 QUIET_S = 1.0  # mails are counted after this long without a new one, not at the first arrival
 
 
+def _stock_rows(conn: Any) -> list[tuple[str, int, int]]:
+    """(sku, stock now, held by reservations) per SKU; a NULL stock (a corrupted row) counts 0."""
+    return [(sku, stock or 0, int(held)) for sku, stock, held in conn.execute(STOCK).fetchall()]
+
+
 def stock_totals(stack: HasEndpoints) -> dict[str, int]:
-    """Per SKU, stock plus what reservations hold (None stock, a corrupted row, counts 0)."""
+    """Per SKU, stock plus what reservations hold: what every legitimate operation conserves."""
     with connect_database(stack) as conn:
-        return {sku: (stock or 0) + int(held) for sku, stock, held in conn.execute(STOCK).fetchall()}
+        return {sku: now + held for sku, now, held in _stock_rows(conn)}
 
 
 @dataclass
@@ -54,13 +60,12 @@ class Evidence:
             orders = [OrderRow(*row) for row in conn.execute(ORDERS, [keys]).fetchall()]
             reservations = {row[0]: ReservationRow(*row)
                             for row in conn.execute(RESERVATIONS, [[o.id for o in orders]]).fetchall()}
-            stock = conn.execute(STOCK).fetchall()
+            stock = _stock_rows(conn)
         charges = [ChargeRow(c["charge_id"], c["order_id"], key) for key, c in self.vendor.charges().items()]
         mails = Counter(m["order_id"] for m in self.sink.mails())
         return World(orders=orders, charges=charges, mails={o.id: mails[o.id] for o in orders},
                      reservations=reservations,
-                     stock=[StockRow(sku, self.baseline.get(sku, (now or 0) + int(held)), now or 0, int(held))
-                            for sku, now, held in stock])
+                     stock=[StockRow(sku, self.baseline.get(sku, now + held), now, held) for sku, now, held in stock])
 
     def settled(self, history: History, budget_s: float) -> World:
         """The world once every order of the history is terminal and each paid one confirmed and

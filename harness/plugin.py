@@ -331,7 +331,7 @@ def _declared_guards(item: pytest.Item, marker: pytest.Mark) -> dict[str, str | 
                     pytrace=False)
     cause = ROOT_CAUSES.get(marker.kwargs.get("root_cause") or "")
     if cause is not None:
-        steps = {step.id for step in cause.prescriptions + cause.first_response}
+        steps = {step.id for step in cause.steps}
         unknown = sorted({p for p in declared.values() if p is not None and p not in steps})
         if unknown:
             pytest.fail(f"{item.nodeid}: guards= names {unknown}, not prescriptions of {cause.id} "

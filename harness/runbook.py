@@ -38,6 +38,11 @@ class RootCause:
     prescriptions: tuple[Step, ...]
     source: str = "operations manual"
 
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """Every step a guard may prove: the permanent fixes, then the first responses."""
+        return self.prescriptions + self.first_response
+
 
 ROOT_CAUSES: dict[str, RootCause] = {
     rc.id: rc
@@ -187,7 +192,7 @@ def coverage(report: Mapping[str, Any] | None = None, scenarios_dir: Path = SCEN
     for rc in ROOT_CAUSES.values():
         scenarios = by_cause.get(rc.id, [])
         claimed = sorted({p for _, table in scenarios for p in guard_table(table).values() if p is not None})
-        known = [s.id for s in rc.prescriptions + rc.first_response]
+        known = [s.id for s in rc.steps]
         results = ran.get(rc.id, {})
         verdicts = {p: verdict([held for _, _, held in results.get(p, [])]) for p in known}
         rows.append({"root_cause": rc.id, "source": rc.source, "log_line": rc.log_line,

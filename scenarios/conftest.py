@@ -49,7 +49,7 @@ class SteadyState:
         return row is not None and row[0] == "CONFIRMED"
 
     def mailed(self, order_id: str) -> bool:
-        return any(m["order_id"] == order_id for m in self.sink.mails())
+        return bool(self.sink.mails_of(order_id))
 
     def holds(self) -> str | None:
         """None when the hypothesis holds, else what is wrong."""

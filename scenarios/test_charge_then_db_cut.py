@@ -41,12 +41,12 @@ def test_charge_then_db_cut(stack, chaos, shop, vendor, sink, history, steady, e
                 first = answer.result(timeout=20)
     retries = retry_until_answered(shop, key)
     order_id = seen[0]["order_id"]
-    final, settle_s = wait_for(lambda: (shop.order(order_id) or {}).get("status") == "PAID", SETTLE_BUDGET_S, 0.25)
+    final, settle_s = wait_for(lambda: shop.status_of(order_id) == "PAID", SETTLE_BUDGET_S, 0.25)
     steady("after")
     scenario_record.update(first_answer=first.status, retries=[op.status for op in retries],
                            settle_s=round(settle_s, 2))
 
     expect("charged_order_paid", final,
-           f"the order the vendor charged is {(shop.order(order_id) or {}).get('status')} "
+           f"the order the vendor charged is {shop.status_of(order_id)} "
            f"{SETTLE_BUDGET_S:.0f}s after the database came back (first answer {first.status})")
     ledger_verdict(evidence, history)

@@ -26,7 +26,7 @@ def test_mail_then_commit_fails(stack, chaos, shop, vendor, sink, history, stead
     sink.slow_mail(MAIL_SERVER_DELAY_MS)
     try:
         op = shop.place_order()
-        mailed, _ = wait_for(lambda: any(m["order_id"] == op.order_id for m in sink.mails()), 10, 0.05)
+        mailed, _ = wait_for(lambda: sink.mails_of(op.order_id), 10, 0.05)
         expect("mail_sent", op.status == 201 and bool(mailed), f"the order was not paid and mailed: {op.status} {op.body}")
         with chaos.inject("network.down", target="postgres"):
             time.sleep(CUT_S)  # the fault's window: how long the cut lasts, not a wait for a condition
@@ -34,7 +34,7 @@ def test_mail_then_commit_fails(stack, chaos, shop, vendor, sink, history, stead
         sink.slow_mail(0)
     steady("after", budget_s=RECOVERY_BUDGET_S)
     verdict = ledger_verdict(evidence, history, strict=False)
-    mails = [m for m in sink.mails() if m["order_id"] == op.order_id]
+    mails = sink.mails_of(op.order_id)
     scenario_record.update(mails=len(mails))
     expect("one_mail_per_order", len(mails) == 1, f"{len(mails)} paid mails for order {op.order_id}")
     expect("ledger", verdict.ok, verdict.explain())

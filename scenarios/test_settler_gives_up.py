@@ -29,10 +29,10 @@ def test_settler_gives_up(stack, chaos, shop, vendor, sink, history, steady, evi
         ids = [op.order_id for op in behind if op.order_id]
 
         def settled() -> bool:
-            return all((shop.order(oid) or {}).get("status") == "PAID" for oid in ids)
+            return all(shop.status_of(oid) == "PAID" for oid in ids)
 
         others_paid, settle_s = wait_for(settled, RECOVERY_BUDGET_S, 0.25)
-        gave_up, _ = wait_for(lambda: (shop.order(refused.order_id) or {}).get("status") == "FAILED",
+        gave_up, _ = wait_for(lambda: shop.status_of(refused.order_id) == "FAILED",
                               RECOVERY_BUDGET_S, 0.25) if refused.order_id else (False, 0)
     alerts = [a for a in sink.alerts("firing") if refused.order_id and refused.order_id in a["chaos"]["what"]]
     steady("after")
@@ -44,7 +44,7 @@ def test_settler_gives_up(stack, chaos, shop, vendor, sink, history, steady, evi
     expect("others_settled", others_paid,
            f"orders behind the refused one were not settled within {RECOVERY_BUDGET_S:.0f}s")
     expect("refused_order_failed", gave_up,
-           f"the refused order is {(shop.order(refused.order_id) or {}).get('status')}, not FAILED")
+           f"the refused order is {shop.status_of(refused.order_id)}, not FAILED")
     expect("give_up_alert", bool(alerts), "no alert named the order the vendor kept refusing")
     # The refused order was answered 202 and ended FAILED: the one anomaly this scenario provokes.
     ledger_verdict(evidence, history, expected={("pending_not_settled", refused.key)})

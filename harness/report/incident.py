@@ -306,7 +306,7 @@ def impact(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -> 
 
 
 def prevention(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -> list[str]:
-    steps = {step.id: step for step in cause.prescriptions + cause.first_response} if cause else {}
+    steps = {step.id: step for step in cause.steps} if cause else {}
     declared = list(s.get("runbook", []))
     ran = list(s.get("guards") or [])
     failed = [g["tag"] for g in ran if not g.get("held")]  # a failing guard ends the scenario: one at most

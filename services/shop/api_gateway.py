@@ -184,16 +184,11 @@ async def _settle_pending() -> None:
             log.error("settler_error", error=repr(exc))
 
 
-def _refused_by_vendor(exc: VendorError) -> bool:
-    """The vendor answered and refused this order (not a rate limit): counted against the order."""
-    return RESILIENT and exc.refused
-
-
 async def _settle(order: dict) -> None:
     try:
         charge_id = await state.payments.guarded(order["id"], order["amount_cents"])
     except VendorError as exc:
-        if not _refused_by_vendor(exc):
+        if not exc.refused:  # down for everyone: the batch ends (see _settle_pending)
             raise
         await _refused_again(order, exc)
         return
@@ -337,8 +332,13 @@ async def system_health() -> JSONResponse:
     return JSONResponse(system_health_of(results))
 
 
-async def _existing(key: str) -> dict | None:
-    rows = await state.db.rows(f"SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = %s", [key])
+# The two ways an order is found again: by the client's key (a replay), by its id (after a race).
+ORDER_BY = {"key": f"SELECT {ORDER_COLUMNS} FROM orders WHERE idempotency_key = %s",
+            "id": f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s"}
+
+
+async def _existing(by: str, value: str) -> dict | None:
+    rows = await state.db.rows(ORDER_BY[by], [value])
     return rows[0] if rows else None
 
 
@@ -398,7 +398,7 @@ async def create_order(body: OrderIn, idempotency_key: str | None = Header(defau
     if not inserted:
         resumed = await _take_over(idempotency_key) if RESILIENT else None
         if resumed is None:
-            existing = await _existing(idempotency_key)
+            existing = await _existing("key", idempotency_key)
             return JSONResponse(_public(existing) | {"replayed": True}, status_code=200)
         order = resumed
         log.info("order_resumed", order_id=order["id"])
@@ -435,8 +435,8 @@ async def _process(order: dict, authorization: str | None) -> JSONResponse:
     status, charge_id = await _charge(order)
     if RESILIENT:
         if not await _finish(order, status, charge_id, only_if="PAYMENT_PENDING"):
-            current = await _existing_by_id(order["id"])
-            return JSONResponse(_public(current), status_code=ANSWER.get(current["status"], 200))
+            current = await _existing("id", order["id"]) or {}
+            return JSONResponse(_public(current), status_code=ANSWER.get(current.get("status"), 200))
     else:
         await _finish(order, status, charge_id)
     ORDERS.labels(status).inc()
@@ -447,11 +447,6 @@ async def _process(order: dict, authorization: str | None) -> JSONResponse:
             raise  # fragile: a full disk surfaces as a 500 half-way through the order
         log.error("receipt_not_written", error=repr(exc))
     return JSONResponse({"id": order["id"], "status": status}, status_code=ANSWER[status])
-
-
-async def _existing_by_id(order_id: str) -> dict:
-    rows = await state.db.rows(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", [order_id])
-    return rows[0]
 
 
 async def _charge(order: dict) -> tuple[str, str | None]:

@@ -28,19 +28,22 @@ def used_percent(path: Path = DATA_DIR) -> float:
     return 100.0 * (total - free) / total if total else 0.0
 
 
+def _receipt(order_id: str) -> Path:
+    return DATA_DIR / "receipts" / f"{order_id}.json"
+
+
 def write_receipt(order_id: str, body: dict) -> None:
     """A write to node-A; raises OSError (ENOSPC) when the disk is full."""
-    folder = DATA_DIR / "receipts"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{order_id}.json").write_text(json.dumps(body))
+    path = _receipt(order_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(body))
 
 
 def read_receipt(order_id: str) -> dict | None:
     """A receipt back from node-A's volume (None when there is none): a read needs no free
     space, so it must keep working while the disk is full."""
-    path = DATA_DIR / "receipts" / f"{order_id}.json"
     try:
-        return json.loads(path.read_text())
+        return json.loads(_receipt(order_id).read_text())
     except FileNotFoundError:
         return None
 

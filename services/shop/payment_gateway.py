@@ -99,11 +99,11 @@ def _error(status: int, retry_after: int | None) -> JSONResponse:
     return JSONResponse({"error": "vendor unavailable"}, status_code=status, headers=headers)
 
 
-def _refuse_status(fault: dict, probe: bool) -> JSONResponse | None:
+def _refuse_status(fault: dict, probe: bool, body: Charge) -> JSONResponse | None:
     return _error(fault["status"], fault["retry_after"])
 
 
-def _refuse_rate(fault: dict, probe: bool) -> JSONResponse | None:
+def _refuse_rate(fault: dict, probe: bool, body: Charge) -> JSONResponse | None:
     """A sliding one-second window; probes count, as every request counts at a real limiter."""
     now = time.time()
     while vendor.arrivals and now - vendor.arrivals[0] >= 1.0:
@@ -114,7 +114,7 @@ def _refuse_rate(fault: dict, probe: bool) -> JSONResponse | None:
     return None
 
 
-def _refuse_first_n(fault: dict, probe: bool) -> JSONResponse | None:
+def _refuse_first_n(fault: dict, probe: bool, body: Charge) -> JSONResponse | None:
     """Probes see the failure without using one up, so observing the fault does not change it."""
     if fault["remaining"] <= 0:
         return None
@@ -130,11 +130,12 @@ def _refuse_decline(fault: dict, probe: bool, body: Charge) -> JSONResponse | No
     return JSONResponse({"error": "card declined"}, status_code=402)
 
 
-# Faults that answer instead of the vendor, checked in this order before a charge is made.
+# Faults that answer instead of the vendor, checked in this order before a charge is made; each
+# sees the fault, whether the request is a probe, and the charge asked for.
 REFUSALS: dict[str, Callable[[dict, bool, Charge], JSONResponse | None]] = {
-    "status": lambda fault, probe, _: _refuse_status(fault, probe),
-    "rate": lambda fault, probe, _: _refuse_rate(fault, probe),
-    "first_n": lambda fault, probe, _: _refuse_first_n(fault, probe),
+    "status": _refuse_status,
+    "rate": _refuse_rate,
+    "first_n": _refuse_first_n,
     "decline": _refuse_decline,
 }
 
