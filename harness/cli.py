@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from harness import protections
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -199,6 +200,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from harness.stack import KEPT_OWNER, Stack
     from harness.status import wait_green
 
+    disabled = protections.checked(args.sut_disable)  # bad input first, before the engine is asked
     client = connect()
     for run_id in _kept_runs(client):
         kept = attach(run_id, client)
@@ -211,7 +213,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         _print_endpoints(kept)
         return 0
     began = time.monotonic()
-    stack = Stack(sut_mode=args.sut_mode, client=client, owner=KEPT_OWNER)
+    stack = Stack(sut_mode=args.sut_mode, client=client, owner=KEPT_OWNER, disabled=disabled)
     stack.__enter__()  # on failure or Ctrl-C while starting, it removes what it made
     try:
         wait_green(lambda: stack, GREEN_WITHIN_S, f"run {stack.run_id}")
@@ -219,7 +221,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         stack.stop()  # never green (or Ctrl-C): nothing half-started is kept
         raise
     registry.spawn_detached("harness.gameday", "record", stack.run_id)  # the game day's health record
-    print(f"up: run {stack.run_id} ({stack.sut_mode} shop) green in {time.monotonic() - began:.1f}s")
+    off = f", off: {', '.join(stack.disabled)}" if stack.disabled else ""
+    print(f"up: run {stack.run_id} ({stack.sut_mode} shop{off}) green in {time.monotonic() - began:.1f}s")
     _print_endpoints(stack)
     print("next: `chaos status --watch`, `chaos inject FAULT --target T`, `chaos heal --all`, `chaos down`")
     return 0
@@ -314,9 +317,65 @@ def cmd_run(args: argparse.Namespace) -> int:
     command = [str(pytest) if pytest.exists() else "pytest", str(ROOT / "scenarios"),
                f"--chaos-reports={args.reports}", f"--sut-mode={args.sut_mode}", "-p", "no:cacheprovider"]
     command += [f"--stack={args.stack}"] + ([f"--abort-if={args.abort_if}"] if args.abort_if else [])
+    command += [f"--sut-disable={name}" for name in protections.checked(args.sut_disable)]
     if args.scenario:
         command += ["-k", " or ".join(args.scenario)]
     return subprocess.call(command, env=dict(os.environ))
+
+
+def cmd_protections(args: argparse.Namespace) -> int:
+    rows = [{"name": p.name, "services": list(p.services), "what": p.what, "at_start": p.at_start or None}
+            for p in protections.table().values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(row["name"]) for row in rows)
+    for row in rows:
+        print(f"{row['name']:<{width}}  {row['what']}")
+        note = f"; only at start: {row['at_start']}" if row["at_start"] else ""
+        print(f"{'':<{width}}  in {', '.join(row['services'])}{note}")
+    return 0
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    """`pytest scenarios/ --matrix` on one stack, then the matrix judged: exit 0 only when every
+    protection asked for was killed and (for the whole matrix) every guard was killed by one."""
+    only = protections.checked(args.protection)
+    pytest = Path(sys.executable).with_name("pytest")
+    command = [str(pytest) if pytest.exists() else "pytest", str(ROOT / "scenarios"), "--matrix",
+               f"--chaos-reports={args.reports}", "-p", "no:cacheprovider", "-q",
+               *[f"--matrix-protection={name}" for name in only]]
+    began = time.monotonic()
+    code = subprocess.call(command, env=dict(os.environ), stdout=sys.stderr if args.json else None)
+    path = Path(args.reports) / "latest" / "matrix.json"
+    if code not in (0, 1) or not path.exists():
+        raise HarnessError(f"the matrix run ended with exit code {code} and no {path}: see its output above")
+    summary = json.loads(path.read_text())
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(matrix_text(summary, time.monotonic() - began))
+    return 0 if summary["holds"] else 1
+
+
+def matrix_text(summary: dict[str, Any], wall_s: float) -> str:
+    """Per protection, its cells; then what does not hold, if anything."""
+    from harness import matrix
+
+    columns, rows = matrix.table(summary)
+    width = max([len(name) for name, _ in rows] + [10])
+    lines = [f"{len(summary['cells'])} cells ({len(rows)} protections x {len(columns)} scenarios) in {wall_s:.0f}s: "
+             + ", ".join(f"{n} {v}" for v, n in summary["counts"].items())]
+    for name, cells in rows:
+        text = "  ".join(f"{c['scenario']}:{c['verdict']}" + (f"[{c['guard']}]" if c["guard"] else "")
+                         for c in cells.values()) or "no scenario guards it"
+        lines.append(f"{name:<{width}}  {text}")
+    if summary["unkilled_protections"]:
+        lines.append(f"not killed: {', '.join(summary['unkilled_protections'])}")
+    if summary["complete"] and summary["unproven_guards"]:
+        lines.append(f"guards no protection killed: {', '.join(summary['unproven_guards'])}")
+    lines.append("the matrix holds" if summary["holds"] else "the matrix does NOT hold")
+    return "\n".join(lines)
 
 
 def _read_run(run_dir: Path) -> dict[str, Any]:
@@ -398,6 +457,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "up": (cmd_up, "start the stack and keep it up (endpoints printed; `chaos down` removes it)"),
     "status": (cmd_status, "the running stack: health per service, active faults with time left, recent alerts"),
     "faults": (cmd_faults, "list every fault: name, family, targets, parameters"),
+    "protections": (cmd_protections, "list the shop's protections (what --sut-disable and the matrix switch)"),
+    "matrix": (cmd_matrix, "the mutation matrix: each protection off on its own, the scenarios that guard it run; "
+                           "exit 0 only when every protection and every guard was killed"),
     "inject": (cmd_inject, "inject a fault into the running stack (until `chaos heal`, or for --for seconds)"),
     "heal": (cmd_heal, "heal active faults by name or record id, or --all (the emergency stop)"),
     "run": (cmd_run, "run scenarios by name (as pytest scenarios/ -k NAME) and write reports"),
@@ -413,8 +475,14 @@ JSON = (("--json",), {"action": "store_true", "help": "machine-readable output"}
 RUN = (("--run",), {"help": "the run id (default: the newest running stack)"})
 SUT_MODE = (("--sut-mode",), {"choices": ("resilient", "fragile"), "default": "resilient",
                               "help": "which build of the shop (default: resilient)"})
+SUT_DISABLE = (("--sut-disable",), {"action": "append", "default": [], "metavar": "NAME",
+                                    "help": "a protection to turn off (repeat, or comma-separate; `chaos protections`)"})
 ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
-    "up": (SUT_MODE,),
+    "up": (SUT_MODE, SUT_DISABLE),
+    "protections": (JSON,),
+    "matrix": (JSON, (("--protection",), {"action": "append", "default": [], "metavar": "NAME",
+                                          "help": "only this protection (repeat, or comma-separate)"}),
+               (("--reports",), {"default": "reports", "help": "where reports go (default: reports/)"})),
     "status": (JSON, RUN,
                (("--watch",), {"action": "store_true", "help": "redraw until Ctrl-C"}),
                (("--interval",), {"type": float, "default": 1.0, "help": "seconds between redraws (default 1)"}),
@@ -432,7 +500,7 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
                RUN),
     "heal": ((("fault",), {"nargs": "?", "help": "a fault name or a record id (`chaos status`)"}),
              (("--all",), {"action": "store_true", "help": "every active fault of every run"}), RUN),
-    "run": ((("scenario",), {"nargs": "*", "help": "scenario names (default: all)"}), SUT_MODE,
+    "run": ((("scenario",), {"nargs": "*", "help": "scenario names (default: all)"}), SUT_MODE, SUT_DISABLE,
             (("--reports",), {"default": "reports", "help": "where reports go (default: reports/)"}),
             (("--abort-if",), {"metavar": "CONDITION", "help": "guardrail for every scenario (default: each scenario's own)"}),
             (("--stack",), {"choices": ("containers", "external"), "default": "containers",

@@ -13,6 +13,7 @@ reports and `chaos runbook` call a prescription of the manual verified.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from harness import guardrails, guards, observe
+from harness import guardrails, guards, matrix, observe, protections
 from harness import timeline as timelines
 from harness.clients import ShopClient, SinkClient, VendorClient, mint_token
 from harness.errors import HarnessError
@@ -43,6 +44,8 @@ RECORD_KEY = pytest.StashKey[dict[str, Any]]()  # the scenario's entry in the ru
 PROBE_KEY = pytest.StashKey[Probe]()  # the timeline fixture's probe, which guardrails listen to
 TRIP_KEY = pytest.StashKey[dict[str, Any]]()  # a guardrail trip during the scenario
 GUARDS_KEY = pytest.StashKey[guards.GuardLog]()  # the scenario's guards as they ran
+MUTANT_KEY = pytest.StashKey[str]()  # the protection a matrix cell turned off
+PROTECTS_KEY = pytest.StashKey[dict[str, Any]]()  # the scenario's protects= and preconditions=, checked
 
 PROBE_HZ = 10.0
 # Health under 50 (red) for 30 s while faults are active: longer than any scenario expects to be
@@ -56,6 +59,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chaos-harness")
     group.addoption("--sut-mode", choices=("resilient", "fragile"), default="resilient",
                     help="which build of the shop to test (fragile: protections off; scenarios must fail)")
+    group.addoption("--sut-disable", action="append", default=[], metavar="NAME",
+                    help="turn this protection of the shop off (repeat, or comma-separate; `chaos protections` "
+                         "lists them): its guards must fail")
+    group.addoption("--matrix", action="store_true", default=False, dest="chaos_matrix",
+                    help="the mutation matrix: every scenario once per protection its guards name, with that "
+                         "protection alone turned off at run time; writes matrix.json (see harness/matrix.py)")
+    group.addoption("--matrix-protection", action="append", default=[], metavar="NAME",
+                    help="with --matrix: only these protections (repeat, or comma-separate)")
     group.addoption("--load", metavar="USERS:RATE", default="4:2",
                     help="load for scenarios that run under load: users and orders/s per user (default 4:2)")
     group.addoption("--load-workers", type=int, default=0, metavar="N",
@@ -81,12 +92,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     from harness.stack import new_run_id
 
-    config.addinivalue_line("markers", "chaos(root_cause, guards, abort_if): a chaos scenario, the manual's "
-                            "prescription each of its guards proves ({tag: step id or None}) and its guardrail")
+    config.addinivalue_line("markers", "chaos(root_cause, guards, protects, preconditions, abort_if): a chaos "
+                            "scenario, the manual's prescription each of its guards proves ({tag: step id or "
+                            "None}), the protections each guard protects ({tag: name or names}), the checks that "
+                            "only prove the fault took effect, and its guardrail")
     config.stash[SCENARIO_KEY] = {"run_id": new_run_id(), "started": time.time(), "scenarios": [],
-                                  "sut_mode": config.getoption("sut_mode")}
+                                  "sut_mode": config.getoption("sut_mode"), "declared": {}}
     try:
         guardrails.parse(config.getoption("abort_if") or DEFAULT_ABORT_IF)
+        config.stash[SCENARIO_KEY]["disabled"] = list(protections.checked(config.getoption("sut_disable")))
+        config.stash[SCENARIO_KEY]["matrix_only"] = list(protections.checked(config.getoption("matrix_protection")))
     except HarnessError as exc:
         _fail_fast(str(exc), config)
     reports = config.getoption("chaos_reports")
@@ -134,7 +149,11 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
     """The running shop: started once per session (or per scenario) and always removed at its
     end, or, with --stack=external, a stack that was already running (left running at the end)."""
     if pytestconfig.getoption("chaos_stack") == "external":
-        yield _external(pytestconfig)
+        found = _external(pytestconfig)
+        try:
+            yield found
+        finally:
+            protections.switch(found, pytestconfig.stash[SCENARIO_KEY]["external_disabled"])
         return
     from harness.stack import Stack
 
@@ -144,7 +163,8 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
         state["stacks"] = state.get("stacks", 0) + 1
         run_id = f"{run_id}-s{state['stacks']}"
     try:
-        running = Stack(sut_mode=pytestconfig.getoption("sut_mode"), run_id=run_id)
+        running = Stack(sut_mode=pytestconfig.getoption("sut_mode"), run_id=run_id,
+                        disabled=tuple(state["disabled"]))
         running.__enter__()
     except HarnessError as exc:
         _fail_fast(str(exc), pytestconfig)
@@ -171,8 +191,74 @@ def _external(config: pytest.Config) -> Any:
     if config.getoption("sut_mode") != mode and "--sut-mode" in " ".join(config.invocation_params.args):
         _fail_fast(f"--sut-mode={config.getoption('sut_mode')} but run {found.run_id} runs the {mode} shop", config)
     config.stash[SCENARIO_KEY]["sut_mode"] = mode
-    print(f"[stack] using the running stack of run {found.run_id} ({mode} shop)", file=sys.stderr, flush=True)
+    state = config.stash[SCENARIO_KEY]
+    disabled = state["disabled"]
+    try:  # what the session asks for, at run time, on top of the stack's own; those again at the end
+        state["external_disabled"] = protections.off_anywhere(found)
+        protections.switch(found, [*state["external_disabled"], *disabled])
+    except HarnessError as exc:
+        _fail_fast(str(exc), config)
+    print(f"[stack] using the running stack of run {found.run_id} ({mode} shop"
+          f"{', off: ' + ', '.join(disabled) if disabled else ''})", file=sys.stderr, flush=True)
     return found
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Keeps every chaos scenario's protects= for the matrix, and with --matrix runs each scenario
+    once per protection its guards name (the `mutant` parameter); one without any is skipped."""
+    marker = metafunc.definition.get_closest_marker("chaos")
+    if marker is None:
+        return
+    state = metafunc.config.stash[SCENARIO_KEY]
+    protects = matrix.protected(marker.kwargs.get("protects"))
+    state["declared"][_scenario_of(metafunc.definition)] = {tag: list(names) for tag, names in protects.items()}
+    if not metafunc.config.getoption("chaos_matrix"):
+        return
+    only = state["matrix_only"]
+    cells = [name for name in matrix.guarding(protects) if not only or name in only]
+    metafunc.parametrize("mutant", cells, indirect=True, ids=[f"off={name}" for name in cells])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the matrix, one cell per scenario and protection: of a scenario that has parameters of
+    its own (rabbitmq_config_missing's eight variables), the first set stands for the rest."""
+    if not config.getoption("chaos_matrix"):
+        return
+    seen: set[tuple[str, str]] = set()
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        key = (_scenario_of(item), callspec.params.get("mutant", "") if callspec else "")
+        (drop if key in seen else keep).append(item)
+        seen.add(key)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture
+def mutant(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The matrix cell's protection: turned off at run time for this scenario alone (on top of
+    whatever the session turned off), and on again once the scenario's faults are healed."""
+    name = getattr(request, "param", None)
+    if name is None:
+        yield None
+        return
+    stack = request.getfixturevalue("stack")
+    base = list(request.config.stash[SCENARIO_KEY]["disabled"])
+    protections.switch(stack, [*base, name])
+    request.node.stash[MUTANT_KEY] = name
+    try:
+        yield name
+    finally:
+        protections.switch(stack, base)
+
+
+@pytest.fixture(autouse=True)
+def _matrix_cell(mutant: str | None) -> str | None:
+    """Autouse, so a matrix cell's switch is set before the scenario's own fixtures and turned
+    back after they (and the chaos fixture's heals) are done."""
+    return mutant
 
 
 @pytest.fixture
@@ -318,6 +404,35 @@ def _scenario_name(item: pytest.Item) -> str:
     return item.name.removeprefix("test_")
 
 
+def _scenario_of(item: Any) -> str:
+    """The scenario a test item (or its definition) belongs to, without its parameters."""
+    return getattr(item, "originalname", item.name).removeprefix("test_")
+
+
+def _declared_protects(item: pytest.Item, marker: pytest.Mark, declared: dict[str, str | None]) -> dict[str, Any]:
+    """The marker's protects= and preconditions= after checking them: every guard of the
+    scenario (the shared ones aside: any protection may fail the steady state or the ledger, and a
+    marker names them only where it expects one to) is either a guard of named protections or a
+    precondition,
+    and every name is a protection of the shop, so the matrix can judge each failure."""
+    protects = matrix.protected(marker.kwargs.get("protects"))
+    preconditions = tuple(marker.kwargs.get("preconditions") or ())
+    known = protections.table()
+    problems = [f"protects= names unknown protection {name!r}" for names in protects.values()
+                for name in names if name not in known]
+    tags = {**guards.COMMON, **declared}
+    problems += [f"{tag!r} is in protects= or preconditions= but not a guard of the scenario"
+                 for tag in (*protects, *preconditions) if tag not in tags]
+    problems += [f"guard {tag!r} names no protection: add it to protects= (or, when it only proves the fault "
+                 "took effect, to preconditions=)" for tag in declared
+                 if tag not in protects and tag not in preconditions and tag not in guards.COMMON]
+    problems += [f"guard {tag!r} is both a precondition and a guard of protections" for tag in preconditions
+                 if tag in protects]
+    if problems:
+        pytest.fail(f"{item.nodeid}: {problems[0]}", pytrace=False)
+    return {"protects": {tag: list(names) for tag, names in protects.items()}, "preconditions": list(preconditions)}
+
+
 def _declared_guards(item: pytest.Item, marker: pytest.Mark) -> dict[str, str | None]:
     """The marker's guards= after checking them, so a scenario can't claim a prescription its
     root cause does not have, nor keep the old runbook= list that claimed without proof."""
@@ -345,7 +460,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     marker = item.get_closest_marker("chaos")
     if marker is not None:
         guards.deactivate()  # whatever an earlier test left active is not this scenario's
-        item.stash[GUARDS_KEY] = guards.activate(_scenario_name(item), _declared_guards(item, marker))
+        declared = _declared_guards(item, marker)
+        item.stash[PROTECTS_KEY] = _declared_protects(item, marker, declared)
+        item.stash[GUARDS_KEY] = guards.activate(_scenario_name(item), declared)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -375,6 +492,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     log = item.stash.get(GUARDS_KEY, None)
     item.stash[RECORD_KEY] = {
         "name": _scenario_name(item),
+        "scenario": _scenario_of(item),
+        "mutant": item.stash.get(MUTANT_KEY, None),
+        **item.stash.get(PROTECTS_KEY, {"protects": {}, "preconditions": []}),
         "nodeid": item.nodeid,
         "root_cause": marker.kwargs.get("root_cause"),
         "runbook": guards.prescriptions(log.declared) if log else [],  # the prescriptions its guards claim
@@ -394,9 +514,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not reports or state is None or not state["scenarios"]:
         return
     run = {"run_id": state["run_id"], "started": state["started"], "finished": time.time(),
-           "sut_mode": state["sut_mode"], "stack": session.config.getoption("chaos_stack"),
-           "exit_status": int(exitstatus)}
+           "sut_mode": state["sut_mode"], "disabled": state["disabled"],
+           "stack": session.config.getoption("chaos_stack"), "exit_status": int(exitstatus)}
     run_dir, began = Path(reports) / state["run_id"], time.perf_counter()
+    if session.config.getoption("chaos_matrix"):
+        only = state["matrix_only"]
+        run["matrix"] = matrix.summarise(state["scenarios"], only or protections.names(), state["declared"],
+                                         complete=not only and not session.config.getoption("keyword"))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "matrix.json").write_text(json.dumps(run["matrix"], indent=2), encoding="utf-8")
     write_all(run_dir, run, state["scenarios"])
     print(f"\nchaos: reports written to {run_dir} in {time.perf_counter() - began:.2f}s "
           f"(also {Path(reports) / 'latest'}); `chaos report` summarises them", file=sys.stderr)

@@ -33,7 +33,7 @@ from testcontainers.core.network import Network  # noqa: E402
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget  # noqa: E402
 from toxiproxy import Toxiproxy  # noqa: E402
 
-from harness import topology  # noqa: E402
+from harness import protections, topology  # noqa: E402
 from harness.engine import connect  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.images import Builder  # noqa: E402
@@ -219,10 +219,11 @@ class Stack:
 
     def __init__(self, sut_mode: str = "resilient", run_id: str | None = None,
                  client: docker.DockerClient | None = None, startup_timeout_s: float = 120,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, disabled: tuple[str, ...] = ()) -> None:
         if sut_mode not in ("resilient", "fragile"):
             raise HarnessError(f"unknown SUT mode {sut_mode!r}: use resilient or fragile")
         self.sut_mode = sut_mode
+        self.disabled = protections.checked(disabled)  # off from the start (SUT_DISABLE)
         self.run_id = run_id or new_run_id()
         # Whose lifetime the run shares: this process by default. A kept stack (`chaos up`) names
         # no process, so only `chaos down` removes it.
@@ -285,7 +286,7 @@ class Stack:
         began = time.monotonic()
         container = DockerContainer(
             images[service.image],
-            env=topology.service_env(service, self.sut_mode),
+            env=topology.service_env(service, self.sut_mode, self.disabled),
             name=f"chaos-{self.run_id}-{service.host}",
             labels={**self.labels, SERVICE_LABEL: name},
             **({"hostname": service.hostname} if service.hostname else {}),

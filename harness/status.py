@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from harness import observe, topology
+from harness import observe, protections, topology
 from harness.errors import HarnessError
 from harness.faults import registry
 
@@ -83,7 +83,8 @@ def snapshot(stack: Any | None) -> dict[str, Any]:
                                 "faults": _fault_rows(now), "guardrail_trips": [], "unreadable": []}
     if stack is None:
         return document
-    document["run"] = {"run_id": stack.run_id, "owner": stack.owner, "sut_mode": stack.sut_mode}
+    document["run"] = {"run_id": stack.run_id, "owner": stack.owner, "sut_mode": stack.sut_mode,
+                       "protections_off": protections.off_anywhere(stack)}
     health = _health(stack)
     document["health"] = {k: health[k] for k in ("score", "level", "breaker", "disk_used_percent", "error")}
     scores = health.get("services") or {}
@@ -123,6 +124,8 @@ def render(document: dict[str, Any]) -> str:
         health = document["health"]
         score = "-" if health["score"] is None else str(health["score"])
         lines.append(f"run {run['run_id']} ({run['sut_mode']} shop, owner {run['owner']})")
+        if run.get("protections_off"):
+            lines.append(f"protections off: {', '.join(run['protections_off'])}")
         lines.append(f"system health {score} {health['level']}"
                      + (f"  breaker {health['breaker']}" if health.get("breaker") else "")
                      + (f"  node-A disk {health['disk_used_percent']:.0f}%" if health.get("disk_used_percent") is not None else "")

@@ -104,11 +104,14 @@ def upstream_address(proxy: Proxy) -> str:
     return f"{service.host}:{service.port}"
 
 
-def service_env(service: Service, sut_mode: str) -> dict[str, str]:
-    """The environment a service starts with: its own, plus the proxy address of each edge."""
+def service_env(service: Service, sut_mode: str, disabled: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment a service starts with: its own, plus the proxy address of each edge, and
+    (shop services) the protections it starts without."""
     env = {"SERVICE_NAME": service.name, **service.env}
     if service.shop:
         env["SUT_MODE"] = sut_mode
+        if disabled:
+            env["SUT_DISABLE"] = ",".join(disabled)
         env.update(SINK_ENV)
     if service.hostname:
         env["NODE_NAME"] = service.hostname

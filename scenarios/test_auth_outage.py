@@ -13,7 +13,8 @@ from harness.guards import expect
 ANSWER_BUDGET_S = 3.0
 
 
-@pytest.mark.chaos(root_cause="invalid_token", guards={"fail_closed": "fail_closed"})
+@pytest.mark.chaos(root_cause="invalid_token", guards={"fail_closed": "fail_closed"},
+                   protects={"fail_closed": "auth_fail_closed"})
 def test_auth_outage(stack, chaos, shop, vendor, history, scenario_record, steady, evidence):
     steady("before")
     with chaos.inject("auth.auth_down", target="auth"):

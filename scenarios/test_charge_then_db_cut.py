@@ -23,7 +23,8 @@ SETTLE_BUDGET_S = RECOVERY_BUDGET_S  # the order lease (10 s) plus settling
 
 
 @pytest.mark.chaos(root_cause="database_bottleneck",
-                   guards={"cut_timed": None, "charged_order_paid": "no_partial_writes"})
+                   guards={"cut_timed": None, "charged_order_paid": "no_partial_writes"},
+                   protects={"charged_order_paid": "charged_order_sweep"}, preconditions=("cut_timed",))
 def test_charge_then_db_cut(stack, chaos, shop, vendor, sink, history, steady, evidence, scenario_record):
     steady("before")
     key = uuid.uuid4().hex

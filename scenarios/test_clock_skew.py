@@ -14,7 +14,8 @@ SMALL_SKEW_S, LARGE_SKEW_S = 3, 120
 
 
 @pytest.mark.chaos(root_cause="invalid_token",
-                   guards={"leeway": "clock_skew_leeway", "beyond_leeway": "clock_skew_leeway"})
+                   guards={"leeway": "clock_skew_leeway", "beyond_leeway": "clock_skew_leeway"},
+                   protects={"leeway": "leeway", "beyond_leeway": "expiry_check"})
 def test_clock_skew(stack, chaos, shop, vendor, history, scenario_record, steady, evidence):
     steady("before")
     answers = {}

@@ -18,8 +18,8 @@ TOKEN_FAULTS = ("auth.invalid_signature", "auth.expired", "auth.wrong_audience",
 
 
 @pytest.mark.chaos(root_cause="invalid_token",
-                   guards={"reject_invalid": "reject_invalid_tokens", "log_line": None,
-                           "no_side_effect": "reject_invalid_tokens"})
+                   guards={"reject_invalid": "reject_invalid_tokens"},
+                   protects={"reject_invalid": ("audience_check", "expiry_check")})
 def test_invalid_token(stack, chaos, shop, vendor, history, scenario_record, steady, evidence):
     steady("before")
     injected = time.time()
@@ -37,6 +37,7 @@ def test_invalid_token(stack, chaos, shop, vendor, history, scenario_record, ste
 
     accepted = {name: status for name, status in answers.items() if status != 401}
     expect("reject_invalid", not accepted, f"invalid tokens were not answered 401: {accepted}")
-    expect("log_line", sum(e.get("event") == INVALID_TOKEN for e in events) >= len(TOKEN_FAULTS), "line missing")
-    expect("no_side_effect", calls_during == 0, f"rejected requests made {calls_during} vendor calls")
+    expect("reject_invalid", sum(e.get("event") == INVALID_TOKEN for e in events) >= len(TOKEN_FAULTS),
+           "the manual's invalid-token line is missing")
+    expect("reject_invalid", calls_during == 0, f"rejected requests made {calls_during} vendor calls")
     ledger_verdict(evidence, history)

@@ -25,9 +25,8 @@ def catalogue(stack) -> dict[str, tuple[str, int]]:
 
 
 @pytest.mark.chaos(root_cause="inventory_null_pointer",
-                   guards={"no_500": "no_500_to_clients", "quarantine": "null_safe_handling",
-                           "rest_served": "null_safe_handling", "null_safe": "null_safe_handling",
-                           "other_products": "null_safe_handling"})
+                   guards={"quarantine": "null_safe_handling"},
+                   protects={"quarantine": "null_quarantine"})
 def test_inventory_null(stack, chaos, shop, vendor, inventory, history, scenario_record, steady, evidence):
     steady("before")
     whole = catalogue(stack)
@@ -47,16 +46,16 @@ def test_inventory_null(stack, chaos, shop, vendor, inventory, history, scenario
     scenario_record.update(products_status=listing.status_code, served=served,
                            one_by_one={sku: r.status_code for sku, r in one_by_one.items()})
 
-    expect("no_500", listing.status_code == 200, f"the catalogue answered {listing.status_code}")
-    expect("no_500", all(r.status_code < 500 for r in one_by_one.values()),
+    expect("quarantine", listing.status_code == 200, f"the catalogue answered {listing.status_code}")
+    expect("quarantine", all(r.status_code < 500 for r in one_by_one.values()),
            f"a product read answered an internal error: {scenario_record['one_by_one']}")
     expect("quarantine", "sku-5" not in served and {"sku-1", "sku-2"} <= set(served), f"served {served}")
     expect("quarantine", any(e.get("event") == "product_quarantined" for e in events), "no quarantine recorded")
-    expect("rest_served", CORRUPTED in whole and rest and all(listed.get(sku) == row for sku, row in rest.items()),
+    expect("quarantine", CORRUPTED in whole and rest and all(listed.get(sku) == row for sku, row in rest.items()),
            f"the listing lost or altered other products while {CORRUPTED} was corrupted: "
            f"database {rest}, listed {listed}")
-    expect("rest_served", all(read[sku] == row for sku, row in rest.items()),
+    expect("quarantine", all(read[sku] == row for sku, row in rest.items()),
            f"products read one by one while {CORRUPTED} was corrupted (database {rest}): {read}")
-    expect("null_safe", not any(e.get("event") == INVENTORY_NULL for e in events), "the null pointer line was logged")
-    expect("other_products", order.status == 201, f"an order for another product failed: {order.status}")
+    expect("quarantine", not any(e.get("event") == INVENTORY_NULL for e in events), "the null pointer line was logged")
+    expect("quarantine", order.status == 201, f"an order for another product failed: {order.status}")
     ledger_verdict(evidence, history)

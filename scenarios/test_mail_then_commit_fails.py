@@ -20,7 +20,8 @@ CUT_S = 4.0  # longer than the rest of that wait: the commit (or the "sent" mark
 
 
 @pytest.mark.chaos(root_cause="timeout_mismatch",
-                   guards={"mail_sent": None, "one_mail_per_order": "idempotency_keys"})
+                   guards={"mail_sent": None, "one_mail_per_order": "idempotency_keys"},
+                   protects={"one_mail_per_order": "mail_after_commit"}, preconditions=("mail_sent",))
 def test_mail_then_commit_fails(stack, chaos, shop, vendor, sink, history, steady, evidence, scenario_record):
     steady("before")
     sink.slow_mail(MAIL_SERVER_DELAY_MS)

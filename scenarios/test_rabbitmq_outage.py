@@ -36,8 +36,10 @@ def unpublished(rows: dict[str, list[bool]]) -> dict[str, list[bool]]:
 # Every order's event reaching inventory after the broker is back needs the consumer to have
 # reconnected by itself.
 @pytest.mark.chaos(root_cause="rabbitmq_config_missing",
-                   guards={"orders_accepted": None, "outbox": "outbox", "outbox_relayed": "outbox",
-                           "zero_lost": "worker_auto_recovery", "one_mail_per_order": None})
+                   guards={"orders_accepted": None, "outbox": "outbox", "zero_lost": "worker_auto_recovery",
+                           "one_mail_per_order": None},
+                   protects={"outbox": "outbox", "zero_lost": "broker_reconnect", "one_mail_per_order": "dedup"},
+                   preconditions=("orders_accepted",))
 def test_rabbitmq_outage(stack, chaos, shop, vendor, sink, inventory, history, scenario_record, steady, evidence):
     steady("before")
     with chaos.inject("process.broker_outage", target="rabbitmq"):
@@ -63,7 +65,7 @@ def test_rabbitmq_outage(stack, chaos, shop, vendor, sink, inventory, history, s
     steady("after")
     scenario_record.update(recovery_s=round(recovery_s, 2), mails=len(mails))
 
-    expect("outbox_relayed", relayed,
+    expect("zero_lost", relayed,
            f"outbox rows still unpublished after the broker came back: {unpublished(outbox_rows(stack, ids))}")
     lost = [oid for oid in ids if (inventory.reservation(oid) or {}).get("status") != "CONFIRMED"]
     expect("zero_lost", confirmed, f"events never reached inventory after the broker came back: {lost}")

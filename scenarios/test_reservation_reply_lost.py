@@ -17,7 +17,8 @@ from harness.guards import expect
 
 
 @pytest.mark.chaos(root_cause="timeout_mismatch",
-                   guards={"reply_lost": None, "retry_completes": "idempotency_keys"})
+                   guards={"reply_lost": None, "retry_completes": "idempotency_keys"},
+                   protects={"retry_completes": "retryable_refusal"}, preconditions=("reply_lost",))
 def test_reservation_reply_lost(stack, chaos, shop, vendor, inventory, history, steady, evidence, scenario_record):
     steady("before")
     key = uuid.uuid4().hex

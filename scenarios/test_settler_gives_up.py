@@ -19,7 +19,9 @@ BEHIND = 3
 
 @pytest.mark.chaos(root_cause="payment_gateway_outage",
                    guards={"pending_accepted": "fallback", "others_settled": "exactly_once_settlement",
-                           "refused_order_failed": "give_up_after_refusals", "give_up_alert": "give_up_after_refusals"})
+                           "refused_order_failed": "give_up_after_refusals"},
+                   protects={"pending_accepted": "fallback", "others_settled": "settlement",
+                             "refused_order_failed": "settler_give_up"})
 def test_settler_gives_up(stack, chaos, shop, vendor, sink, history, steady, evidence, scenario_record):
     steady("before")
     with chaos.inject("http.decline", target="payment_gateway", amount_cents=DECLINED_CENTS):
@@ -45,6 +47,6 @@ def test_settler_gives_up(stack, chaos, shop, vendor, sink, history, steady, evi
            f"orders behind the refused one were not settled within {RECOVERY_BUDGET_S:.0f}s")
     expect("refused_order_failed", gave_up,
            f"the refused order is {shop.status_of(refused.order_id)}, not FAILED")
-    expect("give_up_alert", bool(alerts), "no alert named the order the vendor kept refusing")
+    expect("refused_order_failed", bool(alerts), "no alert named the order the vendor kept refusing")
     # The refused order was answered 202 and ended FAILED: the one anomaly this scenario provokes.
     ledger_verdict(evidence, history, expected={("pending_not_settled", refused.key)})

@@ -42,7 +42,9 @@ def in_effect(journal, fault: str) -> tuple[float, float]:
 
 @pytest.mark.chaos(root_cause="storm",
                    guards={"load": None, "slo_accepted": "slo_under_faults", "slo_latency": "slo_under_faults",
-                           "malformed_dead_lettered": None, "slow_edge": None, "ledger": "zero_lost"})
+                           "malformed_dead_lettered": None, "slow_edge": None, "ledger": "zero_lost"},
+                   protects={"slo_accepted": "fallback", "slo_latency": "breaker"},
+                   preconditions=("load", "malformed_dead_lettered", "slow_edge"))
 def test_storm(stack, chaos, shop, vendor, history, scenario_record, clean_dlq, load_settings, steady, evidence):
     steady("before")
     broker = stack.endpoint("rabbitmq")

@@ -26,6 +26,8 @@ LEFT, RIGHT, TOP, BOTTOM = 58, 14, 24, 26
 LEVEL_BANDS = ((90, 100, "#e8f5e9"), (70, 90, "#fffde7"), (50, 70, "#fff3e0"), (0, 50, "#ffebee"))  # seed 003
 OUTCOME_COLORS = {"ok": "#1565c0", "fail": "#c62828", "unknown": "#6d4c41", "pending": "#9e9e9e"}
 VERDICT_COLORS = {"passed": "#2e7d32", "failed": "#c62828", "skipped": "#757575"}
+# A matrix cell: a kill is the guard doing its job (green); a survivor is an unguarded protection.
+CELL_COLORS = {"killed": "#c8e6c9", "survived": "#ffcdd2", "wrong": "#ffe0b2"}
 X_STEPS = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1200)
 MAX_X_TICKS = 12
 MARK_ROWS = 4
@@ -284,11 +286,45 @@ section{border-top:2px solid #eee;margin-top:24px}svg.plot{max-width:100%;height
 """
 
 
+def matrix_section(summary: dict[str, Any]) -> str:
+    """The mutation matrix: rows protections, columns scenarios, each cell its verdict and the
+    guard that failed; then what does not hold."""
+    from harness import matrix
+
+    columns, rows = matrix.table(summary)
+    body = []
+    for name, cells in rows:
+        tds = []
+        for scenario in columns:
+            cell = cells.get(scenario)
+            if cell is None:
+                tds.append("<td></td>")
+                continue
+            tip = _e(cell.get("reason") or "", 300)
+            label = cell["verdict"] + (f"<br><small>[{_e(cell['guard'])}]</small>" if cell.get("guard") else "")
+            tds.append(f'<td style="background:{CELL_COLORS[cell["verdict"]]}" title="{tip}">{label}</td>')
+        body.append(f"<tr><th>{_e(name)}</th>{''.join(tds)}</tr>")
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    counts = ", ".join(f"{n} {v}" for v, n in summary["counts"].items())
+    notes = [f"not killed: {', '.join(summary['unkilled_protections'])}" if summary["unkilled_protections"] else "",
+             f"guards no protection killed: {', '.join(summary['unproven_guards'])}"
+             if summary["complete"] and summary["unproven_guards"] else ""]
+    verdict = "the matrix holds" if summary["holds"] else "the matrix does NOT hold"
+    return "".join([
+        "<h2>mutation matrix</h2>",
+        f"<p>each protection turned off on its own, the scenarios whose guards name it run: {counts}. "
+        "killed: failed on a guard of that protection; survived: passed without it; wrong: failed for another "
+        f"reason. <b>{verdict}</b>.</p>",
+        *[f"<p>{_e(n)}</p>" for n in notes if n],
+        f'<table class="matrix"><thead><tr><th>protection</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'])
+
+
 def render(run: dict[str, Any], scenarios: list[dict[str, Any]]) -> str:
     """The whole page: run facts, a summary table linking to each scenario, then the scenarios."""
     rows = [(f'<a href="#{anchor(r["scenario"])}">{_e(r["scenario"])}</a>', _verdict(r["verdict"]), _e(r["ttd"]),
              _e(r["ttr"]), _e(r["reason"])) for r in summary_rows(scenarios)]
     facts = [("run", run.get("run_id")), ("SUT mode", run.get("sut_mode")),
+             ("protections off", ", ".join(run.get("disabled") or []) or "none"),
              ("started", f"{stamp(run.get('started'))} / {stamp(run.get('started'), 'jst')}"),
              ("finished", stamp(run.get("finished"))), ("exit status", run.get("exit_status")),
              ("report schema", SCHEMA_VERSION)]
@@ -297,6 +333,7 @@ def render(run: dict[str, Any], scenarios: list[dict[str, Any]]) -> str:
         f"<title>chaos run {_e(run.get('run_id'))}</title><style>{STYLE}</style></head><body>",
         f"<h1>chaos run {_e(run.get('run_id'))}</h1>",
         _table(("", ""), [(_e(k), _e(v)) for k, v in facts], "facts"),
+        *([matrix_section(run["matrix"])] if run.get("matrix") else []),
         "<h2>summary</h2>", _table(("scenario", "verdict", "TTD", "TTR", "reason"), rows, "summary"),
         "<p>TTD: first injection to the first non-green probe sample or firing alert. TTR: last heal to the first "
         "sample back to green that stays green for 1 s. n/o: not observed.</p>",

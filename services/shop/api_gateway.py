@@ -1,11 +1,12 @@
 """The shop's front door on node-A: verifies the customer's token, reserves stock, charges the
 payment vendor, records the order and emits its event.
 
-Resilient mode is what the manual prescribes: retries with backoff and a circuit breaker on the
-vendor with a 202 PAYMENT_PENDING fallback and exactly-once settlement later; fail-closed auth;
-an outbox for events; writes shed cleanly when node-A's disk is critically low; broker settings
-validated at start; alerts on failure and on recovery. Fragile mode is the same code with those
-protections off, so every scenario can prove its assertions fail without them.
+What the manual prescribes: retries with backoff and a circuit breaker on the vendor with a 202
+PAYMENT_PENDING fallback and exactly-once settlement later; fail-closed auth; an outbox for
+events; writes shed cleanly when node-A's disk is critically low; broker settings validated at
+start; alerts on failure and on recovery. Each is a protection of shop.protections that can be
+turned off on its own (SUT_DISABLE, or at run time), so every guard of the scenarios can be
+shown failing without the protection it guards; SUT_MODE=fragile turns them all off.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from pydantic import BaseModel, Field
 from purgatory.domain.model import OpenedState
 
 from shop import alerts, auth_client, config, events
+from shop.protections import on
+from shop.protections import describe as describe_protections
+from shop.switchboard import router as protections_router
 from shop.db import Database, DatabaseUnavailable, unavailable_response
 from shop.health import system as system_health_of
 from shop.health import Recent, report
@@ -40,9 +44,8 @@ from shop.payments import Payments, VendorError
 from shop.settings import GatewaySettings
 
 settings = GatewaySettings.from_env()
-RESILIENT = settings.sut_mode == "resilient"
 log = configure("api_gateway")
-BROKER_URL = config.broker_url(RESILIENT, log)  # seed 003: resilient refuses to start without it
+BROKER_URL = config.broker_url(on("config_validation"), log)  # refuses to start without it
 
 ORDERS = Counter("shop_orders_total", "Orders answered, by resulting status", ["status"])
 VENDOR_CALLS = Counter("shop_payment_calls_total", "Calls to the payment vendor, by outcome", ["outcome"])
@@ -112,12 +115,12 @@ def _on_breaker(name: str, event_type: str, event: Any) -> None:
     previous, state.breaker_state = state.breaker_state, event.state
     BREAKER_OPEN.set(1 if event.state == "opened" else 0)
     log.warning("breaker_state_changed", breaker=name, state=event.state)
-    if event.state == "opened" and previous == "closed":
+    if event.state == "opened" and previous == "closed" and on("vendor_alert"):
         asyncio.get_running_loop().create_task(_alert(
             "firing", "Payment gateway API returned 503 Service Unavailable.",
             "the payment vendor keeps failing; the circuit breaker opened",
             "orders are accepted as PAYMENT_PENDING and settled when the vendor is back; check the vendor status page"))
-    elif event.state == "closed" and previous != "closed":
+    elif event.state == "closed" and previous != "closed" and on("recovery_alerts"):
         asyncio.get_running_loop().create_task(_alert(
             "resolved", "Payment vendor answers again", "the circuit breaker closed",
             "pending orders are being settled"))
@@ -135,7 +138,7 @@ async def _setup_schema(conn: AsyncConnection) -> None:
 
 async def _finish(order: dict, status: str, charge_id: str | None = None, only_if: str | None = None) -> bool:
     """Moves an order to its new status, ends its lease and emits its event: in one transaction
-    with the outbox row (resilient), or with a direct publish after the commit (fragile). A
+    with the outbox row (outbox), or with a direct publish after the commit. A
     conditional update makes a transition such as PAYMENT_PENDING -> PAID happen at most once."""
     query = ("UPDATE orders SET status = %s, charge_id = COALESCE(%s, charge_id), updated_at = now(), "
              "lease_until = now() WHERE id = %s")
@@ -148,12 +151,13 @@ async def _finish(order: dict, status: str, charge_id: str | None = None, only_i
 
     async def work(conn: AsyncConnection) -> bool:
         changed = (await conn.execute(query, params)).rowcount == 1
-        if changed and RESILIENT:
+        if changed and outbox:
             await state.outbox.add(conn, event)
         return changed
 
+    outbox = on("outbox")  # one decision for the whole transition
     changed = await state.db.run(work, transaction=True)
-    if changed and not RESILIENT:
+    if changed and not outbox:
         await state.outbox.publish_now(event)
     return changed
 
@@ -168,10 +172,10 @@ async def _settle_pending() -> None:
     next tick tries again, and nobody's refusals are counted for it."""
     while True:
         await asyncio.sleep(settings.settle_interval_s)
-        if not state.db.ready.is_set():
+        if not state.db.ready.is_set() or not on("settlement"):
             continue
         try:
-            if RESILIENT:
+            if on("retryable_refusal"):
                 await _fail_stale_new()
             pending = await state.db.rows(
                 f"SELECT {ORDER_COLUMNS}, refusals FROM orders WHERE status = 'PAYMENT_PENDING' "
@@ -199,6 +203,9 @@ async def _settle(order: dict) -> None:
 
 async def _refused_again(order: dict, exc: VendorError) -> None:
     refusals = order["refusals"] + 1
+    if not on("settler_give_up"):  # tried again on the next tick, for ever
+        log.warning("settle_refused", order_id=order["id"], refusals=refusals, reason=str(exc))
+        return
     if refusals < settings.settle_max_refusals:
         delay = settings.settle_backoff_s * 2 ** (refusals - 1)
         await state.db.execute(
@@ -243,11 +250,12 @@ async def _watch_database() -> None:
             down_since = None
             if firing:
                 firing = False
-                await _alert("resolved", "Database answers again", "PostgreSQL is reachable from api_gateway again",
+                if on("recovery_alerts"):
+                    await _alert("resolved", "Database answers again", "PostgreSQL is reachable from api_gateway again",
                              "orders are accepted again; nothing was half-written")
             continue
         down_since = down_since if down_since is not None else time.monotonic()
-        if not firing and time.monotonic() - down_since >= DB_ALERT_AFTER_S:
+        if not firing and on("db_watch_alert") and time.monotonic() - down_since >= DB_ALERT_AFTER_S:
             firing = True
             await _alert("firing", DB_TIMEOUT, f"api_gateway has had no answer from PostgreSQL for {DB_ALERT_AFTER_S:.0f}s",
                          "orders are refused with 503 and Retry-After; check PostgreSQL and the network to it")
@@ -261,19 +269,19 @@ async def _watch_disk() -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    state.db = Database(settings.database_url, RESILIENT, log, "api_gateway")
+    state.db = Database(settings.database_url, log, "api_gateway")
     await state.db.open()
-    timeout = httpx.Timeout(settings.payment_timeout_s) if RESILIENT else httpx.Timeout(None)
-    state.vendor = httpx.AsyncClient(base_url=settings.payment_url, timeout=timeout)
-    state.peers = httpx.AsyncClient(timeout=timeout)
+    # Bounded per call (call_timeouts), so the switch acts on a running gateway too.
+    state.vendor = httpx.AsyncClient(base_url=settings.payment_url, timeout=None)
+    state.peers = httpx.AsyncClient(timeout=None)
     state.payments = Payments(settings, state.vendor, log, lambda outcome: VENDOR_CALLS.labels(outcome).inc())
     state.payments.breakers.add_listener(_on_breaker)
-    state.outbox = Outbox(BROKER_URL, RESILIENT, state.db, log)
+    state.outbox = Outbox(BROKER_URL, state.db, log)
     state.disk = DiskMonitor(log, _alert)
-    state.tasks = [asyncio.create_task(state.db.prepare(_setup_schema)), asyncio.create_task(state.outbox.connect())]
-    if RESILIENT:
-        state.tasks += [asyncio.create_task(coro) for coro in
-                        (_settle_pending(), state.outbox.relay(), state.disk.run(), _watch_disk(), _watch_database())]
+    # Every loop runs in every mode and asks its protection at each turn (a switch acts at once).
+    state.tasks = [asyncio.create_task(coro) for coro in
+                   (state.db.prepare(_setup_schema), state.outbox.connect(), _settle_pending(),
+                    state.outbox.relay(), state.disk.run(), _watch_disk(), _watch_database())]
     log.info("started", settings=settings.model_dump(exclude={"database_url"}))
     yield
     for task in state.tasks:
@@ -285,6 +293,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title="api_gateway", lifespan=lifespan)
 app.mount("/metrics", make_asgi_app())
+app.include_router(protections_router)
 
 
 app.add_exception_handler(DatabaseUnavailable, unavailable_response)
@@ -305,7 +314,8 @@ async def _own_health() -> dict:
         "payment_breaker_closed": (state.breaker_state != "opened", 20),
         "broker_connected": (state.outbox.connected, 20),
         "disk_ok": (not state.disk.critical, 20),
-    }, critical=("database",)) | {"service": "api_gateway", "sut_mode": settings.sut_mode, "breaker": state.breaker_state,
+    }, critical=("database",)) | {"service": "api_gateway", "sut_mode": settings.sut_mode,
+                                  "protections": describe_protections(), "breaker": state.breaker_state,
           "disk_used_percent": round(state.disk.percent, 1)}
 
 
@@ -362,7 +372,8 @@ async def _reserve(order: dict, authorization: str | None) -> JSONResponse | Non
         response = await state.peers.post(
             f"{os.environ['INVENTORY_URL']}/reservations",
             json={"order_id": order["id"], "sku": order["sku"], "quantity": order["quantity"]},
-            headers={"Authorization": authorization or ""})
+            headers={"Authorization": authorization or ""},
+            timeout=settings.payment_timeout_s if on("call_timeouts") else None)
     except httpx.HTTPError as exc:
         log.error("inventory_unreachable", order_id=order["id"], error=type(exc).__name__)
         return JSONResponse({"error": "inventory unavailable"}, status_code=503, headers={"Retry-After": "1"})
@@ -383,12 +394,12 @@ async def create_order(body: OrderIn, idempotency_key: str | None = Header(defau
         return auth_client.denial(exc)
     if not idempotency_key:
         return JSONResponse({"error": "Idempotency-Key header is required"}, status_code=400)
-    if RESILIENT and state.disk.critical:
+    if on("write_shedding") and state.disk.critical:
         return JSONResponse({"error": "writes shed: node-A disk space is critically low"},
                             status_code=503, headers={"Retry-After": "5"})
     order = {"id": str(uuid.uuid4()), **body.model_dump()}
-    if not RESILIENT:
-        idempotency_key = f"{idempotency_key}:{order['id']}"  # fragile: every retry is a new order (seed 002)
+    if not on("idempotency"):
+        idempotency_key = f"{idempotency_key}:{order['id']}"  # every retry is a new order (seed 002)
     inserted = await state.db.execute(
         "INSERT INTO orders (id, idempotency_key, sku, quantity, amount_cents, customer_email, status, lease_until) "
         "VALUES (%s, %s, %s, %s, %s, %s, 'NEW', now() + make_interval(secs => %s)) "
@@ -396,7 +407,7 @@ async def create_order(body: OrderIn, idempotency_key: str | None = Header(defau
         [order["id"], idempotency_key, body.sku, body.quantity, body.amount_cents, body.customer_email,
          settings.order_lease_s]) == 1
     if not inserted:
-        resumed = await _take_over(idempotency_key) if RESILIENT else None
+        resumed = await _take_over(idempotency_key) if on("retryable_refusal") else None
         if resumed is None:
             existing = await _existing("key", idempotency_key)
             return JSONResponse(_public(existing) | {"replayed": True}, status_code=200)
@@ -419,21 +430,18 @@ async def _process(order: dict, authorization: str | None) -> JSONResponse:
     leaves the order NEW and its lease released, so the client's retry resumes it."""
     refused = await _reserve(order, authorization)
     if refused is not None:
-        if RESILIENT and refused.status_code == 503:
+        if on("retryable_refusal") and refused.status_code == 503:
             await _release_lease(order)
             return refused
-        if RESILIENT:
-            await _finish(order, "REJECTED", only_if="NEW")
-        else:
-            await state.db.execute("UPDATE orders SET status = 'REJECTED', updated_at = now() WHERE id = %s",
-                                   [order["id"]])
+        await _finish(order, "REJECTED", only_if="NEW")
         ORDERS.labels("REJECTED").inc()
         return refused
-    if RESILIENT:
+    sweep = on("charged_order_sweep")  # one decision for the whole order
+    if sweep:
         await state.db.execute("UPDATE orders SET status = 'PAYMENT_PENDING', updated_at = now() "
                                "WHERE id = %s AND status = 'NEW'", [order["id"]])
     status, charge_id = await _charge(order)
-    if RESILIENT:
+    if sweep:
         if not await _finish(order, status, charge_id, only_if="PAYMENT_PENDING"):
             current = await _existing("id", order["id"]) or {}
             return JSONResponse(_public(current), status_code=ANSWER.get(current.get("status"), 200))
@@ -443,8 +451,8 @@ async def _process(order: dict, authorization: str | None) -> JSONResponse:
     try:
         await asyncio.to_thread(write_receipt, order["id"], {"id": order["id"], "status": status})
     except OSError as exc:
-        if not RESILIENT:
-            raise  # fragile: a full disk surfaces as a 500 half-way through the order
+        if not on("write_shedding"):
+            raise  # a full disk surfaces as a 500 half-way through the order
         log.error("receipt_not_written", error=repr(exc))
     return JSONResponse({"id": order["id"], "status": status}, status_code=ANSWER[status])
 
@@ -452,12 +460,11 @@ async def _process(order: dict, authorization: str | None) -> JSONResponse:
 async def _charge(order: dict) -> tuple[str, str | None]:
     """Charges a new order; returns its resulting status and the charge id."""
     try:
-        if RESILIENT:
-            return "PAID", await state.payments.with_retries(order["id"], order["amount_cents"])
-        return "PAID", await state.payments.call(order["id"], order["amount_cents"])
+        return "PAID", await state.payments.charge(order["id"], order["amount_cents"])
     except (VendorError, OpenedState) as exc:
-        status = "PAYMENT_PENDING" if RESILIENT else "FAILED"
-        log.warning("payment_deferred" if RESILIENT else "payment_failed", order_id=order["id"],
+        deferred = on("fallback")
+        status = "PAYMENT_PENDING" if deferred else "FAILED"
+        log.warning("payment_deferred" if deferred else "payment_failed", order_id=order["id"],
                     reason="breaker_open" if isinstance(exc, OpenedState) else str(exc))
         return status, None
 

@@ -1,9 +1,9 @@
 """Token verification as every caller of auth_service does it (api_gateway, inventory_service).
 
-Resilient: a short timeout, and when auth_service can't answer the caller fails CLOSED
-(AuthUnavailable -> 503): no request passes unverified. Fragile: no timeout, and an auth
+A short timeout (call_timeouts), and when auth_service can't answer the caller fails CLOSED
+(auth_fail_closed: AuthUnavailable -> 503): no request passes unverified. Without it an auth
 outage fails OPEN, letting requests through unverified: the hole the scenarios must catch.
-An invalid token is rejected in both modes with the manual's line.
+An invalid token is rejected either way, with the manual's line.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import structlog
 from fastapi.responses import JSONResponse
 
 from shop.logs import INVALID_TOKEN
+from shop.protections import on
 
-RESILIENT = os.environ.get("SUT_MODE", "resilient") == "resilient"
 VERIFY_TIMEOUT_S = float(os.environ.get("AUTH_TIMEOUT_S", "1.0"))
 log = structlog.get_logger().bind(service=os.environ.get("SERVICE_NAME", "unknown"))
 
@@ -36,7 +36,7 @@ def _bearer(authorization: str | None) -> str | None:
 
 
 async def verify(http: httpx.AsyncClient, authorization: str | None, audience: str = "shop") -> dict[str, Any]:
-    """The token's claims, or AuthDenied / AuthUnavailable (the latter only when resilient)."""
+    """The token's claims, or AuthDenied / AuthUnavailable (the latter only when failing closed)."""
     token = _bearer(authorization)
     if token is None:
         log.warning(INVALID_TOKEN, reason="missing bearer token")
@@ -44,7 +44,7 @@ async def verify(http: httpx.AsyncClient, authorization: str | None, audience: s
     try:
         response = await http.post(
             f"{os.environ['AUTH_URL']}/verify", json={"token": token, "audience": audience},
-            timeout=VERIFY_TIMEOUT_S if RESILIENT else None)
+            timeout=VERIFY_TIMEOUT_S if on("call_timeouts") else None)
     except httpx.HTTPError as exc:
         return _unavailable(f"auth unreachable: {type(exc).__name__}")
     if response.status_code == 401:
@@ -57,7 +57,7 @@ async def verify(http: httpx.AsyncClient, authorization: str | None, audience: s
 
 
 def _unavailable(reason: str) -> dict[str, Any]:
-    if RESILIENT:
+    if on("auth_fail_closed"):
         log.error("auth_unavailable", reason=reason, decision="fail_closed")
         raise AuthUnavailable(reason)
     log.warning("auth_unavailable", reason=reason, decision="fail_open")

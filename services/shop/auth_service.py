@@ -2,9 +2,9 @@
 
 Keys (ES256) live in the database so every replica and a restarted service agree on them, and
 so a key rotation is a row, not a deploy. Verification checks signature, expiry and audience,
-with a small leeway for clock skew in resilient mode (the manual: time drift between services
-is a cause of token failures). Fragile mode has no leeway and does not check the audience, so a
-token issued for another service is accepted.
+with a small leeway for clock skew (the leeway protection; the manual: time drift between
+services is a cause of token failures). Without audience_check a token issued for another
+service is accepted.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from pydantic import BaseModel, Field
 from shop.db import Database, DatabaseUnavailable, unavailable_response
 from shop.health import report
 from shop.logs import INVALID_TOKEN, configure
+from shop.protections import on
+from shop.switchboard import router as protections_router
 
-RESILIENT = os.environ.get("SUT_MODE", "resilient") == "resilient"
-LEEWAY_S = float(os.environ.get("AUTH_LEEWAY_S", "5")) if RESILIENT else 0.0
+LEEWAY_S = float(os.environ.get("AUTH_LEEWAY_S", "5"))
 ISSUER = "shop-auth"
 ALGORITHM = "ES256"
 log = configure("auth_service")
@@ -69,7 +70,7 @@ class Keys:
 
 
 keys = Keys()
-db = Database(os.environ.get("DATABASE_URL", ""), RESILIENT, log, "auth", min_size=1, max_size=5)
+db = Database(os.environ.get("DATABASE_URL", ""), log, "auth", min_size=1, max_size=5)
 
 
 def _new_key() -> tuple[str, str, str]:
@@ -126,6 +127,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title="auth_service", lifespan=lifespan)
 app.mount("/metrics", make_asgi_app())
+app.include_router(protections_router)
 
 
 app.add_exception_handler(DatabaseUnavailable, unavailable_response)
@@ -167,8 +169,10 @@ async def verify(body: VerifyRequest) -> JSONResponse:
         if public is None:
             raise jwt.InvalidTokenError(f"unknown signing key {kid!r}")
         claims = jwt.decode(body.token, public, algorithms=[ALGORITHM], audience=body.audience,
-                            issuer=ISSUER, leeway=LEEWAY_S,
-                            options={"require": ["exp", "aud", "sub"], "verify_aud": RESILIENT})
+                            issuer=ISSUER, leeway=LEEWAY_S if on("leeway") else 0.0,
+                            options={"require": ["exp", "aud", "sub"], "verify_aud": on("audience_check"),
+                                     "verify_exp": on("expiry_check"), "verify_nbf": on("expiry_check"),
+                                     "verify_iat": on("expiry_check")})
     except jwt.InvalidTokenError as exc:
         VERIFICATIONS.labels("rejected").inc()
         log.warning(INVALID_TOKEN, reason=f"{type(exc).__name__}: {exc}")

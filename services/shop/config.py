@@ -1,8 +1,8 @@
-"""Broker configuration (seed 003): validated at start when resilient, silently defaulted when fragile.
+"""Broker configuration (seed 003): validated at start (config_validation), else silently defaulted.
 
 The incident of seed 003: RABBITMQ_* were missing from a deployment, the workers fell back to
-hard-coded defaults without a word, and nothing was processed for 30 minutes. The resilient
-shop refuses to start and names the variable; the fragile one repeats the incident.
+hard-coded defaults without a word, and nothing was processed for 30 minutes. With the
+check the shop refuses to start and names the variable; without it, it repeats the incident.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ def missing_broker_settings() -> list[str]:
     return [name for name in REQUIRED if not os.environ.get(name)]
 
 
-def broker_url(resilient: bool, log) -> str:
-    """The AMQP URL from RABBITMQ_*; a missing one stops a resilient service naming it."""
+def broker_url(validate: bool, log) -> str:
+    """The AMQP URL from RABBITMQ_*; when validating, a missing or wrong one stops the service naming it."""
     missing = missing_broker_settings()
-    if missing and resilient:
+    if missing and validate:
         log.critical("config_invalid", missing=missing,
                      reason=f"{missing[0]} is not set: refusing to start with a default broker")
         print(f"configuration error: {missing[0]} is not set (required: {', '.join(REQUIRED)})",
@@ -32,7 +32,7 @@ def broker_url(resilient: bool, log) -> str:
         raise SystemExit(EXIT_CONFIG)
     values = {name: os.environ.get(name) or HARD_CODED_DEFAULTS[name] for name in REQUIRED}
     port = values["RABBITMQ_PORT"]
-    if resilient and not port.isdigit():
+    if validate and not port.isdigit():
         log.critical("config_invalid", invalid=["RABBITMQ_PORT"], reason="RABBITMQ_PORT is not a number")
         print(f"configuration error: RABBITMQ_PORT={port!r} is not a port number", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_CONFIG)

@@ -1,10 +1,12 @@
-"""Postgres access bounded in time (resilient) or not at all (fragile), shared by the services.
+"""Postgres access bounded in time (db_timeouts) or not at all, shared by the services.
 
-The manual's root cause 2: a slow or unreachable database hangs workers. Resilient services give
-every operation a deadline that they measure themselves (statement_timeout alone does not help
-against a slow network: the server finishes at once and only the reply is late), and turn any
-trouble into DatabaseUnavailable, logged with the manual's line and answered 503 + Retry-After.
-Fragile services wait as long as the database likes.
+The manual's root cause 2: a slow or unreachable database hangs workers. With db_timeouts every
+operation has a deadline the service measures itself (statement_timeout alone does not help
+against a slow network: the server finishes at once and only the reply is late), and any
+trouble becomes DatabaseUnavailable, logged with the manual's line and answered 503 +
+Retry-After. Without it a service waits as long as the database likes. The deadlines are read
+at every operation (a switch acts at once); connect and statement timeouts are set when the
+pool opens its connections, so only a restart changes those.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from shop.logs import DB_TIMEOUT
+from shop.protections import on
 
 T = TypeVar("T")
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
@@ -67,19 +70,23 @@ LIMITS = {
 
 
 class Database:
-    """A pool plus the deadline discipline of the service's mode."""
+    """A pool plus the deadline discipline of db_timeouts."""
 
-    def __init__(self, url: str, resilient: bool, log, name: str,
+    def __init__(self, url: str, log, name: str,
                  on_unavailable: Callable[[], None] = lambda: None, min_size: int = 2, max_size: int = 10) -> None:
-        self.resilient, self.log, self.on_unavailable = resilient, log, on_unavailable
-        self.limits = LIMITS[resilient]
+        self.log, self.on_unavailable = log, on_unavailable
         self.ready = asyncio.Event()
         self.abandoned: set[asyncio.Task] = set()
-        # Resilient: a connection is checked as it leaves the pool, so one broken while idle
-        # (database restarted, proxy reset) is replaced instead of failing the request that drew it.
+        # A connection is checked as it leaves the pool, so one broken while idle (database
+        # restarted, proxy reset) is replaced instead of failing the request that drew it.
         self.pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False, name=name,
-                                        timeout=self.limits.acquire_s, kwargs=self.limits.connection_kwargs(),
-                                        check=AsyncConnectionPool.check_connection if resilient else None)
+                                        timeout=UNBOUNDED_S, kwargs=LIMITS[on("db_timeouts")].connection_kwargs(),
+                                        check=AsyncConnectionPool.check_connection)
+
+    @property
+    def limits(self) -> DbLimits:
+        """The limits in force now."""
+        return LIMITS[on("db_timeouts")]
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
@@ -102,20 +109,21 @@ class Database:
 
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, transaction: bool = False,
                   deadline_s: float | None | str = "request") -> T:
-        """One operation on a pooled connection. Resilient: bounded by the deadline, and any
+        """One operation on a pooled connection. With db_timeouts: bounded by the deadline, and any
         trouble with the database becomes DatabaseUnavailable with the manual's line. An operation
         cut off may still commit later, which is why every write through here is idempotent."""
+        limits = self.limits
         if deadline_s == "request":
-            deadline_s = self.limits.request_deadline_s
+            deadline_s = limits.request_deadline_s
 
         async def attempt() -> T:
-            async with self.pool.connection() as conn:
+            async with self.pool.connection(timeout=limits.acquire_s) as conn:
                 if not transaction:
                     return await work(conn)
                 async with conn.transaction():
                     return await work(conn)
 
-        if not self.resilient:
+        if deadline_s is None:  # db_timeouts off (a health probe brings its own deadline)
             return await attempt()
         task = asyncio.ensure_future(attempt())
         try:
@@ -169,11 +177,10 @@ class Database:
         self.log.error("database_never_ready")
 
     async def answers(self, deadline_s: float) -> bool:
-        """Resilient: a live probe with a short deadline. Fragile: what start-up found, because an
-        unbounded probe would hang the health check along with everything else."""
+        """A live probe with a short deadline (health_checks); without it, what start-up found."""
         if not self.ready.is_set():
             return False
-        if not self.resilient:
+        if not on("health_checks"):
             return True
         try:
             await self.run(lambda conn: conn.execute("SELECT 1"), deadline_s=deadline_s)

@@ -1,6 +1,6 @@
 """inventory_service: the catalogue, stock reservations, and the consumer of order events.
 
-Resilient mode is what the operations manual prescribes:
+What the operations manual prescribes, each a protection of its own (shop.protections):
 
 - broker settings are checked at start: a missing RABBITMQ_* stops the service naming it (seed 003);
 - every database operation is bounded (connect 3 s, statement 2 s, pool 2 s, and a deadline the
@@ -21,10 +21,10 @@ without requeue, and the queue's own dead-lettering still lands the message in t
 the reason). A message that fails for a transient cause (database, SMTP) is requeued after a
 pause, at most MAX_TRANSIENT_ATTEMPTS times, and then dead-lettered too: nothing loops forever.
 
-Fragile mode is the same service with those protections off: silent broker defaults, no
-timeouts, NULL columns reach arithmetic, no schema, no dedup, no DLQ, a plain connection; and a
-message the consumer can't handle stops it for good (the incident: nothing is processed until
-someone notices).
+Turned off: silent broker defaults, no timeouts, NULL columns reach arithmetic, no schema, no
+dedup, failed messages dropped instead of parked, a lost connection given up; and without
+consumer_isolation a message the consumer can't handle stops it for good (the incident:
+nothing is processed until someone notices).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import smtplib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -57,14 +56,16 @@ from shop import inventory_store as store
 from shop.config import broker_url
 from shop.db import DB_ERRORS, Database, DatabaseUnavailable, unavailable_response
 from shop.health import report
-from shop.logs import INVENTORY_NULL, MALFORMED_JSON, configure
+from shop.logs import INVENTORY_NULL, configure
 from shop.observability import observe
+from shop.protections import describe as describe_protections
+from shop.protections import on
+from shop.switchboard import router as protections_router
 
 T = TypeVar("T")
 
 log = configure("inventory_service")
-RESILIENT = os.environ.get("SUT_MODE", "resilient") == "resilient"
-BROKER_URL = broker_url(RESILIENT, log)  # resilient: exits here, naming the missing variable
+BROKER_URL = broker_url(on("config_validation"), log)  # exits here, naming a missing variable
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 SMTP_HOST = os.environ.get("SMTP_HOST", "localhost")
 SMTP_PORT = int(os.environ.get("SMTP_PORT", "25"))
@@ -135,9 +136,7 @@ async def _setup_schema(conn: AsyncConnection) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    # Resilient: a connection is checked as it leaves the pool, so one broken while idle (database
-    # restarted, proxy reset) is replaced instead of failing the request that drew it.
-    state.db = Database(DATABASE_URL, RESILIENT, log, "inventory", on_unavailable=DB_UNAVAILABLE.inc)
+    state.db = Database(DATABASE_URL, log, "inventory", on_unavailable=DB_UNAVAILABLE.inc)
     await state.db.open()
     state.http = httpx.AsyncClient()
     state.consumer_stopped = asyncio.Event()
@@ -153,6 +152,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title="inventory_service", lifespan=lifespan)
 app.mount("/metrics", make_asgi_app())
+app.include_router(protections_router)
 
 
 async def _refused(_: Request, exc: Refused) -> JSONResponse:
@@ -200,7 +200,8 @@ async def health() -> JSONResponse:
     database = await state.db.answers(HEALTH_DEADLINE_S)
     body = report({"database": (database, 50), "broker_consumer": (state.consumer_connected, 50)},
                   critical=("database",))
-    body |= {"service": "inventory_service", "sut_mode": "resilient" if RESILIENT else "fragile"}
+    body |= {"service": "inventory_service", "sut_mode": os.environ.get("SUT_MODE", "resilient"),
+             "protections": describe_protections()}
     return JSONResponse(body, status_code=200 if database else 503)
 
 
@@ -215,9 +216,9 @@ async def _quarantine(reasons: dict[str, str]) -> None:
 
 
 async def _servable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Resilient: rows with a NULL column are quarantined and left out, the rest served.
-    Fragile: every row goes to render(), and a NULL column ends the request."""
-    if RESILIENT:
+    """null_quarantine: rows with a NULL column are quarantined and left out, the rest served.
+    Without it every row goes to render(), and a NULL column ends the request."""
+    if on("null_quarantine"):
         bad = {row["sku"]: reason for row in rows if (reason := store.quarantine_reason(row))}
         if bad:
             await _quarantine(bad)
@@ -318,30 +319,33 @@ def _send(message: EmailMessage) -> None:
         smtp.send_message(message)
 
 
-async def _apply(event: dict[str, Any], guarded: bool) -> str:
+async def _apply(event: dict[str, Any]) -> str:
     """One event's effect in one transaction; "processed" or "duplicate".
 
-    Guarded (resilient): the message id is claimed in the same transaction as the effect, so a
-    redelivery changes nothing, and the paid mail is claimed per order there too; the mail goes
-    out only after that commit and is then marked sent (_deliver). A commit that fails can
-    therefore never follow a mail already sent, which would requeue the event and mail the
-    customer again. Unguarded (fragile): the mail is sent inside the transaction."""
+    dedup: the message id is claimed in the same transaction as the effect, and the paid mail
+    once per order, so a redelivery changes nothing and mails nobody twice. mail_after_commit:
+    the mail goes out only after that commit and is then marked sent (_deliver); a commit that
+    fails can therefore never follow a mail already sent, which would requeue the event and mail
+    the customer again. Without it the mail is sent inside the transaction."""
     paid_mail = event["type"] == "order.paid" and bool(event.get("customer_email"))
+    dedup, after_commit = on("dedup"), on("mail_after_commit")  # one decision per event
 
     async def work(conn: AsyncConnection) -> str:
-        if guarded and not await _claim(conn, "message", event["message_id"]):
+        if dedup and not await _claim(conn, "message", event["message_id"]):
             return "duplicate"
         await _transition(conn, event)
-        if paid_mail and guarded:
-            await _claim(conn, "mail", event["order_id"])
-        elif paid_mail:
+        first = paid_mail and (await _claim(conn, "mail", event["order_id"]) if dedup else True)
+        if first and not after_commit:
             await asyncio.to_thread(_send, store.paid_mail(event["order_id"], event["customer_email"]))
             log.info("customer_notified", order_id=event["order_id"])
         return "processed"
 
     outcome = await _run(work, transaction=True, deadline_s=state.db.limits.message_deadline_s)
-    if paid_mail and guarded:
+    if paid_mail and after_commit and dedup:
         await _deliver(event)  # also for a duplicate: finishes a mail claimed but never sent
+    elif paid_mail and after_commit:  # nothing claimed: every delivery mails again
+        await asyncio.to_thread(_send, store.paid_mail(event["order_id"], event["customer_email"]))
+        log.info("customer_notified", order_id=event["order_id"])
     return outcome
 
 
@@ -379,7 +383,7 @@ async def _deliver(event: dict[str, Any]) -> None:
         log.error("mail_sent_not_recorded", order_id=event["order_id"])
 
 
-# ---------------------------------------------------------------- order events: resilient handling
+# ---------------------------------------------------------------- order events: how each is settled
 
 @dataclass(frozen=True)
 class Disposition:
@@ -410,8 +414,8 @@ def _transient(message: AbstractIncomingMessage, exc: Exception) -> Disposition:
 async def _dispose(message: AbstractIncomingMessage) -> Disposition:
     """Decides a message's fate; never raises, so one message can't stop the consumer."""
     try:
-        event = store.parse_event(message.body, VALIDATOR)
-        outcome = await _apply(event, guarded=True)
+        event = store.parse_event(message.body, VALIDATOR if on("schema_validation") else None)
+        outcome = await _apply(event)
     except store.Rejected as exc:
         log.error(exc.log_event, reason=exc.reason, message_id=message.message_id)
         return Disposition("dead_letter", exc.reason[:500], exc.kind)
@@ -440,7 +444,12 @@ async def _retry(message: AbstractIncomingMessage, _: Disposition) -> None:
 
 
 async def _dead_letter(message: AbstractIncomingMessage, disposition: Disposition) -> None:
-    """A copy with its reason to the dead-letter exchange, confirmed, then the original acked."""
+    """A copy with its reason to the dead-letter exchange, confirmed, then the original acked
+    (dlq off: acked and gone, the way a consumer without a DLQ drops what it can't handle)."""
+    if not on("dlq"):
+        log.warning("message_dropped", reason=disposition.reason)
+        await message.ack()
+        return
     DEAD_LETTERED.labels(disposition.kind).inc()
     headers = {**(message.headers or {}), "x-reason": disposition.reason,
                "x-original-routing-key": message.routing_key or ""}
@@ -462,32 +471,18 @@ SETTLE: dict[str, Callable[[AbstractIncomingMessage, Disposition], Awaitable[Non
 }
 
 
-async def _on_message_resilient(message: AbstractIncomingMessage) -> None:
+async def _on_message(message: AbstractIncomingMessage) -> None:
+    """Settles each message as _dispose decided. Without consumer_isolation the first message
+    that is not simply acked stops the consumer for good (the incident of root cause 4)."""
     disposition = await _dispose(message)
+    if disposition.action != "ack" and not on("consumer_isolation"):
+        log.error("consumer_crashed", error=disposition.reason)
+        state.consumer_stopped.set()
+        return
     try:
         await SETTLE[disposition.action](message, disposition)
     except Exception as exc:  # the channel went away mid-flight: the broker redelivers, dedup absorbs it
         log.warning("settle_failed", action=disposition.action, error=repr(exc))
-
-
-# ---------------------------------------------------------------- order events: fragile handling
-
-async def _on_message_fragile(message: AbstractIncomingMessage) -> None:
-    """No schema, no dedup, no DLQ: the first message it can't handle stops the consumer."""
-    try:
-        try:
-            event = json.loads(message.body)
-        except ValueError:
-            log.error(MALFORMED_JSON, message_id=message.message_id)
-            raise
-        outcome = await _apply(event, guarded=False)
-        PROCESSED.labels(event["type"], outcome).inc()
-        log.info("message_processed", message_id=event.get("message_id"), type=event["type"],
-                 order_id=event["order_id"])
-        await message.ack()
-    except Exception as exc:
-        log.error("consumer_crashed", error=repr(exc))
-        state.consumer_stopped.set()
 
 
 # ---------------------------------------------------------------- the consumer's connection
@@ -505,8 +500,8 @@ def _set_consumer(connected: bool, event: str) -> None:
 
 def _on_connection_lost(*_: Any) -> None:
     _set_consumer(False, "consumer_disconnected")
-    if not RESILIENT:
-        state.consumer_stopped.set()  # a plain connection stays dead
+    if not on("broker_reconnect"):
+        state.consumer_stopped.set()  # given up: the consumer stays down
 
 
 def _on_reconnected(*_: Any) -> None:
@@ -515,16 +510,15 @@ def _on_reconnected(*_: Any) -> None:
 
 async def _subscribe() -> tuple[AbstractConnection, AbstractQueue]:
     """Connects and declares the topology, waiting (unbounded: the service has nothing better to
-    do) while the broker starts, or, fragile, while the silent default points nowhere."""
+    do) while the broker starts, or, without config_validation, while the silent default points nowhere."""
     while True:
         connection: AbstractConnection | None = None
         try:
-            connection = await broker.connect(BROKER_URL, RESILIENT)
+            connection = await broker.connect(BROKER_URL)
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=PREFETCH)
-            _, queue = await broker.declare(channel, RESILIENT)
-            if RESILIENT:
-                state.dead_letters = await channel.get_exchange(events.DLX, ensure=False)
+            _, queue = await broker.declare(channel)
+            state.dead_letters = await channel.get_exchange(events.DLX, ensure=False)
             return connection, queue
         except Exception as exc:
             log.info("broker_waiting", broker=_broker_address(), error=type(exc).__name__)
@@ -535,15 +529,25 @@ async def _subscribe() -> tuple[AbstractConnection, AbstractQueue]:
 
 
 async def _consume() -> None:
-    """The consumer's life: once the database is ready, subscribe and consume until stopped
-    (resilient: until shutdown; fragile: until the first failure or lost connection)."""
+    """The consumer's life: once the database is ready, subscribe and consume until stopped.
+    Stopped (a message it could not handle without consumer_isolation, a lost connection
+    without broker_reconnect) it stays down for as long as those protections are off: for good
+    in the fragile shop, until the switch is turned back on in a matrix run."""
     await state.db.ready.wait()
+    while True:
+        await _consume_once()
+        while not (on("consumer_isolation") and on("broker_reconnect")):
+            await asyncio.sleep(0.5)
+        state.consumer_stopped.clear()
+        log.info("consumer_resumed")
+
+
+async def _consume_once() -> None:
     connection, queue = await _subscribe()
     try:
         connection.close_callbacks.add(_on_connection_lost)
-        if RESILIENT:
-            connection.reconnect_callbacks.add(_on_reconnected)  # type: ignore[attr-defined]
-        await queue.consume(_on_message_resilient if RESILIENT else _on_message_fragile)
+        connection.reconnect_callbacks.add(_on_reconnected)  # type: ignore[attr-defined]
+        await queue.consume(_on_message)
         _set_consumer(True, "consumer_connected")
         await state.consumer_stopped.wait()
     finally:

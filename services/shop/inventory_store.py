@@ -116,12 +116,15 @@ class Poison(Rejected):
     log_event = "poison_message"
 
 
-def parse_event(body: bytes, validator: Draft202012Validator) -> dict[str, Any]:
-    """The event in a message body, or Malformed / SchemaInvalid saying why not."""
+def parse_event(body: bytes, validator: Draft202012Validator | None) -> dict[str, Any]:
+    """The event in a message body, or Malformed / SchemaInvalid saying why not (without a
+    validator, any JSON passes: what schema_validation off leaves to the handler)."""
     try:
         event = json.loads(body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
         raise Malformed(str(exc)) from None
+    if validator is None:
+        return event
     error = best_match(validator.iter_errors(event))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path)

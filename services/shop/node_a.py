@@ -1,5 +1,5 @@
 """node-A's data volume (a size-limited volume at DATA_DIR): receipts are written there, and a
-disk monitor watches it (resilient only).
+disk monitor watches it (the disk_monitor protection).
 
 The manual's root cause 5: the disk of node-A fills up and writes start failing everywhere.
 Prescribed: alert before it is full (>= 90 %), shed writes cleanly instead of failing half-way,
@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from shop.logs import DISK_LOW
+from shop.protections import on
 
 DATA_DIR = Path(os.environ.get("DATA_DIR", "/tmp/shop-data"))
 THRESHOLD = float(os.environ.get("DISK_ALERT_PERCENT", "90"))
@@ -58,6 +59,10 @@ class DiskMonitor:
 
     async def run(self) -> None:
         while True:
+            if not on("disk_monitor"):  # nobody watches: the disk is never seen critical
+                self.critical = False
+                await asyncio.sleep(INTERVAL_S)
+                continue
             try:
                 self.percent = await asyncio.to_thread(used_percent)
             except OSError as exc:
@@ -76,5 +81,6 @@ class DiskMonitor:
         elif percent < THRESHOLD and self.critical:
             self.critical = False
             self.log.warning("disk_recovered", node="node-A", used_percent=round(percent, 1))
-            await self.alert("resolved", f"Disk space on node-A is back to {percent:.0f}% used",
-                             "space was freed", "writes are accepted again")
+            if on("recovery_alerts"):
+                await self.alert("resolved", f"Disk space on node-A is back to {percent:.0f}% used",
+                                 "space was freed", "writes are accepted again")

@@ -1,9 +1,11 @@
-"""Order events leave through an outbox (resilient) or straight to the broker (fragile).
+"""Order events leave through an outbox, or (outbox off) straight to the broker.
 
-Resilient: the event row is written in the order's own transaction, and a relay publishes
-unpublished rows with publisher confirms, marking them only once the broker has acked; a broker
-outage delays events but loses none. Fragile: a direct publish after the commit, no confirms;
-an event published while the broker is away is simply gone.
+With the outbox the event row is written in the order's own transaction, and a relay publishes
+unpublished rows, marking them only once the broker has confirmed them (publisher_confirms); a
+broker outage delays events but loses none. Without it: a direct publish after the commit, and
+an event published while the broker is away is simply gone. Without publisher_confirms a row
+counts as published as soon as it is handed to the socket. Without broker_reconnect a lost
+connection is given up for good.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from psycopg import AsyncConnection
 
 from shop import broker, events
 from shop.db import Database
+from shop.protections import on
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -30,22 +33,33 @@ CREATE TABLE IF NOT EXISTS outbox (
 
 
 class Outbox:
-    def __init__(self, url: str, resilient: bool, db: Database, log) -> None:
-        self.url, self.resilient, self.db, self.log = url, resilient, db, log
-        self.exchange: aio_pika.abc.AbstractExchange | None = None
+    def __init__(self, url: str, db: Database, log) -> None:
+        self.url, self.db, self.log = url, db, log
+        # Both channels' exchanges, so publisher_confirms can switch at run time.
+        self.exchanges: dict[bool, aio_pika.abc.AbstractExchange] = {}
         self.connection: aio_pika.abc.AbstractConnection | None = None
+        self.given_up = False  # broker_reconnect off: the connection was lost and stays lost
 
     @property
     def connected(self) -> bool:
-        return self.connection is not None and not self.connection.is_closed
+        if self.given_up and on("broker_reconnect"):
+            self.given_up = False  # switched back on: the robust connection is used again
+        return self.connection is not None and not self.connection.is_closed and not self.given_up
+
+    def _lost(self, *_: object) -> None:
+        if not on("broker_reconnect"):
+            self.given_up = True
+            self.log.error("broker_connection_given_up")
 
     async def connect(self) -> None:
         """Connects and declares the topology; retried (bounded) while the broker boots."""
         for _ in range(240):
             try:
-                self.connection = await broker.connect(self.url, self.resilient)
-                channel = await self.connection.channel(publisher_confirms=self.resilient)
-                self.exchange, _ = await broker.declare(channel, self.resilient)
+                self.connection = await broker.connect(self.url)
+                for confirms in (True, False):
+                    channel = await self.connection.channel(publisher_confirms=confirms)
+                    self.exchanges[confirms], _ = await broker.declare(channel)
+                self.connection.close_callbacks.add(self._lost)
                 self.log.info("broker_connected")
                 return
             except Exception as exc:  # broker not up yet (or misconfigured: fragile never gets there)
@@ -54,31 +68,32 @@ class Outbox:
         self.log.error("broker_never_connected")
 
     async def add(self, conn: AsyncConnection, event: dict) -> None:
-        """Called inside the order's transaction (resilient)."""
+        """Called inside the order's transaction."""
         await conn.execute(
             "INSERT INTO outbox (message_id, routing_key, body) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
             [event["message_id"], event["type"], json.dumps(event)])
 
     async def publish_now(self, event: dict) -> None:
-        """Fragile: straight to the broker, no confirm, no second chance."""
+        """Without the outbox: straight to the broker, no second chance."""
         try:
             await self._publish(event)
         except Exception as exc:
             self.log.error("event_lost", message_id=event["message_id"], error=type(exc).__name__)
 
     async def _publish(self, event: dict) -> None:
-        if self.exchange is None:
+        exchange = self.exchanges.get(on("publisher_confirms"))
+        if exchange is None or not self.connected:
             raise ConnectionError("not connected to the broker")
         message = aio_pika.Message(events.encode(event), message_id=event["message_id"],
                                    content_type="application/json",
                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-        await self.exchange.publish(message, routing_key=event["type"], timeout=5)
+        await exchange.publish(message, routing_key=event["type"], timeout=5)
 
     async def relay(self) -> None:
         """Publishes pending rows oldest first; a row is marked only after the broker confirmed it."""
         while True:
             await asyncio.sleep(0.2)
-            if self.exchange is None:
+            if not self.exchanges or not self.connected:
                 continue
             try:
                 rows = await self.db.rows(

@@ -1,16 +1,20 @@
-"""Calls to the payment vendor: one call, or (resilient) retries with backoff inside a breaker.
+"""Calls to the payment vendor: retries with backoff, each call inside a circuit breaker.
 
 The order id is the idempotency key of every call, so a retry or a later settlement can never
-charge twice: the vendor answers a repeat with the charge it already made.
+charge twice: the vendor answers a repeat with the charge it already made. Each of those is a
+protection of its own (shop.protections), read at every call.
 """
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 from purgatory import AsyncCircuitBreakerFactory
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter, wait_none
 
 from shop.logs import PAYMENT_503
+from shop.protections import on
 from shop.settings import GatewaySettings
 
 
@@ -37,10 +41,12 @@ class Payments:
 
     async def call(self, order_id: str, amount_cents: int) -> str:
         """One charge request; returns the vendor's charge id."""
+        key = order_id if on("vendor_idempotency") else uuid.uuid4().hex  # off: every call a new charge
         try:
             response = await self.http.post(
                 "/charges", json={"order_id": order_id, "amount_cents": amount_cents},
-                headers={"Idempotency-Key": order_id})
+                headers={"Idempotency-Key": key},
+                timeout=self.settings.payment_timeout_s if on("call_timeouts") else None)
         except httpx.HTTPError as exc:
             self.on_call("unreachable")
             raise VendorError(None, f"vendor unreachable: {type(exc).__name__}") from exc
@@ -55,16 +61,21 @@ class Payments:
 
     async def guarded(self, order_id: str, amount_cents: int) -> str:
         """One call through the circuit breaker (raises OpenedState while it is open)."""
+        if not on("breaker"):
+            return await self.call(order_id, amount_cents)
         breaker = await self.breakers.get_breaker("payment")
         async with breaker:
             return await self.call(order_id, amount_cents)
 
-    async def with_retries(self, order_id: str, amount_cents: int) -> str:
-        """Retries vendor errors with exponential backoff and jitter; an open breaker ends it at once."""
+    async def charge(self, order_id: str, amount_cents: int) -> str:
+        """The request's charge: vendor errors retried with exponential backoff and jitter; an
+        open breaker ends it at once."""
         s = self.settings
+        wait = (wait_exponential_jitter(initial=s.retry_initial_s, max=s.retry_max_s, jitter=s.retry_jitter_s)
+                if on("backoff") else wait_none())
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(s.retry_attempts),
-            wait=wait_exponential_jitter(initial=s.retry_initial_s, max=s.retry_max_s, jitter=s.retry_jitter_s),
+            stop=stop_after_attempt(s.retry_attempts if on("retry") else 1),
+            wait=wait,
             retry=retry_if_exception_type(VendorError),
             reraise=True,
         )

@@ -16,8 +16,9 @@ GUARDS = {
     "payment_latency": "[one_order_per_request]",
     "db_connection_timeout": "[db_503]",
     "db_outage": "[db_503]",
-    "inventory_null": "[no_500]",
-    "malformed_messages": "[dlq_count]",
+    "inventory_null": "[quarantine]",
+    "malformed_messages": "[valid_traffic]",  # the first bad message stops the fragile consumer
+    "dlq_redrive": "[redrive]",
     "disk_fill_node_a": "[disk_alert]",
     "invalid_token": "[reject_invalid]",
     "auth_outage": "[fail_closed]",

@@ -55,6 +55,9 @@ BAD_INPUT = [
     (["doctor"], "Docker engine is not reachable"),
     (["up", "--sut-mode", "brittle"], "invalid choice: 'brittle'"),
     (["up"], "Docker engine is not reachable"),
+    (["up", "--sut-disable", "retry,brakes"], "unknown protection 'brakes'"),
+    (["protections", "--all"], "unrecognized arguments: --all"),
+    (["matrix", "--protection", "brakes"], "unknown protection 'brakes'"),
     (["status", "--interval", "0", "--watch"], "positive number of seconds"),
     (["status", "--run", "no-such-run"], "Docker engine is not reachable"),
     (["faults", "--table"], "unrecognized arguments: --table"),
@@ -89,6 +92,12 @@ def test_a_bad_guardrail_stops_pytest_before_anything_starts():
     result = run([str(BIN / "pytest"), "scenarios/", "-p", "no:cacheprovider", "--abort-if", "health<<50"])
     _one_line_exit_2(result)
     assert "bad guardrail 'health<<50'" in result.stderr
+
+
+def test_an_unknown_protection_stops_pytest_before_anything_starts():
+    result = run([str(BIN / "pytest"), "scenarios/", "-p", "no:cacheprovider", "--sut-disable", "brakes"])
+    _one_line_exit_2(result)
+    assert "unknown protection 'brakes'" in result.stderr
 
 
 def test_an_external_stack_that_is_not_there_is_one_line():

@@ -107,7 +107,9 @@ from harness.guards import expect
 
 @pytest.mark.chaos(root_cause="payment_gateway_outage",
                    guards={"fallback_202": "fallback", "backoff": "retry_with_backoff",
-                           "breaker_opens": "circuit_breaker", "latency_budget": None})
+                           "breaker_opens": "circuit_breaker", "latency_budget": None},
+                   protects={"fallback_202": "fallback", "backoff": ("retry", "backoff"), "breaker_opens": "breaker"},
+                   preconditions=("latency_budget",))
 def test_stops_at_backoff():
     expect("steady_state_before", True, "unused")
     expect("fallback_202", True, "unused")
@@ -116,7 +118,8 @@ def test_stops_at_backoff():
     expect("breaker_opens", True, "never reached")
 
 
-@pytest.mark.chaos(root_cause="payment_gateway_outage", guards={"fallback_202": "fallback"})
+@pytest.mark.chaos(root_cause="payment_gateway_outage", guards={"fallback_202": "fallback"},
+                   protects={"fallback_202": "fallback"})
 def test_uses_an_undeclared_guard():
     expect("backoff", True, "unused")
 
@@ -128,6 +131,17 @@ def test_keeps_the_old_marker():
 
 @pytest.mark.chaos(root_cause="payment_gateway_outage", guards={"fallback_202": "no_such_step"})
 def test_claims_a_step_the_manual_lacks():
+    expect("fallback_202", True, "unused")
+
+
+@pytest.mark.chaos(root_cause="payment_gateway_outage", guards={"fallback_202": "fallback"})
+def test_guards_nothing():
+    expect("fallback_202", True, "unused")
+
+
+@pytest.mark.chaos(root_cause="payment_gateway_outage", guards={"fallback_202": "fallback"},
+                   protects={"fallback_202": "brakes"})
+def test_names_an_unknown_protection():
     expect("fallback_202", True, "unused")
 '''
 
@@ -154,6 +168,11 @@ def test_the_plugin_records_each_scenarios_guards_in_its_report(tmp_path):
 
     assert "runbook= is gone" in scenarios["keeps_the_old_marker"]["reason"]
     assert "no_such_step" in scenarios["claims_a_step_the_manual_lacks"]["reason"]
+    assert "guard 'fallback_202' names no protection" in scenarios["guards_nothing"]["reason"]
+    assert "unknown protection 'brakes'" in scenarios["names_an_unknown_protection"]["reason"]
+    assert stopped["protects"] == {"fallback_202": ["fallback"], "backoff": ["retry", "backoff"],
+                                   "breaker_opens": ["breaker"]}
+    assert stopped["preconditions"] == ["latency_budget"]
 
     incident = (reports / "latest" / "incident-stops_at_backoff.en.md").read_text()
     assert "Verified by this run: `fallback`" in incident
