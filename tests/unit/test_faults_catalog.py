@@ -133,3 +133,15 @@ def test_chaos_inject_turns_an_unproven_fault_into_exit_2(monkeypatch, capsys):
     code = cli.main(["inject", "network.latency", "--target", "auth"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "did not land" in err and "Traceback" not in err
+
+
+def test_message_proof_reads_the_broker_and_fails_while_it_shows_nothing():
+    from harness.faults.message import QueueState, seen_by_broker
+
+    before = QueueState(depth=0, consumers=1, dead=4)
+    assert seen_by_broker(before, QueueState(0, 1, 7), 3) == "held"  # dead-lettered
+    assert seen_by_broker(before, QueueState(0, 0, 4), 3) == "consumers changed"
+    assert seen_by_broker(before, QueueState(0, 1, 4), 3) == "taken by a consumer"
+    idle = QueueState(depth=5, consumers=0, dead=0)
+    assert seen_by_broker(idle, QueueState(7, 0, 0), 3) is None  # two of three seen: not yet
+    assert seen_by_broker(idle, QueueState(8, 0, 0), 3) == "held"
