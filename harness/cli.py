@@ -113,6 +113,7 @@ def cmd_faults(args: argparse.Namespace) -> int:
         print(f"{'':<{width}}  targets: {', '.join(row['targets'])}")
         params = ", ".join(_param_text(name, spec) for name, spec in row["params"].items())
         print(f"{'':<{width}}  params:  {params or '(none)'}")
+        print(f"{'':<{width}}  proves:  {row['proves']}")
     return 0
 
 

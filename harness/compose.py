@@ -47,7 +47,10 @@ def _service(service: topology.Service, sut_mode: str) -> dict:
         body["command"] = ["-host=0.0.0.0", "-config=/config/toxiproxy.json"]
         body["volumes"] = ["./harness/setup/toxiproxy.json:/config/toxiproxy.json:ro"]
         published = [topology.TOXIPROXY_API_PORT] + [p.listen_port for p in topology.PROXIES.values() if p.published]
-        body["ports"] = [f"127.0.0.1:{port}:{port}" for port in published]
+        internal = [p.listen_port for p in topology.PROXIES.values() if not p.published]
+        # The internal edges' listeners too, at ports the engine picks: network faults on them are
+        # proven by traffic through the proxy.
+        body["ports"] = [f"127.0.0.1:{port}:{port}" for port in published] + [f"127.0.0.1::{port}" for port in internal]
     else:
         body["depends_on"] = ["toxiproxy"]
         # The harness reaches every service directly too (vendor control, sink, SQL, AMQP), as it

@@ -300,8 +300,10 @@ class Stack:
                 name=f"chaos-{self.run_id}-{service.host}-data", driver="local", labels=self.labels,
                 driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={size}"})
             container.with_volume_mapping(volume.name, mount, "rw")
+        # Toxiproxy publishes every proxy's listener: the client edge for the harness's traffic,
+        # and the internal edges so the network faults are proven through the proxy itself.
         ports = [service.port, *service.extra_ports] + [p.listen_port for p in topology.PROXIES.values()
-                                                        if p.published and name == "toxiproxy"]
+                                                        if name == "toxiproxy"]
         for port in ports:
             container.ports[str(port)] = (LOOPBACK, None)  # type: ignore[assignment]  # loopback only
         container.waiting_for(ProtocolReady(service.readiness, service.port, self.startup_timeout_s))
@@ -354,7 +356,7 @@ class Stack:
             del self._endpoints[key]
 
     def proxy_endpoint(self, proxy: str) -> Endpoint:
-        """A published proxy (the client edge), reached through Toxiproxy."""
+        """A proxy's listener as the harness reaches it (every one is published on 127.0.0.1)."""
         return self.endpoint("toxiproxy", topology.PROXIES[proxy].listen_port)
 
     @property

@@ -52,7 +52,9 @@ class Proxy:
     upstream: str  # service name
     listen_port: int  # port inside the Toxiproxy container
     env: dict[str, str] = field(default_factory=dict)  # what clients are told; {host} {port}
-    published: bool = False  # reachable from the host (the client edge)
+    # At its own port on the host (the client edge, a fixed port in the compose file); every
+    # listener is also reachable from the host at a port the engine picks, for the fault probes.
+    published: bool = False
 
 
 SERVICES: dict[str, Service] = {

@@ -15,6 +15,11 @@ log.file = false
 CONF
 chown -R rabbitmq:rabbitmq /var/lib/rabbitmq /var/log/rabbitmq /etc/rabbitmq
 if [ "$1" = "rabbitmq-server" ]; then
-  exec runuser -u rabbitmq -- /usr/lib/rabbitmq/bin/rabbitmq-server
+  # setpriv execs the server script in place, as PID 1, where its own SIGTERM trap stops the
+  # broker cleanly (runuser would stay as PID 1, take the signal itself and end the broker
+  # unclean after its grace), so `docker stop` returns as soon as RabbitMQ has shut down.
+  # HOME as runuser set it: the Erlang cookie lives there.
+  export HOME=/var/lib/rabbitmq
+  exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups -- /usr/lib/rabbitmq/bin/rabbitmq-server
 fi
 exec "$@"

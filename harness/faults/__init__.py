@@ -17,14 +17,16 @@ CATALOG: dict[str, type[Fault]] = {cls.name: cls for family in FAMILIES for cls 
 
 
 def describe() -> list[dict[str, Any]]:
-    """Name, family, targets, parameters (type, default, range) and one line, per fault."""
+    """Name, family, targets, parameters (type, default, range), one line, and how inject proves
+    its effect, per fault."""
     rows = []
     for cls in CATALOG.values():
         schema = cls.Params.model_json_schema()
         params = {name: {k: v for k, v in spec.items() if k != "title"}
                   for name, spec in schema.get("properties", {}).items()}
         rows.append({"name": cls.name, "family": cls.family, "targets": list(cls.targets),
-                     "params": params, "description": cls.description})
+                     "params": params, "description": cls.description,
+                     "proves": cls.proves})
     return rows
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from harness.stack import Stack
 
 Observer = Callable[[dict[str, Any], "Fault"], None]
+UNSTATED = "not stated"
 
 
 class Params(BaseModel):
@@ -85,7 +86,12 @@ class Fault(ABC):
     description: ClassVar[str]
     targets: ClassVar[tuple[str, ...]]
     Params: ClassVar[type[BaseModel]]
+    # One line: what inject observes before it returns, so `chaos faults` can say how a fault is
+    # proven. Neutral by default so a family that has not said it yet still imports; the catalog
+    # test names every fault that still has the default.
+    proves: ClassVar[str] = UNSTATED
     landing_timeout_s: float = 5.0
+    healing_timeout_s: float = 10.0
     poll_s: ClassVar[float] = 0.05
 
     def __init__(self, stack: "Stack", target: str, journal: FaultJournal, **params: Any) -> None:
@@ -96,36 +102,56 @@ class Fault(ABC):
         self.active = False
         self.expires_at: float | None = None  # set by the injector for time-boxed faults
         self.record_id: str | None = None  # the registry's record while the fault is active
+        self.started_at: float | None = None  # when the fault window opened (epoch seconds)
+        self.evidence: dict[str, Any] = {}  # what the proof observed, kept in the "landed" entry
 
     def inject(self) -> "Fault":
         """Applies the fault and returns only once its effect is observed (else heals and raises;
         also on Ctrl-C while waiting, since no `with` block holds the fault yet)."""
-        started = time.time()  # the fault window opens when applying starts (stopping a broker takes seconds)
+        self._prepare()  # what the proof compares with (a baseline) is measured before applying
+        self.started_at = time.time()  # _apply may move it to when the effect began
         self._apply()
         self.active = True
         try:
-            self.journal.record("inject", self, ts=started)  # observers (the registry) may fail too
-            self._await_landing()
-        except BaseException:
-            self.heal()
+            self.journal.record("inject", self, ts=self.started_at)  # observers (the registry) may fail too
+            self._await(self._landed, f"did not land within {self.landing_timeout_s:.0f}s",
+                        self.landing_timeout_s)
+        except BaseException as exc:
+            self._heal_after_failure(exc)
             raise
-        self.journal.record("landed", self)
+        self.journal.record("landed", self, **({"evidence": self.evidence} if self.evidence else {}))
         return self
 
-    def _await_landing(self) -> None:
-        deadline = time.monotonic() + self.landing_timeout_s
-        while not self._landed():
+    def _heal_after_failure(self, exc: BaseException) -> None:
+        """Heals a fault whose inject failed; a heal that can't prove itself either is said in
+        the same one line, since the inject's own error is what the caller must see first."""
+        try:
+            self.heal()
+        except HarnessError as heal_error:
+            if isinstance(exc, HarnessError):
+                exc.args = (f"{exc.args[0]}; and {heal_error}",)
+
+    def _await(self, condition: Callable[[], bool], failure: str, timeout_s: float) -> None:
+        """Polls a proof until it holds; bounded by timeout_s, then one line naming the fault."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
             if time.monotonic() > deadline:
-                raise HarnessError(f"fault {self.name} on {self.target} did not land within "
-                                   f"{self.landing_timeout_s:.0f}s; healed it")
+                raise HarnessError(f"fault {self.name} on {self.target} {failure}; healed it")
             time.sleep(self.poll_s)
 
     def heal(self) -> None:
-        """Undoes the fault; harmless when it is not active."""
+        """Undoes the fault and, when it was active, returns once the proof shows the target as
+        it was before (raises if it never does); harmless when it is not active."""
         self._undo()
-        if self.active:
-            self.journal.record("heal", self)
+        if not self.active:
+            return
         self.active = False
+        undone_at = time.time()
+        try:
+            self._await(self._healed, f"still shows its effect {self.healing_timeout_s:.0f}s after healing",
+                        self.healing_timeout_s)
+        finally:
+            self.journal.record("heal", self, ts=undone_at, proven_s=round(time.time() - undone_at, 3))
 
     def __enter__(self) -> "Fault":
         return self if self.active else self.inject()
@@ -154,5 +180,12 @@ class Fault(ABC):
     def _undo(self) -> None:
         self.undo_from(self.undo_state())
 
+    def _prepare(self) -> None:
+        """Measures what the proofs compare with, before anything is applied (default: nothing)."""
+
     @abstractmethod
     def _landed(self) -> bool: ...
+
+    def _healed(self) -> bool:
+        """Whether the target is back as it was; faults whose undo is its own proof keep this."""
+        return True

@@ -35,6 +35,7 @@ class Replica(Fault):
 
     family = "config"
     targets = ("api_gateway", "inventory_service")
+    proves = "the engine shows the altered replica running or already exited"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

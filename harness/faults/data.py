@@ -34,6 +34,7 @@ class NullFields(Fault):
 
     name = "data.null_fields"
     family = "data"
+    proves = "the product row read back from Postgres has the chosen fields NULL"
     description = "set fields of an inventory product row to NULL; heal restores the row"
     targets = ("postgres",)
     Params = NullParams

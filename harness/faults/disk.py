@@ -44,6 +44,7 @@ class DiskFill(Fault):
 
     name = "disk.fill"
     family = "disk"
+    proves = "df inside node-A shows its data volume filled to the goal"
     description = "fill node-A's data volume to a percent (or by a number of bytes); heal deletes the fill file"
     targets = (NODE_A,)
     Params = FillParams

@@ -139,6 +139,7 @@ class VendorFault(Fault):
 
     family = "http"
     targets = ("payment_gateway",)
+    proves = "a marked probe charge to the vendor gets the misbehaviour (its status, 429, a decline, late or garbled)"
     kind: ClassVar[str]
 
     @property

@@ -1,9 +1,12 @@
 """Message faults: bad or repeated order events published straight to RabbitMQ.
 
-The manual's root cause 4 and seed 002. The harness publishes with publisher confirms, so
-"landed" means the broker took every message; what the consumer then does with them is what
-the scenarios judge (DLQ count, e-mails per order). Published messages can't be taken back:
-heal has nothing to undo, and the DLQ is the evidence.
+The manual's root cause 4 and seed 002. The harness publishes with publisher confirms and
+``mandatory``: the broker confirms each message only once it routed it to a queue, and one it
+could route nowhere fails the inject (nothing would ever see it). Then the proof observes the
+broker: every message is seen waiting in the shop's work queue or its dead-letter queue, or the
+work queue has a consumer that took them (its depth back where it was) or lost it (its consumer
+count changed). What the consumer then does with them is what the scenarios judge (DLQ count,
+e-mails per order). Published messages can't be taken back: heal has nothing to undo.
 """
 
 from __future__ import annotations
@@ -11,15 +14,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pika
+import pika.exceptions
 from pydantic import Field
 
 from harness import topology
+from harness.errors import HarnessError
 from harness.faults.base import Fault, Params
 
 EXCHANGE = "orders"
+WORK_QUEUE = "inventory.order-events"  # the shop's consumer reads it (services/shop/events.py)
+DEAD_LETTERS = f"{WORK_QUEUE}.dlq"  # only the resilient shop has one
 
 
 class CountParams(Params):
@@ -41,42 +49,111 @@ def valid_event(kind: str, order_id: str, sku: str, quantity: int, customer_emai
             "occurred_at": time.time()}
 
 
+@dataclass(frozen=True)
+class QueueState:
+    """What the broker says of the shop's queues at one moment (passive declares)."""
+
+    depth: int
+    consumers: int
+    dead: int  # messages in the dead-letter queue (0 where there is none)
+
+
+def _passive(amqp: Any, queue: str) -> Any | None:
+    """A queue's declare-ok, or None when it does not exist (the broker then closes the channel)."""
+    try:
+        return amqp.queue_declare(queue, passive=True).method
+    except pika.exceptions.ChannelClosedByBroker:
+        return None
+
+
+def queue_state(connection: Any) -> QueueState | None:
+    """The work queue's depth and consumers and the dead letters; None without a work queue."""
+    work = _passive(connection.channel(), WORK_QUEUE)
+    if work is None:
+        return None
+    dead = _passive(connection.channel(), DEAD_LETTERS)
+    return QueueState(work.message_count, work.consumer_count, dead.message_count if dead else 0)
+
+
+def seen_by_broker(before: QueueState, now: QueueState, count: int) -> str | None:
+    """How the broker shows the messages arrived, or None while it does not (yet)."""
+    held = (now.depth - before.depth) + (now.dead - before.dead)
+    if held >= count:
+        return "held"  # every message waits in the work queue or was dead-lettered
+    if now.consumers != before.consumers:
+        return "consumers changed"  # a consumer went away (or came) with them
+    if now.consumers >= 1 and now.depth <= before.depth:
+        return "taken by a consumer"  # routed (mandatory), and the queue's consumer drained it
+    return None
+
+
 class Publish(Fault):
-    """Base: builds the bodies, publishes them confirmed; nothing to heal afterwards."""
+    """Base: builds the bodies, publishes them confirmed and mandatory; nothing to heal afterwards."""
 
     family = "message"
     targets = ("rabbitmq",)
+    proves = ("the broker confirms each message routed to a queue (mandatory: unroutable fails), then the work "
+              "queue or DLQ is seen holding them, or its consumer taking them")
     Params: ClassVar = CountParams
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.published = 0
         self.expected = -1
+        self.before: QueueState | None = None
 
     def bodies(self) -> list[tuple[str, bytes, str]]:
         """(routing key, body, message id) of each message to publish."""
         raise NotImplementedError
 
-    def _apply(self) -> None:
+    def _connect(self) -> Any:
         endpoint = self.stack.endpoint("rabbitmq")
-        params = pika.ConnectionParameters(
+        return pika.BlockingConnection(pika.ConnectionParameters(
             host=endpoint.host, port=endpoint.port, connection_attempts=3, retry_delay=0.5,
-            credentials=pika.PlainCredentials(topology.BROKER_USER, topology.BROKER_PASSWORD))
-        connection = pika.BlockingConnection(params)
+            credentials=pika.PlainCredentials(topology.BROKER_USER, topology.BROKER_PASSWORD)))
+
+    def _apply(self) -> None:
+        connection = self._connect()
         try:
+            self.before = queue_state(connection)
+            if self.before is None:
+                raise HarnessError(f"{self.name}: the broker has no queue {WORK_QUEUE}, so nothing would receive "
+                                   "the messages: is inventory_service up?")
             channel = connection.channel()
             channel.confirm_delivery()
             messages = self.bodies()
             self.expected = len(messages)
             for routing_key, body, message_id in messages:
-                channel.basic_publish(EXCHANGE, routing_key, body, pika.BasicProperties(
-                    message_id=message_id, content_type="application/json", delivery_mode=2), mandatory=False)
-                self.published += 1
+                self._publish(channel, routing_key, body, message_id)
         finally:
-            connection.close()
+            if connection.is_open:
+                connection.close()
+
+    def _publish(self, channel: Any, routing_key: str, body: bytes, message_id: str) -> None:
+        """One message, confirmed; unroutable (no queue bound for its key) or refused is an error."""
+        try:
+            channel.basic_publish(EXCHANGE, routing_key, body, pika.BasicProperties(
+                message_id=message_id, content_type="application/json", delivery_mode=2), mandatory=True)
+        except pika.exceptions.UnroutableError:
+            raise HarnessError(f"{self.name}: the broker routed no queue for {EXCHANGE}/{routing_key} "
+                               f"(published {self.published} of {self.expected}): nothing would receive it") from None
+        except pika.exceptions.NackError:
+            raise HarnessError(f"{self.name}: the broker refused a message (nack) after {self.published} "
+                               f"of {self.expected}") from None
+        self.published += 1
 
     def _landed(self) -> bool:
-        return self.published == self.expected  # every publish was confirmed by the broker
+        if self.published != self.expected or self.before is None:
+            return False
+        connection = self._connect()
+        try:
+            now = queue_state(connection)
+        finally:
+            connection.close()
+        how = seen_by_broker(self.before, now, self.expected) if now is not None else None
+        if how:
+            self.evidence = {"how": how, "before": vars(self.before), "after": vars(now)}
+        return how is not None
 
     def undo_state(self) -> dict[str, Any]:
         return {}

@@ -1,16 +1,17 @@
 """Network faults: Toxiproxy toxics (and a disabled proxy) on the edges of the topology.
 
 Every toxic the harness adds is named ``chaos_<kind>_<stream>``, so healing and the reaper
-remove exactly what the harness added and nothing an operator put there by hand. A fault has
-landed when Toxiproxy lists it and, where the proxy is published to the harness (the client
-edge), when a raw HTTP exchange through the proxy shows its effect; internal edges have no
-cheap probe from the host, so there the listing is the proof.
+remove exactly what the harness added and nothing an operator put there by hand. Every proxy's
+listener is published on 127.0.0.1, so each fault is proven through the proxy itself: before
+applying, a first-byte probe in the upstream's protocol (harness/faults/wire.py) measures the
+baseline; a fault has landed when Toxiproxy lists it and a probe shows its effect, and is healed
+when Toxiproxy no longer lists it and a probe answers as the baseline did. A toxic a probe can't
+see (on the upstream stream, or too small to tell from the baseline) is proven by the listing.
 """
 
 from __future__ import annotations
 
-import socket
-import time
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
 
@@ -23,9 +24,13 @@ from toxiproxy.proxy import Proxy
 from harness import topology
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params
+from harness.faults.wire import PROTOCOLS, Exchange, Probe, Protocol, exchange
+
+__all__ = ["Exchange", "exchange"]  # the probe's names, as the tests knew them here
 
 PREFIX = "chaos_"
-PROBE_REQUEST = b"GET /health HTTP/1.1\r\nHost: chaos-probe\r\nX-Chaos-Probe: 1\r\nConnection: close\r\n\r\n"
+HEAL_MARGIN_S = 0.1  # a healed proxy answers within this of its baseline (less for small effects)
+MIN_EFFECT_S = 0.02  # a delay a probe tells from a busy machine's noise
 
 
 # ---------------------------------------------------------------- Toxiproxy access
@@ -85,77 +90,6 @@ def no_proxy(proxy: str) -> HarnessError:
     return HarnessError(f"Toxiproxy has no proxy {proxy!r}: is the run's stack running?")
 
 
-# ---------------------------------------------------------------- the probe through a proxy
-
-@dataclass
-class Exchange:
-    """What one raw HTTP/1.1 request through a proxy saw, timed from the connect."""
-
-    received: int = 0
-    reads: int = 0
-    first_byte_s: float | None = None
-    end_s: float | None = None  # when the peer closed (EOF)
-    error: str | None = None  # refused | reset | timeout
-    complete: bool = False  # the whole response, body by Content-Length, arrived
-
-    @property
-    def silent(self) -> bool:
-        """Nothing came back, though the connection was accepted."""
-        return self.received == 0 and self.error != "refused"
-
-
-def _complete(data: bytes) -> bool:
-    head, sep, body = data.partition(b"\r\n\r\n")
-    if not sep or not head.startswith(b"HTTP/1."):
-        return False
-    for line in head.split(b"\r\n")[1:]:
-        key, _, value = line.partition(b":")
-        if key.strip().lower() == b"content-length":
-            return len(body) >= int(value.strip() or 0)
-    return True
-
-
-def exchange(host: str, port: int, window_s: float) -> Exchange:
-    """GET /health through the proxy with a raw socket, reading until EOF or the window ends.
-
-    Raw, because the effects live below HTTP: when bytes arrive, in how many reads, whether
-    and when the peer closes or resets, which an HTTP client hides.
-    """
-    started = time.monotonic()
-    deadline = started + window_s
-    seen = Exchange()
-    data = b""
-    try:
-        with socket.create_connection((host, port), timeout=window_s) as sock:
-            sock.sendall(PROBE_REQUEST)
-            while (left := deadline - time.monotonic()) > 0:
-                sock.settimeout(left)
-                chunk = sock.recv(65536)
-                now = time.monotonic() - started
-                if not chunk:
-                    seen.end_s = now
-                    break
-                data += chunk
-                seen.reads += 1
-                seen.first_byte_s = now if seen.first_byte_s is None else seen.first_byte_s
-            else:
-                seen.error = "timeout"
-    except ConnectionRefusedError:
-        seen.error = "refused"
-    except (ConnectionResetError, BrokenPipeError):
-        seen.error = "reset"
-    except TimeoutError:
-        seen.error = "timeout"
-    seen.received, seen.complete = len(data), _complete(data)
-    return seen
-
-
-def answers_normally(host: str, port: int) -> bool:
-    """The proxy passes a whole response and closes promptly: no effect of any toxic left."""
-    seen = exchange(host, port, 1.0)
-    return seen.complete and seen.error is None
-
-
 # ---------------------------------------------------------------- parameters
 
 Stream = Literal["upstream", "downstream"]
@@ -163,7 +97,7 @@ Stream = Literal["upstream", "downstream"]
 
 class ToxicParams(Params):
     stream: Stream = Field(default="downstream", description="which direction is affected")
-    toxicity: float = Field(default=1.0, ge=0, le=1, description="share of connections affected")
+    toxicity: float = Field(default=1.0, gt=0, le=1, description="share of connections affected")
 
 
 class LatencyParams(ToxicParams):
@@ -215,36 +149,57 @@ class Toxic:
     attributes: Callable[[Any], dict[str, int]]
     shows: Callable[[Exchange, Any], bool]  # does this exchange show the toxic's effect?
     window_s: Callable[[Any], float]  # how long the probe waits for the whole answer
+    # Whether a probe can see it at all, given the parameters, the protocol and the baseline
+    # answer (a 1-byte answer shows no bandwidth limit, an answer shorter than the limit no cut).
+    visible: Callable[[Any, Protocol, Exchange], bool] = lambda p, proto, base: True
+    effect_s: Callable[[Any], float] = lambda p: math.inf  # the delay it adds, if it is one
     upstream_probe: bool = False  # the probe's judgement also holds on the upstream stream
+
+
+def _delay_visible(seconds: Callable[[Any, Exchange], float]) -> Callable[[Any, Protocol, Exchange], bool]:
+    return lambda p, proto, base: seconds(p, base) >= MIN_EFFECT_S
+
+
+def _bandwidth_s(p: Any, answer: Exchange) -> float:
+    return answer.received / (p.rate_kb * 1000)
+
+
+def _slicer_s(p: Any, answer: Exchange) -> float:
+    return (answer.received / p.average_size) * p.delay_us / 1e6
 
 
 TOXICS: dict[str, Toxic] = {
     "latency": Toxic(
         "latency", lambda p: {"latency": p.latency_ms, "jitter": p.jitter_ms},
         lambda x, p: x.first_byte_s is not None and x.first_byte_s >= 0.9 * (p.latency_ms - p.jitter_ms) / 1000,
-        lambda p: (p.latency_ms + p.jitter_ms) / 1000 + 1.0, upstream_probe=True),
+        lambda p: (p.latency_ms + p.jitter_ms) / 1000 + 1.0,
+        visible=_delay_visible(lambda p, base: (p.latency_ms - p.jitter_ms) / 1000),
+        effect_s=lambda p: (p.latency_ms - p.jitter_ms) / 1000, upstream_probe=True),
     "timeout": Toxic(
         "timeout", lambda p: {"timeout": p.timeout_ms},
         lambda x, p: x.silent, lambda p: 0.5, upstream_probe=True),
     "reset_peer": Toxic(
         "reset_peer", lambda p: {"timeout": p.timeout_ms},
-        lambda x, p: x.silent and x.error != "timeout", lambda p: p.timeout_ms / 1000 + 1.0),
+        lambda x, p: x.closed_empty, lambda p: p.timeout_ms / 1000 + 1.0),
     "bandwidth": Toxic(
         "bandwidth", lambda p: {"rate": p.rate_kb},
-        lambda x, p: x.complete and (x.end_s or 0) >= 0.7 * x.received / (p.rate_kb * 1000),
-        lambda p: 2.0 / p.rate_kb + 1.0),
+        lambda x, p: x.complete and (x.done_s or 0) >= 0.7 * _bandwidth_s(p, x),
+        lambda p: 2.0 / p.rate_kb + 1.0, visible=_delay_visible(_bandwidth_s)),
     "slow_close": Toxic(
         "slow_close", lambda p: {"delay": p.delay_ms},
         lambda x, p: x.complete and x.end_s is not None and x.end_s >= 0.9 * p.delay_ms / 1000,
-        lambda p: p.delay_ms / 1000 + 1.0),
+        lambda p: p.delay_ms / 1000 + 1.0,
+        visible=lambda p, proto, base: proto.closes and p.delay_ms / 1000 >= MIN_EFFECT_S,
+        effect_s=lambda p: p.delay_ms / 1000),
     "slicer": Toxic(
         "slicer", lambda p: {"average_size": p.average_size, "size_variation": p.size_variation,
                              "delay": p.delay_us},
-        lambda x, p: x.complete and (x.end_s or 0) >= 0.5 * (x.received / p.average_size) * p.delay_us / 1e6,
-        lambda p: 2000 / p.average_size * p.delay_us / 1e6 + 1.0),
+        lambda x, p: x.complete and (x.done_s or 0) >= 0.5 * _slicer_s(p, x),
+        lambda p: 2000 / p.average_size * p.delay_us / 1e6 + 1.0, visible=_delay_visible(_slicer_s)),
     "limit_data": Toxic(
         "limit_data", lambda p: {"bytes": p.bytes},
-        lambda x, p: x.received <= p.bytes and x.error is None, lambda p: 1.0),
+        lambda x, p: not x.complete and x.received <= p.bytes and x.error != "timeout", lambda p: 1.0,
+        visible=lambda p, proto, base: p.bytes < base.received),
 }
 
 
@@ -252,43 +207,61 @@ def toxic_name(kind: str, stream: str) -> str:
     return f"{PREFIX}{kind}_{stream}"
 
 
-def probe_endpoint(stack: Any, proxy: str) -> tuple[str, int] | None:
-    """Where the harness can send traffic through a proxy: published ones only."""
-    if not topology.PROXIES[proxy].published:
-        return None
-    endpoint = stack.proxy_endpoint(proxy)
-    return endpoint.host, endpoint.port
+def probe_through(stack: Any, proxy: str) -> Probe:
+    """A probe through a proxy's Toxiproxy listener (every one is published on 127.0.0.1), in
+    the protocol of the service behind it."""
+    try:
+        endpoint = stack.proxy_endpoint(proxy)
+    except (HarnessError, KeyError, ValueError) as exc:
+        raise HarnessError(f"the {proxy} proxy's listener is not published on 127.0.0.1, so a fault on it "
+                           f"can't be proven ({exc}): restart the stack (`chaos down`, `chaos up`)") from None
+    protocol = PROTOCOLS[topology.SERVICES[topology.PROXIES[proxy].upstream].readiness]
+    return Probe(endpoint.host, endpoint.port, protocol, f"the {proxy} proxy")
 
 
-def toxic_landed(api: str, proxy: str, name: str, kind: str, params: Any,
-                 probe: tuple[str, int] | None) -> bool:
-    """Toxiproxy lists the toxic and, where a probe applies, the traffic shows it.
+def probe_sees(kind: str, params: Any, probe: Probe) -> bool:
+    """Whether a probe can see this toxic: on the stream and protocol it affects, and large
+    enough to tell from the baseline. Where it can't, Toxiproxy's listing is the proof."""
+    toxic = TOXICS[kind]
+    if params.stream == "upstream" and not toxic.upstream_probe:
+        return False  # the request is small: an upstream limit seldom shows on it
+    return toxic.visible(params, probe.protocol, probe.baseline or probe.measure_baseline())
+
+
+def heal_margin_s(kind: str, params: Any) -> float:
+    """How close to the baseline a healed proxy must answer: tighter than the toxic's own delay,
+    so a delay still in place is never mistaken for the baseline."""
+    return max(MIN_EFFECT_S, min(HEAL_MARGIN_S, 0.5 * TOXICS[kind].effect_s(params)))
+
+
+def toxic_landed(api: str, proxy: str, name: str, kind: str, params: Any, probe: Probe) -> bool:
+    """Toxiproxy lists the toxic and, where a probe can see it, one probe shows it. With
+    toxicity below 1 only that share of connections is affected: the landing loop probes
+    again until one is (bounded by the landing timeout).
 
     Shared with the benchmark, so toxics added by other tools are judged the same way.
     """
     if name not in toxic_names(api, proxy):
         return False
-    toxic = TOXICS[kind]
-    if probe is None or params.toxicity < 1 or (params.stream == "upstream" and not toxic.upstream_probe):
-        return True  # a probe would see the effect only sometimes, or not at all
-    return toxic.shows(exchange(*probe, toxic.window_s(params)), params)
-
-
-def toxic_gone(api: str, proxy: str, name: str, probe: tuple[str, int] | None) -> bool:
-    return name not in toxic_names(api, proxy) and (probe is None or answers_normally(*probe))
-
-
-def down_landed(api: str, proxy: str, probe: tuple[str, int] | None) -> bool:
-    if proxy_enabled(api, proxy):
-        return False
-    if probe is None:
+    if not probe_sees(kind, params, probe):
         return True
-    seen = exchange(*probe, 1.0)
-    return seen.received == 0 and seen.error != "timeout"  # refused, or accepted and closed at once
+    toxic = TOXICS[kind]
+    return toxic.shows(probe.exchange(toxic.window_s(params)), params)
 
 
-def down_gone(api: str, proxy: str, probe: tuple[str, int] | None) -> bool:
-    return proxy_enabled(api, proxy) and (probe is None or answers_normally(*probe))
+def toxic_gone(api: str, proxy: str, name: str, probe: Probe, margin_s: float = HEAL_MARGIN_S) -> bool:
+    """Not listed any more, and the proxy answers as it did before the fault."""
+    return name not in toxic_names(api, proxy) and probe.normal(margin_s)
+
+
+def down_landed(api: str, proxy: str, probe: Probe) -> bool:
+    """Disabled, and a probe is refused or closed without a byte (Docker's port forwarder
+    accepts, then closes when the listener behind it is gone)."""
+    return not proxy_enabled(api, proxy) and probe.exchange(1.0).closed_empty
+
+
+def down_gone(api: str, proxy: str, probe: Probe) -> bool:
+    return proxy_enabled(api, proxy) and probe.normal(HEAL_MARGIN_S)
 
 
 # ---------------------------------------------------------------- the faults
@@ -307,9 +280,11 @@ class NetworkFault(Fault):
         endpoint = self.stack.endpoint("toxiproxy")
         return f"{endpoint.host}:{endpoint.port}"
 
-    @property
-    def probe(self) -> tuple[str, int] | None:
-        return probe_endpoint(self.stack, self.target)
+    def _prepare(self) -> None:
+        """The proxy's baseline answer, before anything is applied: what landing is told from
+        and what healing must come back to."""
+        self.probe = probe_through(self.stack, self.target)
+        self.probe.measure_baseline()
 
 
 class ToxicFault(NetworkFault):
@@ -340,6 +315,9 @@ class ToxicFault(NetworkFault):
     def _landed(self) -> bool:
         return toxic_landed(self.api, self.target, self.toxic, self.kind, self.params, self.probe)
 
+    def _healed(self) -> bool:
+        return toxic_gone(self.api, self.target, self.toxic, self.probe, heal_margin_s(self.kind, self.params))
+
     def undo_state(self) -> dict[str, Any]:
         return {"api": self.api, "proxy": self.target, "toxic": self.toxic}
 
@@ -352,6 +330,7 @@ class Latency(ToxicFault):
     name = "network.latency"
     kind = "latency"
     description = "adds latency_ms (± jitter_ms) to the data through a proxy"
+    proves = "a probe through the proxy, in the upstream's protocol, gets its first byte latency_ms late; heal: back near the baseline measured before"
     Params = LatencyParams
 
 
@@ -359,6 +338,7 @@ class Timeout(ToxicFault):
     name = "network.timeout"
     kind = "timeout"
     description = "stops all data through a proxy; closes the connection after timeout_ms (0: never)"
+    proves = "a probe through the proxy gets no byte back within its window; heal: back near the baseline measured before"
     Params = TimeoutParams
 
 
@@ -366,6 +346,7 @@ class ResetPeer(ToxicFault):
     name = "network.reset_peer"
     kind = "reset_peer"
     description = "resets connections (TCP RST) after timeout_ms"
+    proves = "a probe through the proxy is reset or closed without a byte (upstream stream: Toxiproxy's listing); heal: baseline again"
     Params = TimeoutParams
 
 
@@ -373,6 +354,7 @@ class Bandwidth(ToxicFault):
     name = "network.bandwidth"
     kind = "bandwidth"
     description = "limits a proxy's throughput to rate_kb KB/s"
+    proves = "a probe's answer through the proxy comes no faster than rate_kb allows (too small an answer, or upstream: the listing); heal: baseline again"
     Params = BandwidthParams
 
 
@@ -380,6 +362,7 @@ class SlowClose(ToxicFault):
     name = "network.slow_close"
     kind = "slow_close"
     description = "delays closing connections by delay_ms"
+    proves = "an HTTP probe through the proxy sees the close delay_ms late (Postgres and AMQP don't close, upstream: the listing); heal: baseline again"
     Params = SlowCloseParams
 
 
@@ -387,6 +370,7 @@ class Slicer(ToxicFault):
     name = "network.slicer"
     kind = "slicer"
     description = "slices data into small pieces with delay_us between them"
+    proves = "a probe's answer through the proxy comes sliced and slowed by delay_us a piece (too small an answer, or upstream: the listing); heal: baseline again"
     Params = SlicerParams
 
 
@@ -394,6 +378,7 @@ class LimitData(ToxicFault):
     name = "network.limit_data"
     kind = "limit_data"
     description = "closes each connection after `bytes` bytes"
+    proves = "a probe's answer through the proxy is cut after `bytes` (an answer shorter than that, or upstream: the listing); heal: baseline again"
     Params = LimitDataParams
 
 
@@ -401,6 +386,7 @@ class Down(NetworkFault):
     """The proxy is disabled: its dependency is unreachable (connections refused)."""
 
     name = "network.down"
+    proves = "a probe through the proxy's listener is refused or closed without a byte; heal: a probe answers as the baseline did"
     description = "disables a proxy: the dependency behind it is unreachable"
     Params = DownParams
 
@@ -412,6 +398,9 @@ class Down(NetworkFault):
 
     def _landed(self) -> bool:
         return down_landed(self.api, self.target, self.probe)
+
+    def _healed(self) -> bool:
+        return down_gone(self.api, self.target, self.probe)
 
     def undo_state(self) -> dict[str, Any]:
         return {"api": self.api, "proxy": self.target}

@@ -1,13 +1,18 @@
 """Process faults: what happens to a service's container (killed, frozen, restarted, stopped).
 
-Landed is the container state the engine reports (exited, paused; for a restart: running
-again, started anew and answering). Healing brings the container back whatever happened to
+The fault's window opens when the target stopped answering, not when the engine was asked:
+the action runs in a thread while a first-byte probe in the service's own protocol
+(harness/faults/wire.py) polls its published port, and the first probe that gets no whole
+answer marks the start (a graceful stop takes seconds to go quiet). Landed is then the container
+state the engine reports (exited, paused; for a restart: running again, started anew and
+answering). Healing brings the container back whatever happened to
 it (unpause a paused one, start a stopped one) and returns only when the service answers its
 own protocol again, on its published port, which a restart may have moved.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
@@ -20,6 +25,9 @@ from harness import topology
 from harness.errors import HarnessError
 from harness.faults.attach import published
 from harness.faults.base import Fault, Params
+from harness.faults.wire import PROTOCOLS, Probe
+
+ANSWER_WINDOW_S = 0.5  # a probe with no whole answer in this long: the service stopped answering
 
 READY_TIMEOUT_S = 90.0
 # Toxiproxy keeps its proxies in memory: restarting it is every edge down at once, which the
@@ -90,6 +98,43 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+def _act(action: Action, container: Container, params: Any, failure: list[BaseException]) -> None:
+    """The engine call, in a thread so the caller can watch the service meanwhile."""
+    try:
+        action.apply(container, params)
+    except BaseException as exc:  # handed to the caller, which raises it
+        failure.append(exc)
+
+
+def service_probe(container: Container, service: str) -> Probe | None:
+    """A first-byte probe of the service's own protocol on its published port (None: none)."""
+    spec = topology.SERVICES[service]
+    endpoint = published(container, spec.port)
+    if endpoint is None:
+        return None
+    return Probe(endpoint.host, endpoint.port, PROTOCOLS[spec.readiness], service)
+
+
+def answers(probe: Probe) -> bool:
+    seen = probe.exchange(ANSWER_WINDOW_S)
+    return seen.complete and seen.error is None
+
+
+def stopped_answering(probe: Probe | None, worker: threading.Thread) -> float | None:
+    """When the service stopped answering (the start of the probe that got no whole answer),
+    polling while the engine acts and once after; None when every probe was answered."""
+    if probe is None:
+        return None
+    while True:
+        done = not worker.is_alive()
+        began = time.time()
+        if not answers(probe):
+            return began
+        if done:
+            return None
+        time.sleep(0.02)
+
+
 class ProcessFault(Fault):
     family = "process"
     targets = PROCESS_TARGETS
@@ -98,8 +143,23 @@ class ProcessFault(Fault):
 
     def _apply(self) -> None:
         container = self.stack.docker_container(self.target)
-        self._started_at = container.attrs["State"].get("StartedAt")
-        ACTIONS[self.action].apply(container, self.params)
+        self._booted_at = container.attrs["State"].get("StartedAt")
+        probe = service_probe(container, self.target)
+        failure: list[BaseException] = []
+        worker = threading.Thread(target=_act, args=(ACTIONS[self.action], container, self.params, failure),
+                                  name=f"chaos-{self.action}", daemon=True)
+        worker.start()
+        try:
+            quiet_at = stopped_answering(probe, worker)
+        except BaseException:  # Ctrl-C while the engine works: the container comes back
+            worker.join()
+            self._undo()
+            raise
+        worker.join()
+        if failure:
+            raise HarnessError(f"the engine refused to {self.action} {self.target}: {failure[0]}") from None
+        self.evidence = {"stopped_answering": quiet_at is not None}
+        self.started_at = quiet_at or self.started_at  # a restart too quick to see: when it was asked
 
     def _landed(self) -> bool:
         action = ACTIONS[self.action]
@@ -109,7 +169,7 @@ class ProcessFault(Fault):
             return False
         if not action.answers:
             return True
-        if container.attrs["State"].get("StartedAt") == self._started_at:
+        if container.attrs["State"].get("StartedAt") == self._booted_at:
             return False  # not restarted yet
         self.stack.refresh(self.target)
         return ready_now(container, self.target)
@@ -134,6 +194,7 @@ class ProcessFault(Fault):
 
 class Kill(ProcessFault):
     name = "process.kill"
+    proves = "the service's own protocol stops answering on its port (the window opens then) and the engine reports it exited"
     action = "kill"
     description = "kills a service's container (SIGKILL by default); heal starts it and waits until it answers"
     Params = KillParams
@@ -141,6 +202,7 @@ class Kill(ProcessFault):
 
 class Pause(ProcessFault):
     name = "process.pause"
+    proves = "the service's own protocol stops answering on its port (the window opens then) and the engine reports it paused"
     action = "pause"
     description = "freezes a service's container (docker pause): connections hang, nothing answers"
     Params = PauseParams
@@ -148,6 +210,7 @@ class Pause(ProcessFault):
 
 class Restart(ProcessFault):
     name = "process.restart"
+    proves = "the service stops answering (the window opens then), then runs anew and answers its readiness check again"
     action = "restart"
     description = "restarts a service's container; lands when it answers again"
     Params = StopParams
@@ -157,6 +220,7 @@ class Restart(ProcessFault):
 class Outage(ProcessFault):
     """A dependency stopped (gracefully, then killed after stop_timeout_s) until healed."""
 
+    proves = "the service's own protocol stops answering on its port (the window opens then) and the engine reports it exited"
     action = "stop"
     Params = StopParams
     landing_timeout_s = 30.0

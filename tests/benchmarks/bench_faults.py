@@ -1,6 +1,14 @@
-"""Benchmark: the harness's network faults beside chaostoolkit-toxiproxy's actions, one stack.
+"""Benchmark: what proving a network fault costs, and the harness beside chaostoolkit-toxiproxy.
 
-    python tests/benchmarks/bench_faults.py [--reps N]
+    python tests/benchmarks/bench_faults.py [--reps N] [--proof-reps M]
+
+First, per network toxic and the disabled proxy, on the client edge and on internal edges
+(postgres, rabbitmq): inject-to-proven (inject() returns once a probe through the proxy shows
+the effect) and heal-to-proven (heal() returns once a probe answers as the baseline did), p50
+and p99 over M repetitions, next to the raw Toxiproxy API call that adds (removes) the same
+toxic in the same run, and their ratio: the price of the proof.
+
+Then, when chaostoolkit-toxiproxy is installed:
 
 For each Toxiproxy toxic and the disabled proxy, on the published edge proxy: inject-to-landed
 and heal-to-gone seconds, p50 and p99 over N repetitions, once through our faults and once
@@ -24,7 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from harness.faults import Chaos, check, registry
-from harness.faults.network import down_gone, down_landed, toxic_gone, toxic_landed
+from harness.faults.network import (TOXICS, down_gone, down_landed, probe_through, proxy_at, remove_toxic,
+                                    set_enabled, toxic_gone, toxic_landed)
 from harness.stack import Stack
 
 POLL_S = 0.05  # the same pause between observations as the faults' own landing loop
@@ -84,13 +93,85 @@ def percentile(samples: list[float], share: float) -> float:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
+# The fault and parameters measured for each toxic (the same as the comparison below).
+PROOF_CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "latency": ("network.latency", {"latency_ms": 100}),
+    "bandwidth": ("network.bandwidth", {"rate_kb": 5}),
+    "slow_close": ("network.slow_close", {"delay_ms": 100}),
+    "timeout": ("network.timeout", {"timeout_ms": 0}),
+    "reset_peer": ("network.reset_peer", {"timeout_ms": 0}),
+    "slicer": ("network.slicer", {"average_size": 64, "size_variation": 16, "delay_us": 1000}),
+    "limit_data": ("network.limit_data", {"bytes": 64}),
+    "down": ("network.down", {}),
+}
+PROOF_PROXIES = ("edge_gateway", "postgres", "rabbitmq")
+
+
+def _raw_apply(api: str, proxy: str, kind: str, fault: str, params: dict[str, Any]) -> None:
+    """The bare Toxiproxy API call our inject makes, with nothing around it."""
+    if kind == "down":
+        set_enabled(api, proxy, False)
+        return
+    model = check(fault, proxy, **params).params
+    proxy_at(api, proxy).add_toxic(name=f"raw_{kind}", type=TOXICS[kind].type, stream=model.stream,
+                                   toxicity=model.toxicity, attributes=TOXICS[kind].attributes(model))
+
+
+def _raw_undo(api: str, proxy: str, kind: str) -> None:
+    if kind == "down":
+        set_enabled(api, proxy, True)
+    else:
+        remove_toxic(api, proxy, f"raw_{kind}")
+
+
+def proof_costs(stack: Stack, reps: int) -> dict[tuple[str, str, str, str], list[float]]:
+    """(who, proxy, toxic, phase) -> seconds: ours proven, raw API alone; alternating."""
+    endpoint = stack.endpoint("toxiproxy")
+    api, chaos = f"{endpoint.host}:{endpoint.port}", Chaos(stack)
+    samples: dict[tuple[str, str, str, str], list[float]] = {}
+
+    def timed(key: tuple[str, str, str, str], action: Callable[[], Any]) -> Any:
+        began = time.monotonic()
+        result = action()
+        samples.setdefault(key, []).append(time.monotonic() - began)
+        return result
+
+    for proxy in PROOF_PROXIES:
+        for kind, (fault, params) in PROOF_CASES.items():
+            for _ in range(reps):
+                injected = timed(("ours", proxy, kind, "inject"), lambda: chaos.inject(fault, proxy, **params))
+                timed(("ours", proxy, kind, "heal"), injected.heal)
+                chaos.active.clear()
+                timed(("raw", proxy, kind, "inject"), lambda: _raw_apply(api, proxy, kind, fault, params))
+                timed(("raw", proxy, kind, "heal"), lambda: _raw_undo(api, proxy, kind))
+            probe = probe_through(stack, proxy)  # nothing of the raw calls may be left behind
+            probe.measure_baseline()
+            until(lambda: probe.normal(0.1))
+    return samples
+
+
+def proof_report(samples: dict[tuple[str, str, str, str], list[float]], reps: int) -> None:
+    ms = lambda seconds: f"{seconds * 1000:8.1f}"  # noqa: E731
+    print(f"\nproof cost, {reps} repetitions: inject/heal returning proven vs the raw Toxiproxy API call (milliseconds)")
+    print(f"{'proxy':<13} {'toxic':<11} {'phase':<7} {'proven p50':>10} {'p99':>8} {'raw p50':>8} {'p99':>7} "
+          f"{'ratio p50':>10} {'p99':>7}")
+    for proxy in PROOF_PROXIES:
+        for kind in PROOF_CASES:
+            for phase in ("inject", "heal"):
+                ours, raw = samples[("ours", proxy, kind, phase)], samples[("raw", proxy, kind, phase)]
+                o50, o99, r50, r99 = (percentile(ours, 0.5), percentile(ours, 0.99),
+                                      percentile(raw, 0.5), percentile(raw, 0.99))
+                print(f"{proxy:<13} {kind:<11} {phase:<7} {ms(o50):>10} {ms(o99):>8} {ms(r50):>8} {ms(r99):>7} "
+                      f"{o50 / r50:>9.0f}x {o99 / r99:>6.0f}x")
+
+
 class Bench:
     """One stack, both tools, the same observations."""
 
     def __init__(self, stack: Stack) -> None:
-        edge = stack.proxy_endpoint("edge_gateway")
         api = stack.endpoint("toxiproxy")
-        self.stack, self.probe, self.api = stack, (edge.host, edge.port), f"{api.host}:{api.port}"
+        self.stack, self.probe, self.api = stack, probe_through(stack, "edge_gateway"), f"{api.host}:{api.port}"
+        self.probe.measure_baseline()
         self.configuration = {"toxiproxy_host": api.host, "toxiproxy_port": api.port}
         self.chaos = Chaos(stack)
         self.samples: dict[tuple[str, str, str], list[float]] = {}
@@ -147,16 +228,21 @@ def report(bench: Bench, kinds: list[str]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--proof-reps", type=int, default=10)
     args = parser.parse_args()
-    try:
-        cases = _cases()
-    except ImportError:
-        print("chaostoolkit-toxiproxy is not installed: `.venv/bin/pip install chaostoolkit-toxiproxy==0.3.1` "
-              "to compare with it; nothing measured")
-        return 0
-    logging.getLogger("logzero_default").setLevel(logging.ERROR)  # its actions log every call
     os.environ[registry.STATE_ENV] = tempfile.mkdtemp(prefix="chaos-bench-state-")
     with Stack() as stack:
+        began = time.monotonic()
+        costs = proof_costs(stack, args.proof_reps)
+        print(f"proof cost measured in {time.monotonic() - began:.1f}s (run {stack.run_id})", file=sys.stderr)
+        proof_report(costs, args.proof_reps)
+        try:
+            cases = _cases()
+        except ImportError:
+            print("\nchaostoolkit-toxiproxy is not installed: `.venv/bin/pip install chaostoolkit-toxiproxy==0.3.1` "
+                  "to compare with it")
+            return 0
+        logging.getLogger("logzero_default").setLevel(logging.ERROR)  # its actions log every call
         bench = Bench(stack)
         for kind, case in cases.items():  # one untimed round each: connections, imports
             bench.ours(kind, case)

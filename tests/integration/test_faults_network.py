@@ -11,7 +11,8 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.faults import registry
-from harness.faults.network import exchange, toxic_names
+from harness.faults import network
+from harness.faults.network import exchange, probe_through, toxic_names
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +93,7 @@ def test_upstream_latency_delays_the_request(stack, chaos):
     assert _answers_normally(stack)
 
 
-def test_partial_toxicity_lands_on_its_listing(stack, chaos):
+def test_partial_toxicity_lands_once_a_probe_meets_it(stack, chaos):
     with chaos.inject("network.latency", "edge_gateway", latency_ms=2000, toxicity=0.5) as fault:
         (toxic,) = stack.toxiproxy.get_proxy("edge_gateway").toxics().values()
         assert toxic.name == fault.toxic and toxic.toxicity == 0.5 and toxic.attributes["latency"] == 2000
@@ -127,3 +128,62 @@ def test_a_second_injection_of_the_same_toxic_is_refused_and_heal_spares_foreign
     finally:
         proxy.destroy_toxic("operator_latency")
     assert _answers_normally(stack)
+
+
+# ---------------------------------------------------------------- internal edges, proven through the proxy
+
+def _through(stack: Any, proxy: str, window_s: float = 2.0):
+    """One probe through an internal proxy's published listener, independent of the fault's own."""
+    probe = probe_through(stack, proxy)
+    return probe.exchange(window_s)
+
+
+INTERNAL: dict[tuple[str, str], tuple[dict[str, Any], Callable[[Any], bool]]] = {
+    ("network.latency", "postgres"): ({"latency_ms": 300}, lambda x: x.complete and x.first_byte_s >= 0.27),
+    ("network.latency", "rabbitmq"): ({"latency_ms": 300}, lambda x: x.complete and x.first_byte_s >= 0.27),
+    ("network.latency", "inventory"): ({"latency_ms": 300}, lambda x: x.complete and x.first_byte_s >= 0.27),
+    ("network.down", "postgres"): ({}, lambda x: x.received == 0 and x.error != "timeout"),
+    ("network.down", "rabbitmq"): ({}, lambda x: x.received == 0 and x.error != "timeout"),
+    ("network.timeout", "rabbitmq"): ({"timeout_ms": 0}, lambda x: x.received == 0 and x.error == "timeout"),
+    ("network.limit_data", "rabbitmq"): ({"bytes": 16}, lambda x: x.received == 16 and not x.complete),
+}
+
+
+@pytest.mark.parametrize("name, proxy", sorted(INTERNAL))
+def test_an_internal_edge_fault_is_in_effect_when_inject_returns_and_gone_when_heal_does(stack, chaos, name, proxy):
+    params, effect = INTERNAL[(name, proxy)]
+    assert _through(stack, proxy).complete
+    with chaos.inject(name, proxy, **params):
+        assert effect(_through(stack, proxy)), f"{name} on {proxy} returned but is not in effect"
+    seen = _through(stack, proxy)
+    assert seen.complete and seen.error is None and seen.first_byte_s < 0.2, f"{name} healed but {proxy} still misbehaves"
+
+
+def test_a_toxic_that_has_no_effect_fails_the_inject_and_is_removed(stack, chaos, monkeypatch):
+    """Toxiproxy lists the toxic, but with latency 0 behind the harness's back: inject must not
+    take the listing for the effect."""
+    toothless = network.Toxic(**{**vars(network.TOXICS["latency"]), "attributes": lambda p: {"latency": 0}})
+    monkeypatch.setitem(network.TOXICS, "latency", toothless)
+    with pytest.raises(HarnessError, match="network.latency on postgres did not land"):
+        chaos.inject("network.latency", "postgres", latency_ms=400)
+    assert toxic_names(stack_api(stack), "postgres") == set()
+
+
+def test_a_heal_that_leaves_a_delay_behind_fails(stack, chaos):
+    """A delay another hand put on the proxy while the fault was active: heal removes its own
+    toxic, sees the proxy still slow, and says so."""
+    proxy = stack.toxiproxy.get_proxy("rabbitmq")
+    fault = chaos.inject("network.latency", "rabbitmq", latency_ms=200)
+    proxy.add_toxic(name="operator_latency", type="latency", attributes={"latency": 300})
+    try:
+        with pytest.raises(HarnessError, match="still shows its effect"):
+            fault.heal()
+        assert toxic_names(stack_api(stack), "rabbitmq") == {"operator_latency"}
+    finally:
+        proxy.destroy_toxic("operator_latency")
+    assert [e["action"] for e in chaos.journal.entries][-1] == "heal"
+
+
+def stack_api(stack: Any) -> str:
+    endpoint = stack.endpoint("toxiproxy")
+    return f"{endpoint.host}:{endpoint.port}"

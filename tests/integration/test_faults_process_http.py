@@ -4,6 +4,7 @@ the service stops answering), heals (the service answers again, on whatever port
 gave it), and heals twice harmlessly. Every test leaves the stack answering."""
 
 import time
+from datetime import datetime
 import uuid
 
 import httpx
@@ -170,3 +171,17 @@ def test_dependency_outage_stops_it_and_heal_waits_for_its_protocol(stack, chaos
     assert stack.docker_container(service).status == "running" and _answers(stack, service)
     fault.heal()
     assert _settled(stack, shop)  # the shop reconnects through its proxies by itself
+
+
+def test_a_broker_outage_opens_its_window_when_amqp_went_quiet_not_when_asked(stack, chaos, shop):
+    """The journal's inject time lies between the request and the container's exit: the broker
+    answered until it stopped, and the window opens at the first probe it did not answer."""
+    asked = time.time()
+    with chaos.inject("process.broker_outage", "rabbitmq", stop_timeout_s=10) as fault:
+        finished = stack.docker_container("rabbitmq").attrs["State"]["FinishedAt"]
+        (entry,) = [e for e in chaos.journal.entries if e["action"] == "inject"]
+        assert fault.evidence == {"stopped_answering": True}
+        assert asked < entry["ts"] == fault.started_at
+        exited = datetime.fromisoformat(finished[:26].rstrip("Z") + "+00:00").timestamp()
+        assert entry["ts"] <= exited + 0.5, "the window opened after the broker had already exited"
+    assert _settled(stack, shop)

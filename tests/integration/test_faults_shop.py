@@ -5,6 +5,7 @@ import httpx
 import pytest
 
 from harness.clients import connect_database, queue_depth
+from harness.errors import HarnessError
 from harness.faults import Chaos
 from harness.timeline import wait_for
 
@@ -88,3 +89,16 @@ def test_missing_env_replica_refuses_to_start_and_is_removed_on_heal(stack):
     replica = fault.replica.id
     _heal_twice(fault)
     assert not stack.client.containers.list(all=True, filters={"id": replica})
+
+
+def test_an_unroutable_message_fails_the_inject_in_one_line(stack):
+    """No queue is bound for this routing key (the shop binds order.*): published mandatory,
+    the broker returns it, and inject fails instead of calling it landed."""
+    with pytest.raises(HarnessError, match=r"routed no queue for orders/nobody\.listens"):
+        Chaos(stack).inject("message.poison", target="rabbitmq", count=1, routing_key="nobody.listens")
+
+
+def test_a_message_fault_is_proven_by_what_the_broker_shows(stack):
+    fault = Chaos(stack).inject("message.schema_invalid", target="rabbitmq", count=2)
+    assert fault.evidence["how"] in ("held", "consumers changed", "taken by a consumer")
+    assert set(fault.evidence["after"]) == {"depth", "consumers", "dead"}
