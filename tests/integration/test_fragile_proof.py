@@ -24,6 +24,7 @@ GUARDS = {
     "auth_outage": "[fail_closed]",
     "clock_skew": "[leeway]",
     "rabbitmq_outage": "[outbox]",
+    "broker_blackhole": "[delivered]",
     "charge_then_db_cut": "[charged_order_paid]",
     "reservation_reply_lost": "[ledger]",  # a new order per retry: duplicate_order, stock held for the REJECTED one
     "mail_then_commit_fails": "[steady_state_after]",  # the fragile consumer stops at the failed commit for good
