@@ -21,7 +21,7 @@ GUARDS = {
     "disk_fill_node_a": "[disk_alert]",
     "invalid_token": "[reject_invalid]",
     "auth_outage": "[fail_closed]",
-    "clock_skew": "[leeway]",
+    "clock_skew": "[leeway_behind]",
     "rabbitmq_outage": "[outbox]",
     "charge_then_db_cut": "[charged_order_paid]",
     "reservation_reply_lost": "[ledger]",  # a new order per retry: duplicate_order, stock held for the REJECTED one
