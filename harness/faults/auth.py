@@ -16,7 +16,9 @@ Tokens issued before the skew are then verified by a clock behind or ahead of th
 
 from __future__ import annotations
 
+import io
 import secrets
+import tarfile
 import time
 import uuid
 from typing import Any, ClassVar
@@ -210,6 +212,18 @@ def _write_offset(container: Any, skew_s: int) -> None:
                            f"{result.output.decode(errors='replace').strip()}")
 
 
+def _put_zero_offset(container: Any) -> None:
+    """The zero offset written into a stopped container's filesystem, where exec can't run."""
+    data = f"{_offset(0)}\n".encode()
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo(CLOCK_OFFSET_FILE.rsplit("/", 1)[1])
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    if not container.put_archive(CLOCK_OFFSET_FILE.rsplit("/", 1)[0], archive.getvalue()):
+        raise HarnessError(f"could not reset the clock offset of stopped container {container.name}")
+
+
 def clock_within(health_url: str, skew_s: float, slack_s: float = 0.05) -> bool:
     """Whether the service's wall clock (the `now` of its /health) is `skew_s` off the harness's.
     Both read the same kernel clock, so the only uncertainty is the request's round trip: the
@@ -266,9 +280,12 @@ class ClockSkew(Fault):
         except docker.errors.NotFound:
             return  # the container is gone, and its clock with it
         except docker.errors.APIError as exc:
-            if "is not running" in str(exc):
-                return  # it restarts with the image's "+0"
-            raise
+            if "is not running" not in str(exc):
+                raise
+            # A stopped container keeps its files: a restart would bring the skew back, so the
+            # zero offset is written into its filesystem directly (no reader while stopped).
+            _put_zero_offset(connect().containers.get(state["container_id"]))
+            return
         deadline = time.monotonic() + cls.heal_timeout_s
         while not clock_within(state["health_url"], 0):
             if time.monotonic() > deadline:
