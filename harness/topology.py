@@ -20,6 +20,15 @@ SMTP_PORT = 2525
 # The sinks are the harness's own observers, not edges of the shop: reached directly.
 SINK_ENV = {"ALERT_URL": "http://alert-sink:8000/hooks/alerts", "SMTP_HOST": "alert-sink",
             "SMTP_PORT": str(SMTP_PORT)}
+# A service whose wall clock the harness can shift (the `auth.clock_skew` fault): libfaketime,
+# installed in the shop image, is preloaded and reads the offset from CLOCK_OFFSET_FILE ("+0",
+# "-120") on every clock read, so writing the file shifts time.time() at once, with no restart.
+# The monotonic clock is left real, or asyncio's timers would jump with the skew. Only for
+# services that never call time.sleep(): under libfaketime 0.9.10 with the monotonic clock left
+# real, clock_nanosleep fails with EINVAL (asyncio's waits and threading's are unaffected).
+CLOCK_OFFSET_FILE = "/var/lib/chaos-clock/offset"
+SKEWABLE_ENV = {"LD_PRELOAD": "/usr/local/lib/libfaketime.so.1", "FAKETIME_TIMESTAMP_FILE": CLOCK_OFFSET_FILE,
+                "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,7 @@ SERVICES: dict[str, Service] = {
         Service("payment_gateway", "shop", 8000, "http", shop=True,
                 command=("python3", "-m", "shop", "payment_gateway")),
         Service("auth_service", "shop", 8000, "http", shop=True, uses=("postgres",),
-                command=("python3", "-m", "shop", "auth_service")),
+                command=("python3", "-m", "shop", "auth_service"), env=SKEWABLE_ENV),
         Service("inventory_service", "shop", 8000, "http", shop=True,
                 uses=("postgres", "rabbitmq", "auth"),
                 command=("python3", "-m", "shop", "inventory_service")),

@@ -1,20 +1,29 @@
 """Auth faults (the manual's root cause 6): bad tokens, a rotated key, a skewed clock, auth down.
 
-Token faults mint the token a caller would present (`fault.token`) and prove it landed by
-checking the token has its defect (bad signature against the shop's real key, past expiry, another
-audience, not a JWT at all, a start time in the future). Whether the shop rejects it is not the
-fault's business: that is what the scenarios judge. Tokens
-that need the shop's real signing key read it from Postgres over the harness's own connection,
-as an attacker with a leaked key or an issuer with a wrong clock would sign.
+Token faults mint the token a caller would present (`fault.token`) and prove it landed by the
+auth service's own verdict on it: POST /verify must refuse it (401) for the reason that is the
+token's defect (bad signature against the shop's real key, past expiry, not a JWT at all, a
+start time in the future), so a fault whose token the shop would take for good never counts as
+injected. Whether the shop's callers then reject it is not the fault's business: that is what the
+scenarios judge. Tokens that need the shop's real signing key read it from Postgres over the
+harness's own connection, as an attacker with a leaked key or an issuer with a wrong clock would
+sign.
+
+The clock skew is real: auth_service runs with libfaketime preloaded (harness/topology.py), and
+`auth.clock_skew` writes the offset its wall clock reads, proven by the `now` of its /health.
+Tokens issued before the skew are then verified by a clock behind or ahead of their issuer's.
 """
 
 from __future__ import annotations
 
+import io
 import secrets
+import tarfile
 import time
 import uuid
 from typing import Any, ClassVar
 
+import docker.errors
 import httpx
 import jwt
 import psycopg
@@ -23,12 +32,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field
 
 from harness.clients import connect_database, database_params
+from harness.engine import connect
+from harness.errors import HarnessError
 from harness.faults.base import Fault, Params
 from harness.faults.network import Down
+from harness.topology import CLOCK_OFFSET_FILE
 
 ISSUER, ALGORITHM, AUDIENCE = "shop-auth", "ES256", "shop"
-
-
 class TokenParams(Params):
     subject: str = Field(default="chaos-customer", min_length=1)
 
@@ -37,8 +47,15 @@ class ExpiredParams(TokenParams):
     age_s: int = Field(default=600, ge=1, le=86_400, description="how long ago it expired")
 
 
-class SkewParams(TokenParams):
-    skew_s: int = Field(default=60, ge=-3600, le=3600, description="the issuer's clock is this far ahead")
+class FutureDatedParams(TokenParams):
+    ahead_s: int = Field(default=60, ge=1, le=3600,
+                         description="the token's iat/nbf are this far in the future (beyond the verifier's leeway "
+                                     "to land)")
+
+
+class SkewParams(Params):
+    skew_s: int = Field(default=120, ge=-3600, le=3600,
+                        description="shift the target's wall clock by this much (negative: behind)")
 
 
 def _active_key(stack: Any) -> tuple[str, str]:
@@ -56,16 +73,30 @@ def _claims(subject: str, shift_s: int = 0, ttl_s: int = 300, audience: str = AU
             "jti": uuid.uuid4().hex}
 
 
+def verify(url: str, token: str, audience: str = AUDIENCE) -> tuple[int, dict[str, Any]]:
+    """auth_service's verdict on a token: (status, body), as its callers get it."""
+    response = httpx.post(f"{url}/verify", json={"token": token, "audience": audience}, timeout=5)
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    return response.status_code, body if isinstance(body, dict) else {}
+
+
 class TokenFault(Fault):
-    """Base: `mint()` makes the token; landed when `defective()` confirms the token's defect."""
+    """Base: `mint()` makes the token; landed when auth_service refuses it (401) for `rejected_as`,
+    the PyJWT error that names the token's defect."""
 
     family = "auth"
     targets = ("auth_service",)
     Params: ClassVar = TokenParams
+    rejected_as: ClassVar[str] = ""
+    proves: ClassVar[str] = "auth_service's POST /verify refuses the token (401) for its defect"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.token = ""
+        self.last_verdict: tuple[int, dict[str, Any]] | None = None
 
     def mint(self) -> str:
         raise NotImplementedError
@@ -75,18 +106,13 @@ class TokenFault(Fault):
 
     def verdict(self) -> int:
         """What auth_service answers for the token right now."""
-        response = httpx.post(f"{self.stack.endpoint(self.target).url}/verify",
-                              json={"token": self.token, "audience": AUDIENCE}, timeout=5)
-        return response.status_code
-
-    def claims(self) -> dict[str, Any]:
-        return jwt.decode(self.token, options={"verify_signature": False})
-
-    def defective(self) -> bool:
-        raise NotImplementedError
+        return verify(self.stack.endpoint(self.target).url, self.token)[0]
 
     def _landed(self) -> bool:
-        return bool(self.token) and self.defective()
+        if not self.token:
+            return False
+        self.last_verdict = status, body = verify(self.stack.endpoint(self.target).url, self.token)
+        return status == 401 and str(body.get("reason", "")).startswith(f"{self.rejected_as}:")
 
     def undo_state(self) -> dict[str, Any]:
         return {}
@@ -99,6 +125,8 @@ class TokenFault(Fault):
 class InvalidSignature(TokenFault):
     name = "auth.invalid_signature"
     description = "a well-formed token naming the shop's key id but signed by another key"
+    rejected_as = "InvalidSignatureError"
+    proves = "auth_service's POST /verify refuses the token (401) with InvalidSignatureError"
 
     def mint(self) -> str:
         kid, _ = _active_key(self.stack)
@@ -106,71 +134,164 @@ class InvalidSignature(TokenFault):
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         return jwt.encode(_claims(self.params.subject), forged, algorithm=ALGORITHM, headers={"kid": kid})
 
-    def defective(self) -> bool:
-        with connect_database(self.stack) as conn:
-            row = conn.execute("SELECT public_pem FROM signing_keys WHERE kid = %s",
-                               [jwt.get_unverified_header(self.token)["kid"]]).fetchone()
-        try:
-            jwt.decode(self.token, row[0], algorithms=[ALGORITHM], options={"verify_aud": False})
-        except jwt.InvalidSignatureError:
-            return True
-        return False
-
 
 class Expired(TokenFault):
     name = "auth.expired"
     description = "a genuine token that expired `age_s` seconds ago"
     Params = ExpiredParams
+    rejected_as = "ExpiredSignatureError"
+    proves = "auth_service's POST /verify refuses the token (401) with ExpiredSignatureError"
 
     def mint(self) -> str:
         kid, key = _active_key(self.stack)
         claims = _claims(self.params.subject, shift_s=-(self.params.age_s + 300), ttl_s=300)
         return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid})
 
-    def defective(self) -> bool:
-        return self.claims()["exp"] < time.time() - self.params.age_s + 1
-
 
 class WrongAudience(TokenFault):
+    """Proven by auth_service verifying the token as genuine for the audience it names: the
+    fragile verifier does not check audiences at all, so a 401 for the shop's audience can't be
+    the proof there; whether the shop refuses it is what the invalid_token scenario judges."""
+
     name = "auth.wrong_audience"
     description = "a genuine token issued for another audience"
+    proves = ("auth_service's POST /verify for the token's own audience accepts it and names that audience, "
+              "not the shop's")
+    audience: ClassVar[str] = "billing"
 
     def mint(self) -> str:
         kid, key = _active_key(self.stack)
-        return jwt.encode(_claims(self.params.subject, audience="billing"), key, algorithm=ALGORITHM,
+        return jwt.encode(_claims(self.params.subject, audience=self.audience), key, algorithm=ALGORITHM,
                           headers={"kid": kid})
 
-    def defective(self) -> bool:
-        return self.claims()["aud"] != AUDIENCE
+    def _landed(self) -> bool:
+        if not self.token:
+            return False
+        self.last_verdict = status, body = verify(self.stack.endpoint(self.target).url, self.token, self.audience)
+        return status == 200 and body.get("claims", {}).get("aud") == self.audience != AUDIENCE
 
 
 class Garbage(TokenFault):
     name = "auth.garbage"
     description = "random bytes where a token should be"
+    rejected_as = "DecodeError"
+    proves = "auth_service's POST /verify refuses the token (401) with DecodeError"
 
     def mint(self) -> str:
         return secrets.token_urlsafe(48)
 
-    def defective(self) -> bool:
-        try:
-            jwt.get_unverified_header(self.token)
-        except jwt.DecodeError:
-            return True
-        return False
 
+class FutureDatedToken(TokenFault):
+    """A genuine token signed as if the issuer's clock ran `ahead_s` ahead: the token is what a
+    skewed issuer would mint, but no clock of the shop moves (`auth.clock_skew` moves one)."""
 
-class ClockSkew(TokenFault):
-    name = "auth.clock_skew"
-    description = "a genuine token from an issuer whose clock is `skew_s` ahead (not yet valid here)"
-    Params = SkewParams
+    name = "auth.future_dated_token"
+    description = "a genuine token whose iat/nbf are `ahead_s` in the future (not yet valid here)"
+    Params = FutureDatedParams
+    rejected_as = "ImmatureSignatureError"
+    proves = "auth_service's POST /verify refuses the token (401) with ImmatureSignatureError"
 
     def mint(self) -> str:
         kid, key = _active_key(self.stack)
-        return jwt.encode(_claims(self.params.subject, shift_s=self.params.skew_s), key, algorithm=ALGORITHM,
+        return jwt.encode(_claims(self.params.subject, shift_s=self.params.ahead_s), key, algorithm=ALGORITHM,
                           headers={"kid": kid})
 
-    def defective(self) -> bool:
-        return abs(self.claims()["nbf"] - time.time() - self.params.skew_s) < 5
+
+def _offset(skew_s: int) -> str:
+    """libfaketime's relative offset: "+120", "-3", "+0"."""
+    return f"{skew_s:+d}"
+
+
+def _write_offset(container: Any, skew_s: int) -> None:
+    """Replaces the offset file whole (temporary file, then rename): libfaketime rereads it on
+    every clock read, and must never see it half-written."""
+    result = container.exec_run(["sh", "-c", 'printf "%s\\n" "$1" > "$2.tmp" && mv -f "$2.tmp" "$2"',
+                                 "sh", _offset(skew_s), CLOCK_OFFSET_FILE])
+    if result.exit_code != 0:
+        raise HarnessError(f"could not set the clock of {container.name}: "
+                           f"{result.output.decode(errors='replace').strip()}")
+
+
+def _put_zero_offset(container: Any) -> None:
+    """The zero offset written into a stopped container's filesystem, where exec can't run."""
+    data = f"{_offset(0)}\n".encode()
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo(CLOCK_OFFSET_FILE.rsplit("/", 1)[1])
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    if not container.put_archive(CLOCK_OFFSET_FILE.rsplit("/", 1)[0], archive.getvalue()):
+        raise HarnessError(f"could not reset the clock offset of stopped container {container.name}")
+
+
+def clock_within(health_url: str, skew_s: float, slack_s: float = 0.05) -> bool:
+    """Whether the service's wall clock (the `now` of its /health) is `skew_s` off the harness's.
+    Both read the same kernel clock, so the only uncertainty is the request's round trip: the
+    service read its clock between `before` and `after`, which bounds its offset to
+    [now - after, now - before]. An unanswered health is "not yet"."""
+    try:
+        before = time.time()
+        now = float(httpx.get(health_url, timeout=2).json()["now"])
+        after = time.time()
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return False
+    return now - after - slack_s <= skew_s <= now - before + slack_s
+
+
+class ClockSkew(Fault):
+    """auth_service's wall clock runs `skew_s` off the rest of the world, for real: tokens it
+    issued before the skew are verified by a clock behind (their iat/nbf in its future) or ahead
+    (their exp in its past) of the clock that issued them. Heal sets the offset back to zero
+    and waits until its clock reads the harness's again."""
+
+    name = "auth.clock_skew"
+    family = "auth"
+    description = "shift auth_service's wall clock by `skew_s` (libfaketime; negative: behind)"
+    proves = ("the `now` of auth_service's /health is `skew_s` off the harness's clock "
+              "(within the request's round trip)")
+    targets = ("auth_service",)
+    Params = SkewParams
+    heal_timeout_s: ClassVar[float] = 5.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.container_id = ""
+
+    def _health(self) -> str:
+        return f"{self.stack.endpoint(self.target).url}/health"
+
+    def _apply(self) -> None:
+        container = self.stack.docker_container(self.target)
+        self.container_id = container.id
+        _write_offset(container, self.params.skew_s)
+
+    def _landed(self) -> bool:
+        return clock_within(self._health(), self.params.skew_s)
+
+    def undo_state(self) -> dict[str, Any]:
+        return {"container_id": self.container_id, "health_url": self._health()} if self.container_id else {}
+
+    @classmethod
+    def undo_from(cls, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        try:
+            _write_offset(connect().containers.get(state["container_id"]), 0)
+        except docker.errors.NotFound:
+            return  # the container is gone, and its clock with it
+        except docker.errors.APIError as exc:
+            if "is not running" not in str(exc):
+                raise
+            # A stopped container keeps its files: a restart would bring the skew back, so the
+            # zero offset is written into its filesystem directly (no reader while stopped).
+            _put_zero_offset(connect().containers.get(state["container_id"]))
+            return
+        deadline = time.monotonic() + cls.heal_timeout_s
+        while not clock_within(state["health_url"], 0):
+            if time.monotonic() > deadline:
+                raise HarnessError(f"wrote a zero clock offset, but auth_service's clock did not read the "
+                                   f"harness's within {cls.heal_timeout_s:.0f}s")
+            time.sleep(cls.poll_s)
 
 
 class KeyRotation(Fault):
@@ -179,6 +300,7 @@ class KeyRotation(Fault):
     name = "auth.key_rotation"
     family = "auth"
     description = "rotate auth_service's signing key (old tokens must keep verifying)"
+    proves = "the active key in the shop's signing_keys table is the one POST /keys/rotate returned"
     targets = ("auth_service",)
     Params = TokenParams
 
@@ -216,7 +338,9 @@ class AuthDown(Down):
     name = "auth.auth_down"
     family = "auth"
     description = "auth_service unreachable for api_gateway and inventory_service (its proxy is down)"
+    proves = ("Toxiproxy reports the `auth` proxy disabled, and a connection through it gets nothing back "
+              "(refused or closed at once)")
     targets = ("auth",)
 
 
-FAULTS = (InvalidSignature, Expired, WrongAudience, Garbage, ClockSkew, KeyRotation, AuthDown)
+FAULTS = (InvalidSignature, Expired, WrongAudience, Garbage, FutureDatedToken, ClockSkew, KeyRotation, AuthDown)

@@ -183,5 +183,6 @@ async def verify(body: VerifyRequest) -> JSONResponse:
 
 @app.get("/health")
 async def health() -> JSONResponse:
-    body = report({"signing_key": (keys.ready, 100)}) | {"service": "auth_service"}
+    # `now`: this service's wall clock, so a skew of it (the harness's auth.clock_skew) can be read.
+    body = report({"signing_key": (keys.ready, 100)}) | {"service": "auth_service", "now": time.time()}
     return JSONResponse(body, status_code=200 if keys.ready else 503)

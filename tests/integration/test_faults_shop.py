@@ -1,6 +1,8 @@
 """The shop-level fault families (disk, auth, message, data, config): each lands (its effect is
 observed), heals (the effect is gone) and heals twice harmlessly."""
 
+import time
+
 import httpx
 import pytest
 
@@ -43,17 +45,57 @@ def test_null_fields_land_and_the_row_is_restored(stack):
     assert _product(stack, "sku-4") == original
 
 
-@pytest.mark.parametrize("name", ["auth.invalid_signature", "auth.expired", "auth.wrong_audience", "auth.garbage"])
-def test_bad_tokens_are_rejected_by_auth_service(stack, name):
+@pytest.mark.parametrize("name", ["auth.invalid_signature", "auth.expired", "auth.garbage",
+                                  "auth.future_dated_token"])
+def test_bad_tokens_land_only_as_auth_service_refuses_them(stack, name):
     fault = Chaos(stack).inject(name, target="auth_service")
     assert fault.token and fault.verdict() == 401
     _heal_twice(fault)
 
 
-def test_clock_skew_beyond_the_leeway_is_rejected_and_within_accepted(stack):
+def test_a_wrong_audience_token_is_genuine_for_its_own_audience_and_refused_for_the_shop(stack):
+    fault = Chaos(stack).inject("auth.wrong_audience", target="auth_service")
+    assert fault.last_verdict[0] == 200 and fault.verdict() == 401
+    _heal_twice(fault)
+
+
+def test_a_future_dated_token_within_the_leeway_does_not_land(stack):
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="did not land"):
+        Chaos(stack).inject("auth.future_dated_token", target="auth_service", ahead_s=2)
+
+
+def _clock_offset(stack) -> float:
+    return httpx.get(stack.endpoint("auth_service").url + "/health", timeout=5).json()["now"] - time.time()
+
+
+@pytest.mark.parametrize("skew", [-120, 90])
+def test_clock_skew_moves_auth_services_clock_and_heals_from_its_record(stack, skew):
+    from harness.faults import CATALOG
+
+    fault = Chaos(stack).inject("auth.clock_skew", target="auth_service", skew_s=skew)
+    assert abs(_clock_offset(stack) - skew) < 0.5
+    state = fault.undo_state()
+    CATALOG["auth.clock_skew"].undo_from(state)  # as another process would, from the record alone
+    assert abs(_clock_offset(stack)) < 0.5
+    CATALOG["auth.clock_skew"].undo_from(state)  # twice: harmless
+    _heal_twice(fault)
+    assert abs(_clock_offset(stack)) < 0.5
+
+
+def test_tokens_issued_before_a_skew_meet_the_skewed_verifier(stack):
+    from harness.clients import mint_token
+
+    verify = lambda token: httpx.post(stack.endpoint("auth_service").url + "/verify",  # noqa: E731
+                                      json={"token": token}, timeout=5).status_code
     chaos = Chaos(stack)
-    assert chaos.inject("auth.clock_skew", target="auth_service", skew_s=2).verdict() == 200
-    assert chaos.inject("auth.clock_skew", target="auth_service", skew_s=300).verdict() == 401
+    token = mint_token(stack.endpoint("auth_service").url, ttl_s=60)
+    with chaos.inject("auth.clock_skew", target="auth_service", skew_s=-120):
+        assert verify(token) == 401, "a token from two minutes in the verifier's future was accepted"
+    with chaos.inject("auth.clock_skew", target="auth_service", skew_s=180):
+        assert verify(token) == 401, "a token expired two minutes ago for the verifier was accepted"
+    assert verify(token) == 200, "the healed verifier refuses a genuine token"
 
 
 def test_key_rotation_lands_keeps_old_tokens_valid_and_heals(stack):

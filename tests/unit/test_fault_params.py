@@ -204,3 +204,17 @@ def test_faults_that_cannot_be_healed_from_a_record_are_journaled_but_not_record
     fault.inject().heal()
     assert registry.records(tmp_path) == []
     assert [line["action"] for line in registry.journal("run-8", tmp_path)] == ["inject", "landed", "heal"]
+
+
+def test_a_clock_skew_beyond_an_hour_is_a_one_line_error_and_offsets_are_signed():
+    from harness.faults.auth import _offset
+
+    with pytest.raises(HarnessError, match="bad value for skew_s"):
+        check("auth.clock_skew", "auth_service", skew_s=3601)
+    with pytest.raises(HarnessError, match="bad value for skew_s"):
+        check("auth.clock_skew", "auth_service", skew_s=-3601)
+    with pytest.raises(HarnessError, match="can't target 'api_gateway'"):
+        check("auth.clock_skew", "api_gateway", skew_s=3)
+    assert [_offset(s) for s in (-120, 0, 62)] == ["-120", "+0", "+62"]
+    assert check("auth.future_dated_token", "auth_service", ahead_s=60).params.ahead_s == 60
+    assert "auth.clock_skew" in CATALOG and CATALOG["auth.clock_skew"].recordable()
