@@ -36,7 +36,6 @@ def test_broker_blackhole(stack, chaos, shop, vendor, sink, inventory, history, 
                    for oid in ids)
 
     arrived, recovery_s = wait_for(delivered, RECOVERY_BUDGET_S, 0.5)
-    steady("after")
     scenario_record.update(orders=len(ids), confirmed_during_hole=len(early), recovery_s=round(recovery_s, 2))
 
     expect("swallowed", len(ids) == ORDERS and not early,
@@ -46,4 +45,5 @@ def test_broker_blackhole(stack, chaos, shop, vendor, sink, inventory, history, 
     expect("delivered", arrived,
            f"events sent while the broker's edge swallowed them never arrived {RECOVERY_BUDGET_S}s after it was "
            f"back (reservation per order): {missing}")
+    steady("after")
     ledger_verdict(evidence, history)

@@ -4,8 +4,9 @@ and before the gateway wrote that down.
 Prescribed: nothing half-written. A charged order always ends PAID: the resilient gateway
 writes PAYMENT_PENDING before it calls the vendor, so when the outcome can't be written the
 order is not left NEW; once the request's lease ends the settler charges it again under the
-same key (the vendor replays the charge it made) and finishes it. The customer, told 503 with
-Retry-After, retries and ends with one paid order, one charge, one mail.
+same key (the vendor replays the charge it made) and finishes it, whether or not the customer
+ever comes back. The customer, told 503 with Retry-After, then retries and finds one paid
+order, one charge, one mail.
 """
 
 import time
@@ -40,9 +41,11 @@ def test_charge_then_db_cut(stack, chaos, shop, vendor, sink, history, steady, e
             expect("cut_timed", bool(seen), "the vendor never received the order's charge")
             with chaos.inject("network.down", target="postgres"):
                 first = answer.result(timeout=20)
-    retries = retry_until_answered(shop, key)
+    # The charged order must end PAID without the customer's help (they may never come back);
+    # then their retry must find that one paid order.
     order_id = seen[0]["order_id"]
     final, settle_s = wait_for(lambda: shop.status_of(order_id) == "PAID", SETTLE_BUDGET_S, 0.25)
+    retries = retry_until_answered(shop, key)
     steady("after")
     scenario_record.update(first_answer=first.status, retries=[op.status for op in retries],
                            settle_s=round(settle_s, 2))

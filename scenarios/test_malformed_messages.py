@@ -79,7 +79,6 @@ def test_malformed_messages(stack, chaos, shop, vendor, sink, inventory, history
     scenario_record.update(dlq_depth=depth, expected=expected, valid_order_confirmed=bool(confirmed),
                            dlq_reasons={fault: [r[:80] for r in rs] for fault, rs in dead_lettered.items()})
 
-    steady("after")
     health = inventory.http.get("/health").json()
     # The bad messages reached the consumer (it logs the manual's line as it parses one).
     expect("log_line", any(e.get("event") == MALFORMED for e in events), "the manual's malformed-JSON line is missing")
@@ -92,4 +91,5 @@ def test_malformed_messages(stack, chaos, shop, vendor, sink, inventory, history
            "injected messages not in the DLQ with the reason of their failure, per fault "
            f"(expected count and x-reason prefix: {[(f, BAD[f], REASON[f][1]) for f in unexplained]}): {unexplained}")
     expect("idempotent", len(mails) == 1, f"{len(mails)} e-mails for one valid order delivered 4 times")
+    steady("after")
     ledger_verdict(evidence, history)

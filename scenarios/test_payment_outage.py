@@ -52,7 +52,6 @@ def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_reco
         lambda: (lambda states: states if all(s and s.get("status") == "PAID" for s in states.values()) else None)(
             {oid: shop.order(oid) for oid in accepted}),
         RECOVERY_BUDGET_S, 0.2)
-    steady("after")
 
     journal, charges = vendor.journal(), vendor.charges()
     events = stack.logs("api_gateway", since=injected - 1)
@@ -96,5 +95,6 @@ def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_reco
     expect("exactly_once", final and all(per_order[oid] == 1 for oid in accepted),
            f"not every accepted order was PAID {RECOVERY_BUDGET_S}s after the heal, charged exactly once: "
            f"{ {oid: per_order[oid] for oid in accepted if per_order[oid] != 1} }")
+    steady("after")
     # The ledger: every order of this test, before, during and after, against the outside world.
     ledger_verdict(evidence, history)

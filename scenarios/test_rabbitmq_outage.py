@@ -62,7 +62,6 @@ def test_rabbitmq_outage(stack, chaos, shop, vendor, sink, inventory, history, s
 
     confirmed, recovery_s = wait_for(delivered, RECOVERY_BUDGET_S, 0.5)
     mails = [m for m in sink.mails() if m["order_id"] in ids]
-    steady("after")
     scenario_record.update(recovery_s=round(recovery_s, 2), mails=len(mails))
 
     expect("zero_lost", relayed,
@@ -70,4 +69,5 @@ def test_rabbitmq_outage(stack, chaos, shop, vendor, sink, inventory, history, s
     lost = [oid for oid in ids if (inventory.reservation(oid) or {}).get("status") != "CONFIRMED"]
     expect("zero_lost", confirmed, f"events never reached inventory after the broker came back: {lost}")
     expect("one_mail_per_order", len(mails) == len(ids), f"{len(mails)} e-mails for {len(ids)} orders")
+    steady("after")
     ledger_verdict(evidence, history)
