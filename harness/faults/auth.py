@@ -74,8 +74,10 @@ def _claims(subject: str, shift_s: int = 0, ttl_s: int = 300, audience: str = AU
 
 
 def verify(url: str, token: str, audience: str = AUDIENCE) -> tuple[int, dict[str, Any]]:
-    """auth_service's verdict on a token: (status, body), as its callers get it."""
-    response = httpx.post(f"{url}/verify", json={"token": token, "audience": audience}, timeout=5)
+    """auth_service's verdict on a token under its full rules (`strict`: every check, whatever
+    protections are switched off, so a mutant shop that would accept the token does not stop
+    the fault from proving its defect): (status, body)."""
+    response = httpx.post(f"{url}/verify", json={"token": token, "audience": audience, "strict": True}, timeout=5)
     try:
         body = response.json()
     except ValueError:

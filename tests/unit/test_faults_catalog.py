@@ -42,14 +42,8 @@ def test_journal_windows_pair_inject_with_heal():
     assert journal.windows() == [("a", 1.0, 3.0), ("b", 2.0, None)]
 
 
-# Families whose module another change owns: they set `proves` there. Until then they carry the
-# neutral default, and only they may.
-PROVES_SET_ELSEWHERE = {"auth"}
-
-
 def test_every_catalog_fault_says_how_inject_proves_its_effect():
-    unstated = sorted(name for name, cls in CATALOG.items()
-                      if cls.family not in PROVES_SET_ELSEWHERE and (cls.proves == UNSTATED or not cls.proves.strip()))
+    unstated = sorted(name for name, cls in CATALOG.items() if cls.proves == UNSTATED or not cls.proves.strip())
     assert unstated == [], f"faults that do not say how inject proves their effect: {unstated}"
     assert all("\n" not in cls.proves for cls in CATALOG.values()), "proves is one line"
 
