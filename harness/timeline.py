@@ -33,9 +33,12 @@ def grows(values: list[float], ratio: float = BACKOFF_RATIO, jitter_s: float = B
     """Exponential backoff as the callee sees it: at least two intervals, each at least `ratio`
     times the one before, allowing `jitter_s` of absolute jitter (later + jitter_s >= ratio *
     earlier). Merely increasing is not enough: a fixed delay plus noise (0.20, 0.21, 0.23) also
-    increases. A backoff that has reached its cap stops growing, so callers judge the intervals
-    below the cap (the shop's 4 attempts from 0.1 s never reach its 1.0 s cap)."""
-    return len(values) >= 2 and all(later + jitter_s >= ratio * earlier for earlier, later in zip(values, values[1:]))
+    increases. And the growth must be larger than the jitter: retries sent back to back (a few
+    milliseconds apart, all "within jitter" of each other) do not back off. A backoff that has
+    reached its cap stops growing, so callers judge the intervals below the cap (the shop's 4
+    attempts from 0.1 s never reach its 1.0 s cap)."""
+    return (len(values) >= 2 and values[-1] - values[0] > jitter_s
+            and all(later + jitter_s >= ratio * earlier for earlier, later in zip(values, values[1:])))
 
 
 def breaker_windows(events: list[dict], until: float) -> list[tuple[float, float]]:

@@ -84,10 +84,6 @@ def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_reco
     gaps = timeline.intervals([ts for ts in attempts.get(first.order_id, []) if ts <= first.completed])
     expect("backoff", len(gaps) >= 2 and timeline.grows(gaps),
            f"retry intervals of the first order do not grow: {[round(g, 3) for g in gaps]}")
-    # Seed 001: an alert when it broke, and another when it recovered, each with its 5W1H.
-    firing, resolved = sink.alerts("firing"), sink.alerts("resolved")
-    expect("alert", any(PAYMENT_503 in a["chaos"]["what"] for a in firing), f"no outage alert: {firing}")
-    expect("recovery_alert", resolved and resolved[-1]["ts"] > healed, "no alert when the vendor recovered")
     # Recovery: every pending order is PAID within the budget, charged exactly once, judged from
     # the vendor's charge records (each names its order), not from its answers: a repeated key
     # is a replay, so only a second charge under another key shows a double charge.
@@ -95,6 +91,10 @@ def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_reco
     expect("exactly_once", final and all(per_order[oid] == 1 for oid in accepted),
            f"not every accepted order was PAID {RECOVERY_BUDGET_S}s after the heal, charged exactly once: "
            f"{ {oid: per_order[oid] for oid in accepted if per_order[oid] != 1} }")
+    # Seed 001: an alert when it broke, and another when it recovered, each with its 5W1H.
+    firing, resolved = sink.alerts("firing"), sink.alerts("resolved")
+    expect("alert", any(PAYMENT_503 in a["chaos"]["what"] for a in firing), f"no outage alert: {firing}")
+    expect("recovery_alert", resolved and resolved[-1]["ts"] > healed, "no alert when the vendor recovered")
     steady("after")
     # The ledger: every order of this test, before, during and after, against the outside world.
     ledger_verdict(evidence, history)

@@ -36,9 +36,8 @@ def unpublished(rows: dict[str, list[bool]]) -> dict[str, list[bool]]:
 # Every order's event reaching inventory after the broker is back needs the consumer to have
 # reconnected by itself.
 @pytest.mark.chaos(root_cause="rabbitmq_config_missing",
-                   guards={"orders_accepted": None, "outbox": "outbox", "zero_lost": "worker_auto_recovery",
-                           "one_mail_per_order": None},
-                   protects={"outbox": "outbox", "zero_lost": "broker_reconnect", "one_mail_per_order": "dedup"},
+                   guards={"orders_accepted": None, "outbox": "outbox", "zero_lost": "worker_auto_recovery"},
+                   protects={"outbox": "outbox", "zero_lost": "broker_reconnect"},
                    preconditions=("orders_accepted",))
 def test_rabbitmq_outage(stack, chaos, shop, vendor, sink, inventory, history, scenario_record, steady, evidence):
     steady("before")
@@ -68,6 +67,6 @@ def test_rabbitmq_outage(stack, chaos, shop, vendor, sink, inventory, history, s
            f"outbox rows still unpublished after the broker came back: {unpublished(outbox_rows(stack, ids))}")
     lost = [oid for oid in ids if (inventory.reservation(oid) or {}).get("status") != "CONFIRMED"]
     expect("zero_lost", confirmed, f"events never reached inventory after the broker came back: {lost}")
-    expect("one_mail_per_order", len(mails) == len(ids), f"{len(mails)} e-mails for {len(ids)} orders")
+    expect("zero_lost", len(mails) == len(ids), f"{len(mails)} e-mails for {len(ids)} orders")
     steady("after")
     ledger_verdict(evidence, history)

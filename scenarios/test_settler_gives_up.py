@@ -34,6 +34,12 @@ def test_settler_gives_up(stack, chaos, shop, vendor, sink, history, steady, evi
             return all(shop.status_of(oid) == "PAID" for oid in ids)
 
         others_paid, settle_s = wait_for(settled, RECOVERY_BUDGET_S, 0.25)
+        # Judged at once: a settler that settles nothing would keep the vendor's fault on for
+        # another wait, and the stack's guardrail would stop the scenario instead of this guard.
+        expect("pending_accepted", refused.status == 202 and all(op.status == 202 for op in behind),
+               f"orders were not accepted as PAYMENT_PENDING: {refused.status} {[op.status for op in behind]}")
+        expect("others_settled", others_paid,
+               f"orders behind the refused one were not settled within {RECOVERY_BUDGET_S:.0f}s")
         gave_up, _ = wait_for(lambda: shop.status_of(refused.order_id) == "FAILED",
                               RECOVERY_BUDGET_S, 0.25) if refused.order_id else (False, 0)
     alerts = [a for a in sink.alerts("firing") if refused.order_id and refused.order_id in a["chaos"]["what"]]
@@ -41,10 +47,6 @@ def test_settler_gives_up(stack, chaos, shop, vendor, sink, history, steady, evi
     scenario_record.update(refused=(refused.status, refused.body.get("status")), settle_s=round(settle_s, 2),
                            behind=[(op.status, op.body.get("status")) for op in behind])
 
-    expect("pending_accepted", refused.status == 202 and all(op.status == 202 for op in behind),
-           f"orders were not accepted as PAYMENT_PENDING: {refused.status} {[op.status for op in behind]}")
-    expect("others_settled", others_paid,
-           f"orders behind the refused one were not settled within {RECOVERY_BUDGET_S:.0f}s")
     expect("refused_order_failed", gave_up,
            f"the refused order is {shop.status_of(refused.order_id)}, not FAILED")
     expect("refused_order_failed", bool(alerts), "no alert named the order the vendor kept refusing")

@@ -41,9 +41,9 @@ def in_effect(journal, fault: str) -> tuple[float, float]:
 
 
 @pytest.mark.chaos(root_cause="storm",
-                   guards={"load": None, "slo_accepted": "slo_under_faults", "slo_latency": "slo_under_faults",
+                   guards={"load": None, "slo": "slo_under_faults",
                            "malformed_dead_lettered": None, "slow_edge": None, "ledger": "zero_lost"},
-                   protects={"slo_accepted": "fallback", "slo_latency": "breaker"},
+                   protects={"slo": "fallback"},
                    preconditions=("load", "malformed_dead_lettered", "slow_edge"))
 def test_storm(stack, chaos, shop, vendor, history, scenario_record, clean_dlq, load_settings, steady, evidence):
     steady("before")
@@ -66,13 +66,13 @@ def test_storm(stack, chaos, shop, vendor, history, scenario_record, clean_dlq, 
     expected = load_settings["users"] * load_settings["rate"] * DURATION_S
     expect("load", len(orders.ops) >= expected * 0.5, f"only {len(orders.ops)} orders were sent")
     expect("load", during, f"no order was sent while the faults were active ({began:.2f}..{ended:.2f})")
-    expect("slo_accepted", share >= SLO_ACCEPTED,
+    expect("slo", share >= SLO_ACCEPTED,
            f"{share:.0%} of the {len(during)} orders sent during the storm accepted (SLO {SLO_ACCEPTED:.0%}): "
            f"{sorted({op.status for op in during if op not in accepted}, key=str)}")
     p99 = stats.get("p99_ms")
-    expect("slo_latency", stats.get("requests") and p99 is not None,
+    expect("slo", stats.get("requests") and p99 is not None,
            f"Locust's stats are missing, so the p99 SLO can't be judged: {stats or 'no aggregate was written'}")
-    expect("slo_latency", p99 <= SLO_P99_MS, f"p99 {p99} ms > {SLO_P99_MS} ms")
+    expect("slo", p99 <= SLO_P99_MS, f"p99 {p99} ms > {SLO_P99_MS} ms")
 
     steady("after")
     parked, _ = wait_for(lambda: (queue_depth(broker.host, broker.port, DLQ) or 0) >= MALFORMED and

@@ -3,7 +3,9 @@
 A replica of the target is started next to the running one, from the same image, command and
 network, with the environment altered: exactly what a bad deployment does, without taking the
 healthy instance away. The scenario then watches what the replica does (refuse to start, naming
-the variable; or run silently on defaults). Heal removes the replica.
+the variable; or run silently on defaults). Heal removes the replica. The replica is deployed as
+the running service stands now: with the protections that are switched off in it at run time
+(SUT_DISABLE), so a matrix cell without config_validation deploys a replica without it too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Literal
 import docker.errors
 from pydantic import Field
 
+from harness import protections
 from harness.engine import connect
 from harness.faults.base import Fault, Params
 from harness.stack import container_env
@@ -47,6 +50,9 @@ class Replica(Fault):
     def _apply(self) -> None:
         original = self.stack.docker_container(self.target)
         env = container_env(original)
+        off = protections.disabled_now(self.stack).get(self.target)
+        if off is not None:  # the service as it runs now, switches included
+            env = {k: v for k, v in env.items() if k != "SUT_DISABLE"} | ({"SUT_DISABLE": ",".join(off)} if off else {})
         labels = dict(original.labels) | {"chaos-harness.replica-of": self.target}
         network = next(iter(original.attrs["NetworkSettings"]["Networks"]))
         self.replica = self.stack.client.containers.run(

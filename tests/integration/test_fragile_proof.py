@@ -29,7 +29,7 @@ GUARDS = {
     "reservation_reply_lost": "[ledger]",  # a new order per retry: duplicate_order, stock held for the REJECTED one
     "mail_then_commit_fails": "[steady_state_after]",  # the fragile consumer stops at the failed commit for good
     "settler_gives_up": "[pending_accepted]",
-    "storm": "[slo_accepted]",
+    "storm": "[slo]",
     # The fragile shop validates no variable at all: one per service shows it; the resilient run
     # proves each of the four is validated.
     "rabbitmq_config_missing[api_gateway-RABBITMQ_HOST]": "[refuse_to_start]",
