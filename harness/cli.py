@@ -100,21 +100,29 @@ def _param_text(name: str, spec: dict) -> str:
     return f"{name}{value}" + (f" ({extra})" if extra else "")
 
 
-def cmd_faults(args: argparse.Namespace) -> int:
-    from harness.faults import describe
-
-    rows = describe()
-    if args.json:
+def _listing(rows: list[dict[str, Any]], as_json: bool, first: Callable[[dict[str, Any]], str],
+             more: Callable[[dict[str, Any]], list[str]]) -> int:
+    """A catalogue's output (faults, protections): JSON, or per row its name and one line, then
+    the row's details indented under it."""
+    if as_json:
         print(json.dumps(rows, indent=2))
         return 0
     width = max(len(row["name"]) for row in rows)
     for row in rows:
-        print(f"{row['name']:<{width}}  {row['description']}")
-        print(f"{'':<{width}}  targets: {', '.join(row['targets'])}")
-        params = ", ".join(_param_text(name, spec) for name, spec in row["params"].items())
-        print(f"{'':<{width}}  params:  {params or '(none)'}")
-        print(f"{'':<{width}}  proves:  {row['proves']}")
+        print(f"{row['name']:<{width}}  {first(row)}")
+        for line in more(row):
+            print(f"{'':<{width}}  {line}")
     return 0
+
+
+def cmd_faults(args: argparse.Namespace) -> int:
+    from harness.faults import describe
+
+    def details(row: dict[str, Any]) -> list[str]:
+        params = ", ".join(_param_text(name, spec) for name, spec in row["params"].items())
+        return [f"targets: {', '.join(row['targets'])}", f"params:  {params or '(none)'}", f"proves:  {row['proves']}"]
+
+    return _listing(describe(), args.json, lambda row: row["description"], details)
 
 
 def _values(pairs: list[str]) -> dict[str, object]:
@@ -327,15 +335,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_protections(args: argparse.Namespace) -> int:
     rows = [{"name": p.name, "services": list(p.services), "what": p.what, "at_start": p.at_start or None}
             for p in protections.table().values()]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    width = max(len(row["name"]) for row in rows)
-    for row in rows:
-        print(f"{row['name']:<{width}}  {row['what']}")
-        note = f"; only at start: {row['at_start']}" if row["at_start"] else ""
-        print(f"{'':<{width}}  in {', '.join(row['services'])}{note}")
-    return 0
+    return _listing(rows, args.json, lambda row: row["what"], lambda row: [
+        f"in {', '.join(row['services'])}" + (f"; only at start: {row['at_start']}" if row["at_start"] else "")])
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
