@@ -7,9 +7,11 @@ stderr that says what to do, with exit code 2 and no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -340,24 +342,92 @@ def cmd_protections(args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    """`pytest scenarios/ --matrix` on one stack, then the matrix judged: exit 0 only when every
-    protection asked for was killed and (for the whole matrix) every guard was killed by one."""
+    """`pytest scenarios/ --matrix`, the protections split between `--workers` sessions on a
+    stack each (the cells mostly wait out budgets, so two stacks halve the wall time on two
+    cores), then one matrix from their parts: exit 0 only when every protection asked for was
+    killed and (for the whole matrix) every guard was killed by one."""
+    from harness import matrix
+    from harness.report import write_all
+    from harness.stack import new_run_id
+
+    if args.workers < 1:
+        raise HarnessError(f"--workers takes a positive number, got {args.workers}")
     only = protections.checked(args.protection)
-    pytest = Path(sys.executable).with_name("pytest")
-    command = [str(pytest) if pytest.exists() else "pytest", str(ROOT / "scenarios"), "--matrix",
-               f"--chaos-reports={args.reports}", "-p", "no:cacheprovider", "-q",
-               *[f"--matrix-protection={name}" for name in only]]
-    began = time.monotonic()
-    code = subprocess.call(command, env=dict(os.environ), stdout=sys.stderr if args.json else None)
-    path = Path(args.reports) / "latest" / "matrix.json"
-    if code not in (0, 1) or not path.exists():
-        raise HarnessError(f"the matrix run ended with exit code {code} and no {path}: see its output above")
-    summary = json.loads(path.read_text())
+    wanted = list(only or protections.names())
+    groups = [group for group in (wanted[i::args.workers] for i in range(args.workers)) if group]
+    run_id, began, started = new_run_id(), time.monotonic(), time.time()
+    parts_dir = Path(args.reports) / f".matrix-{run_id}"
+    parts = [_matrix_worker(group, parts_dir / f"part-{n}") for n, group in enumerate(groups)]
+    for n, (worker, group, _) in enumerate(parts):
+        say_progress(f"worker {n}: {len(group)} protections ({', '.join(group)})")
+    try:
+        summaries, scenarios = _gather(parts, began)
+    except BaseException:  # Ctrl-C, or a worker that failed: the others stop too, healing as they go
+        for worker, _, _ in parts:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGINT)
+        for worker, _, _ in parts:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=120)
+        raise
+    summary = matrix.merge(summaries, wanted, complete=not only)
+    run = {"run_id": run_id, "started": started, "finished": time.time(), "sut_mode": "resilient", "disabled": [],
+           "stack": "containers", "workers": len(groups), "exit_status": 0 if summary["holds"] else 1,
+           "matrix": summary}
+    run_dir = Path(args.reports) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "matrix.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_all(run_dir, run, scenarios)
+    shutil.rmtree(parts_dir, ignore_errors=True)  # their records are in the run's own reports now
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(matrix_text(summary, time.monotonic() - began))
+        print(f"reports: {run_dir} (matrix.json, report.html)")
     return 0 if summary["holds"] else 1
+
+
+def _gather(parts: list[tuple[subprocess.Popen, list[str], Path]],
+            began: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each worker's matrix and scenario records, as they finish; one line for a worker that
+    ended without a matrix (its pytest output's tail)."""
+    summaries, scenarios = [], []
+    for n, (worker, _, part) in enumerate(parts):
+        code = worker.wait()
+        found = part / "latest" / "matrix.json"
+        if code not in (0, 1) or not found.exists():
+            log = (part / "pytest.log").read_text(errors="replace") if (part / "pytest.log").exists() else ""
+            last = log.strip().splitlines()[-1] if log.strip() else "no output"
+            raise HarnessError(f"matrix worker {n} ended with exit code {code} and no matrix: {last} "
+                               f"(see {part / 'pytest.log'})")
+        summaries.append(json.loads(found.read_text()))
+        scenarios += _full_records(part / "latest")
+        say_progress(f"worker {n} done after {time.monotonic() - began:.0f}s")
+    return summaries, scenarios
+
+
+def say_progress(message: str) -> None:
+    print(f"[matrix] {message}", file=sys.stderr, flush=True)
+
+
+def _matrix_worker(group: list[str], part: Path) -> tuple[subprocess.Popen, list[str], Path]:
+    """One pytest session of the matrix over `group`, its reports and output under `part`."""
+    part.mkdir(parents=True, exist_ok=True)
+    pytest = Path(sys.executable).with_name("pytest")
+    command = [str(pytest) if pytest.exists() else "pytest", str(ROOT / "scenarios"), "--matrix",
+               f"--matrix-protection={','.join(group)}", f"--chaos-reports={part}", "-p", "no:cacheprovider", "-q"]
+    with open(part / "pytest.log", "wb") as log:
+        worker = subprocess.Popen(command, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+    return worker, group, part
+
+
+def _full_records(run_dir: Path) -> list[dict[str, Any]]:
+    """A run's scenario records with their raw timelines (each scenario's own JSON file)."""
+    from harness.report import json_report
+
+    names = [s["name"] for s in json_report.read(run_dir)["scenarios"]]
+    records = [json.loads((run_dir / f"{name}.json").read_text()) for name in names]
+    return [{k: v for k, v in record.items() if k not in ("schema_version", "run_id")} for record in records]
 
 
 def matrix_text(summary: dict[str, Any], wall_s: float) -> str:
@@ -484,6 +554,8 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
     "protections": (JSON,),
     "matrix": (JSON, (("--protection",), {"action": "append", "default": [], "metavar": "NAME",
                                           "help": "only this protection (repeat, or comma-separate)"}),
+               (("--workers",), {"type": int, "default": 2,
+                                 "help": "pytest sessions in parallel, a stack each (default 2)"}),
                (("--reports",), {"default": "reports", "help": "where reports go (default: reports/)"})),
     "status": (JSON, RUN,
                (("--watch",), {"action": "store_true", "help": "redraw until Ctrl-C"}),

@@ -59,14 +59,26 @@ def judge(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def summarise(records: Iterable[Mapping[str, Any]], protections: Iterable[str],
               declared: Mapping[str, Mapping[str, Iterable[str]]], complete: bool = True) -> dict[str, Any]:
-    """The matrix of a run: its cells, per protection whether (and by what) it was killed, per
-    guard of scenarios/ which protections killed it, and whether the whole holds.
+    """The matrix of a run's report records (see aggregate)."""
+    return aggregate([judge(record) for record in records if record.get("mutant")], protections, declared, complete)
+
+
+def merge(parts: Iterable[Mapping[str, Any]], protections: Iterable[str], complete: bool = True) -> dict[str, Any]:
+    """One matrix from the summaries of runs that each took some of the protections (workers)."""
+    parts = list(parts)
+    declared = {scenario: protects for part in parts for scenario, protects in part["declared"].items()}
+    return aggregate([cell for part in parts for cell in part["cells"]], protections, declared, complete)
+
+
+def aggregate(cells: list[dict[str, Any]], protections: Iterable[str],
+              declared: Mapping[str, Mapping[str, Iterable[str]]], complete: bool = True) -> dict[str, Any]:
+    """The matrix: its cells, per protection whether (and by what) it was killed, per guard of
+    scenarios/ which protections killed it, and whether the whole holds.
 
     `declared` is every scenario's protects= (scenario -> tag -> names), run or not: a guard of
     a scenario no cell ran is as unproven as one that survived. `complete` is False when only
     some protections were asked for; then only those must be killed, and guards are reported
     but not required."""
-    cells = [judge(record) for record in records if record.get("mutant")]
     wanted = list(protections)
     by_protection = {name: sorted({c["scenario"] for c in cells if c["protection"] == name and c["verdict"] == "killed"})
                      for name in wanted}
@@ -83,7 +95,9 @@ def summarise(records: Iterable[Mapping[str, Any]], protections: Iterable[str],
     return {"cells": cells, "protections": {name: {"killed_by": by_protection[name]} for name in wanted},
             "guards": guards, "unkilled_protections": unkilled, "unproven_guards": unproven,
             "counts": {v: sum(1 for c in cells if c["verdict"] == v) for v in VERDICTS},
-            "complete": complete, "holds": holds}
+            "complete": complete, "holds": holds,
+            "declared": {scenario: {tag: list(names) for tag, names in protects.items()}
+                         for scenario, protects in declared.items()}}
 
 
 def table(summary: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, dict[str, dict[str, Any]]]]]:

@@ -58,6 +58,7 @@ BAD_INPUT = [
     (["up", "--sut-disable", "retry,brakes"], "unknown protection 'brakes'"),
     (["protections", "--all"], "unrecognized arguments: --all"),
     (["matrix", "--protection", "brakes"], "unknown protection 'brakes'"),
+    (["matrix", "--workers", "0"], "--workers takes a positive number"),
     (["status", "--interval", "0", "--watch"], "positive number of seconds"),
     (["status", "--run", "no-such-run"], "Docker engine is not reachable"),
     (["faults", "--table"], "unrecognized arguments: --table"),

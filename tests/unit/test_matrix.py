@@ -62,3 +62,13 @@ def test_a_matrix_without_cells_does_not_hold():
 def test_a_marker_names_one_protection_or_several():
     assert matrix.protected({"a": "retry", "b": ("retry", "backoff")}) == {"a": ("retry",), "b": ("retry", "backoff")}
     assert matrix.guarding({"a": ("retry",), "b": ("retry", "backoff")}) == ["retry", "backoff"]
+
+
+def test_parts_run_by_separate_workers_merge_into_one_matrix():
+    fallback = matrix.summarise([record("fallback", "failed", ("fallback_202", False))], ["fallback"], DECLARED,
+                                complete=False)
+    retry = matrix.summarise([record("retry", "failed", ("fallback_202", True), ("backoff", False))], ["retry"],
+                             DECLARED, complete=False)
+    merged = matrix.merge([fallback, retry], ["fallback", "retry"])
+    assert merged["holds"] and merged["counts"]["killed"] == 2
+    assert not matrix.merge([fallback], ["fallback", "retry"])["holds"]
