@@ -205,7 +205,8 @@ def _external(config: pytest.Config) -> Any:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Keeps every chaos scenario's protects= for the matrix, and with --matrix runs each scenario
-    once per protection its guards name (the `mutant` parameter); one without any is skipped."""
+    once per protection its guards name (the `mutant` parameter); one without any has no cell
+    and is deselected (pytest_collection_modifyitems)."""
     marker = metafunc.definition.get_closest_marker("chaos")
     if marker is None:
         return
@@ -228,8 +229,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        key = (_scenario_of(item), callspec.params.get("mutant", "") if callspec else "")
-        (drop if key in seen else keep).append(item)
+        mutant = callspec.params.get("mutant") if callspec else None
+        key = (_scenario_of(item), mutant)
+        # A scenario none of the asked-for protections is guarded by has no cell (not a skip).
+        (drop if key in seen or not isinstance(mutant, str) else keep).append(item)
         seen.add(key)
     if drop:
         config.hook.pytest_deselected(items=drop)
