@@ -152,8 +152,9 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
         found = _external(pytestconfig)
         try:
             yield found
-        finally:
-            protections.switch(found, pytestconfig.stash[SCENARIO_KEY]["external_disabled"])
+        finally:  # the stack's own switches again, when the session changed them
+            if "external_disabled" in pytestconfig.stash[SCENARIO_KEY]:
+                protections.switch(found, pytestconfig.stash[SCENARIO_KEY]["external_disabled"])
         return
     from harness.stack import Stack
 
@@ -194,8 +195,9 @@ def _external(config: pytest.Config) -> Any:
     state = config.stash[SCENARIO_KEY]
     disabled = state["disabled"]
     try:  # what the session asks for, at run time, on top of the stack's own; those again at the end
-        state["external_disabled"] = protections.off_anywhere(found)
-        protections.switch(found, [*state["external_disabled"], *disabled])
+        if disabled:
+            state["external_disabled"] = protections.off_anywhere(found)
+            protections.switch(found, [*state["external_disabled"], *disabled])
     except HarnessError as exc:
         _fail_fast(str(exc), config)
     print(f"[stack] using the running stack of run {found.run_id} ({mode} shop"
