@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from harness.clients import InventoryClient, SinkClient, connect_database, mint_token, purge
+from harness.clients import InventoryClient, SinkClient, connect_database, mint_token, purge, queue_depth
 from harness.evidence import Evidence
 from harness.guards import expect
 from harness.ledger import TERMINAL, History, Operation, Verdict
@@ -128,10 +128,27 @@ def inventory(stack: Any) -> Iterator[InventoryClient]:
     client.close()
 
 
+WORK_QUEUE, DLQ = "inventory.order-events", "inventory.order-events.dlq"
+DRAIN_S = 15.0
+
+
+def _settled_queues(host: str, port: int) -> bool:
+    """Nothing waits in the work queue, and the DLQ has stopped growing: what an earlier
+    scenario left (a consumer that resumed after a matrix cell works off its backlog) has
+    landed where it will land."""
+    if queue_depth(host, port, WORK_QUEUE):
+        return False
+    before = queue_depth(host, port, DLQ)
+    time.sleep(0.3)  # a sample interval, not a wait for a condition: the condition is the loop's
+    return queue_depth(host, port, DLQ) == before and not queue_depth(host, port, WORK_QUEUE)
+
+
 @pytest.fixture
 def clean_dlq(stack: Any) -> Iterator[None]:
-    """An empty dead-letter queue before and after (reset between scenarios)."""
+    """An empty dead-letter queue before and after (reset between scenarios), once the queues
+    have settled, so that nothing an earlier scenario left arrives in this one's DLQ."""
     endpoint = stack.endpoint("rabbitmq")
-    purge(endpoint.host, endpoint.port, "inventory.order-events.dlq")
+    wait_for(lambda: _settled_queues(endpoint.host, endpoint.port), DRAIN_S, 0.2)
+    purge(endpoint.host, endpoint.port, DLQ)
     yield
-    purge(endpoint.host, endpoint.port, "inventory.order-events.dlq")
+    purge(endpoint.host, endpoint.port, DLQ)
