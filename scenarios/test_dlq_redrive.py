@@ -33,7 +33,9 @@ def test_dlq_redrive(stack, chaos, shop, vendor, sink, inventory, history, clean
                               f"{queue_depth(broker.host, broker.port, DLQ)}, {COPIES} copies were sent)")
     fixed = inventory.http.post("/reservations", json={"order_id": early, "sku": "sku-1", "quantity": 1})
     moved = redrive(broker.host, broker.port, DLQ)
-    redriven, _ = wait_for(lambda: (inventory.reservation(early) or {}).get("status") == "CONFIRMED", SETTLE_S, 0.3)
+    # Confirmed and mailed: the mail goes out after the commit that confirms the reservation.
+    redriven, _ = wait_for(lambda: (inventory.reservation(early) or {}).get("status") == "CONFIRMED"
+                           and bool(sink.mails_of(early)), SETTLE_S, 0.3)
     settled, _ = wait_for(lambda: queue_depth(broker.host, broker.port, DLQ) == 0, SETTLE_S, 0.3)
     mails = [m for m in sink.mails() if m.get("order_id") == early]
     steady("after")
