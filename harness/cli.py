@@ -322,11 +322,15 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scenarios_command(*options: str) -> list[str]:
+    """`pytest scenarios/` of this venv (else the one on PATH) with `options`, no cache written."""
+    pytest = Path(sys.executable).with_name("pytest")
+    return [str(pytest) if pytest.exists() else "pytest", str(ROOT / "scenarios"), *options, "-p", "no:cacheprovider"]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The same as `pytest scenarios/ -k NAME`, with reports written."""
-    pytest = Path(sys.executable).with_name("pytest")
-    command = [str(pytest) if pytest.exists() else "pytest", str(ROOT / "scenarios"),
-               f"--chaos-reports={args.reports}", f"--sut-mode={args.sut_mode}", "-p", "no:cacheprovider"]
+    command = _scenarios_command(f"--chaos-reports={args.reports}", f"--sut-mode={args.sut_mode}")
     command += [f"--stack={args.stack}"] + ([f"--abort-if={args.abort_if}"] if args.abort_if else [])
     command += [f"--sut-disable={name}" for name in protections.checked(args.sut_disable)]
     if args.scenario:
@@ -413,9 +417,7 @@ def say_progress(message: str) -> None:
 def _matrix_worker(group: list[str], part: Path) -> tuple[subprocess.Popen, list[str], Path]:
     """One pytest session of the matrix over `group`, its reports and output under `part`."""
     part.mkdir(parents=True, exist_ok=True)
-    pytest = Path(sys.executable).with_name("pytest")
-    command = [str(pytest) if pytest.exists() else "pytest", str(ROOT / "scenarios"), "--matrix",
-               f"--matrix-protection={','.join(group)}", f"--chaos-reports={part}", "-p", "no:cacheprovider", "-q"]
+    command = _scenarios_command("--matrix", f"--matrix-protection={','.join(group)}", f"--chaos-reports={part}", "-q")
     with open(part / "pytest.log", "wb") as log:
         worker = subprocess.Popen(command, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
     return worker, group, part

@@ -418,8 +418,7 @@ def _declared_protects(item: pytest.Item, marker: pytest.Mark, declared: dict[st
     """The marker's protects= and preconditions= after checking them: every guard of the
     scenario (the shared ones aside: any protection may fail the steady state or the ledger, and a
     marker names them only where it expects one to) is either a guard of named protections or a
-    precondition,
-    and every name is a protection of the shop, so the matrix can judge each failure."""
+    precondition, and every name is a protection of the shop, so the matrix can judge each failure."""
     protects = matrix.protected(marker.kwargs.get("protects"))
     preconditions = tuple(marker.kwargs.get("preconditions") or ())
     known = protections.table()

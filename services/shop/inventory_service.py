@@ -319,6 +319,12 @@ def _send(message: EmailMessage) -> None:
         smtp.send_message(message)
 
 
+async def _mail_paid(event: dict[str, Any]) -> None:
+    """The customer's paid mail, sent now (raises what SMTP raises)."""
+    await asyncio.to_thread(_send, store.paid_mail(event["order_id"], event["customer_email"]))
+    log.info("customer_notified", order_id=event["order_id"])
+
+
 async def _apply(event: dict[str, Any]) -> str:
     """One event's effect in one transaction; "processed" or "duplicate".
 
@@ -336,16 +342,14 @@ async def _apply(event: dict[str, Any]) -> str:
         await _transition(conn, event)
         first = paid_mail and (await _claim(conn, "mail", event["order_id"]) if dedup else True)
         if first and not after_commit:
-            await asyncio.to_thread(_send, store.paid_mail(event["order_id"], event["customer_email"]))
-            log.info("customer_notified", order_id=event["order_id"])
+            await _mail_paid(event)
         return "processed"
 
     outcome = await _run(work, transaction=True, deadline_s=state.db.limits.message_deadline_s)
     if paid_mail and after_commit and dedup:
         await _deliver(event)  # also for a duplicate: finishes a mail claimed but never sent
     elif paid_mail and after_commit:  # nothing claimed: every delivery mails again
-        await asyncio.to_thread(_send, store.paid_mail(event["order_id"], event["customer_email"]))
-        log.info("customer_notified", order_id=event["order_id"])
+        await _mail_paid(event)
     return outcome
 
 
@@ -366,13 +370,12 @@ async def _deliver(event: dict[str, Any]) -> None:
     if not taken:
         return
     try:
-        await asyncio.to_thread(_send, store.paid_mail(event["order_id"], event["customer_email"]))
+        await _mail_paid(event)
     except Exception:
         with contextlib.suppress(Exception):
             await state.db.execute("UPDATE notifications SET sending_until = NULL WHERE order_id = %s",
                                    [event["order_id"]])
         raise
-    log.info("customer_notified", order_id=event["order_id"])
     try:
         async for attempt in AsyncRetrying(stop=stop_after_delay(MARK_SENT_FOR_S), wait=wait_fixed(0.5),
                                            retry=retry_if_exception_type((DatabaseUnavailable, *DB_ERRORS))):
