@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from harness import protections
+from harness import ownership, protections
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -181,17 +181,19 @@ def cmd_heal(args: argparse.Namespace) -> int:
 
 
 def _kept_runs(client: "docker.DockerClient") -> list[str]:
-    """Runs `chaos up` keeps that still run. Kept runs with nothing running any more (the engine
-    restarted, the machine rebooted) are removed here: no reaper owns them."""
-    from harness.stack import KEPT_OWNER, OWNER_LABEL, RUN_LABEL, remove_run, say
+    """This state directory's kept runs (`chaos up`) that still run. Its kept runs with nothing
+    running any more (the engine restarted, the machine rebooted) are removed here: no reaper
+    judges a kept run by its (exited) starter."""
+    from harness.faults import registry
+    from harness.stack import RUN_LABEL, daemon_labels, remove_run, say
 
-    runs: dict[str, set[str]] = {}
-    for container in client.containers.list(all=True, filters={"label": f"{OWNER_LABEL}={KEPT_OWNER}"}):
-        runs.setdefault(container.labels[RUN_LABEL], set()).add(container.status)
-    for run_id in [run for run, states in runs.items() if not states & {"running", "paused"}]:
+    state = ownership.state_identity(registry.state_dir())
+    kept = [run.run_id for run in ownership.runs_from_labels(daemon_labels(client)).values()
+            if run.kept and state and run.state == state]
+    running = {c.labels[RUN_LABEL] for c in client.containers.list(filters={"label": RUN_LABEL})}
+    for run_id in [run for run in kept if run not in running]:
         say(f"removed {remove_run(client, run_id)} objects of kept run {run_id}, which no longer ran")
-        del runs[run_id]
-    return sorted(runs)
+    return sorted(run for run in kept if run in running)
 
 
 def _print_endpoints(stack: object) -> None:
@@ -204,15 +206,18 @@ def _print_endpoints(stack: object) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Starts the stack and leaves it up (owned by no process: `chaos down` removes it)."""
+    """Starts the stack and leaves it up for this checkout (`chaos down` removes it). The stack
+    belongs to this process until it is green, so a start killed half-way is reaped like any
+    other; only then is it marked kept (owned by no process)."""
     from harness.engine import connect
     from harness.faults import registry
     from harness.faults.attach import attach
-    from harness.stack import KEPT_OWNER, Stack
+    from harness.stack import Stack, mark_kept, reap
     from harness.status import wait_green
 
     disabled = protections.checked(args.sut_disable)  # bad input first, before the engine is asked
     client = connect()
+    reap(client)  # abandoned runs first, as a start does: a `chaos up` killed mid-start among them
     for run_id in _kept_runs(client):
         kept = attach(run_id, client)
         if kept.sut_mode != args.sut_mode:
@@ -224,10 +229,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         _print_endpoints(kept)
         return 0
     began = time.monotonic()
-    stack = Stack(sut_mode=args.sut_mode, client=client, owner=KEPT_OWNER, disabled=disabled)
+    stack = Stack(sut_mode=args.sut_mode, client=client, disabled=disabled)
     stack.__enter__()  # on failure or Ctrl-C while starting, it removes what it made
     try:
         wait_green(lambda: stack, GREEN_WITHIN_S, f"run {stack.run_id}")
+        mark_kept(client, stack.run_id, stack.labels)
     except BaseException:
         stack.stop()  # never green (or Ctrl-C): nothing half-started is kept
         raise
@@ -301,25 +307,57 @@ def _game_day_report(run_id: str, client: "docker.DockerClient", reports: Path) 
         print(f"game-day report of run {run_id}: {(run_dir / 'report.html').resolve()}")
 
 
+def _whose(run: ownership.Run, state: str | None) -> str:
+    """One run as `chaos down --all` names it: whose it is, so a person sees what goes."""
+    if not ownership.is_process_token(run.owner):
+        return f"{run.run_id} ({run.owner or 'no owner label'})"
+    where = "this checkout" if state and run.state == state else "another checkout"
+    return f"{run.run_id} ({where}{', kept' if run.kept else ''}, owner {run.owner} on {run.host or 'an unknown host'})"
+
+
+def _down_targets(args: argparse.Namespace, runs: dict[str, ownership.Run], state: str | None) -> list[str]:
+    """Which runs `chaos down` removes: --run's, every one (--all, said first), else this checkout's."""
+    if args.run and args.all:
+        raise HarnessError("--run and --all exclude each other: name one run, or every run on the daemon")
+    if args.run:
+        return [args.run]
+    if args.all:
+        if runs:
+            print(f"removing every chaos-harness run on this daemon ({len(runs)}), whoever started it:")
+            for run in sorted(runs):
+                print(f"  {_whose(runs[run], state)}")
+        return sorted(runs)
+    return sorted(ownership.runs_of_state(runs.values(), state))
+
+
 def cmd_down(args: argparse.Namespace) -> int:
+    """Writes each kept stack's game-day report, then removes the runs; a report that cannot be
+    written is said in one line and the removal happens anyway (exit code 1)."""
     from harness.engine import connect
     from harness.faults import registry
-    from harness.stack import RUN_LABEL, reap, remove_run
+    from harness.stack import daemon_labels, remove_run
 
     client = connect()
-    targets = [args.run] if args.run else sorted(
-        {c.labels[RUN_LABEL] for c in client.containers.list(all=True, filters={"label": RUN_LABEL})})
+    runs = ownership.runs_from_labels(daemon_labels(client))
+    state = ownership.state_identity(registry.state_dir())
+    targets = _down_targets(args, runs, state)
+    unwritten = []
     for run_id in targets:  # a game day's report needs the stack still up (alerts, logs)
-        _game_day_report(run_id, client, Path(args.reports))
-    if args.run:
-        if not remove_run(client, args.run):
-            raise HarnessError(f"no run {args.run} to remove: `docker ps --filter label=chaos-harness.run` lists runs")
-        runs = [args.run]
-    else:
-        runs = reap(client, everything=True)
+        try:
+            _game_day_report(run_id, client, Path(args.reports))
+        except Exception as exc:  # whatever broke the report, the stack still goes
+            unwritten.append(run_id)
+            print(f"chaos: the game-day report of run {run_id} could not be written "
+                  f"({type(exc).__name__}: {str(exc)[:200]}); removing the run anyway", file=sys.stderr)
+    removed = [run_id for run_id in targets if remove_run(client, run_id)]
+    if args.run and not removed:
+        raise HarnessError(f"no run {args.run} to remove: `docker ps --filter label=chaos-harness.run` lists runs")
     registry.reap_stale(client)  # the faults of removed runs went with them: forget their records
-    print(f"removed {len(runs)} run(s)" + (f": {', '.join(runs)}" if runs else ""))
-    return 0
+    print(f"removed {len(removed)} run(s)" + (f": {', '.join(removed)}" if removed else ""))
+    others = sorted(set(runs) - set(targets))
+    if others and not args.run:
+        print(f"left {len(others)} run(s) of other checkouts or sessions: `chaos down --all` removes every run")
+    return 1 if unwritten else 0
 
 
 def _scenarios_command(*options: str) -> list[str]:
@@ -542,11 +580,12 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
                              "in a run (default: the latest)"),
     "compose": (cmd_compose, "write docker-compose.chaos.yml from the topology (--check: verify only)"),
     "down": (cmd_down, "write the game-day report of a `chaos up` stack, then remove every container, network "
-                       "and volume of every chaos-harness run (or --run)"),
+                       "and volume of this checkout's runs (or --run's, or with --all every run on the daemon)"),
 }
 
 JSON = (("--json",), {"action": "store_true", "help": "machine-readable output"})
-RUN = (("--run",), {"help": "the run id (default: the newest running stack)"})
+RUN = (("--run",), {"help": "the run id (default: this checkout's kept stack, else its newest running one, "
+                            "else the docker-compose stack)"})
 SUT_MODE = (("--sut-mode",), {"choices": ("resilient", "fragile"), "default": "resilient",
                               "help": "which build of the shop (default: resilient)"})
 SUT_DISABLE = (("--sut-disable",), {"action": "append", "default": [], "metavar": "NAME",
@@ -575,7 +614,8 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
                                   "this holds while faults are active, e.g. \"health<50\" or \"health<50 for 5s\""}),
                RUN),
     "heal": ((("fault",), {"nargs": "?", "help": "a fault name or a record id (`chaos status`)"}),
-             (("--all",), {"action": "store_true", "help": "every active fault of every run"}), RUN),
+             (("--all",), {"action": "store_true", "help": "every active fault this checkout recorded "
+                                                          "(its state directory's records)"}), RUN),
     "run": ((("scenario",), {"nargs": "*", "help": "scenario names (default: all)"}), SUT_MODE, SUT_DISABLE,
             (("--reports",), {"default": "reports", "help": "where reports go (default: reports/)"}),
             (("--abort-if",), {"metavar": "CONDITION", "help": "guardrail for every scenario (default: each scenario's own)"}),
@@ -589,6 +629,8 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
                 (("--reports",), {"default": "reports", "help": "where reports are (default: reports/)"})),
     "compose": ((("--check",), {"action": "store_true", "help": "fail when the file drifted"}),),
     "down": ((("--run",), {"help": "remove only this run"}),
+             (("--all",), {"action": "store_true", "help": "remove every chaos-harness run on the daemon, other "
+                                                          "checkouts' and sessions' too (each is named first)"}),
              (("--reports",), {"default": "reports", "help": "where a kept stack's game-day report goes (default: reports/)"})),
 }
 

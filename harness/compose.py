@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from harness import topology
+from harness import ownership, topology
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.chaos.yml"
@@ -33,8 +33,10 @@ def _service(service: topology.Service, sut_mode: str) -> dict:
         "image": f"${{CHAOS_IMAGE_{service.image.upper()}:-chaos-harness/{service.image}:latest}}",
         "environment": topology.service_env(service, sut_mode),
         "networks": {"chaos": {"aliases": [service.host]}},
-        "labels": {"chaos-harness.run": "compose", "chaos-harness.owner": "compose",
-                   "chaos-harness.service": service.name},
+        # Owned by no process and no checkout: never reaped; `chaos down --run compose` removes it,
+        # and commands with no --run fall back to it (harness.ownership.default_run).
+        "labels": {ownership.RUN_LABEL: ownership.COMPOSE_RUN, ownership.OWNER_LABEL: ownership.COMPOSE_RUN,
+                   ownership.SERVICE_LABEL: service.name},
     }
     if service.command:
         body["command"] = list(service.command)
@@ -63,7 +65,7 @@ def compose_yaml(sut_mode: str = "resilient") -> str:
     document = {
         "version": "3.8",
         "services": {name: _service(s, sut_mode) for name, s in topology.SERVICES.items()},
-        "networks": {"chaos": {"labels": {"chaos-harness.run": "compose"}}},
+        "networks": {"chaos": {"labels": {ownership.RUN_LABEL: ownership.COMPOSE_RUN}}},
     }
     return HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 

@@ -78,7 +78,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a fresh stack for every scenario instead of one per session: for the all-off fragile "
                          "proof, where one scenario's broken shop must not fail the next one's steady state")
     group.addoption("--stack-run", metavar="RUN", default=None,
-                    help="with --stack=external: the run to use (default: the newest kept stack, else the newest)")
+                    help="with --stack=external: the run to use (default: this checkout's kept stack, else its newest "
+                         "running one, else the docker-compose stack)")
     group.addoption("--abort-if", metavar="CONDITION", default=None,
                     help="guardrail for every scenario, e.g. \"health<50 for 5s\": when it holds while faults are "
                          f"active, every fault is healed and the scenario fails (default: the scenario's own, "

@@ -3,8 +3,9 @@
 ``with Stack(sut_mode="resilient") as stack:`` starts everything from the topology table,
 waits until each service speaks its protocol (SQL, AMQP, HTTP), and removes every container,
 network and volume it made on the way out, whatever happened inside. Everything carries the
-run label, and start-up first reaps what earlier runs whose process is gone left behind, so a
-SIGKILLed run costs nothing but the next start's few hundred milliseconds.
+run's ownership labels (harness.ownership), and start-up first reaps what abandoned runs left
+behind (a dead owner on this host, an expired lease from another), so a SIGKILLed run costs
+nothing but the next start's few hundred milliseconds.
 """
 
 from __future__ import annotations
@@ -33,16 +34,15 @@ from testcontainers.core.network import Network  # noqa: E402
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget  # noqa: E402
 from toxiproxy import Toxiproxy  # noqa: E402
 
-from harness import protections, topology  # noqa: E402
+from harness import ownership, protections, topology  # noqa: E402
 from harness.engine import connect  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.images import Builder  # noqa: E402
+from harness.ownership import (  # noqa: E402,F401  (re-exported: the names the harness has always used)
+    KEPT_LABEL, KEPT_OWNER, OWNER_LABEL, RUN_LABEL, SERVICE_LABEL, STATE_LABEL, owner_alive, owner_token,
+    stale_runs)
 
-RUN_LABEL = "chaos-harness.run"
-OWNER_LABEL = "chaos-harness.owner"
-SERVICE_LABEL = "chaos-harness.service"
 LOOPBACK = "127.0.0.1"
-KEPT_OWNER = "chaos-up"  # the owner of a stack `chaos up` keeps: no process, so never reaped
 
 
 def say(message: str) -> None:
@@ -55,45 +55,6 @@ def new_run_id() -> str:
 
 
 # ---------------------------------------------------------------- ownership and the reaper
-
-def _process_start(pid: int) -> str:
-    """The kernel's start time of a process, so a reused pid is not mistaken for its owner."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return "?"
-
-
-def owner_token(pid: int | None = None) -> str:
-    """``pid:starttime`` of the process that owns a run."""
-    pid = os.getpid() if pid is None else pid
-    return f"{pid}:{_process_start(pid)}"
-
-
-def owner_alive(token: str) -> bool:
-    """Whether the process named by an owner token still runs (same pid, same start time)."""
-    pid_text, _, start = token.partition(":")
-    if not pid_text.isdigit():
-        return True  # not a process of ours (a compose stack, say): only `chaos down` removes it
-    pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return start in ("", "?") or _process_start(pid) == start
-
-
-def stale_runs(labels: list[dict[str, str]], keep: str | None = None) -> set[str]:
-    """Runs whose owner is gone (pure: fed container labels, tested without an engine)."""
-    runs: dict[str, str] = {}
-    for label in labels:
-        if RUN_LABEL in label:
-            runs[label[RUN_LABEL]] = label.get(OWNER_LABEL, "")
-    return {run for run, owner in runs.items() if run != keep and not owner_alive(owner)}
-
 
 def remove_run(client: docker.DockerClient, run_id: str) -> int:
     """Removes every container, network and volume of one run; returns how many objects."""
@@ -120,19 +81,31 @@ def remove_run(client: docker.DockerClient, run_id: str) -> int:
     return removed
 
 
-def reap(client: docker.DockerClient, keep: str | None = None, everything: bool = False) -> list[str]:
-    """Removes what earlier runs left behind: runs whose owning process is gone (or all)."""
-    labels = [c.labels for c in client.containers.list(all=True, filters={"label": RUN_LABEL})]
-    labels += [n.attrs.get("Labels") or {} for n in client.networks.list(filters={"label": RUN_LABEL})]
-    labels += [v.attrs.get("Labels") or {} for v in client.volumes.list(filters={"label": RUN_LABEL})]
-    if everything:
-        runs = {label[RUN_LABEL] for label in labels if RUN_LABEL in label} - {keep}
-    else:
-        runs = stale_runs(labels, keep)
-    for run in sorted(runs):
-        count = remove_run(client, run)
-        say(f"reaped {count} objects left by run {run}")
-    return sorted(runs)
+def daemon_labels(client: docker.DockerClient, run_id: str | None = None) -> list[dict[str, str]]:
+    """The labels of every chaos-harness container, network and volume on the daemon (or of one
+    run's), the kept markers among the volumes: what the ownership judgements read."""
+    selector = {"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}
+    labels = [c.labels for c in client.containers.list(all=True, filters=selector)]
+    labels += [n.attrs.get("Labels") or {} for n in client.networks.list(filters=selector)]
+    labels += [v.attrs.get("Labels") or {} for v in client.volumes.list(filters=selector)]
+    return labels
+
+
+def reap(client: docker.DockerClient, keep: str | None = None) -> list[str]:
+    """Removes what abandoned runs left behind, as ownership.is_stale judges them (any state
+    directory's: a dead owner on this host or an expired lease is abandoned whoever started it)."""
+    runs = sorted(stale_runs(daemon_labels(client), keep))
+    for run in runs:
+        say(f"reaped {remove_run(client, run)} objects left by run {run}")
+    return runs
+
+
+def mark_kept(client: docker.DockerClient, run_id: str, labels: dict[str, str]) -> str:
+    """Marks a green run as kept (`chaos up`): labels are immutable, so the mark is an object of
+    its own, a tiny volume with the run's labels that remove_run takes with the run."""
+    name = f"chaos-{run_id}-kept"
+    client.volumes.create(name=name, labels={**labels, KEPT_LABEL: "1"})
+    return name
 
 
 # ---------------------------------------------------------------- readiness, per protocol
@@ -225,9 +198,13 @@ class Stack:
         self.sut_mode = sut_mode
         self.disabled = protections.checked(disabled)  # off from the start (SUT_DISABLE)
         self.run_id = run_id or new_run_id()
-        # Whose lifetime the run shares: this process by default. A kept stack (`chaos up`) names
-        # no process, so only `chaos down` removes it.
+        # Whose lifetime the run shares: this process by default (`chaos up` too: a start it does
+        # not finish is reaped like any other; it marks the stack kept once green).
         self.owner = owner or owner_token()
+        from harness.faults import registry  # the state directory whose run this is
+
+        state = ownership.state_identity(registry.state_dir(), create=True) or ""
+        self.labels = ownership.run_labels(self.run_id, self.owner, state, ownership.lease_s())
         self.client = client or connect()
         self.startup_timeout_s = startup_timeout_s
         self.containers: dict[str, DockerContainer] = {}
@@ -247,10 +224,6 @@ class Stack:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return {RUN_LABEL: self.run_id, OWNER_LABEL: self.owner}
 
     def start(self) -> "Stack":
         started = time.monotonic()

@@ -19,7 +19,9 @@ from harness import topology
 from harness.engine import connect
 from harness.errors import HarnessError
 from harness.faults.network import toxiproxy_at
-from harness.stack import LOOPBACK, OWNER_LABEL, RUN_LABEL, SERVICE_LABEL, Endpoint, Stack, container_env
+from harness import ownership
+from harness.faults import registry
+from harness.stack import LOOPBACK, RUN_LABEL, SERVICE_LABEL, Endpoint, Stack, container_env, daemon_labels
 
 NO_STACK = ("no stack is running: `chaos up` starts one (as do `docker-compose -f docker-compose.chaos.yml up` "
             "and a pytest session over scenarios/, while it runs)")
@@ -86,22 +88,29 @@ class AttachedStack:
 
 
 def attach(run_id: str | None = None, client: docker.DockerClient | None = None) -> AttachedStack:
-    """The run's stack; when no run is named, the newest kept stack (else the newest running)."""
+    """The named run's stack; when no run is named, the one this checkout means
+    (ownership.default_run: its kept stack, else its newest running one, else the compose stack)."""
     client = client or connect()
-    selector = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
-    runs: dict[str, list[Container]] = {}
-    for container in client.containers.list(all=True, filters={"label": selector}):
-        runs.setdefault(container.labels[RUN_LABEL], []).append(container)
-    running = {run: found for run, found in runs.items() if any(c.status == "running" for c in found)}
-    if not running:
-        raise HarnessError(f"no stack of run {run_id} is running: `chaos status` lists runs with faults"
-                           if run_id else NO_STACK)
-    # A person means the stack kept for them (`chaos up`, docker-compose), not one a test session
-    # happens to have up: kept stacks are owned by no process.
-    kept = {run: found for run, found in running.items()
-            if not found[0].labels.get(OWNER_LABEL, "").partition(":")[0].isdigit()}
-    pool = kept or running
-    run = max(pool, key=lambda name: max(c.attrs.get("Created", "") for c in pool[name]))
-    containers = {c.labels.get(SERVICE_LABEL, c.name): c for c in running[run]}
-    owner = next(iter(containers.values())).labels.get(OWNER_LABEL, "")
-    return AttachedStack(run, owner, client, containers)
+    runs = ownership.runs_from_labels(daemon_labels(client, run_id))
+    found: dict[str, list[Container]] = {}
+    for container in client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}):
+        found.setdefault(container.labels[RUN_LABEL], []).append(container)
+    # A run with a container running (one a process fault stopped is still the run's).
+    running = {run: cs for run, cs in found.items() if any(c.status == "running" for c in cs)}
+    if run_id is None:
+        state = ownership.state_identity(registry.state_dir())
+        run_id = ownership.default_run(
+            [ownership.Candidate(runs[run], max(c.attrs.get("Created", "") for c in cs))
+             for run, cs in running.items() if run in runs], state)
+        if run_id is None:
+            raise HarnessError(NO_STACK if not running else
+                               f"no stack of this checkout is running, but {len(running)} of other checkouts "
+                               f"or sessions are ({', '.join(sorted(running))}): pass --run RUN to use one")
+    if run_id not in running:
+        raise HarnessError(f"no stack of run {run_id} is running: `chaos status` lists runs with faults")
+    containers = {c.labels.get(SERVICE_LABEL, c.name): c for c in running[run_id]}
+    run = runs.get(run_id, ownership.Run(run_id))
+    # Faults injected into a kept stack outlive the command and belong to no process (the stack's
+    # starter exited once it was green); on any other run, to the run's owner.
+    owner = ownership.KEPT_OWNER if run.kept else run.owner
+    return AttachedStack(run_id, owner, client, containers)
