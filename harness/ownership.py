@@ -223,7 +223,7 @@ class Candidate:
     """A running stack the CLI could act on when no run is named."""
 
     run: Run
-    created: str  # the engine's creation time of its newest container (ISO text sorts by time)
+    created: int  # the engine's creation time (epoch seconds) of its newest container
 
 
 def default_run(candidates: Iterable[Candidate], state: str | None) -> str | None:

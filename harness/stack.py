@@ -85,7 +85,9 @@ def daemon_labels(client: docker.DockerClient, run_id: str | None = None) -> lis
     """The labels of every chaos-harness container, network and volume on the daemon (or of one
     run's), the kept markers among the volumes: what the ownership judgements read."""
     selector = {"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}
-    labels = [c.labels for c in client.containers.list(all=True, filters=selector)]
+    # Sparse: one listing call, no inspect per container that a concurrent removal (another
+    # run's teardown on this daemon) turns into NotFound.
+    labels = [c.attrs.get("Labels") or {} for c in client.containers.list(all=True, sparse=True, filters=selector)]
     labels += [n.attrs.get("Labels") or {} for n in client.networks.list(filters=selector)]
     labels += [v.attrs.get("Labels") or {} for v in client.volumes.list(filters=selector)]
     return labels

@@ -92,23 +92,24 @@ def attach(run_id: str | None = None, client: docker.DockerClient | None = None)
     (ownership.default_run: its kept stack, else its newest running one, else the compose stack)."""
     client = client or connect()
     runs = ownership.runs_from_labels(daemon_labels(client, run_id))
-    found: dict[str, list[Container]] = {}
-    for container in client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}):
-        found.setdefault(container.labels[RUN_LABEL], []).append(container)
-    # A run with a container running (one a process fault stopped is still the run's).
-    running = {run: cs for run, cs in found.items() if any(c.status == "running" for c in cs)}
+    # A run counts while a container of it runs (one a process fault stopped is still the run's).
+    # Sparse: other runs' teardowns on this daemon must not turn the listing into NotFound.
+    newest: dict[str, int] = {}
+    for found in client.containers.list(sparse=True, filters={"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}):
+        run = found.attrs["Labels"][RUN_LABEL]
+        newest[run] = max(newest.get(run, 0), int(found.attrs.get("Created") or 0))
     if run_id is None:
         state = ownership.state_identity(registry.state_dir())
-        run_id = ownership.default_run(
-            [ownership.Candidate(runs[run], max(c.attrs.get("Created", "") for c in cs))
-             for run, cs in running.items() if run in runs], state)
+        run_id = ownership.default_run([ownership.Candidate(runs[run], created) for run, created in newest.items()
+                                        if run in runs], state)
         if run_id is None:
-            raise HarnessError(NO_STACK if not running else
-                               f"no stack of this checkout is running, but {len(running)} of other checkouts "
-                               f"or sessions are ({', '.join(sorted(running))}): pass --run RUN to use one")
-    if run_id not in running:
+            raise HarnessError(NO_STACK if not newest else
+                               f"no stack of this checkout is running, but {len(newest)} of other checkouts "
+                               f"or sessions are ({', '.join(sorted(newest))}): pass --run RUN to use one")
+    containers = {c.labels.get(SERVICE_LABEL, c.name): c
+                  for c in client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})}
+    if run_id not in newest or not containers:
         raise HarnessError(f"no stack of run {run_id} is running: `chaos status` lists runs with faults")
-    containers = {c.labels.get(SERVICE_LABEL, c.name): c for c in running[run_id]}
     run = runs.get(run_id, ownership.Run(run_id))
     # Faults injected into a kept stack outlive the command and belong to no process (the stack's
     # starter exited once it was green); on any other run, to the run's owner.

@@ -36,12 +36,12 @@ def _env(state: Path) -> dict[str, str]:
 
 def _objects(client, run_id: str) -> int:
     selector = {"label": f"{RUN_LABEL}={run_id}"}
-    return (len(client.containers.list(all=True, filters=selector))
+    return (len(client.containers.list(all=True, sparse=True, filters=selector))
             + len(client.networks.list(filters=selector)) + len(client.volumes.list(filters=selector)))
 
 
 def _containers(client, run_id: str) -> int:
-    return len(client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}))
+    return len(client.containers.list(all=True, sparse=True, filters={"label": f"{RUN_LABEL}={run_id}"}))
 
 
 def _run_of(client, state: Path, containers: int, timeout_s: float = 120, process=None) -> str:

@@ -59,17 +59,17 @@ def test_down_means_the_runs_of_this_state_directory():
     assert runs_of_state(runs, None) == set()  # a state dir that never started a run owns none
 
 
-def _candidate(run_id, state="s1", kept=False, created="2026-12-01T10:00:00"):
+def _candidate(run_id, state="s1", kept=False, created=0):
     return Candidate(Run(run_id, DEAD, HERE, state, NOW, kept), created)
 
 
 @pytest.mark.parametrize("candidates, expected, bug", [
-    ([_candidate("theirs-kept", state="s2", kept=True, created="3"), _candidate("mine", created="1")], "mine",
+    ([_candidate("theirs-kept", state="s2", kept=True, created=3), _candidate("mine", created=1)], "mine",
      "a command without --run acts on the newest kept stack of the whole daemon, someone else's"),
-    ([_candidate("mine-new", created="2"), _candidate("mine-kept", kept=True, created="1")], "mine-kept",
+    ([_candidate("mine-new", created=2), _candidate("mine-kept", kept=True, created=1)], "mine-kept",
      "a test session's stack is chosen over the stack a person keeps"),
-    ([_candidate("old", created="1"), _candidate("new", created="2")], "new", "the oldest of mine is chosen"),
-    ([_candidate("theirs", state="s2"), Candidate(Run("compose", "compose"), "0")], "compose",
+    ([_candidate("old", created=1), _candidate("new", created=2)], "new", "the oldest of mine is chosen"),
+    ([_candidate("theirs", state="s2"), Candidate(Run("compose", "compose"), 0)], "compose",
      "the docker-compose stack is no longer found without --run"),
     ([_candidate("theirs", state="s2")], None, "another checkout's stack is used when this one has none"),
 ])
