@@ -216,6 +216,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from harness.status import wait_green
 
     disabled = protections.checked(args.sut_disable)  # bad input first, before the engine is asked
+    ownership.lease_s()  # (CHAOS_LEASE_S)
     client = connect()
     reap(client)  # abandoned runs first, as a start does: a `chaos up` killed mid-start among them
     for run_id in _kept_runs(client):
@@ -317,8 +318,6 @@ def _whose(run: ownership.Run, state: str | None) -> str:
 
 def _down_targets(args: argparse.Namespace, runs: dict[str, ownership.Run], state: str | None) -> list[str]:
     """Which runs `chaos down` removes: --run's, every one (--all, said first), else this checkout's."""
-    if args.run and args.all:
-        raise HarnessError("--run and --all exclude each other: name one run, or every run on the daemon")
     if args.run:
         return [args.run]
     if args.all:
@@ -337,6 +336,8 @@ def cmd_down(args: argparse.Namespace) -> int:
     from harness.faults import registry
     from harness.stack import daemon_labels, remove_run
 
+    if args.run and args.all:
+        raise HarnessError("--run and --all exclude each other: name one run, or every run on the daemon")
     client = connect()
     runs = ownership.runs_from_labels(daemon_labels(client))
     state = ownership.state_identity(registry.state_dir())

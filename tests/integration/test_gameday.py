@@ -15,7 +15,7 @@ import pytest
 from harness.faults import registry
 from harness.faults.attach import attach
 from harness.faults.http import probe
-from harness.stack import KEPT_OWNER, OWNER_LABEL, RUN_LABEL, port_is_free
+from harness.stack import KEPT_LABEL, KEPT_OWNER, RUN_LABEL, port_is_free
 from harness import topology
 from tests.conftest import BIN, ROOT, run
 
@@ -106,7 +106,9 @@ def test_up_prints_every_endpoint_and_keeps_the_stack(kept):
     stack = kept["stack"]
     for name in topology.SERVICES:
         assert re.search(rf"^  {name}\s+\w+://\S*127\.0\.0\.1:\d+", kept["stdout"], re.M), kept["stdout"]
-    assert stack.owner == KEPT_OWNER and stack.docker_container("toxiproxy").labels[OWNER_LABEL] == KEPT_OWNER
+    # Kept once green, by a marker volume of its own; faults injected into it belong to no process.
+    marks = stack.client.volumes.list(filters={"label": [f"{RUN_LABEL}={kept['run_id']}", KEPT_LABEL]})
+    assert stack.owner == KEPT_OWNER and [v.name for v in marks] == [f"chaos-{kept['run_id']}-kept"]
     assert _healthy(stack)
     again = run([CHAOS, "up"])
     assert again.returncode == 0 and again.stdout.startswith(f"already up: run {kept['run_id']}")

@@ -72,6 +72,7 @@ BAD_INPUT = [
     (["runbook", "--verbose"], "unrecognized arguments: --verbose"),
     (["compose", "now"], "unrecognized arguments: now"),
     (["down", "--run", "no-such-run"], "Docker engine is not reachable"),
+    (["down", "--run", "some-run", "--all"], "--run and --all exclude each other"),
 ]
 
 
