@@ -190,7 +190,7 @@ def _kept_runs(client: "docker.DockerClient") -> list[str]:
     state = ownership.state_identity(registry.state_dir())
     kept = [run.run_id for run in ownership.runs_from_labels(daemon_labels(client)).values()
             if run.kept and state and run.state == state]
-    running = {c.labels[RUN_LABEL] for c in client.containers.list(filters={"label": RUN_LABEL})}
+    running = {c.attrs["Labels"][RUN_LABEL] for c in client.containers.list(sparse=True, filters={"label": RUN_LABEL})}
     for run_id in [run for run in kept if run not in running]:
         say(f"removed {remove_run(client, run_id)} objects of kept run {run_id}, which no longer ran")
     return sorted(run for run in kept if run in running)
@@ -216,7 +216,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from harness.status import wait_green
 
     disabled = protections.checked(args.sut_disable)  # bad input first, before the engine is asked
-    ownership.lease_s()  # (CHAOS_LEASE_S)
+    ownership.lease_s()  # a bad CHAOS_LEASE_S is bad input too: said before anything starts
     client = connect()
     reap(client)  # abandoned runs first, as a start does: a `chaos up` killed mid-start among them
     for run_id in _kept_runs(client):
@@ -230,7 +230,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         _print_endpoints(kept)
         return 0
     began = time.monotonic()
-    stack = Stack(sut_mode=args.sut_mode, client=client, disabled=disabled)
+    stack = Stack(sut_mode=args.sut_mode, client=client, disabled=disabled, owner=ownership.up_owner_token())
     stack.__enter__()  # on failure or Ctrl-C while starting, it removes what it made
     try:
         wait_green(lambda: stack, GREEN_WITHIN_S, f"run {stack.run_id}")
@@ -357,7 +357,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     print(f"removed {len(removed)} run(s)" + (f": {', '.join(removed)}" if removed else ""))
     others = sorted(set(runs) - set(targets))
     if others and not args.run:
-        print(f"left {len(others)} run(s) of other checkouts or sessions: `chaos down --all` removes every run")
+        print(f"left {len(others)} run(s) not of this checkout: `chaos down --all` removes every run")
     return 1 if unwritten else 0
 
 

@@ -3,7 +3,8 @@
 Every object of a run carries labels (Docker labels are immutable after creation):
 
     chaos-harness.run     the run id
-    chaos-harness.owner   ``pid:starttime`` of the owning process ("compose" for docker-compose)
+    chaos-harness.owner   ``pid:starttime`` of the owning process (``chaos-up:pid:starttime`` for
+                          a stack `chaos up` starts; "compose" for docker-compose's)
     chaos-harness.host    the owner's host identity: boot id, PID namespace and hostname
     chaos-harness.state   the identity of the owner's state directory (its checkout)
     chaos-harness.lease   epoch seconds after which another host may judge the run abandoned
@@ -30,6 +31,7 @@ but its error type.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 import time
@@ -134,24 +136,35 @@ def owner_token(pid: int | None = None) -> str:
     return f"{pid}:{_process_start(pid)}"
 
 
+def up_owner_token() -> str:
+    """The owner label of a stack `chaos up` starts: its own process, behind the kept owner's
+    name. This release reads the process in it; releases before the kept mark read the label as
+    no process, so they never reap the stack (as they never reaped a kept one)."""
+    return f"{KEPT_OWNER}:{owner_token()}"
+
+
+_PROCESS_TOKEN = re.compile(r"^(?:[a-z-]+:)?(\d+):(\S*)$")  # [name:]pid:starttime
+
+
 def is_process_token(token: str) -> bool:
-    return token.partition(":")[0].isdigit()
+    return _PROCESS_TOKEN.match(token) is not None
 
 
 def owner_alive(token: str) -> bool:
-    """Whether the process named by an owner token (of this host identity) still runs. Only a
+    """Whether the process named by an owner label (of this host identity) still runs. Only a
     missing pid or a different start time proves it dead: a pid that exists but whose start
     time /proc hides (hidepid) counts as alive."""
-    if not is_process_token(token):
+    named = _PROCESS_TOKEN.match(token)
+    if named is None:
         return True  # not a process (a compose stack, a kept stack's faults): only `chaos down` removes it
-    pid_text, _, start = token.partition(":")
+    pid, start = int(named.group(1)), named.group(2)
     try:
-        os.kill(int(pid_text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    now = _process_start(int(pid_text))
+    now = _process_start(pid)
     return start in ("", "?") or now == "?" or now == start
 
 

@@ -104,8 +104,8 @@ def attach(run_id: str | None = None, client: docker.DockerClient | None = None)
                                         if run in runs], state)
         if run_id is None:
             raise HarnessError(NO_STACK if not newest else
-                               f"no stack of this checkout is running, but {len(newest)} of other checkouts "
-                               f"or sessions are ({', '.join(sorted(newest))}): pass --run RUN to use one")
+                               f"no stack of this checkout is running, but {len(newest)} not of this checkout "
+                               f"run ({', '.join(sorted(newest))}): pass --run RUN to use one")
     containers = {c.labels.get(SERVICE_LABEL, c.name): c
                   for c in client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})}
     if run_id not in newest or not containers:

@@ -108,3 +108,22 @@ def test_labels_carry_owner_host_state_and_lease():
     assert labels == {RUN_LABEL: "r", OWNER_LABEL: ALIVE, HOST_LABEL: ownership.host_identity(),
                       STATE_LABEL: "s1", LEASE_LABEL: f"{NOW + 60:.0f}"}
     assert ownership.lease_s({}) == ownership.DEFAULT_LEASE_S
+
+
+def test_down_all_names_every_run_before_removing_it(capsys):
+    """Bug caught: `chaos down --all` removes other people's stacks without a word of whose they
+    were; or plain `chaos down` takes runs of other checkouts and the compose stack."""
+    import argparse
+
+    from harness.cli import _down_targets
+
+    runs = {"a": Run("a", ALIVE, HERE, "s1"), "b": Run("b", DEAD, THERE, "s2", kept=True),
+            "compose": Run("compose", "compose")}
+    assert _down_targets(argparse.Namespace(run=None, all=False), runs, "s1") == ["a"]
+    assert capsys.readouterr().out == ""
+    assert _down_targets(argparse.Namespace(run=None, all=True), runs, "s1") == ["a", "b", "compose"]
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith("removing every chaos-harness run on this daemon (3)")
+    assert said[1:] == [f"  a (this checkout, owner {ALIVE} on {HERE})",
+                        f"  b (another checkout, kept, owner {DEAD} on {THERE})",
+                        "  compose (compose)"]

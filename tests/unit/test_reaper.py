@@ -38,3 +38,15 @@ def test_run_ids_are_unique_and_sortable():
     ids = [new_run_id() for _ in range(50)]
     assert len(set(ids)) == 50
     assert all(len(i.split("-")[0]) == 15 for i in ids)
+
+
+def test_a_chaos_up_owner_names_its_process():
+    """Bug caught: the owner label of a stack `chaos up` starts reads as no process, so a start
+    killed half-way is never reaped (or, read as a bare pid by older reapers, a kept stack is
+    reaped once `chaos up` exits: the name in front keeps those away)."""
+    from harness.ownership import KEPT_OWNER, up_owner_token
+
+    token = up_owner_token()
+    assert token.startswith(f"{KEPT_OWNER}:") and not token.partition(":")[0].isdigit()
+    assert owner_alive(token)
+    assert not owner_alive(f"{KEPT_OWNER}:{_dead_token()}")
