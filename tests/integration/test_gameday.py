@@ -280,6 +280,11 @@ def test_docker_compose_brings_up_the_same_stack(state, tmp_path):
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
         document = json.loads((tmp_path / "latest" / "report.json").read_text())
         assert document["run"]["stack"] == "external" and document["scenarios"][0]["outcome"] == "passed"
+        # With no --run and no stack of this checkout, the CLI means the compose stack; it belongs
+        # to no checkout, so a plain `chaos down` leaves it.
+        status = run([CHAOS, "status", "--json"])
+        assert json.loads(status.stdout)["run"]["run_id"] == "compose", status.stdout + status.stderr
+        assert run([CHAOS, "down"]).returncode == 0
     finally:
         down = run([CHAOS, "down", "--run", "compose"])
     assert down.returncode == 0, down.stderr
