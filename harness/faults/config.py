@@ -18,8 +18,7 @@ import docker.errors
 from pydantic import Field
 
 from harness import protections
-from harness.engine import connect
-from harness.faults.base import Fault, Params
+from harness.faults.base import Fault, Params, check_run
 from harness.stack import container_env
 
 BROKER_VARIABLES = Literal["RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_USER", "RABBITMQ_PASS"]
@@ -78,13 +77,16 @@ class Replica(Fault):
         return {"container_id": self.replica.id} if self.replica is not None else {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+        """Removes the replica the fault made (kept by id: it is the fault's own container), once
+        its run label shows it is of this run (an id alone could name another run's container)."""
         if not state:
             return
         try:
-            connect().containers.get(state["container_id"]).remove(force=True, v=True)
+            replica = stack.client.containers.get(state["container_id"])
         except docker.errors.NotFound:
-            pass
+            return  # removed already (healed twice, or with its run)
+        check_run(replica, stack.run_id).remove(force=True, v=True)
 
 
 class MissingEnv(Replica):
