@@ -89,6 +89,9 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+REPLICA_LABEL = "chaos-harness.replica-of"  # on a config fault's replica, naming the service it copies
+
+
 def check_run(container: "Container", run_id: str) -> "Container":
     """The container, if it belongs to the run; a heal never touches another run's container
     (a recorded id can name one by the time the heal runs)."""
@@ -100,8 +103,14 @@ def check_run(container: "Container", run_id: str) -> "Container":
 
 
 def run_container(stack: Any, service: str) -> "Container":
-    """The stack's container of a service, checked against the stack's run label."""
-    return check_run(stack.docker_container(service), stack.run_id)
+    """The stack's container of a service, checked against the stack's run label. A config
+    fault's replica carries the service's labels too: healing in it would leave the service
+    itself as the fault made it, so that is refused as well."""
+    container = check_run(stack.docker_container(service), stack.run_id)
+    if REPLICA_LABEL in (container.labels or {}):
+        raise HarnessError(f"{service} of run {stack.run_id} resolved to the replica {container.name}, not to "
+                           "the service: heal the config fault first")
+    return container
 
 
 class Fault(ABC):

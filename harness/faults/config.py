@@ -18,7 +18,7 @@ import docker.errors
 from pydantic import Field
 
 from harness import protections
-from harness.faults.base import Fault, Params, check_run
+from harness.faults.base import REPLICA_LABEL, Fault, Params, check_run
 from harness.stack import container_env
 
 BROKER_VARIABLES = Literal["RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_USER", "RABBITMQ_PASS"]
@@ -52,7 +52,7 @@ class Replica(Fault):
         off = protections.disabled_now(self.stack).get(self.target)
         if off is not None:  # the service as it runs now, switches included
             env = {k: v for k, v in env.items() if k != "SUT_DISABLE"} | ({"SUT_DISABLE": ",".join(off)} if off else {})
-        labels = dict(original.labels) | {"chaos-harness.replica-of": self.target}
+        labels = dict(original.labels) | {REPLICA_LABEL: self.target}
         network = next(iter(original.attrs["NetworkSettings"]["Networks"]))
         self.replica = self.stack.client.containers.run(
             original.image.id, original.attrs["Config"]["Cmd"], environment=self.alter(env), detach=True,

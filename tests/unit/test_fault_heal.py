@@ -108,3 +108,16 @@ def test_healed_and_run_gone_are_told_apart():
     report.add(SimpleNamespace(id="a"), registry.HEALED)
     report.add(SimpleNamespace(id="b"), registry.RUN_GONE)
     assert (report.healed, report.gone) == (["a"], ["b"])
+
+
+def test_a_replica_is_not_taken_for_its_service():
+    """Catches a heal that acts in a config fault's replica (it carries its service's labels)
+    and leaves the service itself as the fault made it."""
+    from harness.faults.base import REPLICA_LABEL, run_container
+
+    replica = SimpleNamespace(name="chaos-x-gateway-replica-1", labels={RUN_LABEL: "run-a", REPLICA_LABEL: "api_gateway"})
+    stack = SimpleNamespace(run_id="run-a", docker_container=lambda service: replica)
+    with pytest.raises(HarnessError, match="resolved to the replica"):
+        run_container(stack, "api_gateway")
+    service = _container("run-a")
+    assert run_container(SimpleNamespace(run_id="run-a", docker_container=lambda s: service), "api_gateway") is service
