@@ -189,10 +189,10 @@ def heal(record: Record, root: Path | None = None, how: str = "heal",
         from harness.engine import connect
 
         client = connect()
-    if record.run_id not in _live_runs(client):
-        forget(record, root, how, outcome=RUN_GONE)
-        return RUN_GONE
     try:
+        if record.run_id not in _live_runs(client):
+            forget(record, root, how, outcome=RUN_GONE)
+            return RUN_GONE
         CATALOG[record.fault].undo_from(record.undo, attach(record.run_id, client))
     except Exception as exc:
         raise HarnessError(f"{record.id} (run {record.run_id}) did not heal, its record is kept: "
@@ -233,10 +233,12 @@ def heal_all(selected: list[Record] | None = None, root: Path | None = None) -> 
 
 
 def _live_runs(client: "docker.DockerClient") -> set[str]:
-    """Runs with a container left, in any state (a stopped one still holds what a fault did)."""
+    """Runs with a container left, in any state (a stopped one still holds what a fault did).
+    Containers removed while they are listed (on a shared engine, any run's) are skipped."""
     from harness.stack import RUN_LABEL
 
-    return {c.labels[RUN_LABEL] for c in client.containers.list(all=True, filters={"label": RUN_LABEL})}
+    listed = client.containers.list(all=True, filters={"label": RUN_LABEL}, ignore_removed=True)
+    return {c.labels[RUN_LABEL] for c in listed}
 
 
 def reap_stale(client: "docker.DockerClient | None" = None, root: Path | None = None,
