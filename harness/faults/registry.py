@@ -213,9 +213,15 @@ def forget(record: Record, root: Path | None = None, how: str = "dropped", outco
 def heal_records(selected: list[Record] | None = None, root: Path | None = None, how: str = "heal",
                  client: "docker.DockerClient | None" = None) -> HealReport:
     """Heals the given records (default: all), newest first; every one is attempted and each
-    outcome said in the report (failed ones are kept on disk)."""
+    outcome said in the report (failed ones are kept on disk). No engine: one HarnessError
+    before any record is tried."""
     report = HealReport()
-    for record in reversed(selected if selected is not None else records(root)):
+    pending = selected if selected is not None else records(root)
+    if pending and client is None:
+        from harness.engine import connect
+
+        client = connect()
+    for record in reversed(pending):
         try:
             report.add(record, heal(record, root, how, client))
         except HarnessError as exc:  # keep healing the rest; report at the end
@@ -223,10 +229,11 @@ def heal_records(selected: list[Record] | None = None, root: Path | None = None,
     return report
 
 
-def heal_all(selected: list[Record] | None = None, root: Path | None = None) -> list[str]:
+def heal_all(selected: list[Record] | None = None, root: Path | None = None,
+             client: "docker.DockerClient | None" = None) -> list[str]:
     """heal_records for callers that stop on any failure: the ids healed or forgotten, or one
     HarnessError naming every record that did not heal (those are kept)."""
-    report = heal_records(selected, root)
+    report = heal_records(selected, root, client=client)
     if report.failed:
         raise HarnessError("some faults did not heal: " + "; ".join(report.failed))
     return report.healed + report.gone
