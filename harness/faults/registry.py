@@ -185,10 +185,7 @@ def heal(record: Record, root: Path | None = None, how: str = "heal",
 
     if record.fault not in CATALOG:
         raise HarnessError(f"record {record.id} names unknown fault {record.fault!r}")
-    if client is None:
-        from harness.engine import connect
-
-        client = connect()
+    client = _engine(client)
     try:
         if record.run_id not in _live_runs(client):
             forget(record, root, how, outcome=RUN_GONE)
@@ -217,10 +214,8 @@ def heal_records(selected: list[Record] | None = None, root: Path | None = None,
     before any record is tried."""
     report = HealReport()
     pending = selected if selected is not None else records(root)
-    if pending and client is None:
-        from harness.engine import connect
-
-        client = connect()
+    if pending:
+        client = _engine(client)
     for record in reversed(pending):
         try:
             report.add(record, heal(record, root, how, client))
@@ -237,6 +232,15 @@ def heal_all(selected: list[Record] | None = None, root: Path | None = None,
     if report.failed:
         raise HarnessError("some faults did not heal: " + "; ".join(report.failed))
     return report.healed + report.gone
+
+
+def _engine(client: "docker.DockerClient | None") -> "docker.DockerClient":
+    """The client given, or one to the engine (HarnessError in one line when there is none)."""
+    if client is not None:
+        return client
+    from harness.engine import connect
+
+    return connect()
 
 
 def _live_runs(client: "docker.DockerClient") -> set[str]:
@@ -258,10 +262,7 @@ def reap_stale(client: "docker.DockerClient | None" = None, root: Path | None = 
     pending = records(root)
     if not pending:
         return []
-    if client is None:
-        from harness.engine import connect
-
-        client = connect()
+    client = _engine(client)
     live, now = _live_runs(client), time.time() if now is None else now
     due = [r for r in pending if r.run_id not in live or is_stale(r, now, owner_alive)]
     report = heal_records(due, root, how="reaper", client=client)
