@@ -164,6 +164,9 @@ def cmd_inject(args: argparse.Namespace) -> int:
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
+    """Heals the selected records, each on its own run's containers. Exit 1 with one line per
+    record that did not heal (kept, so `chaos heal` can try again); records of runs that are
+    gone are forgotten and said."""
     from harness.faults import CATALOG, registry
 
     if not args.all and not args.fault:
@@ -174,10 +177,15 @@ def cmd_heal(args: argparse.Namespace) -> int:
     if not selected and args.fault and args.fault not in CATALOG:
         raise HarnessError(f"no active fault or record {args.fault!r}: `chaos status` lists them")
     began = time.monotonic()
-    healed = registry.heal_all(selected)
-    took = f" in {time.monotonic() - began:.2f}s: {', '.join(healed)}" if healed else ""
-    print(f"healed {len(healed)} fault(s){took}")
-    return 0
+    report = registry.heal_records(selected)
+    took = f" in {time.monotonic() - began:.2f}s: {', '.join(report.healed)}" if report.healed else ""
+    print(f"healed {len(report.healed)} fault(s){took}")
+    if report.gone:
+        print(f"forgot {len(report.gone)} record(s) of runs that are gone (nothing left to undo): "
+              f"{', '.join(report.gone)}")
+    for line in report.failed:
+        print(f"chaos: {line}", file=sys.stderr)
+    return 1 if report.failed else 0
 
 
 def _kept_runs(client: "docker.DockerClient") -> list[str]:

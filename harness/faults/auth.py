@@ -31,10 +31,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field
 
-from harness.clients import connect_database, database_params
-from harness.engine import connect
+from harness.clients import connect_database
 from harness.errors import HarnessError
-from harness.faults.base import Fault, Params
+from harness.faults.base import Fault, Params, first_line, run_container
 from harness.faults.network import Down
 from harness.topology import CLOCK_OFFSET_FILE
 
@@ -65,6 +64,10 @@ def _active_key(stack: Any) -> tuple[str, str]:
     if row is None:
         raise RuntimeError("auth_service has no signing key yet")
     return row[0], row[1]
+
+
+def _health(stack: Any, service: str) -> str:
+    return f"{stack.endpoint(service).url}/health"
 
 
 def _claims(subject: str, shift_s: int = 0, ttl_s: int = 300, audience: str = AUDIENCE) -> dict[str, Any]:
@@ -120,7 +123,7 @@ class TokenFault(Fault):
         return {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
         return None  # a token is only a string: nothing in the shop changed
 
 
@@ -257,39 +260,37 @@ class ClockSkew(Fault):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.container_id = ""
-
-    def _health(self) -> str:
-        return f"{self.stack.endpoint(self.target).url}/health"
+        self.skewed = False
 
     def _apply(self) -> None:
-        container = self.stack.docker_container(self.target)
-        self.container_id = container.id
-        _write_offset(container, self.params.skew_s)
+        _write_offset(self.stack.docker_container(self.target), self.params.skew_s)
+        self.skewed = True
 
     def _landed(self) -> bool:
-        return clock_within(self._health(), self.params.skew_s)
+        return clock_within(_health(self.stack, self.target), self.params.skew_s)
 
     def undo_state(self) -> dict[str, Any]:
-        return {"container_id": self.container_id, "health_url": self._health()} if self.container_id else {}
+        return {"service": self.target} if self.skewed else {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+        """Writes a zero offset into the run's own auth_service and waits until its clock (at
+        its port now) reads the harness's again."""
         if not state:
             return
+        service = state.get("service", cls.targets[0])  # records from before they named it
         try:
-            _write_offset(connect().containers.get(state["container_id"]), 0)
+            container = run_container(stack, service)
         except docker.errors.NotFound:
             return  # the container is gone, and its clock with it
-        except docker.errors.APIError as exc:
-            if "is not running" not in str(exc):
-                raise
+        if container.status in ("created", "exited", "dead"):
             # A stopped container keeps its files: a restart would bring the skew back, so the
             # zero offset is written into its filesystem directly (no reader while stopped).
-            _put_zero_offset(connect().containers.get(state["container_id"]))
+            _put_zero_offset(container)
             return
+        _write_offset(container, 0)
         deadline = time.monotonic() + cls.heal_timeout_s
-        while not clock_within(state["health_url"], 0):
+        while not clock_within(_health(stack, service), 0):
             if time.monotonic() > deadline:
                 raise HarnessError(f"wrote a zero clock offset, but auth_service's clock did not read the "
                                    f"harness's within {cls.heal_timeout_s:.0f}s")
@@ -321,17 +322,21 @@ class KeyRotation(Fault):
         return _active_key(self.stack)[0] == self.new
 
     def undo_state(self) -> dict[str, Any]:
-        return {"dsn": database_params(self.stack), "previous": self.previous} if self.previous else {}
+        return {"previous": self.previous} if self.previous else {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+        """Makes the previous key active again in the run's own database (at its port now:
+        a stored port can be another run's Postgres by then, with the same credentials). A
+        database that does not answer is a failed heal, raised, never a healed one."""
         if not state:
             return
         try:
-            with psycopg.connect(**state["dsn"], autocommit=True) as conn:
+            with connect_database(stack, autocommit=True) as conn:
                 conn.execute("UPDATE signing_keys SET active = (kid = %s)", [state["previous"]])
-        except psycopg.OperationalError:
-            pass  # the run's database is gone: nothing to restore
+        except psycopg.OperationalError as exc:
+            raise HarnessError(f"could not make signing key {state['previous']} active again: the database "
+                               f"did not answer ({first_line(exc)})") from None
 
 
 class AuthDown(Down):

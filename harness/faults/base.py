@@ -5,8 +5,11 @@ injector knows nothing of individual faults. Using one as a context manager heal
 exit, on exception and on Ctrl-C; heal is idempotent so a second heal is harmless.
 
 Each fault can also describe how to undo itself as plain JSON (``undo_state``) and undo from
-that alone (``undo_from``): that is what lets a fault left by a killed process be healed later
-by another process that never saw the original object (harness/faults/registry.py).
+that and the live stack (``undo_from``): that is what lets a fault left by a killed process be
+healed later by another process that never saw the original object (harness/faults/registry.py).
+The state holds names (services, proxies, paths, values), never container ids or host ports: on a
+shared engine a restart moves ports and ids can be another run's by the time the heal runs, so the
+heal resolves its target from the stack it is given (the run's own containers, ports read now).
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import HarnessError
+from harness.stack import RUN_LABEL
 
 if TYPE_CHECKING:
+    from docker.models.containers import Container
+
     from harness.stack import Stack
 
 Observer = Callable[[dict[str, Any], "Fault"], None]
@@ -75,6 +81,36 @@ def validate_params(fault: str, model: type[BaseModel], values: dict[str, Any]) 
             known = ", ".join(model.model_fields) or "none"
             raise HarnessError(f"fault {fault} has no parameter {where}: it takes {known}") from None
         raise HarnessError(f"fault {fault}: bad value for {where}: {first['msg']}") from None
+
+
+def first_line(exc: BaseException) -> str:
+    """An error in one line (psycopg's and Docker's run over several), for one-line reports."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+REPLICA_LABEL = "chaos-harness.replica-of"  # on a config fault's replica, naming the service it copies
+
+
+def check_run(container: "Container", run_id: str) -> "Container":
+    """The container, if it belongs to the run; a heal never touches another run's container
+    (a recorded id can name one by the time the heal runs)."""
+    found = (container.labels or {}).get(RUN_LABEL)
+    if found != run_id:
+        raise HarnessError(f"refused to touch container {container.name}: it belongs to run {found}, "
+                           f"not to run {run_id} of the fault")
+    return container
+
+
+def run_container(stack: Any, service: str) -> "Container":
+    """The stack's container of a service, checked against the stack's run label. A config
+    fault's replica carries the service's labels too: healing in it would leave the service
+    itself as the fault made it, so that is refused as well."""
+    container = check_run(stack.docker_container(service), stack.run_id)
+    if REPLICA_LABEL in (container.labels or {}):
+        raise HarnessError(f"{service} of run {stack.run_id} resolved to the replica {container.name}, not to "
+                           "the service: heal the config fault first")
+    return container
 
 
 class Fault(ABC):
@@ -160,12 +196,14 @@ class Fault(ABC):
         self.heal()
 
     def undo_state(self) -> dict[str, Any]:
-        """Plain JSON saying what to undo, without this object (recorded while active)."""
+        """Plain JSON saying what to undo, without this object (recorded while active): names
+        and values, no addresses (undo_from resolves those from the stack)."""
         return {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
-        """Undoes a fault from its recorded state alone; idempotent like heal()."""
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+        """Undoes a fault from its recorded state on the live stack of its run (this process's
+        own, or one attached by the run's label); idempotent like heal()."""
         raise HarnessError(f"fault {cls.name} can't be healed from a record")
 
     @classmethod
@@ -178,7 +216,7 @@ class Fault(ABC):
     def _apply(self) -> None: ...
 
     def _undo(self) -> None:
-        self.undo_from(self.undo_state())
+        self.undo_from(self.undo_state(), self.stack)
 
     def _prepare(self) -> None:
         """Measures what the proofs compare with, before anything is applied (default: nothing)."""

@@ -18,8 +18,7 @@ import docker.errors
 from pydantic import Field
 
 from harness import protections
-from harness.engine import connect
-from harness.faults.base import Fault, Params
+from harness.faults.base import REPLICA_LABEL, Fault, Params, check_run
 from harness.stack import container_env
 
 BROKER_VARIABLES = Literal["RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_USER", "RABBITMQ_PASS"]
@@ -53,7 +52,7 @@ class Replica(Fault):
         off = protections.disabled_now(self.stack).get(self.target)
         if off is not None:  # the service as it runs now, switches included
             env = {k: v for k, v in env.items() if k != "SUT_DISABLE"} | ({"SUT_DISABLE": ",".join(off)} if off else {})
-        labels = dict(original.labels) | {"chaos-harness.replica-of": self.target}
+        labels = dict(original.labels) | {REPLICA_LABEL: self.target}
         network = next(iter(original.attrs["NetworkSettings"]["Networks"]))
         self.replica = self.stack.client.containers.run(
             original.image.id, original.attrs["Config"]["Cmd"], environment=self.alter(env), detach=True,
@@ -78,13 +77,16 @@ class Replica(Fault):
         return {"container_id": self.replica.id} if self.replica is not None else {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+        """Removes the replica the fault made (kept by id: it is the fault's own container), once
+        its run label shows it is of this run (an id alone could name another run's container)."""
         if not state:
             return
         try:
-            connect().containers.get(state["container_id"]).remove(force=True, v=True)
+            replica = stack.client.containers.get(state["container_id"])
         except docker.errors.NotFound:
-            pass
+            return  # removed already (healed twice, or with its run)
+        check_run(replica, stack.run_id).remove(force=True, v=True)
 
 
 class MissingEnv(Replica):

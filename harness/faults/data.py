@@ -12,9 +12,9 @@ import psycopg
 from psycopg import sql
 from pydantic import Field
 
-from harness.clients import connect_database, database_params
+from harness.clients import connect_database
 from harness.errors import HarnessError
-from harness.faults.base import Fault, Params
+from harness.faults.base import Fault, Params, first_line
 
 FIELDS = ("name", "price_cents", "stock")
 
@@ -22,11 +22,6 @@ FIELDS = ("name", "price_cents", "stock")
 class NullParams(Params):
     sku: str = Field(default="sku-5", min_length=1, max_length=64)
     fields: list[Literal["name", "price_cents", "stock"]] = Field(default=["price_cents"], min_length=1)
-
-
-def _connect(dsn: dict[str, Any]) -> psycopg.Connection:
-    # Records written before the parameters carried connect_timeout get the same 5 s.
-    return psycopg.connect(**({"connect_timeout": 5} | dsn), autocommit=True)
 
 
 class NullFields(Fault):
@@ -62,20 +57,23 @@ class NullFields(Fault):
     def undo_state(self) -> dict[str, Any]:
         if self.original is None:
             return {}
-        return {"dsn": database_params(self.stack), "sku": self.params.sku, "row": self.original}
+        return {"sku": self.params.sku, "row": self.original}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+        """Restores the row in the run's database, at its port now. A database that does not
+        answer is a failed heal (raised), never a healed one: the row stays corrupt."""
         if not state:
             return
         try:
-            with _connect(state["dsn"]) as conn:
+            with connect_database(stack, autocommit=True) as conn:
                 conn.execute("UPDATE products SET name = COALESCE(name, %s), price_cents = COALESCE(price_cents, %s), "
                              "stock = COALESCE(stock, %s) WHERE sku = %s", [state["row"]["name"], state["row"]["price_cents"],
                                                 state["row"]["stock"], state["sku"]])
                 conn.execute("DELETE FROM quarantine WHERE sku = %s", [state["sku"]])
-        except psycopg.OperationalError:
-            pass  # the database is gone with its run: nothing left to restore
+        except psycopg.OperationalError as exc:
+            raise HarnessError(f"could not restore product {state['sku']}: its database did not answer "
+                               f"({first_line(exc)})") from None
 
 
 FAULTS = (NullFields,)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import docker.errors
 from pydantic import Field, model_validator
 
-from harness.engine import connect
 from harness.errors import HarnessError
-from harness.faults.base import Fault, Params
+from harness.faults.base import Fault, Params, run_container
 
 NODE_A = "api_gateway"  # the service whose container is node-A (harness/topology.py)
 
@@ -72,19 +70,24 @@ class DiskFill(Fault):
         return 100.0 * used / size >= self.goal_percent - 1.0
 
     def undo_state(self) -> dict[str, Any]:
-        return {"container_id": self._container().id, "path": self.path}
+        return {"service": self.target, "path": self.path}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+        """Deletes the fill file in the run's own node-A (a recorded container id could be
+        another run's by now). A stopped node-A keeps the file on its volume: that heal fails."""
         if not state:
             return
-        try:
-            connect().containers.get(state["container_id"]).exec_run(["rm", "-f", state["path"]])
-        except docker.errors.NotFound:
-            pass  # node-A is gone, and its volume with it
-        except docker.errors.APIError as exc:
-            if "is not running" not in str(exc):
-                raise
+        if not str(state["path"]).startswith(f"{cls.mount}/.chaos-fill-"):
+            raise HarnessError(f"refused to delete {state['path']}: not a fill file of {cls.name}")
+        container = run_container(stack, state.get("service", NODE_A))  # records from before they named it
+        if container.status != "running":
+            raise HarnessError(f"node-A ({container.name}) is {container.status}: its fill file stays on its "
+                               "volume until it runs again and the fault is healed")
+        result = container.exec_run(["rm", "-f", state["path"]])
+        if result.exit_code != 0:
+            raise HarnessError(f"could not delete the fill file on node-A: "
+                               f"{result.output.decode(errors='replace').strip()}")
 
 
 FAULTS = (DiskFill,)

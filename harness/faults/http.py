@@ -18,7 +18,7 @@ import httpx
 from pydantic import Field
 
 from harness.errors import HarnessError
-from harness.faults.base import Fault, Params
+from harness.faults.base import Fault, Params, run_container
 
 CONTROL = "/_control/fault"
 
@@ -74,6 +74,9 @@ def probe(base_url: str, timeout_s: float = 5.0, amount_cents: int = 0) -> httpx
                           headers={"Idempotency-Key": key, "X-Chaos-Probe": "1"}, timeout=timeout_s)
     except httpx.TimeoutException:
         return None
+
+
+NO_MEMORY = ("created", "exited", "dead", "removing")  # container states whose process holds no faults
 
 
 def clear(base_url: str, kind: str) -> None:
@@ -156,21 +159,16 @@ class VendorFault(Fault):
     def _landed(self) -> bool:
         return LANDED[self.kind](self.url, self.params)
 
-    def _undo(self) -> None:
-        clear(self.url, self.kind)
-
     def undo_state(self) -> dict[str, Any]:
-        container = self.stack.docker_container(self.target)
-        return {"container": container.id, "port": 8000, "kind": self.kind, "url": self.url}
+        return {"service": self.target, "kind": self.kind}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
-        """From a record: the vendor's address now (a restart moves its published port)."""
-        from harness.faults.attach import container_endpoint
-
-        endpoint = container_endpoint(state["container"], state["port"])
-        if endpoint is not None:  # no container or not running: its faults died with its memory
-            clear(endpoint.url, state["kind"])
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+        """The vendor's address is read now (a restart moves its published port)."""
+        service = state.get("service", cls.targets[0])  # records from before they named it
+        if run_container(stack, service).status in NO_MEMORY:
+            return  # stopped or killed: its faults died with its memory (paused keeps it)
+        clear(stack.endpoint(service).url, state["kind"])
 
 
 class VendorStatus(VendorFault):

@@ -159,7 +159,7 @@ class Publish(Fault):
         return {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
         return None  # a published message can't be taken back
 
 

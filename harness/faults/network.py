@@ -86,6 +86,12 @@ def proxy_enabled(api: str, proxy: str) -> bool:
         return True  # no proxy, nothing disabled
 
 
+def toxiproxy_api(stack: Any) -> str:
+    """``host:port`` of the stack's Toxiproxy API, as it is published now."""
+    endpoint = stack.endpoint("toxiproxy")
+    return f"{endpoint.host}:{endpoint.port}"
+
+
 def no_proxy(proxy: str) -> HarnessError:
     return HarnessError(f"Toxiproxy has no proxy {proxy!r}: is the run's stack running?")
 
@@ -277,8 +283,7 @@ class NetworkFault(Fault):
 
     @property
     def api(self) -> str:
-        endpoint = self.stack.endpoint("toxiproxy")
-        return f"{endpoint.host}:{endpoint.port}"
+        return toxiproxy_api(self.stack)
 
     def _prepare(self) -> None:
         """The proxy's baseline answer, before anything is applied: what landing is told from
@@ -319,11 +324,11 @@ class ToxicFault(NetworkFault):
         return toxic_gone(self.api, self.target, self.toxic, self.probe, heal_margin_s(self.kind, self.params))
 
     def undo_state(self) -> dict[str, Any]:
-        return {"api": self.api, "proxy": self.target, "toxic": self.toxic}
+        return {"proxy": self.target, "toxic": self.toxic}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
-        remove_toxic(state["api"], state["proxy"], state["toxic"])
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+        remove_toxic(toxiproxy_api(stack), state["proxy"], state["toxic"])
 
 
 class Latency(ToxicFault):
@@ -403,12 +408,12 @@ class Down(NetworkFault):
         return down_gone(self.api, self.target, self.probe)
 
     def undo_state(self) -> dict[str, Any]:
-        return {"api": self.api, "proxy": self.target}
+        return {"proxy": self.target}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
         try:
-            set_enabled(state["api"], state["proxy"], True)
+            set_enabled(toxiproxy_api(stack), state["proxy"], True)
         except NotFound:
             pass  # no proxy: nothing to enable
 

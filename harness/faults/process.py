@@ -24,7 +24,7 @@ from pydantic import Field
 from harness import topology
 from harness.errors import HarnessError
 from harness.faults.attach import published
-from harness.faults.base import Fault, Params
+from harness.faults.base import Fault, Params, run_container
 from harness.faults.wire import PROTOCOLS, Probe
 
 ANSWER_WINDOW_S = 0.5  # a probe with no whole answer in this long: the service stopped answering
@@ -179,16 +179,16 @@ class ProcessFault(Fault):
         self.stack.refresh(self.target)
 
     def undo_state(self) -> dict[str, Any]:
-        return {"container": self.stack.docker_container(self.target).id, "service": self.target}
+        return {"service": self.target}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any]) -> None:
-        from harness.engine import connect
-
+    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+        """Brings the run's own container of the service back (found by the run's label, not by
+        a recorded id that could be another run's by now)."""
         try:
-            container = connect().containers.get(state["container"])
+            container = run_container(stack, state["service"])
         except docker.errors.NotFound:
-            return  # the run is gone, and the fault with it
+            return  # the container is gone, and the fault with it
         revive(container, state["service"])
 
 

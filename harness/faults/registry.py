@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from harness.errors import HarnessError
+from harness.faults.base import first_line
 
 if TYPE_CHECKING:
     import docker
@@ -157,75 +158,123 @@ class Recorder:
 
 # ---------------------------------------------------------------- healing from records
 
-def heal(record: Record, root: Path | None = None, how: str = "heal") -> None:
-    """Undoes a recorded fault without its original object, then forgets the record."""
+HEALED, RUN_GONE = "healed", "run gone"  # the outcomes of a record heal that forget the record
+
+
+@dataclass
+class HealReport:
+    """What a heal of several records did: record ids healed, ids forgotten because their run
+    is gone (nothing left to undo), and one line per record that failed (those are kept)."""
+
+    healed: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def add(self, record: Record, outcome: str) -> None:
+        (self.healed if outcome == HEALED else self.gone).append(record.id)
+
+
+def heal(record: Record, root: Path | None = None, how: str = "heal",
+         client: "docker.DockerClient | None" = None) -> str:
+    """Undoes a recorded fault on its own run's containers (attached by the run label, ports
+    read now), then forgets the record: HEALED. A run with no container left has nothing to
+    undo: the record is forgotten, RUN_GONE. Anything else raises HarnessError and keeps the
+    record, so a heal that did not happen (a database that did not answer) is never counted."""
     from harness.faults import CATALOG
+    from harness.faults.attach import attach
 
     if record.fault not in CATALOG:
         raise HarnessError(f"record {record.id} names unknown fault {record.fault!r}")
-    CATALOG[record.fault].undo_from(record.undo)
+    client = _engine(client)
+    try:
+        if record.run_id not in _live_runs(client):
+            forget(record, root, how, outcome=RUN_GONE)
+            return RUN_GONE
+        CATALOG[record.fault].undo_from(record.undo, attach(record.run_id, client))
+    except Exception as exc:
+        raise HarnessError(f"{record.id} (run {record.run_id}) did not heal, its record is kept: "
+                           f"{first_line(exc)}") from exc
     forget(record, root, how)
+    return HEALED
 
 
-def forget(record: Record, root: Path | None = None, how: str = "dropped") -> None:
+def forget(record: Record, root: Path | None = None, how: str = "dropped", outcome: str = HEALED) -> None:
+    """The record's heal in the run's journal (with what it was: healed, or run gone), then
+    the record deleted."""
     append_journal(record.run_id, {"ts": time.time(), "action": "heal", "fault": record.fault,
                                    "target": record.target, "params": record.params,
-                                   "record": record.id, "by": how}, root)
+                                   "record": record.id, "by": how, "outcome": outcome}, root)
     delete(record.id, root)
 
 
-def heal_all(selected: list[Record] | None = None, root: Path | None = None) -> list[str]:
-    """Heals the given records (default: all), newest first; every one is attempted."""
-    healed, errors = [], []
-    for record in reversed(selected if selected is not None else records(root)):
+def heal_records(selected: list[Record] | None = None, root: Path | None = None, how: str = "heal",
+                 client: "docker.DockerClient | None" = None) -> HealReport:
+    """Heals the given records (default: all), newest first; every one is attempted and each
+    outcome said in the report (failed ones are kept on disk). No engine: one HarnessError
+    before any record is tried."""
+    report = HealReport()
+    pending = selected if selected is not None else records(root)
+    if pending:
+        client = _engine(client)
+    for record in reversed(pending):
         try:
-            heal(record, root)
-            healed.append(record.id)
-        except Exception as exc:  # keep healing the rest; report at the end
-            errors.append(f"{record.id}: {exc}")
-    if errors:
-        raise HarnessError("some faults did not heal: " + "; ".join(errors))
-    return healed
+            report.add(record, heal(record, root, how, client))
+        except HarnessError as exc:  # keep healing the rest; report at the end
+            report.failed.append(str(exc))
+    return report
+
+
+def heal_all(selected: list[Record] | None = None, root: Path | None = None,
+             client: "docker.DockerClient | None" = None) -> list[str]:
+    """heal_records for callers that stop on any failure: the ids healed or forgotten, or one
+    HarnessError naming every record that did not heal (those are kept)."""
+    report = heal_records(selected, root, client=client)
+    if report.failed:
+        raise HarnessError("some faults did not heal: " + "; ".join(report.failed))
+    return report.healed + report.gone
+
+
+def _engine(client: "docker.DockerClient | None") -> "docker.DockerClient":
+    """The client given, or one to the engine (HarnessError in one line when there is none)."""
+    if client is not None:
+        return client
+    from harness.engine import connect
+
+    return connect()
 
 
 def _live_runs(client: "docker.DockerClient") -> set[str]:
+    """Runs with a container left, in any state (a stopped one still holds what a fault did).
+    Containers removed while they are listed (on a shared engine, any run's) are skipped."""
     from harness.stack import RUN_LABEL
 
-    return {c.labels[RUN_LABEL] for c in client.containers.list(all=True, filters={"label": RUN_LABEL})}
+    listed = client.containers.list(all=True, filters={"label": RUN_LABEL}, ignore_removed=True)
+    return {c.labels[RUN_LABEL] for c in listed}
 
 
 def reap_stale(client: "docker.DockerClient | None" = None, root: Path | None = None,
                now: float | None = None) -> list[str]:
-    """Heals records whose owner is dead or whose expiry passed; drops records of runs whose
-    containers are gone (nothing left to undo). Returns the ids handled. Meant for stack
-    start-up, after the run reaper."""
+    """Heals records whose owner is dead or whose expiry passed; forgets records of runs whose
+    containers are gone (nothing left to undo). Returns the ids handled; one that fails to
+    heal is printed and kept. Meant for stack start-up, after the run reaper."""
     from harness.stack import owner_alive
 
     pending = records(root)
     if not pending:
         return []
-    if client is None:
-        from harness.engine import connect
-
-        client = connect()
+    client = _engine(client)
     live, now = _live_runs(client), time.time() if now is None else now
-    handled = []
-    for record in pending:
-        if record.run_id not in live:
-            forget(record, root)
-        elif is_stale(record, now, owner_alive):
-            try:
-                heal(record, root, how="reaper")
-            except Exception as exc:  # one bad record must not stop a stack from starting
-                print(f"[faults] could not heal {record.id}: {exc}", file=sys.stderr)
-                continue
-        else:
-            continue
-        handled.append(record.id)
-    return handled
+    due = [r for r in pending if r.run_id not in live or is_stale(r, now, owner_alive)]
+    report = heal_records(due, root, how="reaper", client=client)
+    for line in report.failed:  # one bad record must not stop a stack from starting
+        print(f"[faults] could not heal {line}", file=sys.stderr)
+    return report.healed + report.gone
 
 
 # ---------------------------------------------------------------- healing on time
+
+HEALER_SLICE_S = 2.0  # how often the `--for` healer looks whether its record was healed already
+
 
 def spawn_detached(module: str, *args: str, root: Path | None = None) -> int:
     """``python -m module args`` in its own session, sharing this state directory: it outlives
@@ -243,13 +292,25 @@ def spawn_healer(record_id: str, seconds: float, root: Path | None = None) -> in
     return spawn_detached("harness.faults.registry", "heal-after", record_id, f"{seconds:.3f}", root=root)
 
 
-def heal_after(record_id: str, seconds: float) -> int:
-    """Sleeps, then heals the record if it is still active (healed earlier: nothing to do)."""
-    time.sleep(max(0.0, min(seconds, MAX_FOR_S)))
-    record = load(record_id)
-    if record is None:
-        return 0
-    heal(record, how="expiry")
+def next_wait(left_s: float, slice_s: float = HEALER_SLICE_S) -> float:
+    """How long the healer sleeps before it looks again: a slice, or what is left if less."""
+    return max(0.0, min(slice_s, left_s))
+
+
+def heal_after(record_id: str, seconds: float, slice_s: float = HEALER_SLICE_S) -> int:
+    """Heals the record after `seconds` if it is still active. It looks every `slice_s` and
+    exits as soon as the record is gone (healed by `chaos heal`, a teardown or the reaper), so
+    no healer outlives its fault asleep. Bounded: at most MAX_FOR_S, in slices."""
+    deadline = time.monotonic() + max(0.0, min(seconds, MAX_FOR_S))
+    for _ in range(int(MAX_FOR_S / slice_s) + 2):
+        record = load(record_id)
+        if record is None:
+            return 0
+        left = deadline - time.monotonic()
+        if left <= 0:
+            heal(record, how="expiry")
+            return 0
+        time.sleep(next_wait(left, slice_s))
     return 0
 
 

@@ -115,6 +115,9 @@ def test_the_reaper_heals_expired_faults_drops_gone_runs_and_keeps_the_rest(stac
     registry.save(ghost)
     assert sorted(registry.reap_stale()) == sorted([expired.record_id, ghost.id])
     assert [r.id for r in registry.records()] == [kept.record_id]  # owner alive, no expiry
+    outcomes = {e["record"]: e["outcome"] for e in registry.journal(ghost.run_id) + registry.journal(stack.run_id)
+                if e["action"] == "heal" and e.get("by") == "reaper"}
+    assert outcomes == {expired.record_id: registry.HEALED, ghost.id: registry.RUN_GONE}  # said apart
     assert _edge_prompt(stack)
     assert probe(stack.endpoint("payment_gateway").url).status_code == 503
     kept.heal()

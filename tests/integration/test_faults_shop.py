@@ -73,13 +73,14 @@ def _clock_offset(stack) -> float:
 @pytest.mark.parametrize("skew", [-120, 90])
 def test_clock_skew_moves_auth_services_clock_and_heals_from_its_record(stack, skew):
     from harness.faults import CATALOG
+    from harness.faults.attach import attach
 
     fault = Chaos(stack).inject("auth.clock_skew", target="auth_service", skew_s=skew)
     assert abs(_clock_offset(stack) - skew) < 0.5
     state = fault.undo_state()
-    CATALOG["auth.clock_skew"].undo_from(state)  # as another process would, from the record alone
+    CATALOG["auth.clock_skew"].undo_from(state, attach(stack.run_id))  # as another process would, from the record alone
     assert abs(_clock_offset(stack)) < 0.5
-    CATALOG["auth.clock_skew"].undo_from(state)  # twice: harmless
+    CATALOG["auth.clock_skew"].undo_from(state, attach(stack.run_id))  # twice: harmless
     _heal_twice(fault)
     assert abs(_clock_offset(stack)) < 0.5
 

@@ -151,14 +151,13 @@ def test_records_round_trip_on_disk_and_match_by_id_or_name(tmp_path):
 
 
 def test_the_recorder_keeps_a_record_while_active_and_journals_every_entry(tmp_path):
-    fault = check("network.down", "auth")
-    fault.undo_state = lambda: {"api": "127.0.0.1:1", "proxy": "auth"}  # no stack in a unit test
+    fault = check("network.down", "auth")  # its undo state needs no stack: a proxy's name
     journal = FaultJournal(observers=[registry.Recorder("run-7", "42:1", tmp_path)])
     fault.journal = journal
     journal.record("inject", fault)
     (record,) = registry.records(tmp_path)
     assert (record.run_id, record.fault, record.target, record.owner) == ("run-7", "network.down", "auth", "42:1")
-    assert record.undo == {"api": "127.0.0.1:1", "proxy": "auth"} and fault.record_id == record.id
+    assert record.undo == {"proxy": "auth"} and fault.record_id == record.id
     journal.record("landed", fault)
     journal.record("heal", fault)
     assert registry.records(tmp_path) == [] and fault.record_id is None
