@@ -227,3 +227,45 @@ def test_chaos_run_passes_sigterm_to_its_pytest(tmp_path):
     stderr = (tmp_path / "stderr").read_text(errors="replace")
     assert code == 143, stderr[-2000:]
     assert _objects(client, run_id) == 0
+
+
+INTERRUPTED_START = """
+import sys
+from harness import signals
+from harness.stack import Stack
+signals.install()  # as the plugin and the CLI do
+try:
+    Stack(run_id=sys.argv[1]).__enter__()
+except KeyboardInterrupt:
+    sys.exit(signals.exit_code())
+print("up", flush=True)
+"""
+
+
+def test_sigint_then_sigterm_during_the_start_leave_nothing(tmp_path):
+    """SIGINT once the first containers exist (the start threads busy with a wave), SIGTERM 1 s
+    later. Catches an interrupted start that waits for the wave to be ready before removing,
+    a second signal that cuts the removal short, and start threads that go on creating
+    containers after the run was removed."""
+    from harness.stack import new_run_id
+
+    client = connect()
+    run_id = new_run_id()
+    child = subprocess.Popen([sys.executable, "-c", INTERRUPTED_START, run_id], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                             env={**os.environ, "CHAOS_STATE_DIR": str(tmp_path / "state")})
+    try:
+        deadline = time.monotonic() + 120
+        while not client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}):
+            assert child.poll() is None and time.monotonic() < deadline, "the start made no container"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        time.sleep(1)  # the stimulus as CI sends it, not a wait for a condition
+        child.send_signal(signal.SIGTERM)
+        code = child.wait(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert code == 130 and child.stdout.read() == ""  # interrupted, never up
+    assert _objects(client, run_id) == 0
