@@ -9,6 +9,10 @@ with the fault journal, the order history, the alerts and the loudest log lines,
 scenario's timeline in the reports (TTD/TTR, plots, incident records), without scenario edits;
 and a guard log (harness.guards): which guards ran and held, the only ground on which the
 reports and `chaos runbook` call a prescription of the manual verified.
+
+SIGINT and SIGTERM interrupt the session; once teardown runs (after the first one, in every
+test's teardown and at the session's end) further ones wait for it (harness.signals), and on an
+interrupt the faults of a stack the session started are left to the stack's removal.
 """
 
 from __future__ import annotations
