@@ -269,3 +269,24 @@ def test_sigint_then_sigterm_during_the_start_leave_nothing(tmp_path):
             child.wait()
     assert code == 130 and child.stdout.read() == ""  # interrupted, never up
     assert _objects(client, run_id) == 0
+
+
+def test_chaos_matrix_passes_sigterm_to_its_workers(tmp_path):
+    """`chaos matrix` SIGTERMed alone while its worker runs a cell with a fault: catches workers
+    that are not told (they run on, their stacks stay), a CLI that does not wait for their
+    teardown, and a wrong exit code (143)."""
+    client = connect()
+    state = tmp_path / "state"
+    with open(tmp_path / "stderr", "wb") as stderr:
+        child = subprocess.Popen([str(BIN / "chaos"), "matrix", "--protection=retry", "--workers=1",
+                                  f"--reports={tmp_path}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
+                                 env={**os.environ, "CHAOS_STATE_DIR": str(state)})
+    try:
+        run_id = _run_with_a_fault(state, child)
+        child.send_signal(signal.SIGTERM)
+        code = child.wait(timeout=150)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert code == 143, (tmp_path / "stderr").read_text(errors="replace")[-2000:]
+    assert _objects(client, run_id) == 0
