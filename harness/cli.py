@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from harness import ownership, protections
+from harness import ownership, protections, signals
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 GREEN_WITHIN_S = 60.0  # `chaos up` waits this long for the new stack's health to turn green
+CHILDREN_TEARDOWN_S = 120.0  # an interrupted `chaos run`/`matrix` waits this long for its pytest sessions
+# The signal a child pytest gets for the one the CLI got: pytest handles SIGINT and SIGTERM
+# (heals, removes its stack); a hang-up would kill it without teardown, so it gets SIGTERM.
+FORWARDED: dict[int, signal.Signals] = {signal.SIGINT: signal.SIGINT, signal.SIGTERM: signal.SIGTERM,
+                                        signal.SIGHUP: signal.SIGTERM}
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -382,7 +387,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     command += [f"--sut-disable={name}" for name in protections.checked(args.sut_disable)]
     if args.scenario:
         command += ["-k", " or ".join(args.scenario)]
-    return subprocess.call(command, env=dict(os.environ))
+    child = subprocess.Popen(command, env=dict(os.environ))
+    try:
+        return child.wait()
+    except BaseException:  # an interrupt: pytest gets it too, heals, removes its stack; then we go
+        _stop_children([child], signals.pending() or signal.SIGINT)
+        raise
+
+
+def _stop_children(children: list[subprocess.Popen], signum: int) -> None:
+    """Forwards an interrupt to the children still running and waits for them to tear down,
+    bounded by one deadline; one still running after it is killed (the next start reaps its
+    stack) and said. Signals to this process meanwhile are noted, not raised."""
+    with signals.teardown():
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(FORWARDED.get(signum, signal.SIGTERM))
+        deadline = time.monotonic() + CHILDREN_TEARDOWN_S
+        for child in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            if child.poll() is None:
+                print(f"chaos: pytest (pid {child.pid}) still tearing down after {CHILDREN_TEARDOWN_S:.0f}s: "
+                      "killed it; the next start reaps its stack", file=sys.stderr, flush=True)
+                child.kill()
+                child.wait()
 
 
 def cmd_protections(args: argparse.Namespace) -> int:
@@ -413,13 +442,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         say_progress(f"worker {n}: {len(group)} protections ({', '.join(group)})")
     try:
         summaries, scenarios = _gather(parts, began)
-    except BaseException:  # Ctrl-C, or a worker that failed: the others stop too, healing as they go
-        for worker, _, _ in parts:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGINT)
-        for worker, _, _ in parts:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.wait(timeout=120)
+    except BaseException:  # Ctrl-C, SIGTERM, a worker that failed: the others stop too, healing as they go
+        _stop_children([worker for worker, _, _ in parts], signals.pending() or signal.SIGINT)
         raise
     summary = matrix.merge(summaries, wanted, complete=not only)
     run = {"run_id": run_id, "started": started, "finished": time.time(), "sut_mode": "resilient", "disabled": [],
@@ -660,18 +684,28 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command. SIGINT, SIGTERM and SIGHUP all interrupt it the same way: what it owns
+    is cleaned up (a half-started stack, its pytest sessions, which get the signal too), and it
+    exits with 128 + the signal (130, 143, 129)."""
+    signals.reset()
+    signals.install(signals.WITH_HANGUP)
     try:
         args = parser().parse_args(argv)
-        return COMMANDS[args.command][0](args)
+        code = COMMANDS[args.command][0](args)
+        owed = signals.exit_code() if signals.owed() else None  # a signal noted during its cleanup
+        return code if owed is None else owed
     except HarnessError as exc:
         print(f"chaos: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("chaos: interrupted", file=sys.stderr)
-        return 130
+        first = signals.noted()[0] if signals.noted() else "SIGINT"
+        print(f"chaos: interrupted ({first})", file=sys.stderr)
+        return signals.exit_code() or 130
     except BrokenPipeError:  # the reader left early (`chaos faults | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush is quiet too
         return 0
+    finally:
+        signals.uninstall()
 
 
 if __name__ == "__main__":

@@ -9,13 +9,17 @@ with the fault journal, the order history, the alerts and the loudest log lines,
 scenario's timeline in the reports (TTD/TTR, plots, incident records), without scenario edits;
 and a guard log (harness.guards): which guards ran and held, the only ground on which the
 reports and `chaos runbook` call a prescription of the manual verified.
+
+SIGINT and SIGTERM interrupt the session; once teardown runs (after the first one, in every
+test's teardown and at the session's end) further ones wait for it (harness.signals), and on an
+interrupt the faults of a stack the session started are left to the stack's removal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from harness import guardrails, guards, matrix, observe, protections
+from harness import guardrails, guards, matrix, observe, protections, signals
 from harness import timeline as timelines
 from harness.clients import ShopClient, SinkClient, VendorClient, mint_token
 from harness.errors import HarnessError
@@ -110,9 +114,52 @@ def pytest_configure(config: pytest.Config) -> None:
         run_dir = Path(reports) / config.stash[SCENARIO_KEY]["run_id"]
         run_dir.mkdir(parents=True, exist_ok=True)
         config.option.xmlpath = str(run_dir / "junit.xml")
-    # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so fixtures tear the stack down.
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so fixtures tear the stack down; once
+    # teardown runs, further signals wait for it (harness/signals.py).
+    signals.reset()
+    signals.install(signals.INTERRUPTS, say=lambda line: _say_past_capture(line, config))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    signals.uninstall()
+
+
+def _say_past_capture(line: str, config: pytest.Config) -> None:
+    """One line on the terminal's stderr even while pytest captures output (a fixture's teardown)."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        print(line, file=sys.stderr, flush=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """A test's whole teardown is a teardown section: a signal during it waits until every
+    fixture of the test is torn down (a KeyboardInterrupt from one finalizer would skip the rest,
+    the chaos fixture's heals among them)."""
+    with signals.teardown():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    """Raises an interrupt that came during a test's teardown once that teardown is done, so the
+    session stops there and tears down the rest (the stack) as after any Ctrl-C."""
+    result = yield
+    signals.raise_owed()
+    return result
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_sessionfinish")
+def pytest_sessionfinish_as_teardown(session: pytest.Session) -> Iterator[None]:
+    """The session's teardown (pytest tears down the stack here) is a teardown section too; a
+    session that was interrupted ends with the interrupt's exit code (130 SIGINT, 143 SIGTERM)
+    rather than pytest's 2, which the harness keeps for bad input."""
+    with signals.teardown():
+        result = yield
+    code = signals.exit_code()
+    if code is not None:
+        session.exitstatus = code
+    return result
 
 
 def _fail_fast(message: str, config: pytest.Config | None = None) -> None:
@@ -173,7 +220,7 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
     try:
         yield running
     finally:
-        running.stop()
+        running.stop()  # a teardown section of its own: a second signal can't cut it short
 
 
 def _external(config: pytest.Config) -> Any:
@@ -281,7 +328,34 @@ def chaos(stack: Any, request: pytest.FixtureRequest) -> Iterator[Chaos]:
     finally:
         if guard is not None:
             probe.listeners.remove(guard)
-        injector.heal_all()
+        with signals.teardown():
+            if signals.pending() is not None and _owns_stack(request.config):
+                _skip_heals(injector, signals.noted()[0])
+            else:
+                injector.heal_all()
+
+
+def _owns_stack(config: pytest.Config) -> bool:
+    """Whether the session started the stack itself (and removes it at its end)."""
+    return config.getoption("chaos_stack") != "external"
+
+
+def _skip_heals(injector: Chaos, signal_name: str) -> None:
+    """On an interrupt, the faults of a stack the session owns are not healed: the stack is
+    removed right after, and every heal's proof would only delay that (a CI cancel kills the job
+    a few seconds later). Each skipped heal is in the journal, and its record goes, since the
+    stack it is on goes with it (or, if this process is killed first, the next start's reaper)."""
+    from harness.faults import registry
+
+    for fault in reversed(injector.active):
+        if not fault.active:
+            continue
+        fault.active = False
+        injector.journal.record("heal_skipped", fault, reason=f"{signal_name}: the stack is removed instead")
+        if fault.record_id:
+            registry.delete(fault.record_id)
+            fault.record_id = None
+    injector.active.clear()
 
 
 def _guard(request: pytest.FixtureRequest, injector: Chaos) -> Callable[[Any], None]:
@@ -400,7 +474,7 @@ def timeline(request: pytest.FixtureRequest) -> Iterator[Probe | None]:
     finally:
         journal = request.node.stash.get(JOURNAL_KEY, None)
         entries = list(journal.entries) if journal else []
-        if timelines.last_heal(entries) is not None:
+        if timelines.last_heal(entries) is not None and signals.pending() is None:
             probe.wait_until(lambda seen: timelines.recovered_at(entries, seen) is not None, RECOVERY_LINGER_S)
         probe.stop()
         request.node.stash[TIMELINE_KEY] = _gather(stack, request.node, probe, entries)

@@ -17,10 +17,11 @@ import socket
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Any, Callable
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
@@ -29,12 +30,13 @@ os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 import docker  # noqa: E402
 import docker.errors  # noqa: E402
 import httpx  # noqa: E402
+import requests  # noqa: E402
 from testcontainers.core.container import DockerContainer  # noqa: E402
 from testcontainers.core.network import Network  # noqa: E402
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget  # noqa: E402
 from toxiproxy import Toxiproxy  # noqa: E402
 
-from harness import ownership, protections, topology  # noqa: E402
+from harness import ownership, protections, signals, topology  # noqa: E402
 from harness.engine import connect  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.images import Builder  # noqa: E402
@@ -43,6 +45,7 @@ from harness.ownership import (  # noqa: E402,F401  (re-exported: the names the 
     stale_runs)
 
 LOOPBACK = "127.0.0.1"
+START_JOIN_S = 30.0  # an interrupted start waits this long at most for its start threads to end
 
 
 def say(message: str) -> None:
@@ -56,28 +59,51 @@ def new_run_id() -> str:
 
 # ---------------------------------------------------------------- ownership and the reaper
 
-def remove_run(client: docker.DockerClient, run_id: str) -> int:
-    """Removes every container, network and volume of one run; returns how many objects."""
+# What a run is made of, in the order it is removed (containers first: they hold the network and
+# the volumes): how to list each kind by label and how to remove one.
+_KINDS: tuple[tuple[str, Callable[[docker.DockerClient, dict[str, str]], list], Callable[[Any], None]], ...] = (
+    ("container", lambda client, selector: client.containers.list(all=True, sparse=True, filters=selector),
+     lambda container: container.remove(force=True, v=True)),
+    ("network", lambda client, selector: client.networks.list(filters=selector), lambda network: network.remove()),
+    ("volume", lambda client, selector: client.volumes.list(filters=selector), lambda volume: volume.remove(force=True)),
+)
+# What the engine (or the connection to it) raises when a listing or a removal fails.
+ENGINE_ERRORS = (docker.errors.DockerException, requests.RequestException)
+
+
+def remove_run_objects(client: docker.DockerClient, run_id: str) -> tuple[int, list[str]]:
+    """Removes every container, network and volume of one run, each on its own: one that refuses
+    (in use, an engine error) does not keep the others. Returns how many went and one line per
+    object (or listing) that failed; gone already counts as removed by someone else, not failed."""
     selector = {"label": f"{RUN_LABEL}={run_id}"}
-    removed = 0
-    for container in client.containers.list(all=True, filters=selector):
+    removed, failed = 0, []
+    for kind, listing, remove in _KINDS:
         try:
-            container.remove(force=True, v=True)
-            removed += 1
-        except docker.errors.NotFound:
-            pass
-    for network in client.networks.list(filters=selector):
-        try:
-            network.remove()
-            removed += 1
-        except docker.errors.NotFound:
-            pass
-    for volume in client.volumes.list(filters=selector):
-        try:
-            volume.remove(force=True)
-            removed += 1
-        except docker.errors.NotFound:
-            pass
+            found = listing(client, selector)
+        except ENGINE_ERRORS as exc:
+            failed.append(f"could not list its {kind}s: {_short(exc)}")
+            continue
+        for thing in found:
+            try:
+                remove(thing)
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+            except ENGINE_ERRORS as exc:
+                failed.append(f"could not remove {kind} {getattr(thing, 'name', thing.id)}: {_short(exc)}")
+    return removed, failed
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def remove_run(client: docker.DockerClient, run_id: str) -> int:
+    """Removes every container, network and volume of one run; returns how many objects. What
+    could not be removed is said, one line each (the next start's reaper tries again)."""
+    removed, failed = remove_run_objects(client, run_id)
+    for line in failed:
+        say(f"run {run_id}: {line}")
     return removed
 
 
@@ -153,9 +179,11 @@ class ProtocolReady(WaitStrategy):
     """Waits until the service answers its own protocol, not merely until a port accepts TCP
     (Docker's proxy accepts connections long before the server inside listens)."""
 
-    def __init__(self, protocol: str, port: int, timeout_s: float = 90) -> None:
+    def __init__(self, protocol: str, port: int, timeout_s: float = 90,
+                 cancelled: threading.Event | None = None) -> None:
         super().__init__()
         self.protocol, self.port = protocol, port
+        self.cancelled = cancelled or threading.Event()  # set when the start is abandoned: stop waiting
         self.with_startup_timeout(int(timeout_s)).with_poll_interval(0.1)
 
     def wait_until_ready(self, container: WaitStrategyTarget) -> None:
@@ -164,6 +192,8 @@ class ProtocolReady(WaitStrategy):
         deadline = time.monotonic() + self._startup_timeout
         last_error = "no answer"
         while time.monotonic() < deadline:
+            if self.cancelled.is_set():
+                raise HarnessError("the start was abandoned")
             try:
                 if check(host, port):
                     return
@@ -215,6 +245,9 @@ class Stack:
         self.timings: dict[str, float] = {}
         self._lock = threading.Lock()
         self._endpoints: dict[tuple[str, int], Endpoint] = {}
+        # The start threads' work, and the flag that tells them to give up (set by stop()).
+        self._starting: list[Future] = []
+        self._cancelled = threading.Event()
 
     # lifecycle
     def __enter__(self) -> "Stack":
@@ -229,6 +262,7 @@ class Stack:
 
     def start(self) -> "Stack":
         started = time.monotonic()
+        self._cancelled.clear()
         reap(self.client, keep=self.run_id)
         from harness.faults import registry  # faults a killed process left on surviving runs
 
@@ -239,26 +273,38 @@ class Stack:
         say(f"run {self.run_id}: starting {len(topology.SERVICES)} containers ({self.sut_mode} shop)")
         self.network = Network(docker_network_kw={"labels": self.labels}).create()
         for wave in topology.start_order():
-            with ThreadPoolExecutor(max_workers=len(wave)) as pool:
-                futures = {name: pool.submit(self._start_service, name, images) for name in wave}
-                errors = {}
-                for name, future in futures.items():
-                    try:
-                        future.result()
-                    except Exception as exc:
-                        errors[name] = exc
-                if errors:
-                    name, exc = next(iter(errors.items()))
-                    raise HarnessError(f"{name} did not start: {exc}") from None
+            self._start_wave(wave, images)
             if wave == ["toxiproxy"]:
                 self._create_proxies()
         self.timings["ready"] = time.monotonic() - started
         say(f"run {self.run_id}: ready in {self.timings['ready']:.1f}s")
         return self
 
+    def _start_wave(self, wave: list[str], images: dict[str, str]) -> None:
+        """Starts one wave's services in parallel and returns once all are ready. On an error or an
+        interrupt it returns without waiting for the wave's threads: __enter__'s stop() tells them
+        to give up, waits for them (bounded) and removes what they made after its first removal."""
+        pool = ThreadPoolExecutor(max_workers=len(wave))
+        try:
+            futures = {name: pool.submit(self._start_service, name, images) for name in wave}
+            self._starting += futures.values()
+            errors = {}
+            for name, future in futures.items():
+                try:
+                    future.result()
+                except Exception as exc:
+                    errors[name] = exc
+            if errors:
+                name, exc = next(iter(errors.items()))
+                raise HarnessError(f"{name} did not start: {exc}") from None
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
     def _start_service(self, name: str, images: dict[str, str]) -> None:
         service = topology.SERVICES[name]
         began = time.monotonic()
+        if self._cancelled.is_set():  # the start was abandoned before this thread ran: make nothing
+            raise HarnessError("the start was abandoned")
         container = DockerContainer(
             images[service.image],
             env=topology.service_env(service, self.sut_mode, self.disabled),
@@ -281,8 +327,11 @@ class Stack:
                                                         if name == "toxiproxy"]
         for port in ports:
             container.ports[str(port)] = (LOOPBACK, None)  # type: ignore[assignment]  # loopback only
-        container.waiting_for(ProtocolReady(service.readiness, service.port, self.startup_timeout_s))
+        container.waiting_for(ProtocolReady(service.readiness, service.port, self.startup_timeout_s,
+                                            self._cancelled))
         with self._lock:
+            if self._cancelled.is_set():
+                raise HarnessError("the start was abandoned")
             self.containers[name] = container
         container.start()
         self.timings[name] = time.monotonic() - began
@@ -304,16 +353,28 @@ class Stack:
         ])
 
     def stop(self) -> None:
-        """Removes this run's containers, network and volumes; safe to call twice."""
-        try:
-            count = remove_run(self.client, self.run_id)
-        except docker.errors.DockerException as exc:
-            say(f"cleanup of run {self.run_id} failed: {exc}; the next start will reap it")
-            return
-        if count:
-            say(f"run {self.run_id}: removed {count} objects")
-        self.containers.clear()
-        self._endpoints.clear()
+        """Removes this run's containers, network and volumes, each on its own (what refuses is
+        said, one line each, and the rest still go); safe to call twice. Start threads still
+        running (an interrupted or failed start) are told to give up and waited for (bounded),
+        then the run is removed again: a container a thread created after the first removal
+        does not stay. Signals wait until it is done (harness.signals)."""
+        with signals.teardown():
+            self._cancelled.set()
+            count, failed = remove_run_objects(self.client, self.run_id)
+            running = [future for future in self._starting if not future.done()]
+            if running:
+                _, still = wait_futures(running, timeout=START_JOIN_S)
+                if still:
+                    say(f"run {self.run_id}: {len(still)} start thread(s) still running after {START_JOIN_S:.0f}s")
+                more, failed = remove_run_objects(self.client, self.run_id)
+                count += more
+            self._starting.clear()
+            for line in failed:
+                say(f"run {self.run_id}: {line}; the next start will reap it")
+            if count:
+                say(f"run {self.run_id}: removed {count} objects")
+            self.containers.clear()
+            self._endpoints.clear()
 
     # access
     def endpoint(self, service: str, port: int | None = None) -> Endpoint:

@@ -113,3 +113,56 @@ def test_a_reader_that_leaves_early_is_not_an_error():
     result = subprocess.run(f"{BIN / 'chaos'} faults | head -1", shell=True, capture_output=True, text=True,
                             timeout=60)
     assert len(result.stdout.splitlines()) == 1 and result.stderr == ""
+
+
+CHILD = """
+import signal, sys, time
+def on(signum, frame):
+    open(sys.argv[1], "w").write(signal.Signals(signum).name)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on)
+signal.signal(signal.SIGINT, on)
+if sys.argv[2] == "deaf":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def _children(tmp_path, *kinds):
+    import sys
+
+    children = []
+    for n, kind in enumerate(kinds):
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / f"got-{n}"), kind],
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "ready"  # its handlers are set
+        children.append(child)
+    return children
+
+
+def test_an_interrupt_reaches_every_child_and_is_waited_for(tmp_path):
+    """`chaos run`'s pytest and `chaos matrix`'s workers (real processes here): catches a signal
+    not passed on, a hang-up passed on as SIGHUP (which ends pytest without its teardown), and
+    children not waited for."""
+    import signal
+
+    from harness.cli import _stop_children
+
+    children = _children(tmp_path, "plain", "plain")
+    _stop_children(children, signal.SIGHUP)
+    assert [child.poll() for child in children] == [0, 0]
+    assert [(tmp_path / f"got-{n}").read_text() for n in range(2)] == ["SIGTERM", "SIGTERM"]
+
+
+def test_a_child_that_does_not_end_is_killed_after_the_bound(tmp_path, monkeypatch, capsys):
+    """Catches an unbounded wait on a child that ignores the signal (the CLI would hang)."""
+    import signal
+
+    from harness import cli
+
+    monkeypatch.setattr(cli, "CHILDREN_TEARDOWN_S", 0.5)
+    children = _children(tmp_path, "deaf")
+    cli._stop_children(children, signal.SIGTERM)
+    assert children[0].poll() == -signal.SIGKILL
+    assert "killed it" in capsys.readouterr().err
