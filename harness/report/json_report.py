@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,21 @@ def write(run_dir: Path, run: dict[str, Any], scenarios: list[dict[str, Any]]) -
     for scenario in scenarios:
         _dump(run_dir / f"{scenario['name']}.json",
               {"schema_version": SCHEMA_VERSION, "run_id": run["run_id"], **scenario})
-    latest = run_dir.parent / "latest"
-    tmp = run_dir.parent / ".latest.tmp"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(run_dir.name, tmp)
-    os.replace(tmp, latest)
+    point_latest(run_dir)
     return path
+
+
+def point_latest(run_dir: Path) -> None:
+    """<reports>/latest -> run_dir, swapped atomically through a link named for this process
+    and call: two sessions finishing at once each rename their own, and latest always names a
+    complete run (whichever renamed last)."""
+    tmp = run_dir.parent / f".latest.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    os.symlink(run_dir.name, tmp)
+    try:
+        os.replace(tmp, run_dir.parent / "latest")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read(run_dir: Path) -> dict[str, Any]:
