@@ -15,7 +15,7 @@ import re
 
 from harness.errors import HarnessError
 
-PATTERN = re.compile(r"^(?:\d{8}T\d{6}-[0-9a-f]{6}(?:-s[1-9]\d{0,5})?|compose)$")
+PATTERN = re.compile(r"\d{8}T\d{6}-[0-9a-f]{6}(?:-s[1-9]\d{0,5})?|compose")  # whole name: fullmatch
 LATEST = "latest"  # reports/latest: the newest run's report directory, a name `chaos report` takes too
 
 
@@ -30,7 +30,7 @@ def valid(run_id: str) -> str:
 
 def is_run_id(name: str) -> bool:
     """Whether a name (a container's run label, say) is a run id this harness made."""
-    return isinstance(name, str) and PATTERN.match(name) is not None
+    return isinstance(name, str) and PATTERN.fullmatch(name) is not None
 
 
 def valid_or_latest(name: str) -> str:
