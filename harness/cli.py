@@ -159,8 +159,9 @@ def cmd_inject(args: argparse.Namespace) -> int:
     until = f", healed in {args.for_s:g}s" if args.for_s else "; `chaos heal` removes it"
     print(f"injected {fault.name} on {fault.target} (run {stack.run_id}, record {fault.record_id}){until}")
     if condition is not None:
-        registry.spawn_detached("harness.guardrails", "watch", stack.run_id, condition.text)
-        print(f"guardrail: every fault of run {stack.run_id} is healed if {condition.text} while faults are active")
+        started = guardrails.guard(stack.run_id, condition)
+        print(f"guardrail: every fault of run {stack.run_id} is healed if {condition.text} while faults are active"
+              + ("" if started else " (added to the run's watcher)"))
     return 0
 
 
