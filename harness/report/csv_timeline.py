@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import timeline
-from harness.report.json_report import RAW, stamp
+from harness.report.json_report import RAW, iso_stamps
 
 COLUMNS = ("run", "scenario", "ts", "t_rel", "score", "level", "breaker", "disk_used_percent", "fault_active", "error")
 
@@ -21,8 +21,9 @@ def rows(run_id: str, scenario: dict[str, Any]) -> list[tuple[Any, ...]]:
     t0 = scenario.get("window", {}).get("started") or (samples[0]["ts"] if samples else 0.0)
     active = timeline.active_faults_each([s["ts"] for s in samples], scenario.get("faults", []))
     name = scenario["name"]
-    return [(run_id, name, stamp(s["ts"], "iso"), f"{s['ts'] - t0:.3f}", s["score"], s["level"], s["breaker"],
-             s["disk_used_percent"], "+".join(names), s["error"]) for s, names in zip(samples, active)]
+    stamps = iso_stamps([s["ts"] for s in samples])
+    return [(run_id, name, when, f"{s['ts'] - t0:.3f}", s["score"], s["level"], s["breaker"],
+             s["disk_used_percent"], "+".join(names), s["error"]) for s, names, when in zip(samples, active, stamps)]
 
 
 def write(run_dir: Path, run: dict[str, Any], scenarios: list[dict[str, Any]]) -> Path:

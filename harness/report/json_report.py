@@ -9,6 +9,7 @@ small enough to read and every other report can be rebuilt from the per-scenario
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 from datetime import datetime, timedelta, timezone
@@ -96,6 +97,23 @@ STAMPS = {  # how a moment is written, by purpose
     "iso": lambda t: t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
     "clock": lambda t: t.astimezone(timezone.utc).strftime("%H:%M:%S.%f")[:-3],
 }
+
+
+def iso_stamps(times: list[float]) -> list[str]:
+    """stamp(ts, "iso") of every ts, for a day of CSV rows: the date and time of each whole
+    second is made once (datetime's rounding to the microsecond kept, then cut to the
+    millisecond as stamp does), not a datetime per sample."""
+    seconds: dict[int, str] = {}
+    out = []
+    for ts in times:
+        frac, whole = math.modf(ts)
+        micros = round(frac * 1e6)
+        second = int(whole) + (micros >= 1_000_000) - (micros < 0)
+        micros %= 1_000_000
+        if second not in seconds:
+            seconds[second] = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        out.append(f"{seconds[second]}.{micros // 1000:03d}Z")
+    return out
 
 
 def stamp(ts: float | None, style: str = "utc") -> str:
