@@ -166,6 +166,7 @@ def test_a_second_abort_if_does_not_start_a_second_watcher(kept):
     up processes. The second condition joins the run's one watcher, which watches both and
     ends (leaving no watcher file) once the faults are healed."""
     run_id = kept["run_id"]
+    _wait(lambda: not _watchers(run_id), 30, "an earlier test's watcher ended with its faults")
     first = run([CHAOS, "inject", "network.latency", "--target", "edge_gateway", "--set", "latency_ms=20", "--run", run_id,
                  "--abort-if", "health<5"])
     assert first.returncode == 0, first.stderr
