@@ -18,7 +18,9 @@ def run_directory(reports: Path, run_id: str) -> Path:
 
 
 def write_all(run_dir: Path, run: dict[str, Any], scenarios: list[dict[str, Any]]) -> Path:
-    """Every report of a run (pytest's scenarios or a game day), latest moved last."""
+    """Every report of a run (pytest's scenarios or a game day), latest moved last; the run's
+    id is checked first, as it is wherever a run id meets a path."""
+    run_ids.valid(run["run_id"])
     for writer in WRITERS:
         writer(run_dir, run, scenarios)
     return run_dir
