@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from harness import ownership, protections, signals
+from harness import ownership, protections, run_ids, signals
 from harness.errors import HarnessError
+from harness.escape import terminal
 
 if TYPE_CHECKING:
     import docker
@@ -163,8 +164,9 @@ def cmd_inject(args: argparse.Namespace) -> int:
     until = f", healed in {args.for_s:g}s" if args.for_s else "; `chaos heal` removes it"
     print(f"injected {fault.name} on {fault.target} (run {stack.run_id}, record {fault.record_id}){until}")
     if condition is not None:
-        registry.spawn_detached("harness.guardrails", "watch", stack.run_id, condition.text)
-        print(f"guardrail: every fault of run {stack.run_id} is healed if {condition.text} while faults are active")
+        started = guardrails.guard(stack.run_id, condition)
+        print(f"guardrail: every fault of run {stack.run_id} is healed if {condition.text} while faults are active"
+              + ("" if started else " (added to the run's watcher)"))
     return 0
 
 
@@ -310,8 +312,8 @@ def _game_day_report(run_id: str, client: "docker.DockerClient", reports: Path) 
     from harness import gameday
     from harness.faults.attach import attach
 
-    if not gameday.samples_path(run_id).exists():
-        return
+    if not run_ids.is_run_id(run_id) or not gameday.samples_path(run_id).exists():
+        return  # a run another tool labelled (not a run id) was never recorded either
     try:
         stack = attach(run_id, client)
     except HarnessError:
@@ -427,7 +429,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     cores), then one matrix from their parts: exit 0 only when every protection asked for was
     killed and (for the whole matrix) every guard was killed by one."""
     from harness import matrix
-    from harness.report import write_all
+    from harness.report import run_directory, write_all
     from harness.stack import new_run_id
 
     if args.workers < 1:
@@ -449,7 +451,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     run = {"run_id": run_id, "started": started, "finished": time.time(), "sut_mode": "resilient", "disabled": [],
            "stack": "containers", "workers": len(groups), "exit_status": 0 if summary["holds"] else 1,
            "matrix": summary}
-    run_dir = Path(args.reports) / run_id
+    run_dir = run_directory(Path(args.reports), run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "matrix.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     write_all(run_dir, run, scenarios)
@@ -588,10 +590,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     columns = ("scenario", "verdict", "ttd", "ttr", "reason")
     widths = {c: max([len(c)] + [len(row[c]) for row in rows]) for c in columns}
     run = document.get("run", {})
-    print(f"run {run.get('run_id', args.run)} ({run.get('sut_mode', '?')} shop), "
-          f"schema {document.get('schema_version')}")
+    print(terminal(f"run {run.get('run_id', args.run)} ({run.get('sut_mode', '?')} shop), "
+                   f"schema {document.get('schema_version')}"))
     for row in [dict(zip(columns, ("SCENARIO", "VERDICT", "TTD", "TTR", "REASON"))), *rows]:
-        print("  ".join(f"{row[c]:<{widths[c]}}" for c in columns).rstrip())
+        print(terminal("  ".join(f"{row[c]:<{widths[c]}}" for c in columns).rstrip()))  # reasons quote logs
     html = run_dir.resolve() / "report.html"
     print(f"report: {html}" if html.exists() else "report: no report.html in this run (written by schema 2 runs)")
     return 0
@@ -617,7 +619,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 }
 
 JSON = (("--json",), {"action": "store_true", "help": "machine-readable output"})
-RUN = (("--run",), {"help": "the run id (default: this checkout's kept stack, else its newest running one, "
+RUN = (("--run",), {"type": run_ids.valid, "help": "the run id (default: this checkout's kept stack, else its newest running one, "
                             "else the docker-compose stack)"})
 SUT_MODE = (("--sut-mode",), {"choices": ("resilient", "fragile"), "default": "resilient",
                               "help": "which build of the shop (default: resilient)"})
@@ -654,14 +656,15 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
             (("--abort-if",), {"metavar": "CONDITION", "help": "guardrail for every scenario (default: each scenario's own)"}),
             (("--stack",), {"choices": ("containers", "external"), "default": "containers",
                             "help": "external: use the running stack (`chaos up`, docker-compose) instead of starting one"})),
-    "report": ((("run",), {"nargs": "?", "default": "latest", "help": "a run id under --reports (default: latest)"}),
+    "report": ((("run",), {"nargs": "?", "default": run_ids.LATEST, "type": run_ids.valid_or_latest,
+                           "help": "a run id under --reports (default: latest)"}),
                (("--reports",), {"default": "reports", "help": "where reports are (default: reports/)"}),
                (("--width",), {"type": int, "default": 80, "help": "reason column width (default: 80)"})),
     "runbook": (JSON,
-                (("--run",), {"help": "the run whose report.json is judged (default: latest)"}),
+                (("--run",), {"type": run_ids.valid, "help": "the run whose report.json is judged (default: latest)"}),
                 (("--reports",), {"default": "reports", "help": "where reports are (default: reports/)"})),
     "compose": ((("--check",), {"action": "store_true", "help": "fail when the file drifted"}),),
-    "down": ((("--run",), {"help": "remove only this run"}),
+    "down": ((("--run",), {"type": run_ids.valid, "help": "remove only this run"}),
              (("--all",), {"action": "store_true", "help": "remove every chaos-harness run on the daemon, other "
                                                           "checkouts' and sessions' too (each is named first)"}),
              (("--reports",), {"default": "reports", "help": "where a kept stack's game-day report goes (default: reports/)"})),
@@ -695,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
         owed = signals.exit_code() if signals.owed() else None  # a signal noted during its cleanup
         return code if owed is None else owed
     except HarnessError as exc:
-        print(f"chaos: {exc}", file=sys.stderr)
+        print(f"chaos: {terminal(exc)}", file=sys.stderr)  # messages quote what the system said
         return 2
     except KeyboardInterrupt:
         first = signals.noted()[0] if signals.noted() else "SIGINT"

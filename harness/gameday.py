@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import guardrails, observe
+from harness import guardrails, observe, run_ids
 from harness.errors import HarnessError
 from harness.faults import registry
 from harness.probes import rate
-from harness.report import write_all
+from harness.report import run_directory, write_all
 
 RECORD_HZ = 2.0
 MAX_RECORD_S = 86400.0
@@ -32,18 +32,24 @@ SHOP_SERVICES = ("api_gateway", "auth_service", "inventory_service", "payment_ga
 
 
 def samples_path(run_id: str, root: Path | None = None) -> Path:
-    return (root or registry.state_dir()) / "samples" / f"{run_id}.jsonl"
+    """samples/<run id>.jsonl; a run id that is not one (``../x``) never becomes a path."""
+    return (root or registry.state_dir()) / "samples" / f"{run_ids.valid(run_id)}.jsonl"
 
 
 def samples(run_id: str, root: Path | None = None) -> list[dict[str, Any]]:
     path = samples_path(run_id, root)
     if not path.exists():
         return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:  # one parse of the whole day: a call per line costs as much again
+        return list(json.loads("[" + ",".join(line for line in lines if line.strip()) + "]"))
+    except ValueError:  # a line cut short by a kill: skip it, the rest is still good
+        pass
     found = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in lines:
         try:
             found.append(json.loads(line))
-        except ValueError:  # a line cut short by a kill: the rest is still good
+        except ValueError:
             continue
     return found
 
@@ -104,7 +110,7 @@ def write_report(run_id: str, reports: Path, stack: Any | None) -> Path | None:
     run = {"run_id": run_id, "started": entry["window"]["started"], "finished": entry["window"]["finished"],
            "sut_mode": stack.sut_mode if stack is not None else "unknown", "stack": "game-day",
            "exit_status": 0 if entry["outcome"] == "passed" else 1}
-    run_dir = write_all(reports / run_id, run, [entry])
+    run_dir = write_all(run_directory(reports, run_id), run, [entry])
     samples_path(run_id).unlink(missing_ok=True)
     return run_dir
 

@@ -10,20 +10,27 @@ for game days, in the scenario's report (and as a failed verdict) for pytest.
     health<=40 for 5s    held for five seconds first
     disk>=95             node-A's disk use, percent
 
-The CLI's watcher runs detached (``python -m harness.guardrails watch RUN CONDITION``), like
-the `--for` healer: it outlives the command that injected the fault and ends, bounded, when
-the run has no active fault left.
+The CLI's watcher runs detached (``python -m harness.guardrails watch RUN``), like the `--for`
+healer: it outlives the command that injected the fault and ends, bounded, when the run has no
+active fault left. A run has one watcher at most: a second `--abort-if` adds its condition to
+the running one (see ``guard``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import operator
+import os
 import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
+from harness import run_ids
 from harness.errors import HarnessError
 from harness.probes import Sample
 
@@ -113,16 +120,80 @@ def reason(trip: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------- the CLI's detached watcher
+#
+# One watcher per run, however many `chaos inject --abort-if` there were: the run's watcher file
+# (guardrails/<run id>.json in the state directory) lists its conditions and names the live
+# watcher (pid:starttime). `guard` adds a condition and starts a watcher only when none is alive;
+# the watcher reads the file on every sample, so a condition added later is watched from then on.
+# Both sides hold the run's lock file while they read or change the file, and the watcher
+# decides to end (no active fault left) under it: an inject that added its condition found
+# either the watcher still going, or no watcher and started one.
 
-def watch(run_id: str, text: str, max_s: float = MAX_WATCH_S) -> dict[str, Any] | None:
-    """Watches a run's health while it has active faults; on a trip heals them all and writes
-    an ``abort`` entry to the run's journal. Returns the trip, or None when the faults ended
-    first."""
+WATCHERS = "guardrails"
+MAX_CONDITIONS = 16  # per run: a game day has a few stop conditions, not an unbounded list
+
+
+def watcher_path(run_id: str, root: Path | None = None) -> Path:
+    from harness.faults import registry
+
+    return (root or registry.state_dir()) / WATCHERS / f"{run_ids.valid(run_id)}.json"
+
+
+@contextlib.contextmanager
+def _locked(run_id: str, root: Path | None = None) -> Iterator[Path]:
+    """The run's watcher file, with the run's lock held (released on exit, also by a kill)."""
+    path = watcher_path(run_id, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return {"watcher": document.get("watcher"), "conditions": list(document.get("conditions", []))}
+    except (OSError, ValueError, AttributeError):
+        return {"watcher": None, "conditions": []}
+
+
+def _write(path: Path, document: dict[str, Any]) -> None:
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(document), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def guard(run_id: str, condition: Condition, root: Path | None = None) -> bool:
+    """Adds the condition to the run's watcher, starting the watcher (detached) when none is
+    alive. Returns whether one was started."""
+    from harness.faults import registry
+    from harness.stack import owner_alive, owner_token
+
+    with _locked(run_id, root) as path:
+        document = _read(path)
+        if condition.text not in document["conditions"]:
+            if len(document["conditions"]) >= MAX_CONDITIONS:
+                raise HarnessError(f"run {run_id} already has {MAX_CONDITIONS} guardrails: "
+                                   "`chaos heal --all` ends them with the faults")
+            document["conditions"].append(condition.text)
+        started = not (document["watcher"] and owner_alive(document["watcher"]))
+        if started:
+            document["watcher"] = owner_token(registry.spawn_detached("harness.guardrails", "watch", run_id, root=root))
+        _write(path, document)
+    return started
+
+
+def watch(run_id: str, max_s: float = MAX_WATCH_S) -> list[dict[str, Any]]:
+    """Watches a run's health while it has active faults, against every condition its watcher
+    file lists (read again on every sample); on a trip heals them all and writes an ``abort``
+    entry to the run's journal. Ends, leaving no watcher file, when the run has no active fault
+    (or at max_s); ends at once when another watcher is the run's. Returns the trips."""
     from harness.faults import registry
     from harness.faults.attach import attach
     from harness.probes import HEALTH_PATH, every
+    from harness.stack import owner_token
 
-    condition = parse(text)
+    me = owner_token()
     url = attach(run_id).edge_url + HEALTH_PATH
 
     def heal_run(trip: dict[str, Any]) -> None:
@@ -133,19 +204,32 @@ def watch(run_id: str, text: str, max_s: float = MAX_WATCH_S) -> dict[str, Any] 
         finally:
             registry.append_journal(run_id, {"ts": time.time(), "action": "abort", **trip})
 
-    guard = Guardrail(condition, heal_run)
+    guards: dict[str, Guardrail] = {}
+    trips: list[dict[str, Any]] = []
     for sample in every(url, WATCH_HZ, max_s):
-        if not any(r.run_id == run_id for r in registry.records()):
-            return None  # nothing left to guard
-        if guard.feed(sample):
-            return guard.trip
-    return None
+        with _locked(run_id) as path:
+            document = _read(path)
+            if document["watcher"] != me:
+                return trips  # the run's watcher is another one now
+            if not any(r.run_id == run_id for r in registry.records()):
+                path.unlink(missing_ok=True)
+                return trips  # nothing left to guard
+            for text in document["conditions"]:
+                guards.setdefault(text, Guardrail(parse(text), heal_run))
+        for text, guardrail in list(guards.items()):
+            if guardrail.feed(sample):
+                trips.append(guardrail.trip)
+                guards[text] = Guardrail(guardrail.condition, heal_run)  # armed again for faults still to come
+    with _locked(run_id) as path:
+        if _read(path)["watcher"] == me:
+            path.unlink(missing_ok=True)
+    return trips
 
 
 def main(argv: list[str]) -> int:
     from harness.faults.registry import detached_main
 
-    return detached_main(argv, "watch", "python -m harness.guardrails watch RUN_ID CONDITION", watch)
+    return detached_main(argv, "watch", "python -m harness.guardrails watch RUN_ID", watch)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ from harness.ownership import (  # noqa: E402,F401  (re-exported: the names the 
 
 LOOPBACK = "127.0.0.1"
 START_JOIN_S = 30.0  # an interrupted start waits this long at most for its start threads to end
+LOG_TAIL_LINES = 20_000  # per service and read: the newest; hours of a busy service's events
+LOG_SINCE_MARGIN_S = 2.0  # the engine stamps a line when it reads it, just after the event's own ts
 
 
 def say(message: str) -> None:
@@ -403,8 +405,14 @@ class Stack:
         return self.client.containers.get(self.containers[service].get_container_id())
 
     def logs(self, service: str, since: float | None = None) -> list[dict]:
-        """The service's structured log events (JSON lines), optionally since an epoch time."""
-        raw = self.docker_container(service).logs(stdout=True, stderr=True).decode(errors="replace")
+        """The service's structured log events (JSON lines), optionally since an epoch time.
+
+        The engine does the cutting (its own since=, a little early for lines stamped after
+        their event's ts, and at most LOG_TAIL_LINES of the newest): a day-long game day's
+        logs are never downloaded whole. The events' own ts then decides exactly."""
+        window = {"since": max(since - LOG_SINCE_MARGIN_S, 1e-6)} if since is not None else {}
+        raw = self.docker_container(service).logs(stdout=True, stderr=True, tail=LOG_TAIL_LINES,
+                                                  **window).decode(errors="replace")
         events = []
         for line in raw.splitlines():
             try:

@@ -12,8 +12,9 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from harness import observe, protections, topology
+from harness import observe, protections, run_ids, topology
 from harness.errors import HarnessError
+from harness.escape import terminal
 from harness.faults import registry
 
 SCHEMES = {"sql": "postgresql://{u}:{p}@{host}:{port}/{db}", "amqp": "amqp://{u}:{p}@{host}:{port}/",
@@ -77,14 +78,16 @@ def _fault_rows(now: float) -> list[dict[str, Any]]:
 
 
 def snapshot(stack: Any | None) -> dict[str, Any]:
-    """Everything `chaos status` shows, as plain JSON. Without a stack: the faults only."""
+    """Everything `chaos status` shows, as plain JSON, with every endpoint `chaos up` prints
+    (a script driving a game day reads them here). Without a stack: the faults only."""
     now = time.time()
-    document: dict[str, Any] = {"ts": now, "run": None, "health": None, "services": [], "alerts": [],
+    document: dict[str, Any] = {"ts": now, "run": None, "endpoints": {}, "health": None, "services": [], "alerts": [],
                                 "faults": _fault_rows(now), "guardrail_trips": [], "unreadable": []}
     if stack is None:
         return document
     document["run"] = {"run_id": stack.run_id, "owner": stack.owner, "sut_mode": stack.sut_mode,
                        "protections_off": protections.off_anywhere(stack)}
+    document["endpoints"] = endpoints(stack)  # what `chaos up` printed, for scripts driving a game day
     health = _health(stack)
     document["health"] = {k: health[k] for k in ("score", "level", "breaker", "disk_used_percent", "error")}
     scores = health.get("services") or {}
@@ -94,7 +97,8 @@ def snapshot(stack: Any | None) -> dict[str, Any]:
         document["services"].append({"name": name, "state": state, "score": scores.get(name)})
     document["alerts"] = observe.observed("alerts", lambda: observe.alerts_since(stack, 0)[-RECENT_ALERTS:],
                                           document["unreadable"])
-    trips = [e for e in registry.journal(stack.run_id) if e.get("action") == "abort"]
+    journal = registry.journal(stack.run_id) if run_ids.is_run_id(stack.run_id) else []
+    trips = [e for e in journal if e.get("action") == "abort"]
     document["guardrail_trips"] = trips[-RECENT_TRIPS:]
     return document
 
@@ -113,7 +117,8 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 
 
 def render(document: dict[str, Any]) -> str:
-    """The snapshot as the terminal table a person reads."""
+    """The snapshot as the terminal table a person reads (control characters in it shown as
+    escapes: an ESC in an alert text must not drive the reader's terminal)."""
     from harness.timeline import level_of
 
     lines = [f"chaos status  {_clock(document['ts'])} UTC"]
@@ -151,4 +156,4 @@ def render(document: dict[str, Any]) -> str:
             lines.append(f"GUARDRAIL TRIPPED {_clock(trip['ts'])}: {trip['condition']} (observed {trip['observed']}), "
                          f"healed {len(trip.get('healed', []))} fault(s)")
         lines += [f"(could not read {what})" for what in document["unreadable"]]
-    return "\n".join(lines)
+    return "\n".join(terminal(line) for line in lines)  # alert, fault and error text came from the system

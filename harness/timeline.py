@@ -6,6 +6,8 @@ tested on recorded data and the scenarios only gather the data and assert.
 
 from __future__ import annotations
 
+import bisect
+import math
 import time
 from collections import Counter, defaultdict
 from typing import Callable, Sequence, TypeVar
@@ -238,3 +240,63 @@ def scenario_timeline(entries: list[dict], samples: list[dict], alerts: list[dic
             "ttd_s": _elapsed(start, detected), "ttr_s": _elapsed(heal, recovered),
             "health": health_summary(samples, start, recovered or heal),
             "impact": order_impact(ops, start, recovered or heal)}
+
+
+def active_faults_each(times: Sequence[float], windows: list[dict]) -> list[list[str]]:
+    """active_faults(ts, windows) for every ts, in one sweep: a day of samples against a day of
+    faults is a quarter of a million times a hundred comparisons the direct way. Consecutive
+    times with the same faults share one list (read them, don't change them)."""
+    order = sorted(range(len(times)), key=times.__getitem__)
+    starts = sorted(range(len(windows)), key=lambda i: windows[i]["start"])
+    out: list[list[str]] = [[] for _ in times]
+    open_: list[int] = []
+    current: list[str] = []
+    k, next_end = 0, math.inf
+    for index in order:
+        ts, opened = times[index], k
+        while k < len(starts) and windows[starts[k]]["start"] <= ts:
+            open_.append(starts[k])
+            k += 1
+        if k != opened or ts >= next_end:
+            open_ = [i for i in open_ if windows[i]["end"] is None or ts < windows[i]["end"]]
+            current = [windows[i]["fault"] for i in sorted(open_)]
+            next_end = min((windows[i]["end"] for i in open_ if windows[i]["end"] is not None), default=math.inf)
+        out[index] = current
+    return out
+
+
+PLOT_BUCKETS = 1000  # about one per pixel of report.html's plots
+
+
+def downsample(samples: list[dict], edges: Sequence[float] = (), buckets: int = PLOT_BUCKETS) -> list[dict]:
+    """The samples a plot needs to look the same as all of them, in time order: per bucket of
+    equal time, its first and last sample, its lowest and highest score and its first unanswered
+    one; and around every edge (a fault injected, landed, healed) the last sample before and the
+    first at or after it, so no fault's effect moves or vanishes. Fewer samples than 4 per
+    bucket are returned as they are. timeline.csv and the JSON keep every sample: this is for
+    drawing only."""
+    if len(samples) <= 4 * buckets:
+        return list(samples)
+    ordered = sorted(samples, key=lambda s: s["ts"])
+    t0, span = ordered[0]["ts"], max(ordered[-1]["ts"] - ordered[0]["ts"], 1e-9)
+    keep: set[int] = set()
+    chosen: dict[int, dict[str, int]] = {}
+    for i, sample in enumerate(ordered):
+        b = min(int((sample["ts"] - t0) / span * buckets), buckets - 1)
+        picks = chosen.setdefault(b, {"first": i})
+        picks["last"] = i
+        score = sample["score"]
+        if score is None:
+            picks.setdefault("unanswered", i)
+            continue
+        if "low" not in picks or score < ordered[picks["low"]]["score"]:
+            picks["low"] = i
+        if "high" not in picks or score > ordered[picks["high"]]["score"]:
+            picks["high"] = i
+    for picks in chosen.values():
+        keep.update(picks.values())
+    times = [s["ts"] for s in ordered]
+    for edge in edges:
+        after = bisect.bisect_left(times, edge)
+        keep.update(i for i in (after - 1, after) if 0 <= i < len(ordered))
+    return [ordered[i] for i in sorted(keep)]

@@ -2,25 +2,48 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import time
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
-from harness.faults import auth, config, data, disk, http, message, network, process, registry
+from harness.faults import registry
 from harness.faults.base import Fault, FaultJournal
 
 if TYPE_CHECKING:
     from harness.stack import Stack
 
-FAMILIES = (network, http, disk, auth, message, process, config, data)
-CATALOG: dict[str, type[Fault]] = {cls.name: cls for family in FAMILIES for cls in family.FAULTS}
+FAMILY_MODULES = ("network", "http", "disk", "auth", "message", "process", "config", "data")
+
+
+@functools.cache
+def _families() -> tuple[ModuleType, ...]:
+    """The family modules, imported on first use: a process that only reads the registry (the
+    game-day recorder, `chaos status`) does without their clients (JWT, Postgres, AMQP)."""
+    return tuple(importlib.import_module(f"harness.faults.{name}") for name in FAMILY_MODULES)
+
+
+@functools.cache
+def _catalog() -> dict[str, type[Fault]]:
+    return {cls.name: cls for family in _families() for cls in family.FAULTS}
+
+
+def __getattr__(name: str) -> Any:
+    """``FAMILIES`` and ``CATALOG`` as module attributes, built when first asked for."""
+    if name == "FAMILIES":
+        return _families()
+    if name == "CATALOG":
+        return _catalog()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def describe() -> list[dict[str, Any]]:
     """Name, family, targets, parameters (type, default, range), one line, and how inject proves
     its effect, per fault."""
     rows = []
-    for cls in CATALOG.values():
+    for cls in _catalog().values():
         schema = cls.Params.model_json_schema()
         params = {name: {k: v for k, v in spec.items() if k != "title"}
                   for name, spec in schema.get("properties", {}).items()}
@@ -31,9 +54,10 @@ def describe() -> list[dict[str, Any]]:
 
 
 def lookup(name: str) -> type[Fault]:
-    if name not in CATALOG:
-        raise HarnessError(f"unknown fault {name!r}: `chaos faults` lists them ({', '.join(CATALOG)})")
-    return CATALOG[name]
+    catalog = _catalog()
+    if name not in catalog:
+        raise HarnessError(f"unknown fault {name!r}: `chaos faults` lists them ({', '.join(catalog)})")
+    return catalog[name]
 
 
 def check(name: str, target: str, **params: Any) -> Fault:

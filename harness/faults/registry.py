@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from harness import run_ids
 from harness.errors import HarnessError
 from harness.faults.base import first_line
 
@@ -99,7 +100,7 @@ def save(record: Record, root: Path | None = None) -> None:
     """Written whole or not at all (temporary file, then rename)."""
     path = _path(record.id, root or state_dir())
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")  # this process's own: two writers never share one
     temporary.write_text(json.dumps(asdict(record), indent=1))
     os.replace(temporary, path)
 
@@ -122,15 +123,20 @@ def delete(record_id: str, root: Path | None = None) -> None:
     _path(record_id, root or state_dir()).unlink(missing_ok=True)
 
 
+def journal_path(run_id: str, root: Path | None = None) -> Path:
+    """journal/<run id>.jsonl; a run id that is not one (``../x``) never becomes a path."""
+    return (root or state_dir()) / "journal" / f"{run_ids.valid(run_id)}.jsonl"
+
+
 def append_journal(run_id: str, entry: dict[str, Any], root: Path | None = None) -> None:
-    path = (root or state_dir()) / "journal" / f"{run_id}.jsonl"
+    path = journal_path(run_id, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as out:
         out.write(json.dumps(entry, default=str) + "\n")
 
 
 def journal(run_id: str, root: Path | None = None) -> list[dict[str, Any]]:
-    path = (root or state_dir()) / "journal" / f"{run_id}.jsonl"
+    path = journal_path(run_id, root)
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 

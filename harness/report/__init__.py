@@ -5,14 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness import run_ids
 from harness.report import csv_timeline, html, incident, json_report
 
 # Written before report.json, whose writer moves reports/latest: latest is complete when it moves.
 WRITERS = (csv_timeline.write, html.write, incident.write, json_report.write)
 
 
+def run_directory(reports: Path, run_id: str) -> Path:
+    """reports/<run id>/: a run id that is not one (``../x``) never becomes a directory."""
+    return reports / run_ids.valid(run_id)
+
+
 def write_all(run_dir: Path, run: dict[str, Any], scenarios: list[dict[str, Any]]) -> Path:
-    """Every report of a run (pytest's scenarios or a game day), latest moved last."""
+    """Every report of a run (pytest's scenarios or a game day), latest moved last; the run's
+    id is checked first, as it is wherever a run id meets a path."""
+    run_ids.valid(run["run_id"])
     for writer in WRITERS:
         writer(run_dir, run, scenarios)
     return run_dir

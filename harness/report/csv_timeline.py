@@ -9,29 +9,29 @@ from pathlib import Path
 from typing import Any
 
 from harness import timeline
-from harness.report.json_report import RAW, stamp
+from harness.report.json_report import RAW, iso_stamps
 
 COLUMNS = ("run", "scenario", "ts", "t_rel", "score", "level", "breaker", "disk_used_percent", "fault_active", "error")
 
 
-def rows(run_id: str, scenario: dict[str, Any]) -> list[dict[str, Any]]:
-    """The scenario's samples as CSV rows (none when the scenario had no probe)."""
+def rows(run_id: str, scenario: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The scenario's samples as CSV rows, cells in COLUMNS order (none when the scenario had
+    no probe)."""
     samples = scenario.get(RAW, {}).get("samples", [])
     t0 = scenario.get("window", {}).get("started") or (samples[0]["ts"] if samples else 0.0)
-    windows = scenario.get("faults", [])
-    return [{"run": run_id, "scenario": scenario["name"], "ts": stamp(s["ts"], "iso"),
-             "t_rel": f"{s['ts'] - t0:.3f}", "score": s["score"], "level": s["level"], "breaker": s["breaker"],
-             "disk_used_percent": s["disk_used_percent"],
-             "fault_active": "+".join(timeline.active_faults(s["ts"], windows)), "error": s["error"]}
-            for s in samples]
+    active = timeline.active_faults_each([s["ts"] for s in samples], scenario.get("faults", []))
+    name = scenario["name"]
+    stamps = iso_stamps([s["ts"] for s in samples])
+    return [(run_id, name, when, f"{s['ts'] - t0:.3f}", s["score"], s["level"], s["breaker"],
+             s["disk_used_percent"], "+".join(names), s["error"]) for s, names, when in zip(samples, active, stamps)]
 
 
 def write(run_dir: Path, run: dict[str, Any], scenarios: list[dict[str, Any]]) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "timeline.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
         for scenario in scenarios:
             writer.writerows(rows(run["run_id"], scenario))
     return path

@@ -33,6 +33,7 @@ MAX_X_TICKS = 12
 MARK_ROWS = 4
 NICE = (1.0, 2.0, 2.5, 5.0, 10.0)
 ERROR_BIN_S = 1.0
+EDGE_ACTIONS = ("inject", "landed", "heal")  # journal moments a plot must show exactly, however thinned
 
 
 @dataclass(frozen=True)
@@ -170,10 +171,13 @@ def plots(scenario: dict[str, Any]) -> list[str]:
     marks = [(scenario[key] - t0, label, color) for key, label, color in
              (("detected_at", "detected", "#ad1457"), ("recovered_at", "recovered", "#2e7d32")) if scenario.get(key)]
     marks += [(a["ts"] - t0, f"alert {a['chaos'].get('status')}", "#6a1b9a") for a in scenario.get("alerts", [])]
-    health = [Series("score", [(s["ts"] - t0, s["score"]) for s in samples], "#1565c0"),
-              Series("no answer", [(s["ts"] - t0, 0.0) for s in samples if s["score"] is None], "#616161", "dots")]
+    edges = [e["ts"] for e in raw.get("journal", []) if e.get("action") in EDGE_ACTIONS]
+    drawn = timeline.downsample(samples, edges)  # a day of samples, drawn as the eye sees it
+    health = [Series("score", [(s["ts"] - t0, s["score"]) for s in drawn], "#1565c0"),
+              Series("no answer", [(s["ts"] - t0, 0.0) for s in drawn if s["score"] is None], "#616161", "dots")]
     hz = scenario.get("probe", {}).get("hz", 0)
-    out = [plot(f"system health score (GET /health/system, {hz:g} Hz)", "", 100, t_end, health, windows, marks,
+    thinned = f"; {len(drawn)} of {len(samples)} samples drawn" if len(drawn) < len(samples) else ""
+    out = [plot(f"system health score (GET /health/system, {hz:g} Hz{thinned})", "", 100, t_end, health, windows, marks,
                 LEVEL_BANDS, "no probe samples (the scenario did not reach its probe)")]
     if not ops:
         return out

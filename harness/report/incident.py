@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from harness.escape import markdown as md
 from harness.report.json_report import RAW, seconds, stamp
 from harness.timeline import RECOVERY_STABLE_S
 from harness.runbook import ROOT_CAUSES, RootCause, Step, verdict
@@ -204,7 +205,7 @@ def _score(score: int | None, p: dict[str, str]) -> str:
 
 def _statuses(mapping: dict[str, int], p: dict[str, str]) -> str:
     """'202 ×12, 503 ×2, no answer ×1' from {status: count} (status 0: no answer)."""
-    return ", ".join(f"{p['no_answer'] if key == '0' else key} ×{count}" for key, count in mapping.items())
+    return ", ".join(f"{p['no_answer'] if key == '0' else md(key)} ×{count}" for key, count in mapping.items())
 
 
 def prescription_verdicts(prescriptions: list[str], guards: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -224,18 +225,18 @@ def symptoms(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -
     probe, health = s.get("probe", {}), s.get("health", {})
     worst = health.get("worst")
     lines = [p["probe"].format(hz=probe.get("hz", 0), samples=probe.get("samples", 0), errors=probe.get("errors", 0),
-                               score=_score(worst["score"], p), level=worst["level"], at=_when(worst["ts"], p))
+                               score=_score(worst["score"], p), level=md(worst["level"]), at=_when(worst["ts"], p))
              if worst else p["probe_none"]]
     at_start = health.get("at_start")
     if at_start:
-        lines.append(p["at_start"].format(score=_score(at_start["score"], p), level=at_start["level"],
+        lines.append(p["at_start"].format(score=_score(at_start["score"], p), level=md(at_start["level"]),
                                           at=_when(at_start["ts"], p)))
     total = sum(health.get("levels", {}).values())
     if total:
         lines.append(p["levels"].format(levels=", ".join(
-            f"{level} {100 * n / total:.0f} %" for level, n in health["levels"].items())))
+            f"{md(level)} {100 * n / total:.0f} %" for level, n in health["levels"].items())))
     if health.get("breaker_states"):
-        lines.append(p["breaker"].format(states=", ".join(health["breaker_states"])))
+        lines.append(p["breaker"].format(states=md(", ".join(health["breaker_states"]))))
     if health.get("disk_used_percent_max") is not None:
         lines.append(p["disk"].format(disk=health["disk_used_percent_max"]))
     during = s.get("impact", {}).get("during_fault", {})
@@ -243,28 +244,28 @@ def symptoms(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -
                                      max=seconds(during["latency_max_s"]))
                  if during.get("orders") else p["answers_none"])
     alerts = s.get("alerts", [])
-    lines += [p["alert"].format(at=_when(a["ts"], p), **{k: a["chaos"].get(k) for k in ("status", "who", "what")})
+    lines += [p["alert"].format(at=_when(a["ts"], p), **{k: md(a["chaos"].get(k)) for k in ("status", "who", "what")})
               for a in alerts] or [p["alerts_none"]]
     logs = s.get("logs", {})
     if logs.get("manual_line"):
         key = "log_line" if logs.get("manual_count") else "log_line_absent"
-        lines.append(p[key].format(line=logs["manual_line"], count=logs.get("manual_count"),
+        lines.append(p[key].format(line=md(logs["manual_line"]), count=logs.get("manual_count"),
                                    at=_when(logs.get("manual_first"), p)))
     if logs.get("loudest"):
-        lines.append(p["loud"].format(events="; ".join(f"{e['service']} \"{e['event']}\" ×{e['count']}"
+        lines.append(p["loud"].format(events="; ".join(f"{md(e['service'])} \"{md(e['event'])}\" ×{e['count']}"
                                                          for e in logs["loudest"])))
     reason = ((s.get("reason") or "").strip() or str(s.get("outcome"))).splitlines()[0][:500]
-    return lines + [p["passed"] if s.get("outcome") == "passed" else p["failed"].format(reason=reason)]
+    return lines + [p["passed"] if s.get("outcome") == "passed" else p["failed"].format(reason=md(reason))]
 
 
 def recovery(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -> list[str]:
     heals = [e for e in s.get(RAW, {}).get("journal", []) if e["action"] == "heal"]
-    lines = [p["heal"].format(at=_when(e["ts"], p), fault=e["fault"], target=e["target"])
+    lines = [p["heal"].format(at=_when(e["ts"], p), fault=md(e["fault"]), target=md(e["target"]))
              for e in heals] or [p["no_heal"]]
     if heals:
         lines.append(p["green"].format(at=_when(s["recovered_at"], p), ttr=seconds(s.get("ttr_s")))
                      if s.get("recovered_at") else p["not_green"].format(stable=f"{RECOVERY_STABLE_S:g}"))
-    lines += [p["recovery_alert"].format(at=_when(a["ts"], p), what=a["chaos"].get("what"))
+    lines += [p["recovery_alert"].format(at=_when(a["ts"], p), what=md(a["chaos"].get("what")))
               for a in s.get("alerts", []) if a["chaos"].get("status") == "resolved"]
     if cause:
         lines.append(p["first_response"].format(source=cause.source))
@@ -273,7 +274,7 @@ def recovery(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -
 
 
 def duration(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -> list[str]:
-    lines = [p["window"].format(fault=w["fault"], target=w["target"], start=_when(w["start"], p),
+    lines = [p["window"].format(fault=md(w["fault"]), target=md(w["target"]), start=_when(w["start"], p),
                                 end=_when(w["end"], p) if w["end"] else p["open"],
                                 length=seconds(None if w["end"] is None else w["end"] - w["start"]))
              for w in s.get("faults", [])] or [p["no_fault"]]
@@ -282,11 +283,11 @@ def duration(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -
 
 
 def cause_of(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -> list[str]:
-    lines = [p["injected"].format(fault=w["fault"], target=w["target"],
-                                  params=json.dumps(w.get("params", {}), ensure_ascii=False))
+    lines = [p["injected"].format(fault=md(w["fault"]), target=md(w["target"]),
+                                  params=md(json.dumps(w.get("params", {}), ensure_ascii=False)))
              for w in s.get("faults", [])] or [p["no_fault"]]
     if cause is None:
-        return lines + [p["unknown_cause"].format(cause=s.get("root_cause")) if s.get("root_cause") else p["no_cause"]]
+        return lines + [p["unknown_cause"].format(cause=md(s.get("root_cause"))) if s.get("root_cause") else p["no_cause"]]
     lines.append(p["root_cause"].format(source=cause.source, title=cause.title_ja if lang == "ja" else cause.title))
     return lines + ([p["manual_line"].format(line=cause.log_line)] if cause.log_line else [])
 
@@ -298,7 +299,7 @@ def impact(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -> 
              if whole.get("orders") else [p["no_history"]])
     health = s.get("health", {})
     below = health.get("services_below_green", {})
-    lines.append(p["degraded"].format(services=", ".join(f"{name} ({score})" for name, score in below.items()))
+    lines.append(p["degraded"].format(services=", ".join(f"{md(name)} ({score})" for name, score in below.items()))
                  if below else p["not_degraded"])
     if health.get("errors"):
         lines.append(p["unanswered"].format(errors=health["errors"], samples=health.get("samples")))
@@ -311,11 +312,11 @@ def prevention(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str)
     ran = list(s.get("guards") or [])
     failed = [g["tag"] for g in ran if not g.get("held")]  # a failing guard ends the scenario: one at most
     match = GUARD.search(s.get("reason") or "")
-    guard = f"[{failed[0]}]" if failed else match.group(0) if match else str(s.get("outcome"))
+    guard = f"[{md(failed[0])}]" if failed else match.group(0) if match else str(s.get("outcome"))
 
     def line(key: str, pid: str) -> str:
-        text = _step_text(steps[pid], lang) if pid in steps else pid
-        return p[key].format(guard=guard) + p["step"].format(id=pid, text=text)
+        text = _step_text(steps[pid], lang) if pid in steps else md(pid)
+        return p[key].format(guard=guard) + p["step"].format(id=md(pid), text=text)
 
     def key(verdict_of: str) -> str:  # unproven: the scenario failed before the guard, or the guard never ran
         return "not_run" if verdict_of == "unproven" and s.get("outcome") == "passed" else verdict_of
@@ -337,9 +338,9 @@ def fields(scenario: dict[str, Any], run: dict[str, Any], lang: str) -> dict[str
 
 def render(scenario: dict[str, Any], run: dict[str, Any], lang: str) -> str:
     headings, p = HEADINGS[lang], PHRASES[lang]
-    out = [f"# {headings['title']}: {scenario['name']}", "",
-           p["meta"].format(run=run.get("run_id"), name=scenario["name"], mode=run.get("sut_mode", "?"),
-                            verdict=scenario.get("outcome", "?")), ""]
+    out = [f"# {headings['title']}: {md(scenario['name'])}", "",
+           p["meta"].format(run=md(run.get("run_id")), name=md(scenario["name"]), mode=md(run.get("sut_mode", "?")),
+                            verdict=md(scenario.get("outcome", "?"))), ""]
     for name, lines in fields(scenario, run, lang).items():
         out += [f"## {headings[name]}", "", *(line if line.startswith("  - ") else f"- {line}" for line in lines), ""]
     return "\n".join(out)

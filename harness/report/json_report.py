@@ -9,7 +9,9 @@ small enough to read and every other report can be rebuilt from the per-scenario
 from __future__ import annotations
 
 import json
+import math
 import os
+import secrets
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,27 @@ SCHEMA_VERSION = 2
 RAW = "timeline"  # the per-scenario-only key holding samples, ops and journal entries
 
 
+COMPACT = json.JSONEncoder(default=str)  # one for every item: json.dumps(default=) makes one per call
+
+
 def _dump(path: Path, document: dict[str, Any]) -> None:
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    """Indented for reading, but the raw timeline's lists one compact item per line: indented,
+    a day's samples go through json's pure-Python encoder (seconds per hundred thousand) and
+    the file is four times the size; per line they are C-encoded and still grep-able."""
+    raw = document.get(RAW)
+    head = json.dumps({k: v for k, v in document.items() if k != RAW}, indent=2, default=str)
+    with path.open("w", encoding="utf-8") as out:
+        if not isinstance(raw, dict):
+            out.write(head + "\n")
+            return
+        out.write((head[:-2] + ",\n" if head != "{}" else "{\n") + f"  {json.dumps(RAW)}: {{")
+        for n, (key, value) in enumerate(raw.items()):
+            out.write(("," if n else "") + f"\n    {json.dumps(key)}: ")
+            if isinstance(value, list) and value:
+                out.write("[\n      " + ",\n      ".join(map(COMPACT.encode, value)) + "\n    ]")
+            else:
+                out.write(COMPACT.encode(value))
+        out.write("\n  }\n}\n")
 
 
 def write(run_dir: Path, run: dict[str, Any], scenarios: list[dict[str, Any]]) -> Path:
@@ -31,13 +52,21 @@ def write(run_dir: Path, run: dict[str, Any], scenarios: list[dict[str, Any]]) -
     for scenario in scenarios:
         _dump(run_dir / f"{scenario['name']}.json",
               {"schema_version": SCHEMA_VERSION, "run_id": run["run_id"], **scenario})
-    latest = run_dir.parent / "latest"
-    tmp = run_dir.parent / ".latest.tmp"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(run_dir.name, tmp)
-    os.replace(tmp, latest)
+    point_latest(run_dir)
     return path
+
+
+def point_latest(run_dir: Path) -> None:
+    """<reports>/latest -> run_dir, swapped atomically through a link named for this process
+    and call: two sessions finishing at once each rename their own, and latest always names a
+    complete run (whichever renamed last)."""
+    tmp = run_dir.parent / f".latest.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    os.symlink(run_dir.name, tmp)
+    try:
+        os.replace(tmp, run_dir.parent / "latest")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read(run_dir: Path) -> dict[str, Any]:
@@ -68,6 +97,23 @@ STAMPS = {  # how a moment is written, by purpose
     "iso": lambda t: t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
     "clock": lambda t: t.astimezone(timezone.utc).strftime("%H:%M:%S.%f")[:-3],
 }
+
+
+def iso_stamps(times: list[float]) -> list[str]:
+    """stamp(ts, "iso") of every ts, for a day of CSV rows: the date and time of each whole
+    second is made once (datetime's rounding to the microsecond kept, then cut to the
+    millisecond as stamp does), not a datetime per sample."""
+    seconds: dict[int, str] = {}
+    out = []
+    for ts in times:
+        frac, whole = math.modf(ts)
+        micros = round(frac * 1e6)
+        second = int(whole) + (micros >= 1_000_000) - (micros < 0)
+        micros %= 1_000_000
+        if second not in seconds:
+            seconds[second] = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        out.append(f"{seconds[second]}.{micros // 1000:03d}Z")
+    return out
 
 
 def stamp(ts: float | None, style: str = "utc") -> str:

@@ -150,6 +150,56 @@ def test_a_guardrail_heals_a_fault_that_pushes_health_under_its_threshold(kept, 
     terminal.wait_for(r"GUARDRAIL TRIPPED \S+: health<50 \(observed [\d.]+\), healed 1 fault\(s\)")
 
 
+def _watchers(run_id: str) -> list[int]:
+    """Pids of the guardrail watcher processes of a run (from every process's command line)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if argv[1:5] == ["-m", "harness.guardrails", "watch", run_id]:
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_second_abort_if_does_not_start_a_second_watcher(kept):
+    """Catches a detached watcher per `--abort-if`: a day of injects with guardrails would pile
+    up processes. The second condition joins the run's one watcher, which watches both and
+    ends (leaving no watcher file) once the faults are healed."""
+    run_id = kept["run_id"]
+    _wait(lambda: not _watchers(run_id), 30, "an earlier test's watcher ended with its faults")
+    first = run([CHAOS, "inject", "network.latency", "--target", "edge_gateway", "--set", "latency_ms=20", "--run", run_id,
+                 "--abort-if", "health<5"])
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.rstrip().endswith("while faults are active")
+    second = run([CHAOS, "inject", "network.latency", "--target", "postgres", "--set", "latency_ms=20", "--run", run_id,
+                  "--abort-if", "health<3 for 2s"])
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.rstrip().endswith("(added to the run's watcher)")
+    from harness import guardrails
+
+    listed = json.loads(guardrails.watcher_path(run_id).read_text())
+    assert listed["conditions"] == ["health<5", "health<3 for 2s"]
+    assert _watchers(run_id) == [int(listed["watcher"].split(":")[0])]
+    healed = run([CHAOS, "heal", "--all"])
+    assert healed.returncode == 0, healed.stderr
+    _wait(lambda: not _watchers(run_id), 30, "the watcher ended with the faults")
+    assert not guardrails.watcher_path(run_id).exists()
+    assert not [e for e in registry.journal(run_id) if e["action"] == "abort" and e["condition"] != "health<50"]
+
+
+def test_status_json_has_every_endpoint_up_printed(kept):
+    """Catches `chaos status --json` without the endpoints: a script driving a game day would
+    have to scrape `chaos up`'s text for them."""
+    result = run([CHAOS, "status", "--json", "--run", kept["run_id"]])
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["run"]["run_id"] == kept["run_id"]
+    printed = dict(re.findall(r"^  (\S.*?)\s{2,}(\S+://\S+)$", kept["stdout"], re.M))
+    assert set(topology.SERVICES) <= set(document["endpoints"]) and document["endpoints"] == printed
+
+
 INJECTOR = """
 import os, sys, time
 from harness.faults import Chaos

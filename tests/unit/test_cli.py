@@ -60,7 +60,8 @@ BAD_INPUT = [
     (["matrix", "--protection", "brakes"], "unknown protection 'brakes'"),
     (["matrix", "--workers", "0"], "--workers takes a positive number"),
     (["status", "--interval", "0", "--watch"], "positive number of seconds"),
-    (["status", "--run", "no-such-run"], "Docker engine is not reachable"),
+    (["status", "--run", "20200101T000000-0a0b0c"], "Docker engine is not reachable"),
+    (["status", "--run", "../x"], "bad run id '../x'"),
     (["faults", "--table"], "unrecognized arguments: --table"),
     (["inject", "network.explode", "--target", "edge_gateway"], "unknown fault 'network.explode'"),
     (["inject", "network.latency", "--target", "mainframe"], "can't target 'mainframe'"),
@@ -68,11 +69,13 @@ BAD_INPUT = [
     (["inject", "network.latency", "--target", "edge_gateway", "--abort-if", "health=<50"], "bad guardrail"),
     (["heal"], "say what to heal"),
     (["run", "--stack", "cloud"], "invalid choice: 'cloud'"),
-    (["report", "no-such-run"], "no such run"),
+    (["report", "20200101T000000-0a0b0c"], "no such run"),
+    (["report", "../x"], "bad run id '../x'"),
     (["runbook", "--verbose"], "unrecognized arguments: --verbose"),
     (["compose", "now"], "unrecognized arguments: now"),
-    (["down", "--run", "no-such-run"], "Docker engine is not reachable"),
-    (["down", "--run", "some-run", "--all"], "--run and --all exclude each other"),
+    (["down", "--run", "20200101T000000-0a0b0c"], "Docker engine is not reachable"),
+    (["down", "--run", "20200101T000000-0a0b0c", "--all"], "--run and --all exclude each other"),
+    (["down", "--run", "../x"], "bad run id '../x'"),
 ]
 
 

@@ -152,16 +152,16 @@ def test_records_round_trip_on_disk_and_match_by_id_or_name(tmp_path):
 
 def test_the_recorder_keeps_a_record_while_active_and_journals_every_entry(tmp_path):
     fault = check("network.down", "auth")  # its undo state needs no stack: a proxy's name
-    journal = FaultJournal(observers=[registry.Recorder("run-7", "42:1", tmp_path)])
+    journal = FaultJournal(observers=[registry.Recorder("20270115T080000-00000a", "42:1", tmp_path)])
     fault.journal = journal
     journal.record("inject", fault)
     (record,) = registry.records(tmp_path)
-    assert (record.run_id, record.fault, record.target, record.owner) == ("run-7", "network.down", "auth", "42:1")
+    assert (record.run_id, record.fault, record.target, record.owner) == ("20270115T080000-00000a", "network.down", "auth", "42:1")
     assert record.undo == {"proxy": "auth"} and fault.record_id == record.id
     journal.record("landed", fault)
     journal.record("heal", fault)
     assert registry.records(tmp_path) == [] and fault.record_id is None
-    lines = registry.journal("run-7", tmp_path)
+    lines = registry.journal("20270115T080000-00000a", tmp_path)
     assert [line["action"] for line in lines] == ["inject", "landed", "heal"]
     assert {line["record"] for line in lines} == {record.id}
 
@@ -199,10 +199,10 @@ def test_faults_that_cannot_be_healed_from_a_record_are_journaled_but_not_record
 
     assert not LocalOnly.recordable()
     assert all(cls.recordable() for cls in CATALOG.values() if cls.family in FAMILIES)
-    fault = LocalOnly(None, "x", FaultJournal(observers=[registry.Recorder("run-8", "42:1", tmp_path)]))
+    fault = LocalOnly(None, "x", FaultJournal(observers=[registry.Recorder("20270115T080000-00000b", "42:1", tmp_path)]))
     fault.inject().heal()
     assert registry.records(tmp_path) == []
-    assert [line["action"] for line in registry.journal("run-8", tmp_path)] == ["inject", "landed", "heal"]
+    assert [line["action"] for line in registry.journal("20270115T080000-00000b", tmp_path)] == ["inject", "landed", "heal"]
 
 
 def test_a_clock_skew_beyond_an_hour_is_a_one_line_error_and_offsets_are_signed():

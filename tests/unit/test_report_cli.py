@@ -34,7 +34,7 @@ def test_report_of_a_named_run(tmp_path):
 
 
 def test_a_missing_run_is_one_line_and_exit_2(tmp_path):
-    for args in (["nope"], []):
+    for args in (["20200101T000000-0a0b0c"], []):
         result = run([str(BIN / "chaos"), "report", *args, "--reports", str(tmp_path)])
         assert result.returncode == 2 and result.stdout == ""
         lines = result.stderr.strip().splitlines()

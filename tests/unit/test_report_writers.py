@@ -160,3 +160,14 @@ def test_summary_rows_and_times_for_people():
     assert rows[1]["reason"] == "a" and rows[1]["ttd"] == "n/o"
     assert json_report.stamp(T0) == "2027-01-15 08:00:00.000 UTC"
     assert json_report.stamp(T0, "jst") == "2027-01-15 17:00:00.000 JST"
+
+
+def test_the_csv_stamps_of_a_day_are_those_of_stamp():
+    """Catches the CSV's fast stamps drifting from stamp(ts, "iso"): a millisecond off at a
+    second's edge, or a rounding carried the wrong way."""
+    import random
+
+    rng = random.Random(7)
+    times = [1_800_000_000 + rng.uniform(0, 86400) for _ in range(20000)]
+    times += [1_800_000_000 + k + edge for k in range(50) for edge in (0.0, 0.9994999, 0.9995, 0.9999995, 0.9999996)]
+    assert json_report.iso_stamps(times) == [json_report.stamp(t, "iso") for t in times]

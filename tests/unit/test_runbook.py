@@ -111,12 +111,12 @@ def test_runbook_without_a_run_says_nothing_is_verified(tmp_path):
 
 
 def test_runbook_judges_the_latest_run_or_a_named_one(tmp_path):
-    run_dir = tmp_path / "r1"
+    run_dir = tmp_path / "20270115T080000-abcdef"
     run_dir.mkdir()
     report = _report(("fail_closed", "fail_closed", True), ("reject_invalid", "reject_invalid_tokens", False))
     (run_dir / "report.json").write_text(json.dumps(report))
-    (tmp_path / "latest").symlink_to("r1")
-    for args in ([], ["--run", "r1"]):
+    (tmp_path / "latest").symlink_to(run_dir.name)
+    for args in ([], ["--run", run_dir.name]):
         result = _chaos_runbook("--reports", str(tmp_path), *args)
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
@@ -129,7 +129,7 @@ def test_runbook_judges_the_latest_run_or_a_named_one(tmp_path):
 
 
 def test_runbook_of_a_missing_named_run_is_one_line_and_exit_2(tmp_path):
-    result = _chaos_runbook("--run", "nope", "--reports", str(tmp_path))
+    result = _chaos_runbook("--run", "20200101T000000-0a0b0c", "--reports", str(tmp_path))
     assert result.returncode == 2 and result.stdout == "" and "no such run" in result.stderr
 
 
