@@ -110,7 +110,7 @@ def test_the_reaper_heals_expired_faults_drops_gone_runs_and_keeps_the_rest(stac
     record = registry.load(expired.record_id)
     record.expires_at = time.time() - 1
     registry.save(record)
-    ghost = registry.Record("network.down-auth-000000", "20000101T000000-gone00", "network.down", "auth", {},
+    ghost = registry.Record("network.down-auth-000000", "20000101T000000-0000ff", "network.down", "auth", {},
                             "1:x", {"api": "127.0.0.1:9", "proxy": "auth"})
     registry.save(ghost)
     assert sorted(registry.reap_stale()) == sorted([expired.record_id, ghost.id])
