@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.escape import markdown
 from harness.faults import registry
 from harness.faults.attach import attach
 from harness.faults.http import probe
@@ -332,9 +333,11 @@ def test_docker_compose_brings_up_the_same_stack(state, tmp_path):
         assert document["run"]["stack"] == "external" and document["scenarios"][0]["outcome"] == "passed"
         # With no --run and no stack of this checkout, the CLI means the compose stack; it belongs
         # to no checkout, so a plain `chaos down` leaves it.
-        status = run([CHAOS, "status", "--json"])
+        # (A checkout of its own: this module's kept stack is this one's.)
+        elsewhere = {registry.STATE_ENV: str(tmp_path / "another-checkout")}
+        status = run([CHAOS, "status", "--json"], env=elsewhere)
         assert json.loads(status.stdout)["run"]["run_id"] == "compose", status.stdout + status.stderr
-        assert run([CHAOS, "down"]).returncode == 0
+        assert run([CHAOS, "down"], env=elsewhere).returncode == 0
     finally:
         down = run([CHAOS, "down", "--run", "compose"])
     assert down.returncode == 0, down.stderr
@@ -363,7 +366,7 @@ def test_down_writes_the_game_day_report_then_removes_the_stack(kept, tmp_path):
     own = json.loads((run_dir / "game_day.json").read_text())
     assert own["run_id"] == kept["run_id"] and day["probe"]["samples"] >= 1
     assert len(own["timeline"]["samples"]) == day["probe"]["samples"] and day["ttd_s"] is not None
-    assert "[guardrail] health<50" in (run_dir / "incident-game_day.en.md").read_text()
+    assert markdown("[guardrail] health<50") in (run_dir / "incident-game_day.en.md").read_text()
     assert "TRIPPED" in (run_dir / "report.html").read_text()
     assert not (Path(os.environ[registry.STATE_ENV]) / "samples" / f"{kept['run_id']}.jsonl").exists()
     left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={RUN_LABEL}={kept['run_id']}"],
