@@ -31,7 +31,7 @@ def proxies_json() -> str:
 def _service(service: topology.Service, sut_mode: str) -> dict:
     body: dict = {
         "image": f"${{CHAOS_IMAGE_{service.image.upper()}:-chaos-harness/{service.image}:latest}}",
-        "environment": topology.service_env(service, sut_mode),
+        "environment": topology.service_env(service, sut_mode, secret=topology.COMPOSE_SECRET),
         "networks": {"chaos": {"aliases": [service.host]}},
         "labels": {"chaos-harness.run": "compose", "chaos-harness.owner": "compose",
                    "chaos-harness.service": service.name},

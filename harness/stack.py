@@ -225,6 +225,9 @@ class Stack:
         self.sut_mode = sut_mode
         self.disabled = protections.checked(disabled)  # off from the start (SUT_DISABLE)
         self.run_id = run_id or new_run_id()
+        # What the shop's control endpoints ask for: new for each stack, handed to its services
+        # (topology.service_env) and read back by a process that attaches (AttachedStack).
+        self.control_secret = secrets.token_urlsafe(32)
         # Whose lifetime the run shares: this process by default. A kept stack (`chaos up`) names
         # no process, so only `chaos down` removes it.
         self.owner = owner or owner_token()
@@ -286,7 +289,7 @@ class Stack:
         began = time.monotonic()
         container = DockerContainer(
             images[service.image],
-            env=topology.service_env(service, self.sut_mode, self.disabled),
+            env=topology.service_env(service, self.sut_mode, self.disabled, self.control_secret),
             name=f"chaos-{self.run_id}-{service.host}",
             labels={**self.labels, SERVICE_LABEL: name},
             **({"hostname": service.hostname} if service.hostname else {}),

@@ -32,6 +32,20 @@ def published(container: Container, port: int) -> Endpoint | None:
     return Endpoint(LOOPBACK, int(ports[0])) if ports else None
 
 
+def control_secret_of(container: Container) -> str:
+    """The control secret a shop container was started with ("" for one of another image)."""
+    return container_env(container).get(topology.CONTROL_SECRET_ENV, "")
+
+
+def container_secret(container_id: str, client: docker.DockerClient | None = None) -> str:
+    """The control secret of a container by id ("" when it is gone): what a reaper in another
+    process sends to heal a fault through the shop's control API."""
+    try:
+        return control_secret_of((client or connect()).containers.get(container_id))
+    except docker.errors.NotFound:
+        return ""
+
+
 def container_endpoint(container_id: str, port: int,
                        client: docker.DockerClient | None = None) -> Endpoint | None:
     """A container's published port now; None when it is gone or not running."""
@@ -78,6 +92,12 @@ class AttachedStack:
         if "api_gateway" not in self.containers:
             return "unknown"
         return container_env(self.docker_container("api_gateway")).get("SUT_MODE", "resilient")
+
+    @property
+    def control_secret(self) -> str:
+        """The run's control secret, read from a shop service's environment (as sut_mode is)."""
+        shop = [name for name, service in topology.SERVICES.items() if service.shop and name in self.containers]
+        return control_secret_of(self.docker_container(shop[0])) if shop else ""
 
     @property
     def toxiproxy(self) -> Toxiproxy:

@@ -5,7 +5,8 @@ the vendor keeps at most one fault per kind, so faults of different kinds combin
 one leaves the others. Landed means a marked probe charge (never a real charge, never using
 up a first_n failure) gets the faulted answer from the vendor itself. Refusals (status, rate,
 first_n) answer before the vendor charges, so while one refuses, a fault of the answer
-(slow_body, malformed_body) can't be seen, and injecting one then fails to land.
+(slow_body, malformed_body) can't be seen, and injecting one then fails to land. The control
+API asks for the run's control secret; a reaper reads it from the vendor's container.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Callable, ClassVar, Literal
 import httpx
 from pydantic import Field
 
+from harness import topology
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params
 
@@ -76,10 +78,11 @@ def probe(base_url: str, timeout_s: float = 5.0, amount_cents: int = 0) -> httpx
         return None
 
 
-def clear(base_url: str, kind: str) -> None:
+def clear(base_url: str, kind: str, secret: str) -> None:
     """Clears one kind of vendor fault; clearing one that is not set is harmless."""
     try:
-        httpx.delete(f"{base_url}{CONTROL}", params={"kind": kind}, timeout=5).raise_for_status()
+        httpx.delete(f"{base_url}{CONTROL}", params={"kind": kind}, headers={topology.CONTROL_HEADER: secret},
+                     timeout=5).raise_for_status()
     except httpx.HTTPError as exc:
         raise HarnessError(f"the vendor's control API at {base_url} did not clear {kind}: {exc}") from None
 
@@ -149,7 +152,8 @@ class VendorFault(Fault):
     def _apply(self) -> None:
         spec = {"kind": self.kind, **self.params.model_dump()}
         try:
-            httpx.post(f"{self.url}{CONTROL}", json=spec, timeout=5).raise_for_status()
+            httpx.post(f"{self.url}{CONTROL}", json=spec, headers={topology.CONTROL_HEADER: self.stack.control_secret},
+                       timeout=5).raise_for_status()
         except httpx.HTTPError as exc:
             raise HarnessError(f"the vendor's control API refused {self.name}: {exc}") from None
 
@@ -157,7 +161,7 @@ class VendorFault(Fault):
         return LANDED[self.kind](self.url, self.params)
 
     def _undo(self) -> None:
-        clear(self.url, self.kind)
+        clear(self.url, self.kind, self.stack.control_secret)
 
     def undo_state(self) -> dict[str, Any]:
         container = self.stack.docker_container(self.target)
@@ -166,11 +170,11 @@ class VendorFault(Fault):
     @classmethod
     def undo_from(cls, state: dict[str, Any]) -> None:
         """From a record: the vendor's address now (a restart moves its published port)."""
-        from harness.faults.attach import container_endpoint
+        from harness.faults.attach import container_endpoint, container_secret
 
         endpoint = container_endpoint(state["container"], state["port"])
         if endpoint is not None:  # no container or not running: its faults died with its memory
-            clear(endpoint.url, state["kind"])
+            clear(endpoint.url, state["kind"], container_secret(state["container"]))
 
 
 class VendorStatus(VendorFault):
