@@ -109,3 +109,57 @@ def test_every_shop_service_is_given_the_secret_and_compose_an_overridable_defau
         assert env.get(topology.CONTROL_SECRET_ENV) == ("run-secret" if service.shop else None)
     text = compose.compose_yaml()
     assert f"{topology.CONTROL_SECRET_ENV}: ${{{topology.CONTROL_SECRET_ENV}:-" in text
+
+
+def _sink_over(buffer) -> "SinkClient":
+    """A SinkClient whose /alerts is the shop's Ring itself, answered in process (no server)."""
+    import httpx
+
+    from harness.clients import SinkClient
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = buffer.since(int(request.url.params["since"]), int(request.url.params["limit"]))
+        return httpx.Response(200, json=page.as_json("alerts"))
+
+    client = SinkClient("http://sink.test", "secret")
+    client.http = httpx.Client(base_url="http://sink.test", transport=httpx.MockTransport(answer))
+    return client
+
+
+def test_a_live_view_reads_only_the_new_tail_and_holds_a_bounded_one():
+    """Catches `chaos status --watch` fetching every alert on every redraw (a 24-hour game day's
+    worth each second) or holding more than the few it shows, and a view that repeats or skips
+    alerts between redraws."""
+    buffer = ring.Ring()
+    for n in range(50):
+        buffer.append({"n": n})
+    sink = _sink_over(buffer)
+    first, cursor = sink.recent("alerts", None, 5)
+    assert [a["n"] for a in first] == [45, 46, 47, 48, 49] and cursor == 50
+    buffer.append({"n": 50})
+    buffer.append({"n": 51})
+    then, cursor = sink.recent("alerts", cursor, 5)
+    assert [a["n"] for a in then] == [50, 51] and cursor == 52
+    for n in range(52, 70):
+        buffer.append({"n": n})
+    behind, cursor = sink.recent("alerts", cursor, 5)  # far behind: only the newest 5, not all 18
+    assert [a["n"] for a in behind] == [65, 66, 67, 68, 69]
+    restarted = ring.Ring()
+    restarted.append({"n": "after restart"})
+    sink = _sink_over(restarted)
+    again, _ = sink.recent("alerts", cursor, 5)  # a cursor beyond the newest: the sink restarted
+    assert [a["n"] for a in again] == ["after restart"]
+
+
+def test_a_client_reads_everything_after_its_mark_across_pages():
+    """Catches a scenario's read that stops at the first page (it would miss charges past 1,000)
+    or that counts what came before its mark (a kept stack's earlier history as its own)."""
+    buffer = ring.Ring()
+    for n in range(3):
+        buffer.append({"n": n})
+    sink = _sink_over(buffer)
+    sink.mark()
+    for n in range(3, 2503):
+        buffer.append({"n": n})
+    got = sink.alerts()
+    assert len(got) == 2500 and got[0]["n"] == 3 and got[-1]["n"] == 2502
