@@ -39,7 +39,9 @@ def _sink(stack, what: str) -> list[dict]:
 
 
 def _reset_sink(stack) -> None:
-    SinkClient.of(stack).reset()
+    sink = SinkClient.of(stack)
+    sink.reset()
+    sink.close()
 
 
 @pytest.fixture(params=["resilient", "fragile"])
