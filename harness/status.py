@@ -84,7 +84,8 @@ def _fault_rows(now: float) -> list[dict[str, Any]]:
 @dataclass
 class AlertTail:
     """The newest RECENT_ALERTS alerts of one run, and the sink's cursor after them: a redraw
-    reads only what came after it. Another run (or a restarted sink) starts it over."""
+    reads only what came after it. Another run starts it over; a restarted sink (its numbers
+    below the cursor) is read from its newest again."""
 
     run_id: str | None = None
     cursor: int | None = None
