@@ -421,6 +421,9 @@ async def create_order(body: OrderIn, idempotency_key: str | None = Header(defau
         [order["id"], idempotency_key, body.sku, body.quantity, body.amount_cents, body.customer_email,
          claims.get("sub"), settings.order_lease_s]) == 1
     if not inserted:
+        rows = await state.db.rows("SELECT subject FROM orders WHERE idempotency_key = %s", [idempotency_key])
+        if rows and not owns(rows[0]["subject"], claims):  # neither replayed to nor resumed by another
+            return JSONResponse({"error": "Idempotency-Key is in use by another customer"}, status_code=409)
         resumed = await _take_over(idempotency_key) if on("retryable_refusal") else None
         if resumed is None:
             existing = await _existing("key", idempotency_key)

@@ -131,3 +131,14 @@ def test_an_external_session_leaves_the_kept_stacks_vendor_sink_and_dlq_as_they_
         assert "1 passed, 1 skipped" in result.stdout, result.stdout[-2000:]  # the DLQ scenario skips
     finally:
         purge(broker.host, broker.port, DLQ)  # this test's own message, on this test's own stack
+
+
+def test_another_subject_reusing_an_idempotency_key_gets_neither_the_order_nor_a_resume(stack, shop):
+    """Catches a replay that hands another subject's order (its id and status) to whoever sends
+    the same Idempotency-Key, or lets them resume it."""
+    placed = shop.place_order()
+    assert placed.status == 201, placed.body
+    other = {"Authorization": f"Bearer {mint_token(stack, subject='someone-else')}", "Idempotency-Key": placed.key}
+    answer = httpx.post(f"{stack.edge_url}/orders", json={"sku": "sku-1", "amount_cents": 1250}, headers=other, timeout=10)
+    assert answer.status_code == 409 and placed.order_id not in answer.text
+    assert shop.place_order(key=placed.key).body.get("replayed")  # its own subject still gets the replay
