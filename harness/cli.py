@@ -275,15 +275,16 @@ def _attached_or_none(run_id: str | None) -> object | None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """One snapshot, as a table or JSON; with --watch, redrawn until Ctrl-C (bounded by --watch-for)."""
-    from harness.status import render, snapshot
+    from harness.status import AlertTail, render, snapshot
 
     if args.interval <= 0 or args.watch_for <= 0:
         raise HarnessError("--interval and --watch-for take a positive number of seconds")
     deadline = time.monotonic() + args.watch_for
     clear = "\033[H\033[2J" if sys.stdout.isatty() else ""
+    tail = AlertTail()  # kept between redraws: each reads only the alerts that are new
     try:
         while True:
-            document = snapshot(_attached_or_none(args.run))
+            document = snapshot(_attached_or_none(args.run), tail)
             text = json.dumps(document, indent=2) if args.json else render(document)
             print((clear if args.watch else "") + text, flush=True)
             if not args.watch or time.monotonic() >= deadline:

@@ -3,6 +3,11 @@ run's Postgres and RabbitMQ reached straight on their published ports.
 
 Every order placed goes into the ledger's history (invoke and completion, with times), so
 scenarios judge what happened from the history afterwards rather than from one probe.
+
+The shop's control endpoints ask for the run's control secret (topology.CONTROL_HEADER); the
+clients send the stack's. The vendor's and the sink's lists are bounded and read after a
+cursor: a client marks where it starts (`mark()`, at a scenario's start) and reads only what
+came after, so a kept stack's history is read, never wiped.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import httpx
 
@@ -28,7 +33,21 @@ if TYPE_CHECKING:
 class HasEndpoints(Protocol):
     """What a started stack (harness.stack.Stack) and an attached one (AttachedStack) share."""
 
+    @property
+    def control_secret(self) -> str: ...
+
     def endpoint(self, service: str, port: int | None = None) -> Endpoint: ...
+
+
+# One read of a bounded list returns at most this many items (the shop's shop.ring.PAGE); a
+# full read of a list takes at most MAX_PAGES reads (its capacity, 10,000, and a margin).
+PAGE = 1_000
+MAX_PAGES = 12
+
+
+def control_headers(secret: str) -> dict[str, str]:
+    """The header the shop's control endpoints ask for."""
+    return {topology.CONTROL_HEADER: secret}
 
 
 @dataclass
@@ -92,12 +111,16 @@ class ShopClient:
         self.http.close()
 
 
-def mint_token(auth_url: str, subject: str = "chaos-customer", audience: str = "shop", ttl_s: int = 3600) -> str:
-    """A valid customer token from auth_service (retried briefly while it loads its keys)."""
+def mint_token(stack: HasEndpoints, subject: str = "chaos-customer", audience: str = "shop",
+               ttl_s: int = 3600) -> str:
+    """A valid customer token from the stack's auth_service, asked with the run's control
+    secret (retried briefly while it loads its keys)."""
+    auth_url = stack.endpoint("auth_service").url
+    headers = control_headers(stack.control_secret)
     deadline = time.monotonic() + 30
     while True:
         response = httpx.post(f"{auth_url}/tokens", json={"subject": subject, "audience": audience, "ttl_s": ttl_s},
-                              timeout=5)
+                              headers=headers, timeout=5)
         if response.status_code == 201 or time.monotonic() > deadline:
             response.raise_for_status()
             return response.json()["token"]
@@ -105,14 +128,72 @@ def mint_token(auth_url: str, subject: str = "chaos-customer", audience: str = "
 
 
 @dataclass
-class VendorClient:
-    """The payment vendor simulator's control API and journal."""
+class Feeds:
+    """Base of the clients of bounded, sequenced lists (shop.ring): FEEDS names each list's path
+    (its items are under the list's name). `marks` holds, per list, the cursor reads start
+    after: 0 (everything held) until `mark()`."""
 
+    FEEDS: ClassVar[dict[str, str]] = {}
+    SERVICE: ClassVar[str] = ""
     base_url: str
+    secret: str
     http: httpx.Client = field(init=False)
+    marks: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.base_url, timeout=5.0)
+        self.http = httpx.Client(base_url=self.base_url, timeout=5.0, headers=control_headers(self.secret))
+        self.marks = dict.fromkeys(self.FEEDS, 0)
+
+    @classmethod
+    def of(cls, stack: HasEndpoints) -> Self:
+        """The client of a stack's service, with the run's control secret."""
+        return cls(stack.endpoint(cls.SERVICE).url, stack.control_secret)
+
+    def _page(self, feed: str, since: int, limit: int) -> dict[str, Any]:
+        response = self.http.get(self.FEEDS[feed], params={"since": since, "limit": limit})
+        response.raise_for_status()
+        return response.json()
+
+    def newest(self, feed: str) -> int:
+        """The sequence number of the list's newest item (0: none yet)."""
+        return int(self._page(feed, 0, 0)["newest"])
+
+    def mark(self) -> dict[str, int]:
+        """From now on, reads give only what arrives after this moment (a scenario's start)."""
+        self.marks = {feed: self.newest(feed) for feed in self.FEEDS}
+        return dict(self.marks)
+
+    def since_mark(self, feed: str) -> list[dict[str, Any]]:
+        """Every item after the mark that the list still holds, oldest first (bounded reads)."""
+        items, cursor = [], self.marks[feed]
+        for _ in range(MAX_PAGES):
+            page = self._page(feed, cursor, PAGE)
+            items += page[feed]
+            if len(page[feed]) < PAGE:
+                break
+            cursor = page["cursor"]
+        return items
+
+    def recent(self, feed: str, cursor: int | None, keep: int) -> tuple[list[dict[str, Any]], int]:
+        """At most `keep` items after `cursor` (None: the newest `keep`), and the cursor to pass
+        next time: what a live view redrawn every second reads, two small requests however long
+        the list. A cursor from before a restart of the service (beyond its newest) starts over."""
+        newest = self.newest(feed)
+        if cursor is None or cursor > newest or newest - cursor > keep:
+            cursor = max(0, newest - keep)
+        page = self._page(feed, cursor, keep)
+        return page[feed], int(page["cursor"])
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@dataclass
+class VendorClient(Feeds):
+    """The payment vendor simulator's control API, journal and charges."""
+
+    FEEDS: ClassVar[dict[str, str]] = {"journal": "/_control/journal", "charges": "/_control/charges"}
+    SERVICE: ClassVar[str] = "payment_gateway"
 
     def set_fault(self, status: int, duration_s: float | None = None, retry_after: int | None = None) -> dict:
         response = self.http.post("/_control/fault", json={"status": status, "duration_s": duration_s,
@@ -136,36 +217,34 @@ class VendorClient:
         return response.status_code
 
     def journal(self) -> list[dict]:
-        """Every request the vendor saw, probes excluded, in arrival order."""
-        return [e for e in self.http.get("/_control/journal").json()["journal"] if not e.get("probe")]
+        """Every request the vendor saw since the mark, probes excluded, in arrival order."""
+        return [e for e in self.since_mark("journal") if not e.get("probe")]
 
     def charges(self) -> dict[str, dict]:
-        return self.http.get("/_control/journal").json()["charges"]
+        """The charges made since the mark, by idempotency key."""
+        return {c["key"]: c for c in self.since_mark("charges")}
 
     def reset(self) -> None:
+        """Clears the vendor: faults, journal, charges and its idempotency table. Only for a
+        stack this run started: a kept stack's vendor is read after a mark instead."""
         self.http.post("/_control/reset").raise_for_status()
-
-    def close(self) -> None:
-        self.http.close()
+        self.mark()
 
 
 @dataclass
-class SinkClient:
+class SinkClient(Feeds):
     """What the shop told the outside world: Slack-format alerts and customer e-mails."""
 
-    base_url: str
-    http: httpx.Client = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.base_url, timeout=5.0)
+    FEEDS: ClassVar[dict[str, str]] = {"alerts": "/alerts", "mails": "/mails"}
+    SERVICE: ClassVar[str] = "alert_sink"
 
     def alerts(self, status: str | None = None) -> list[dict]:
-        """Alerts received, optionally only those `firing` or `resolved`."""
-        received = self.http.get("/alerts").json()["alerts"]
-        return [a for a in received if status is None or a.get("chaos", {}).get("status") == status]
+        """Alerts received since the mark, optionally only those `firing` or `resolved`."""
+        return [a for a in self.since_mark("alerts") if status is None or a.get("chaos", {}).get("status") == status]
 
     def mails(self) -> list[dict]:
-        return self.http.get("/mails").json()["mails"]
+        """Mails received since the mark."""
+        return self.since_mark("mails")
 
     def mails_of(self, order_id: str) -> list[dict]:
         """The mails received for one order."""
@@ -176,10 +255,9 @@ class SinkClient:
         self.http.post("/_control/smtp", json={"delay_ms": delay_ms}).raise_for_status()
 
     def reset(self) -> None:
+        """Clears the sink (only for a stack this run started; see VendorClient.reset)."""
         self.http.post("/_control/reset").raise_for_status()
-
-    def close(self) -> None:
-        self.http.close()
+        self.mark()
 
 
 @dataclass

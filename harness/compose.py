@@ -31,7 +31,7 @@ def proxies_json() -> str:
 def _service(service: topology.Service, sut_mode: str) -> dict:
     body: dict = {
         "image": f"${{CHAOS_IMAGE_{service.image.upper()}:-chaos-harness/{service.image}:latest}}",
-        "environment": topology.service_env(service, sut_mode),
+        "environment": topology.service_env(service, sut_mode, secret=topology.COMPOSE_SECRET),
         "networks": {"chaos": {"aliases": [service.host]}},
         # Owned by no process and no checkout: never reaped; `chaos down --run compose` removes it,
         # and commands with no --run fall back to it (harness.ownership.default_run).

@@ -52,7 +52,7 @@ class Load:
         if urlparse(host).hostname != "127.0.0.1":
             raise HarnessError(f"load only goes to 127.0.0.1, not {host}")
         self.host, self.users, self.rate, self.duration_s = host, users, rate, duration_s
-        self.token = mint_token(stack.endpoint("auth_service").url)
+        self.token = mint_token(stack)
         self.dir = Path(tempfile.mkdtemp(prefix="chaos-load-"))
         self.process: subprocess.Popen | None = None
 

@@ -18,13 +18,17 @@ from harness.report import json_report
 ALERT_FIELDS = ("status", "severity", "who", "where", "what", "when_utc", "when_jst")
 
 
+def alert_row(alert: dict[str, Any]) -> dict[str, Any]:
+    """An alert as the reports and `chaos status` keep it: its time and 5W1H fields."""
+    return {"ts": alert["ts"], "chaos": {k: alert.get("chaos", {}).get(k) for k in ALERT_FIELDS}}
+
+
 def alerts_since(stack: Any, since: float) -> list[dict[str, Any]]:
-    """The alerts the run's sink received since a time, as the reports keep them: their time
-    and 5W1H fields."""
-    client = SinkClient(stack.endpoint("alert_sink").url)
+    """The alerts the run's sink received since a time (of those it still holds), as the
+    reports keep them."""
+    client = SinkClient.of(stack)
     try:
-        return [{"ts": a["ts"], "chaos": {k: a.get("chaos", {}).get(k) for k in ALERT_FIELDS}}
-                for a in client.alerts() if a.get("ts", 0) >= since]
+        return [alert_row(a) for a in client.alerts() if a.get("ts", 0) >= since]
     finally:
         client.close()
 

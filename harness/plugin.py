@@ -405,28 +405,40 @@ def history(request: pytest.FixtureRequest) -> History:
 @pytest.fixture
 def shop(stack: Any, history: History) -> Iterator[ShopClient]:
     """The customer's client, through the edge proxy."""
-    client = ShopClient(stack.edge_url, history, token=mint_token(stack.endpoint("auth_service").url))
+    client = ShopClient(stack.edge_url, history, token=mint_token(stack))
     yield client
     client.close()
 
 
-def _fresh(client: Any) -> Iterator[Any]:
-    """An observer client emptied first, so each test reads only what it caused."""
-    client.reset()
+def is_external(config: pytest.Config) -> bool:
+    """Whether the session runs on a stack it did not start (--stack=external): one that is
+    read, never reset."""
+    return config.getoption("chaos_stack") == "external"
+
+
+def _fresh(client: Any, config: pytest.Config) -> Iterator[Any]:
+    """An observer client that reads only what the test caused: marked at the test's start.
+    A stack this session started is emptied first too (the vendor's idempotency table and
+    faults with it); a kept one is only marked, so the operator's faults, the vendor's memory
+    of charges (a later settle must replay, not charge again) and the game day's evidence stay."""
+    if is_external(config):
+        client.mark()
+    else:
+        client.reset()
     yield client
     client.close()
 
 
 @pytest.fixture
-def vendor(stack: Any) -> Iterator[VendorClient]:
-    """The payment vendor's control API and journal."""
-    yield from _fresh(VendorClient(stack.endpoint("payment_gateway").url))
+def vendor(stack: Any, pytestconfig: pytest.Config) -> Iterator[VendorClient]:
+    """The payment vendor's control API, journal and charges (since the test's start)."""
+    yield from _fresh(VendorClient.of(stack), pytestconfig)
 
 
 @pytest.fixture
-def sink(stack: Any) -> Iterator[SinkClient]:
-    """The alert and mail sink."""
-    yield from _fresh(SinkClient(stack.endpoint("alert_sink").url))
+def sink(stack: Any, pytestconfig: pytest.Config) -> Iterator[SinkClient]:
+    """The alert and mail sink (what arrived since the test's start)."""
+    yield from _fresh(SinkClient.of(stack), pytestconfig)
 
 
 @pytest.fixture

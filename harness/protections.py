@@ -5,7 +5,8 @@ hold it, one line of what it does); it uses only the standard library, so the ha
 that same file rather than keeping a copy that could drift. A stack can start with some
 protections off (SUT_DISABLE, `--sut-disable`), and any can be switched at run time through
 the control endpoint of every service that holds one, which is what lets the matrix disable
-one protection, run its scenarios and turn it back on without restarting anything.
+one protection, run its scenarios and turn it back on without restarting anything. The
+endpoint asks for the run's control secret (the stack's `control_secret`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from harness import topology
 from harness.errors import HarnessError
 
 TABLE_FILE = Path(__file__).resolve().parent.parent / "services" / "shop" / "protections.py"
@@ -28,6 +30,9 @@ SWITCH_TIMEOUT_S = 5.0
 
 
 class HasEndpoints(Protocol):
+    @property
+    def control_secret(self) -> str: ...
+
     def endpoint(self, service: str, port: int | None = None) -> Any: ...
 
 
@@ -71,10 +76,11 @@ def switch(stack: HasEndpoints, disabled: Iterable[str]) -> None:
     """Makes exactly `disabled` the protections that are off, in every service that holds one,
     and returns once each service says so."""
     wanted = sorted(checked(disabled))
+    headers = {topology.CONTROL_HEADER: stack.control_secret}
     for service in services():
         url = f"{stack.endpoint(service).url}{CONTROL_PATH}"
         try:
-            response = httpx.put(url, json={"disabled": wanted}, timeout=SWITCH_TIMEOUT_S)
+            response = httpx.put(url, json={"disabled": wanted}, headers=headers, timeout=SWITCH_TIMEOUT_S)
         except httpx.HTTPError as exc:
             raise HarnessError(f"{service} did not take the protection switch ({type(exc).__name__}): "
                                "is the stack up?") from None
@@ -85,9 +91,10 @@ def switch(stack: HasEndpoints, disabled: Iterable[str]) -> None:
 def disabled_now(stack: HasEndpoints) -> dict[str, list[str]]:
     """Per service, the protections off right now (None for a service that did not answer)."""
     found: dict[str, Any] = {}
+    headers = {topology.CONTROL_HEADER: stack.control_secret}
     for service in services():
         try:
-            response = httpx.get(f"{stack.endpoint(service).url}{CONTROL_PATH}", timeout=2.0)
+            response = httpx.get(f"{stack.endpoint(service).url}{CONTROL_PATH}", headers=headers, timeout=2.0)
             found[service] = response.json().get("disabled")
         except (httpx.HTTPError, ValueError, KeyError):
             found[service] = None

@@ -232,6 +232,9 @@ class Stack:
         self.sut_mode = sut_mode
         self.disabled = protections.checked(disabled)  # off from the start (SUT_DISABLE)
         self.run_id = run_id or new_run_id()
+        # What the shop's control endpoints ask for: new for each stack, handed to its services
+        # (topology.service_env) and read back by a process that attaches (AttachedStack).
+        self.control_secret = secrets.token_urlsafe(32)
         # Whose lifetime the run shares: this process by default (`chaos up` too: a start it does
         # not finish is reaped like any other; it marks the stack kept once green).
         self.owner = owner or owner_token()
@@ -309,7 +312,7 @@ class Stack:
             raise HarnessError("the start was abandoned")
         container = DockerContainer(
             images[service.image],
-            env=topology.service_env(service, self.sut_mode, self.disabled),
+            env=topology.service_env(service, self.sut_mode, self.disabled, self.control_secret),
             name=f"chaos-{self.run_id}-{service.host}",
             labels={**self.labels, SERVICE_LABEL: name},
             **({"hostname": service.hostname} if service.hostname else {}),

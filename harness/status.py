@@ -2,17 +2,22 @@
 
 `chaos up` prints ``endpoints``; `chaos status` prints ``render(snapshot(...))`` once, as JSON,
 or redrawn every second with ``--watch``. Reading is bounded (one health request with a short
-timeout, one sink request) and never fails the command: what can't be read shows as such.
+timeout, two small sink requests) and never fails the command: what can't be read shows as such.
+Alerts are read after a cursor (AlertTail): --watch keeps it between redraws, so each redraw
+reads only the alerts that are new, and holds the newest few, however long the game day.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from harness import observe, protections, run_ids, topology
+from harness.clients import SinkClient
 from harness.errors import HarnessError
 from harness.escape import terminal
 from harness.faults import registry
@@ -77,9 +82,33 @@ def _fault_rows(now: float) -> list[dict[str, Any]]:
             for r in registry.records()]
 
 
-def snapshot(stack: Any | None) -> dict[str, Any]:
+@dataclass
+class AlertTail:
+    """The newest RECENT_ALERTS alerts of one run, and the sink's cursor after them: a redraw
+    reads only what came after it. Another run starts it over; a restarted sink (its numbers
+    below the cursor) is read from its newest again."""
+
+    run_id: str | None = None
+    cursor: int | None = None
+    alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_ALERTS))
+
+    def read(self, stack: Any) -> list[dict[str, Any]]:
+        if stack.run_id != self.run_id:
+            self.run_id, self.cursor = stack.run_id, None
+            self.alerts.clear()
+        client = SinkClient.of(stack)
+        try:
+            new, self.cursor = client.recent("alerts", self.cursor, RECENT_ALERTS)
+        finally:
+            client.close()
+        self.alerts.extend(observe.alert_row(a) for a in new)
+        return list(self.alerts)
+
+
+def snapshot(stack: Any | None, tail: AlertTail | None = None) -> dict[str, Any]:
     """Everything `chaos status` shows, as plain JSON, with every endpoint `chaos up` prints
-    (a script driving a game day reads them here). Without a stack: the faults only."""
+    (a script driving a game day reads them here). Without a stack: the faults only. `tail`:
+    the alerts read so far (--watch passes the same one to every redraw)."""
     now = time.time()
     document: dict[str, Any] = {"ts": now, "run": None, "endpoints": {}, "health": None, "services": [], "alerts": [],
                                 "faults": _fault_rows(now), "guardrail_trips": [], "unreadable": []}
@@ -95,8 +124,8 @@ def snapshot(stack: Any | None) -> dict[str, Any]:
         container = stack.containers.get(name)
         state = container.status if container is not None else "missing"
         document["services"].append({"name": name, "state": state, "score": scores.get(name)})
-    document["alerts"] = observe.observed("alerts", lambda: observe.alerts_since(stack, 0)[-RECENT_ALERTS:],
-                                          document["unreadable"])
+    tail = tail or AlertTail()
+    document["alerts"] = observe.observed("alerts", lambda: tail.read(stack), document["unreadable"])
     journal = registry.journal(stack.run_id) if run_ids.is_run_id(stack.run_id) else []
     trips = [e for e in journal if e.get("action") == "abort"]
     document["guardrail_trips"] = trips[-RECENT_TRIPS:]

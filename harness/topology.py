@@ -17,6 +17,14 @@ TOXIPROXY_API_PORT = 8474
 DB_USER = DB_PASSWORD = DB_NAME = "shop"
 BROKER_USER = BROKER_PASSWORD = "chaos"
 SMTP_PORT = 2525
+# The run's control secret (services/shop/control.py): every shop service is given it in this
+# variable, and the shop's control endpoints (token minting, key rotation, the vendor's and the
+# sink's /_control, the protection switchboard) refuse a request without it in this header.
+CONTROL_SECRET_ENV = "CHAOS_CONTROL_SECRET"
+CONTROL_HEADER = "X-Chaos-Control"
+# What docker-compose.chaos.yml gives the shop: the operator's CHAOS_CONTROL_SECRET, else a fixed
+# default (the compose stack listens on the loopback only; set the variable on a shared host).
+COMPOSE_SECRET = f"${{{CONTROL_SECRET_ENV}:-chaos-compose-control}}"
 # The sinks are the harness's own observers, not edges of the shop: reached directly.
 SINK_ENV = {"ALERT_URL": "http://alert-sink:8000/hooks/alerts", "SMTP_HOST": "alert-sink",
             "SMTP_PORT": str(SMTP_PORT)}
@@ -115,12 +123,14 @@ def upstream_address(proxy: Proxy) -> str:
     return f"{service.host}:{service.port}"
 
 
-def service_env(service: Service, sut_mode: str, disabled: tuple[str, ...] = ()) -> dict[str, str]:
+def service_env(service: Service, sut_mode: str, disabled: tuple[str, ...] = (), secret: str = "") -> dict[str, str]:
     """The environment a service starts with: its own, plus the proxy address of each edge, and
-    (shop services) the protections it starts without."""
+    (shop services) the protections it starts without and the run's control secret (without
+    one, the shop refuses every control call)."""
     env = {"SERVICE_NAME": service.name, **service.env}
     if service.shop:
         env["SUT_MODE"] = sut_mode
+        env[CONTROL_SECRET_ENV] = secret
         if disabled:
             env["SUT_DISABLE"] = ",".join(disabled)
         env.update(SINK_ENV)

@@ -34,14 +34,9 @@ def published(container: Container, port: int) -> Endpoint | None:
     return Endpoint(LOOPBACK, int(ports[0])) if ports else None
 
 
-def container_endpoint(container_id: str, port: int,
-                       client: docker.DockerClient | None = None) -> Endpoint | None:
-    """A container's published port now; None when it is gone or not running."""
-    try:
-        container = (client or connect()).containers.get(container_id)
-    except docker.errors.NotFound:
-        return None
-    return published(container, port) if container.status == "running" else None
+def control_secret_of(container: Container) -> str:
+    """The control secret a shop container was started with ("" for one of another image)."""
+    return container_env(container).get(topology.CONTROL_SECRET_ENV, "")
 
 
 @dataclass
@@ -80,6 +75,12 @@ class AttachedStack:
         if "api_gateway" not in self.containers:
             return "unknown"
         return container_env(self.docker_container("api_gateway")).get("SUT_MODE", "resilient")
+
+    @property
+    def control_secret(self) -> str:
+        """The run's control secret, read from a shop service's environment (as sut_mode is)."""
+        shop = [name for name, service in topology.SERVICES.items() if service.shop and name in self.containers]
+        return control_secret_of(self.docker_container(shop[0])) if shop else ""
 
     @property
     def toxiproxy(self) -> Toxiproxy:

@@ -35,6 +35,7 @@ from harness.clients import connect_database
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params, first_line, run_container
 from harness.faults.network import Down
+from harness import topology
 from harness.topology import CLOCK_OFFSET_FILE
 
 ISSUER, ALGORITHM, AUDIENCE = "shop-auth", "ES256", "shop"
@@ -314,7 +315,8 @@ class KeyRotation(Fault):
 
     def _apply(self) -> None:
         self.previous, _ = _active_key(self.stack)
-        response = httpx.post(f"{self.stack.endpoint(self.target).url}/keys/rotate", timeout=5)
+        response = httpx.post(f"{self.stack.endpoint(self.target).url}/keys/rotate",
+                              headers={topology.CONTROL_HEADER: self.stack.control_secret}, timeout=5)
         response.raise_for_status()
         self.new = response.json()["kid"]
 

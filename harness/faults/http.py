@@ -5,7 +5,8 @@ the vendor keeps at most one fault per kind, so faults of different kinds combin
 one leaves the others. Landed means a marked probe charge (never a real charge, never using
 up a first_n failure) gets the faulted answer from the vendor itself. Refusals (status, rate,
 first_n) answer before the vendor charges, so while one refuses, a fault of the answer
-(slow_body, malformed_body) can't be seen, and injecting one then fails to land.
+(slow_body, malformed_body) can't be seen, and injecting one then fails to land. The control
+API asks for the run's control secret; a reaper reads it from the vendor's container.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Callable, ClassVar, Literal
 import httpx
 from pydantic import Field
 
+from harness import topology
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params, run_container
 
@@ -79,10 +81,11 @@ def probe(base_url: str, timeout_s: float = 5.0, amount_cents: int = 0) -> httpx
 NO_MEMORY = ("created", "exited", "dead", "removing")  # container states whose process holds no faults
 
 
-def clear(base_url: str, kind: str) -> None:
+def clear(base_url: str, kind: str, secret: str) -> None:
     """Clears one kind of vendor fault; clearing one that is not set is harmless."""
     try:
-        httpx.delete(f"{base_url}{CONTROL}", params={"kind": kind}, timeout=5).raise_for_status()
+        httpx.delete(f"{base_url}{CONTROL}", params={"kind": kind}, headers={topology.CONTROL_HEADER: secret},
+                     timeout=5).raise_for_status()
     except httpx.HTTPError as exc:
         raise HarnessError(f"the vendor's control API at {base_url} did not clear {kind}: {exc}") from None
 
@@ -152,7 +155,8 @@ class VendorFault(Fault):
     def _apply(self) -> None:
         spec = {"kind": self.kind, **self.params.model_dump()}
         try:
-            httpx.post(f"{self.url}{CONTROL}", json=spec, timeout=5).raise_for_status()
+            httpx.post(f"{self.url}{CONTROL}", json=spec, headers={topology.CONTROL_HEADER: self.stack.control_secret},
+                       timeout=5).raise_for_status()
         except httpx.HTTPError as exc:
             raise HarnessError(f"the vendor's control API refused {self.name}: {exc}") from None
 
@@ -168,7 +172,7 @@ class VendorFault(Fault):
         service = state.get("service", cls.targets[0])  # records from before they named it
         if run_container(stack, service).status in NO_MEMORY:
             return  # stopped or killed: its faults died with its memory (paused keeps it)
-        clear(stack.endpoint(service).url, state["kind"])
+        clear(stack.endpoint(service).url, state["kind"], stack.control_secret)
 
 
 class VendorStatus(VendorFault):

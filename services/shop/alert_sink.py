@@ -1,6 +1,8 @@
 """The harness's observer: a Slack-webhook receiver for alerts and an SMTP server for customer
-mail (seed 002 counts notifications per order). Everything is kept in memory and readable
-over HTTP; /_control/reset clears it between scenarios, /_control/smtp slows the mail server."""
+mail (seed 002 counts notifications per order). Everything is kept in memory, bounded (the
+newest 10,000 alerts and mails, shop.ring) and readable over HTTP after a cursor;
+/_control/reset clears it between scenarios, /_control/smtp slows the mail server (both ask
+for the run's control secret)."""
 
 from __future__ import annotations
 
@@ -12,16 +14,18 @@ from collections.abc import AsyncIterator
 from email import policy
 
 from aiosmtpd.controller import Controller
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from prometheus_client import Counter, make_asgi_app
 
 from shop.health import report
 from shop.logs import configure
+from shop.ring import PAGE, Ring
+from shop.switchboard import require_control
 
 SMTP_PORT = 2525
 log = configure("alert_sink")
-alerts: list[dict] = []
-mails: list[dict] = []
+alerts = Ring()
+mails = Ring()
 # How long the SMTP server waits, after recording a mail, before it answers 250: a slow mail
 # server is how a scenario holds the shop's consumer between "mail sent" and its commit.
 smtp = {"delay_ms": 0}
@@ -65,16 +69,18 @@ async def receive(request: Request) -> dict:
 
 
 @app.get("/alerts")
-async def list_alerts() -> dict:
-    return {"alerts": alerts}
+async def list_alerts(since: int = 0, limit: int = PAGE) -> dict:
+    """The alerts after cursor `since`, and the cursor to read next."""
+    return alerts.since(since, min(limit, PAGE)).as_json("alerts")
 
 
 @app.get("/mails")
-async def list_mails() -> dict:
-    return {"mails": mails}
+async def list_mails(since: int = 0, limit: int = PAGE) -> dict:
+    """The mails after cursor `since`, and the cursor to read next."""
+    return mails.since(since, min(limit, PAGE)).as_json("mails")
 
 
-@app.post("/_control/smtp")
+@app.post("/_control/smtp", dependencies=[Depends(require_control)])
 async def set_smtp(settings: dict) -> dict:
     """{"delay_ms": N}: answer each mail N ms after recording it (0: at once; at most 4 s, under
     the shop's SMTP timeout, so the mail counts as sent)."""
@@ -82,7 +88,7 @@ async def set_smtp(settings: dict) -> dict:
     return {"smtp": smtp}
 
 
-@app.post("/_control/reset")
+@app.post("/_control/reset", dependencies=[Depends(require_control)])
 async def reset() -> dict:
     alerts.clear()
     mails.clear()

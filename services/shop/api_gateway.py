@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS orders (
     quantity integer NOT NULL,
     amount_cents integer NOT NULL,
     customer_email text NOT NULL,
+    subject text,
     status text NOT NULL,
     charge_id text,
     created_at timestamptz NOT NULL DEFAULT now(),
@@ -402,7 +403,7 @@ async def _reserve(order: dict, authorization: str | None) -> JSONResponse | Non
 async def create_order(body: OrderIn, idempotency_key: str | None = Header(default=None),
                        authorization: str | None = Header(default=None)) -> JSONResponse:
     try:
-        await auth_client.verify(state.peers, authorization)
+        claims = await auth_client.verify(state.peers, authorization)
     except (auth_client.AuthDenied, auth_client.AuthUnavailable) as exc:
         return auth_client.denial(exc)
     if not idempotency_key:
@@ -414,12 +415,15 @@ async def create_order(body: OrderIn, idempotency_key: str | None = Header(defau
     if not on("idempotency"):
         idempotency_key = f"{idempotency_key}:{order['id']}"  # every retry is a new order (seed 002)
     inserted = await state.db.execute(
-        "INSERT INTO orders (id, idempotency_key, sku, quantity, amount_cents, customer_email, status, lease_until) "
-        "VALUES (%s, %s, %s, %s, %s, %s, 'NEW', now() + make_interval(secs => %s)) "
+        "INSERT INTO orders (id, idempotency_key, sku, quantity, amount_cents, customer_email, subject, status, "
+        "lease_until) VALUES (%s, %s, %s, %s, %s, %s, %s, 'NEW', now() + make_interval(secs => %s)) "
         "ON CONFLICT (idempotency_key) DO NOTHING",
         [order["id"], idempotency_key, body.sku, body.quantity, body.amount_cents, body.customer_email,
-         settings.order_lease_s]) == 1
+         claims.get("sub"), settings.order_lease_s]) == 1
     if not inserted:
+        rows = await state.db.rows("SELECT subject FROM orders WHERE idempotency_key = %s", [idempotency_key])
+        if rows and not owns(rows[0]["subject"], claims):  # neither replayed to nor resumed by another
+            return JSONResponse({"error": "Idempotency-Key is in use by another customer"}, status_code=409)
         resumed = await _take_over(idempotency_key) if on("retryable_refusal") else None
         if resumed is None:
             existing = await _existing("key", idempotency_key)
@@ -482,16 +486,24 @@ async def _charge(order: dict) -> tuple[str, str | None]:
         return status, None
 
 
+def owns(order_subject: str | None, claims: dict) -> bool:
+    """Whether the token's subject may read an order: the subject that placed it. A token that
+    went unverified (auth failing open, a protection off) passes, as everything does then."""
+    return bool(claims.get("unverified")) or order_subject is None or claims.get("sub") == order_subject
+
+
 @app.get("/orders/{order_id}")
 async def get_order(order_id: uuid.UUID, authorization: str | None = Header(default=None)) -> JSONResponse:
+    """The order, to the subject that placed it; another subject's is answered as unknown (404,
+    not 403: whether an order id exists is itself not theirs to learn)."""
     try:
-        await auth_client.verify(state.peers, authorization)
+        claims = await auth_client.verify(state.peers, authorization)
     except (auth_client.AuthDenied, auth_client.AuthUnavailable) as exc:
         return auth_client.denial(exc)
     rows = await state.db.rows(
-        "SELECT id::text AS id, idempotency_key, status, sku, quantity, amount_cents, charge_id "
+        "SELECT id::text AS id, idempotency_key, status, sku, quantity, amount_cents, charge_id, subject "
         "FROM orders WHERE id = %s", [str(order_id)])
-    if not rows:
+    if not rows or not owns(rows[0].pop("subject"), claims):
         return JSONResponse({"error": "no such order"}, status_code=404)
     return JSONResponse(rows[0])
 

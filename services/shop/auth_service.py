@@ -4,7 +4,8 @@ Keys (ES256) live in the database so every replica and a restarted service agree
 so a key rotation is a row, not a deploy. Verification checks signature, expiry and audience,
 with a small leeway for clock skew (the leeway protection; the manual: time drift between
 services is a cause of token failures). Without audience_check a token issued for another
-service is accepted.
+service is accepted. Minting and rotation are the harness's: they ask for the run's control
+secret (shop.control); verification is every caller's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, make_asgi_app
 from psycopg import AsyncConnection
@@ -29,6 +30,7 @@ from shop.db import Database, DatabaseUnavailable, unavailable_response
 from shop.health import report
 from shop.logs import INVALID_TOKEN, configure
 from shop.protections import on
+from shop.switchboard import require_control
 from shop.switchboard import router as protections_router
 
 LEEWAY_S = float(os.environ.get("AUTH_LEEWAY_S", "5"))
@@ -136,7 +138,7 @@ app.include_router(protections_router)
 app.add_exception_handler(DatabaseUnavailable, unavailable_response)
 
 
-@app.post("/tokens")
+@app.post("/tokens", dependencies=[Depends(require_control)])
 async def issue(body: TokenRequest) -> JSONResponse:
     if not keys.active:
         return JSONResponse({"error": "no signing key yet"}, status_code=503, headers={"Retry-After": "1"})
@@ -148,7 +150,7 @@ async def issue(body: TokenRequest) -> JSONResponse:
     return JSONResponse({"token": token, "kid": kid, "expires_at": claims["exp"]}, status_code=201)
 
 
-@app.post("/keys/rotate")
+@app.post("/keys/rotate", dependencies=[Depends(require_control)])
 async def rotate() -> dict:
     """A new active key; old public keys keep verifying the tokens they signed."""
     kid, private_pem, public_pem = _new_key()

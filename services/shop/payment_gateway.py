@@ -9,7 +9,9 @@ refuses that order, the rest go through), answer late (slow_body) or answer garb
 (malformed_body).
 Requests marked X-Chaos-Probe show what the vendor answers now without creating a charge or
 using up a first_n failure. Everything lives in memory: a real vendor is a black box that
-restarts with the harness.
+restarts with the harness. The journal and the charges are bounded (shop.ring: the newest
+10,000 of each, read after a cursor); like a real vendor's, the idempotency table forgets the
+oldest keys past that. Every /_control endpoint asks for the run's control secret.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import uuid
 from collections import deque
 from typing import Callable, Literal
 
-from fastapi import FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, make_asgi_app
 from pydantic import BaseModel, Field
 
 from shop.health import report
 from shop.logs import configure
+from shop.ring import CAPACITY, PAGE, Ring
+from shop.switchboard import require_control
 
 log = configure("payment_gateway")
 app = FastAPI(title="payment vendor simulator")
@@ -75,10 +79,17 @@ class Vendor:
         self.reset()
 
     def reset(self) -> None:
-        self.journal: list[dict] = []
-        self.charges: dict[str, dict] = {}
+        self.journal = Ring()
+        self.charges: dict[str, dict] = {}  # the idempotency table: key -> charge, oldest first
+        self.charge_log = Ring()  # the same charges, sequenced for reads after a cursor
         self.faults: dict[str, dict] = {}
         self.arrivals: deque[float] = deque()  # charge arrival times within the last second
+
+    def keep_charge(self, key: str, record: dict) -> None:
+        """Records a charge; past CAPACITY the oldest key is forgotten (the ring drops it too)."""
+        self.charges[key] = self.charge_log.append(record)
+        while len(self.charges) > CAPACITY:
+            del self.charges[next(iter(self.charges))]
 
     def active_faults(self) -> dict[str, dict]:
         now = time.time()
@@ -150,7 +161,7 @@ async def charge(
     probe = bool(x_chaos_probe)
     async with vendor.lock:
         entry = {"ts": time.time(), "key": idempotency_key, "order_id": body.order_id, "probe": probe}
-        vendor.journal.append(entry)
+        vendor.journal.append(entry)  # numbered now, completed below (the ring holds the same dict)
         CHARGE_REQUESTS.labels("received").inc()
         faults = vendor.active_faults()
         for kind, refuse in REFUSALS.items():
@@ -178,10 +189,10 @@ def _charge(body: Charge, key: str, probe: bool, entry: dict) -> JSONResponse:
         existing["replays"] += 1
         entry.update(status=200, outcome="replay")
         return JSONResponse({"charge_id": existing["charge_id"], "replayed": True}, status_code=200)
-    record = {"charge_id": uuid.uuid4().hex, "order_id": body.order_id,
+    record = {"charge_id": uuid.uuid4().hex, "key": key, "order_id": body.order_id,
               "amount_cents": body.amount_cents, "ts": time.time(), "replays": 0}
     if not probe:
-        vendor.charges[key] = record
+        vendor.keep_charge(key, record)
     entry.update(status=201, outcome="charged")
     log.info("charged", order_id=body.order_id)
     return JSONResponse({"charge_id": record["charge_id"], "replayed": False}, status_code=201)
@@ -192,7 +203,7 @@ async def health() -> dict:
     return report({"accepting": (not vendor.active_faults(), 100)}) | {"service": "payment_gateway"}
 
 
-@app.post("/_control/fault")
+@app.post("/_control/fault", dependencies=[Depends(require_control)])
 async def set_fault(spec: FaultSpec) -> dict:
     async with vendor.lock:
         now = time.time()
@@ -207,7 +218,7 @@ async def set_fault(spec: FaultSpec) -> dict:
         return {"fault": fault}
 
 
-@app.delete("/_control/fault")
+@app.delete("/_control/fault", dependencies=[Depends(require_control)])
 async def clear_fault(kind: FaultKind | None = None) -> dict:
     """Clears one kind of fault, or every fault when no kind is given."""
     async with vendor.lock:
@@ -217,18 +228,25 @@ async def clear_fault(kind: FaultKind | None = None) -> dict:
         return {"fault": vendor.newest_fault(), "was_active": healed}
 
 
-@app.get("/_control/fault")
+@app.get("/_control/fault", dependencies=[Depends(require_control)])
 async def get_fault() -> dict:
     """The newest active fault (what most callers want) and all of them by kind."""
     return {"fault": vendor.newest_fault(), "faults": vendor.active_faults()}
 
 
-@app.get("/_control/journal")
-async def journal() -> dict:
-    return {"journal": vendor.journal, "charges": vendor.charges}
+@app.get("/_control/journal", dependencies=[Depends(require_control)])
+async def journal(since: int = 0, limit: int = PAGE) -> dict:
+    """The requests after cursor `since` (probes included, marked), and the cursor to read next."""
+    return vendor.journal.since(since, min(limit, PAGE)).as_json("journal")
 
 
-@app.post("/_control/reset")
+@app.get("/_control/charges", dependencies=[Depends(require_control)])
+async def charges(since: int = 0, limit: int = PAGE) -> dict:
+    """The charges made after cursor `since` (each with its idempotency key), and the next cursor."""
+    return vendor.charge_log.since(since, min(limit, PAGE)).as_json("charges")
+
+
+@app.post("/_control/reset", dependencies=[Depends(require_control)])
 async def reset() -> dict:
     async with vendor.lock:
         vendor.reset()

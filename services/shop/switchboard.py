@@ -1,20 +1,32 @@
 """The protections' control endpoint, mounted by every service that holds one: the harness
-turns protections off and on at run time through it, so a mutation matrix needs no restart."""
+turns protections off and on at run time through it, so a mutation matrix needs no restart.
+And the gate of every control endpoint of the shop (require_control): the run's control
+secret (shop.control), or 401/403."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import os
+
+from fastapi import APIRouter, Depends, Header, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from shop.control import CONTROL_SECRET_ENV, HEADER, verdict
 from shop.protections import describe, switches
+
+
+def require_control(x_chaos_control: str | None = Header(default=None)) -> None:
+    """FastAPI dependency of every control endpoint (the parameter is shop.control.HEADER's name)."""
+    status = verdict(x_chaos_control, os.environ.get(CONTROL_SECRET_ENV, ""))
+    if status is not None:
+        raise HTTPException(status, f"control endpoint: send the run's control secret in {HEADER}")
 
 
 class SwitchesIn(BaseModel):
     disabled: list[str]
 
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(require_control)])
 
 
 @router.get("/_control/protections")

@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="orders per second per path")
     args = parser.parse_args()
     with Stack() as stack:
-        token = mint_token(stack.endpoint("auth_service").url)
+        token = mint_token(stack)
         paths = {"edge proxy": stack.edge_url, "direct": stack.endpoint("api_gateway").url}
         clients = {name: httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"Bearer {token}"})
                    for name, url in paths.items()}

@@ -91,7 +91,7 @@ def test_tokens_issued_before_a_skew_meet_the_skewed_verifier(stack):
     verify = lambda token: httpx.post(stack.endpoint("auth_service").url + "/verify",  # noqa: E731
                                       json={"token": token}, timeout=5).status_code
     chaos = Chaos(stack)
-    token = mint_token(stack.endpoint("auth_service").url, ttl_s=60)
+    token = mint_token(stack, ttl_s=60)
     with chaos.inject("auth.clock_skew", target="auth_service", skew_s=-120):
         assert verify(token) == 401, "a token from two minutes in the verifier's future was accepted"
     with chaos.inject("auth.clock_skew", target="auth_service", skew_s=180):
@@ -102,7 +102,7 @@ def test_tokens_issued_before_a_skew_meet_the_skewed_verifier(stack):
 def test_key_rotation_lands_keeps_old_tokens_valid_and_heals(stack):
     from harness.clients import mint_token
 
-    old_token = mint_token(stack.endpoint("auth_service").url)
+    old_token = mint_token(stack)
     fault = Chaos(stack).inject("auth.key_rotation", target="auth_service")
     verify = lambda token: httpx.post(stack.endpoint("auth_service").url + "/verify",  # noqa: E731
                                       json={"token": token}, timeout=5).status_code

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from harness import protections
-from harness.clients import mint_token
+from harness.clients import SinkClient, mint_token
 from harness.images import Builder
 from harness.stack import RUN_LABEL
 from harness.timeline import wait_for
@@ -31,7 +31,7 @@ def _post(stack, token: str | None, timeout: float = 10.0) -> httpx.Response:
 
 
 def _token(stack, ttl_s: int = 600) -> str:
-    return mint_token(stack.endpoint("auth_service").url, ttl_s=ttl_s)
+    return mint_token(stack, ttl_s=ttl_s)
 
 
 def _sink(stack, what: str) -> list[dict]:
@@ -39,7 +39,9 @@ def _sink(stack, what: str) -> list[dict]:
 
 
 def _reset_sink(stack) -> None:
-    httpx.post(stack.endpoint("alert_sink").url + "/_control/reset", timeout=5).raise_for_status()
+    sink = SinkClient.of(stack)
+    sink.reset()
+    sink.close()
 
 
 @pytest.fixture(params=["resilient", "fragile"])

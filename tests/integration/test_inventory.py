@@ -71,7 +71,7 @@ class Inventory:
     token: str = ""
 
     def __post_init__(self) -> None:
-        self.token = self.token or mint_token(self.stack.endpoint("auth_service").url, subject="inventory-test")
+        self.token = self.token or mint_token(self.stack, subject="inventory-test")
 
     @property
     def url(self) -> str:
