@@ -63,7 +63,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def _doctor_ports(client: "docker.DockerClient") -> list[tuple[str, bool, str]]:
     """The fixed loopback ports docker-compose.chaos.yml publishes (`chaos up` needs none)."""
     from harness import topology
-    from harness.stack import RUN_LABEL, port_is_free
+    from harness.ownership import RUN_LABEL
+    from harness.stack import port_is_free
 
     compose_up = bool(client.containers.list(filters={"label": f"{RUN_LABEL}=compose"}))
     rows = []
@@ -200,7 +201,8 @@ def _kept_runs(client: "docker.DockerClient") -> list[str]:
     running any more (the engine restarted, the machine rebooted) are removed here: no reaper
     judges a kept run by its (exited) starter."""
     from harness.faults import registry
-    from harness.stack import RUN_LABEL, daemon_labels, remove_run, say
+    from harness.ownership import RUN_LABEL
+    from harness.stack import daemon_labels, remove_run, say
 
     state = ownership.state_identity(registry.state_dir())
     kept = [run.run_id for run in ownership.runs_from_labels(daemon_labels(client)).values()

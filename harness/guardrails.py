@@ -167,7 +167,7 @@ def guard(run_id: str, condition: Condition, root: Path | None = None) -> bool:
     """Adds the condition to the run's watcher, starting the watcher (detached) when none is
     alive. Returns whether one was started."""
     from harness.faults import registry
-    from harness.stack import owner_alive, owner_token
+    from harness.ownership import owner_alive, owner_token
 
     with _locked(run_id, root) as path:
         document = _read(path)
@@ -191,7 +191,7 @@ def watch(run_id: str, max_s: float = MAX_WATCH_S) -> list[dict[str, Any]]:
     from harness.faults import registry
     from harness.faults.attach import attach
     from harness.probes import HEALTH_PATH, every
-    from harness.stack import owner_token
+    from harness.ownership import owner_token
 
     me = owner_token()
     url = attach(run_id).edge_url + HEALTH_PATH

@@ -77,7 +77,7 @@ class Chaos:
         self.journal = FaultJournal()
         self.active: list[Fault] = []
         if stack is not None:
-            from harness.stack import owner_token
+            from harness.ownership import owner_token
 
             self.journal.observers.append(registry.Recorder(stack.run_id, owner or owner_token()))
 

@@ -21,7 +21,8 @@ from harness.errors import HarnessError
 from harness.faults.network import toxiproxy_at
 from harness import ownership
 from harness.faults import registry
-from harness.stack import LOOPBACK, RUN_LABEL, SERVICE_LABEL, Endpoint, Stack, container_env, daemon_labels
+from harness.ownership import RUN_LABEL, SERVICE_LABEL
+from harness.stack import LOOPBACK, Endpoint, Stack, container_env, daemon_labels
 
 NO_STACK = ("no stack is running: `chaos up` starts one (as do `docker-compose -f docker-compose.chaos.yml up` "
             "and a pytest session over scenarios/, while it runs)")

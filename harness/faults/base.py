@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import HarnessError
-from harness.stack import RUN_LABEL
+from harness.ownership import RUN_LABEL
 
 if TYPE_CHECKING:
     from docker.models.containers import Container

@@ -252,7 +252,7 @@ def _engine(client: "docker.DockerClient | None") -> "docker.DockerClient":
 def _live_runs(client: "docker.DockerClient") -> set[str]:
     """Runs with a container left, in any state (a stopped one still holds what a fault did).
     Containers removed while they are listed (on a shared engine, any run's) are skipped."""
-    from harness.stack import RUN_LABEL
+    from harness.ownership import RUN_LABEL
 
     listed = client.containers.list(all=True, filters={"label": RUN_LABEL}, ignore_removed=True)
     return {c.labels[RUN_LABEL] for c in listed}
@@ -263,7 +263,7 @@ def reap_stale(client: "docker.DockerClient | None" = None, root: Path | None = 
     """Heals records whose owner is dead or whose expiry passed; forgets records of runs whose
     containers are gone (nothing left to undo). Returns the ids handled; one that fails to
     heal is printed and kept. Meant for stack start-up, after the run reaper."""
-    from harness.stack import owner_alive
+    from harness.ownership import owner_alive
 
     pending = records(root)
     if not pending:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -211,12 +212,18 @@ def test_chaos_run_passes_sigterm_to_its_pytest(tmp_path):
     """`chaos run` SIGTERMed (only it, not its process group, as a supervisor does): catches a
     CLI that dies on SIGTERM without passing it on (its pytest goes on, the stack stays until the
     scenario ends), one that does not wait for its pytest, and a wrong exit code (143)."""
-    client = connect()
+    code, stderr, run_id = _sigterm_cli(tmp_path, "run", "payment_outage")
+    assert code == 143, stderr[-2000:]
+    assert _objects(connect(), run_id) == 0
+
+
+def _sigterm_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    """`chaos ARGS` (its own state dir, reports in tmp_path) SIGTERMed alone once its scenario
+    has a fault active: its exit code, its stderr and the run its pytest started."""
     state = tmp_path / "state"
     with open(tmp_path / "stderr", "wb") as stderr:
-        child = subprocess.Popen([str(BIN / "chaos"), "run", "payment_outage", f"--reports={tmp_path}"],
-                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
-                                 env={**os.environ, "CHAOS_STATE_DIR": str(state)})
+        child = subprocess.Popen([str(BIN / "chaos"), *args, f"--reports={tmp_path}"], cwd=ROOT,
+                                 stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "CHAOS_STATE_DIR": str(state)})
     try:
         run_id = _run_with_a_fault(state, child)
         child.send_signal(signal.SIGTERM)
@@ -224,9 +231,7 @@ def test_chaos_run_passes_sigterm_to_its_pytest(tmp_path):
     finally:
         if child.poll() is None:
             child.kill()
-    stderr = (tmp_path / "stderr").read_text(errors="replace")
-    assert code == 143, stderr[-2000:]
-    assert _objects(client, run_id) == 0
+    return code, (tmp_path / "stderr").read_text(errors="replace"), run_id
 
 
 INTERRUPTED_START = """
@@ -275,18 +280,6 @@ def test_chaos_matrix_passes_sigterm_to_its_workers(tmp_path):
     """`chaos matrix` SIGTERMed alone while its worker runs a cell with a fault: catches workers
     that are not told (they run on, their stacks stay), a CLI that does not wait for their
     teardown, and a wrong exit code (143)."""
-    client = connect()
-    state = tmp_path / "state"
-    with open(tmp_path / "stderr", "wb") as stderr:
-        child = subprocess.Popen([str(BIN / "chaos"), "matrix", "--protection=retry", "--workers=1",
-                                  f"--reports={tmp_path}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
-                                 env={**os.environ, "CHAOS_STATE_DIR": str(state)})
-    try:
-        run_id = _run_with_a_fault(state, child)
-        child.send_signal(signal.SIGTERM)
-        code = child.wait(timeout=150)
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert code == 143, (tmp_path / "stderr").read_text(errors="replace")[-2000:]
-    assert _objects(client, run_id) == 0
+    code, stderr, run_id = _sigterm_cli(tmp_path, "matrix", "--protection=retry", "--workers=1")
+    assert code == 143, stderr[-2000:]
+    assert _objects(connect(), run_id) == 0
