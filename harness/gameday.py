@@ -40,12 +40,13 @@ def samples(run_id: str, root: Path | None = None) -> list[dict[str, Any]]:
     path = samples_path(run_id, root)
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    try:  # one parse of the whole day: a call per line costs as much again
-        return list(json.loads("[" + ",".join(line for line in lines if line.strip()) + "]"))
-    except ValueError:  # a line cut short by a kill: skip it, the rest is still good
+    text = path.read_text(encoding="utf-8")
+    try:  # one parse of the whole day, its newlines made commas: a call per line costs as much again
+        return list(json.loads("[" + text.rstrip("\n").replace("\n", ",") + "]"))
+    except ValueError:  # a line cut short by a kill, or a blank one: skip it, the rest is still good
         pass
     found = []
+    lines = text.splitlines()
     for line in lines:
         try:
             found.append(json.loads(line))

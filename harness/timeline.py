@@ -177,13 +177,17 @@ def health_summary(samples: list[dict], start: float | None = None, end: float |
     """What the probe saw from start to end (the fault period; None: open-ended): the worst
     score and when, samples per level, breaker states, disk, the services that dropped below
     green; and the first sample of all, since a system may not be green when a scenario starts."""
-    inside = [s for s in samples if (start is None or s["ts"] >= start) and (end is None or s["ts"] <= end)]
+    low, high = -math.inf if start is None else start, math.inf if end is None else end
+    inside = [s for s in samples if low <= s["ts"] <= high]
     answered = [s for s in inside if s["score"] is not None]
-    worst = min(inside, key=lambda s: -1 if s["score"] is None else s["score"], default=None)  # no answer is worst
+    ranks = [-1 if s["score"] is None else s["score"] for s in inside]  # no answer is worst
+    worst = inside[ranks.index(min(ranks))] if inside else None  # the first of the worst, as min() picks
+    # Each service's lowest score from the distinct (service, score) pairs, a few dozen in a
+    # day of samples, rather than a min() per service per sample.
+    pairs = {pair for s in answered for pair in s["services"].items()}
     lowest: dict[str, int] = {}
-    for sample in answered:
-        for name, score in sample["services"].items():
-            lowest[name] = min(lowest.get(name, 100), score if score is not None else 0)
+    for name, score in pairs:
+        lowest[name] = min(lowest.get(name, 100), score if score is not None else 0)
     disks = [s["disk_used_percent"] for s in inside if s["disk_used_percent"] is not None]
     return {"samples": len(inside), "errors": len(inside) - len(answered),
             "levels": dict(Counter(s["level"] for s in inside)), "worst": _moment(worst),
@@ -248,7 +252,7 @@ def active_faults_each(times: Sequence[float], windows: list[dict]) -> list[list
     times with the same faults share one list (read them, don't change them)."""
     order = sorted(range(len(times)), key=times.__getitem__)
     starts = sorted(range(len(windows)), key=lambda i: windows[i]["start"])
-    out: list[list[str]] = [[] for _ in times]
+    out: list[list[str]] = [[]] * len(times)  # every slot is set below: one list, not one per time
     open_: list[int] = []
     current: list[str] = []
     k, next_end = 0, math.inf
