@@ -13,7 +13,6 @@ from typing import Any, Callable
 
 from harness import timeline as timelines
 from harness.clients import SinkClient
-from harness.report import json_report
 
 ALERT_FIELDS = ("status", "severity", "who", "where", "what", "when_utc", "when_jst")
 
@@ -52,6 +51,10 @@ def entry(stack: Any | None, *, window: dict[str, Any], probe: dict[str, Any], s
     """The timeline part of a report entry: raw (samples, ops, journal) and what the reports
     derive from it (fault windows, TTD/TTR, health, impact), with alerts and log lines read from
     the stack since the window started (None: the stack is gone, nothing to read)."""
+    # Imported here, not above: `chaos status --watch` reads alerts through this module, and
+    # harness.report brings every report writer (html, incident records, runbooks) with it.
+    from harness.report import json_report
+
     problems: list[str] = []
     if stack is None:
         problems.append("alerts and logs: the stack was gone")
