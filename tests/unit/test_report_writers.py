@@ -171,3 +171,28 @@ def test_the_csv_stamps_of_a_day_are_those_of_stamp():
     times = [1_800_000_000 + rng.uniform(0, 86400) for _ in range(20000)]
     times += [1_800_000_000 + k + edge for k in range(50) for edge in (0.0, 0.9994999, 0.9995, 0.9999995, 0.9999996)]
     assert json_report.iso_stamps(times) == [json_report.stamp(t, "iso") for t in times]
+
+
+def test_the_raw_timeline_has_one_compact_item_per_line_whatever_the_items_hold(tmp_path):
+    """Catches the one-call encoding of a list of dicts splitting it where "}, {" is inside an
+    item (a string holding it, a nested list of dicts) instead of between items: an item cut in
+    two lines, or two on one."""
+    plain = [{"ts": T0 + n / 2, "score": 95, "services": {"api_gateway": 95}, "error": None} for n in range(3)]
+    tricky = [{"ts": T0, "error": "refused}, {retry"}, {"ts": T0 + 1, "nested": [{}, {"a": 1}]}, {"ts": T0 + 2}]
+    raw = {"samples": plain, "ops": tricky, "journal": [1, "x", {"y": [2]}]}
+    path = tmp_path / "s.json"
+    json_report._dump(path, {"schema_version": 2, RAW: raw})
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for items in raw.values():
+        encoded = [json_report.COMPACT.encode(item) for item in items]
+        assert [line.strip().rstrip(",") for line in lines if line.strip().rstrip(",") in encoded] == encoded
+    assert json.loads(path.read_text(encoding="utf-8"))[RAW] == raw
+
+
+def test_the_csv_stamps_are_those_of_stamp_across_midnights():
+    """Catches the CSV's per-day date going wrong at a day's edge: a time just before midnight
+    rounded into the next day keeping the day before's date, or a day's date reused for the next."""
+    midnight = 1_798_761_600  # 2027-01-01 00:00:00 UTC
+    times = [midnight + day * 86400 + edge for day in range(-2, 40, 3)
+             for edge in (-0.9995, -0.0005001, -0.0000004, 0.0, 0.0004999, 43199.9996)]
+    assert json_report.iso_stamps(times) == [json_report.stamp(t, "iso") for t in times]
