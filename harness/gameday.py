@@ -26,6 +26,7 @@ from harness.errors import HarnessError
 from harness.faults import registry
 from harness.probes import rate
 from harness.report import run_directory, write_all
+from harness.report.json_report import EncodedItems
 
 RECORD_HZ = 2.0
 MAX_RECORD_S = 86400.0
@@ -44,7 +45,8 @@ def samples(run_id: str, root: Path | None = None) -> list[dict[str, Any]]:
         return []
     text = path.read_text(encoding="utf-8")
     try:  # one parse of the whole day, its newlines made commas: a call per line costs as much again
-        return list(json.loads("[" + text.rstrip("\n").replace("\n", ",") + "]"))
+        found = list(json.loads("[" + text.rstrip("\n").replace("\n", ",") + "]"))
+        return EncodedItems.of_lines(text, found)  # the report copies the lines, as record wrote them
     except ValueError:  # a line cut short by a kill, or a blank one: skip it, the rest is still good
         pass
     found = []
@@ -68,7 +70,7 @@ def record(run_id: str, hz: float = RECORD_HZ, max_s: float = MAX_RECORD_S) -> i
     written, checked = 0, time.monotonic()
     with path.open("a", encoding="utf-8") as out:
         for sample in every(url, hz, max_s, timeout_s=0.5):
-            out.write(json.dumps(sample) + "\n")
+            out.write(json.dumps(sample) + "\n")  # json.dumps's separators, as the report's (EncodedItems)
             out.flush()
             written += 1
             if time.monotonic() - checked > CHECK_RUN_EVERY_S:

@@ -23,6 +23,30 @@ RAW = "timeline"  # the per-scenario-only key holding samples, ops and journal e
 COMPACT = json.JSONEncoder(default=str)  # one for every item: json.dumps(default=) makes one per call
 
 
+class EncodedItems(list):  # type: ignore[type-arg]
+    """A list of items that also holds their compact encoding, one item a line, as read from a
+    JSON-lines file written with COMPACT's separators (the game-day recorder's samples file):
+    _dump copies those lines instead of encoding a day of samples again (half a second). Made
+    only by of_lines, which checks the lines against the items; not to be changed after, or
+    the lines would no longer be the items."""
+
+    lines: str
+
+    @classmethod
+    def of_lines(cls, text: str, items: list[Any]) -> list[Any]:
+        """items with text's lines kept, when there is one line per item and the first and last
+        are as COMPACT encodes their items (a file from another writer, say with other
+        separators, fails that and its items are encoded again); else items as they are."""
+        body = text.rstrip("\n")
+        if not (items and body.count("\n") + 1 == len(items)
+                and body.partition("\n")[0] == COMPACT.encode(items[0])
+                and body.rpartition("\n")[2] == COMPACT.encode(items[-1])):
+            return items
+        encoded = cls(items)
+        encoded.lines = body
+        return encoded
+
+
 def _items(values: list[Any], separator: str) -> str:
     """Each of values compact-encoded, joined by separator. A list of dicts (a day's samples)
     is encoded in one call of json's C encoder, which puts "}, {" between its items, and that
@@ -31,6 +55,8 @@ def _items(values: list[Any], separator: str) -> str:
     nested list of dicts, or a string holding those four characters, also has it): counted
     first, and any other list is encoded item by item. ("}, {" cannot overlap itself, so the
     count is of distinct occurrences: the len - 1 between items plus those inside items.)"""
+    if isinstance(values, EncodedItems):
+        return values.lines.replace("\n", separator)
     if all(type(value) is dict for value in values):
         text = COMPACT.encode(values)[1:-1]
         if text.count("}, {") == len(values) - 1:
