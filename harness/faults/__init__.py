@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.faults import registry
-from harness.faults.base import Fault, FaultJournal
 
 if TYPE_CHECKING:
+    from harness.faults.base import Fault
     from harness.stack import Stack
 
 FAMILY_MODULES = ("network", "http", "disk", "auth", "message", "process", "config", "data")
@@ -62,6 +62,8 @@ def lookup(name: str) -> type[Fault]:
 
 def check(name: str, target: str, **params: Any) -> Fault:
     """Validates a fault's name, target and parameters without a stack (nothing is injected)."""
+    from harness.faults.base import FaultJournal
+
     return lookup(name)(None, target, FaultJournal(), **params)  # type: ignore[arg-type]
 
 
@@ -74,6 +76,8 @@ class Chaos:
 
     def __init__(self, stack: "Stack", owner: str | None = None) -> None:
         self.stack = stack
+        from harness.faults.base import FaultJournal  # with the families: pydantic is not for chaos status
+
         self.journal = FaultJournal()
         self.active: list[Fault] = []
         if stack is not None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, first_line  # noqa: F401  (the fault families take it from here)
 from harness.ownership import RUN_LABEL
 
 if TYPE_CHECKING:
@@ -81,12 +81,6 @@ def validate_params(fault: str, model: type[BaseModel], values: dict[str, Any]) 
             known = ", ".join(model.model_fields) or "none"
             raise HarnessError(f"fault {fault} has no parameter {where}: it takes {known}") from None
         raise HarnessError(f"fault {fault}: bad value for {where}: {first['msg']}") from None
-
-
-def first_line(exc: BaseException) -> str:
-    """An error in one line (psycopg's and Docker's run over several), for one-line reports."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 REPLICA_LABEL = "chaos-harness.replica-of"  # on a config fault's replica, naming the service it copies

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from harness import run_ids
-from harness.errors import HarnessError
-from harness.faults.base import first_line
+from harness.errors import HarnessError, first_line
 
 if TYPE_CHECKING:
     import docker
