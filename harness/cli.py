@@ -263,15 +263,19 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _attached_or_none(run_id: str | None) -> object | None:
-    """The stack to report on; None when no stack runs (the faults on disk still show)."""
-    from harness.faults.attach import attach
+def _attached_or_none(run_id: str | None, said: set[str]) -> object | None:
+    """The stack to report on; None when no stack runs (the faults on disk still show). When
+    only other checkouts' stacks run, why none was chosen is said once on stderr (`said`)."""
+    from harness.faults.attach import NO_STACK, attach
 
     try:
         return attach(run_id)
-    except HarnessError:
+    except HarnessError as exc:
         if run_id:
             raise
+        if str(exc) != NO_STACK and str(exc) not in said:
+            said.add(str(exc))
+            print(f"chaos: {terminal(exc)}", file=sys.stderr, flush=True)
         return None
 
 
@@ -284,9 +288,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.watch_for
     clear = "\033[H\033[2J" if sys.stdout.isatty() else ""
     tail = AlertTail()  # kept between redraws: each reads only the alerts that are new
+    said: set[str] = set()
     try:
         while True:
-            document = snapshot(_attached_or_none(args.run), tail)
+            document = snapshot(_attached_or_none(args.run, said), tail)
             text = json.dumps(document, indent=2) if args.json else render(document)
             print((clear if args.watch else "") + text, flush=True)
             if not args.watch or time.monotonic() >= deadline:

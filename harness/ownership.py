@@ -47,6 +47,7 @@ SERVICE_LABEL = "chaos-harness.service"
 HOST_LABEL = "chaos-harness.host"
 STATE_LABEL = "chaos-harness.state"
 LEASE_LABEL = "chaos-harness.lease"
+REPLICA_LABEL = "chaos-harness.replica-of"  # on a config fault's replica, naming the service it copies
 KEPT_LABEL = "chaos-harness.kept"  # only on the marker volume `chaos up` adds once the stack is green
 
 COMPOSE_RUN = "compose"  # run id and owner of docker-compose.chaos.yml's stack

@@ -15,13 +15,11 @@ import docker.errors
 from docker.models.containers import Container
 from toxiproxy import Toxiproxy
 
-from harness import topology
+from harness import ownership, topology
 from harness.engine import connect
 from harness.errors import HarnessError
-from harness.faults.network import toxiproxy_at
-from harness import ownership
 from harness.faults import registry
-from harness.ownership import RUN_LABEL, SERVICE_LABEL
+from harness.ownership import REPLICA_LABEL, RUN_LABEL, SERVICE_LABEL
 from harness.stack import LOOPBACK, Endpoint, Stack, container_env, daemon_labels
 
 NO_STACK = ("no stack is running: `chaos up` starts one (as do `docker-compose -f docker-compose.chaos.yml up` "
@@ -86,6 +84,8 @@ class AttachedStack:
     @property
     def toxiproxy(self) -> Toxiproxy:
         api = self.endpoint("toxiproxy")
+        from harness.faults.network import toxiproxy_at  # with the faults: the recorder and status need neither
+
         return toxiproxy_at(f"{api.host}:{api.port}")
 
 
@@ -105,11 +105,15 @@ def attach(run_id: str | None = None, client: docker.DockerClient | None = None)
         run_id = ownership.default_run([ownership.Candidate(runs[run], created) for run, created in newest.items()
                                         if run in runs], state)
         if run_id is None:
+            others = f"{len(newest)} of other checkouts or sessions {'is' if len(newest) == 1 else 'are'} up"
             raise HarnessError(NO_STACK if not newest else
-                               f"no stack of this checkout is running, but {len(newest)} not of this checkout "
-                               f"run ({', '.join(sorted(newest))}): pass --run RUN to use one")
-    containers = {c.labels.get(SERVICE_LABEL, c.name): c
-                  for c in client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})}
+                               f"no stack of this checkout is running; {others} ({', '.join(sorted(newest))}): "
+                               "pass --run RUN to use one")
+    # A config fault's replica carries its service's labels but is no service of the stack (the
+    # engine lists it first, as the newest, so today the service wins anyway; this does not rely on it).
+    containers = {c.name if REPLICA_LABEL in c.labels else c.labels.get(SERVICE_LABEL, c.name): c
+                  for c in client.containers.list(all=True, ignore_removed=True,
+                                                  filters={"label": f"{RUN_LABEL}={run_id}"})}
     if run_id not in newest or not containers:
         raise HarnessError(f"no stack of run {run_id} is running: `chaos status` lists runs with faults")
     run = runs.get(run_id, ownership.Run(run_id))

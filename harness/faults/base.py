@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import HarnessError, first_line  # noqa: F401  (the fault families take it from here)
-from harness.ownership import RUN_LABEL
+from harness.ownership import REPLICA_LABEL, RUN_LABEL  # noqa: F401  (REPLICA_LABEL: the config family takes it from here)
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -83,7 +83,6 @@ def validate_params(fault: str, model: type[BaseModel], values: dict[str, Any]) 
         raise HarnessError(f"fault {fault}: bad value for {where}: {first['msg']}") from None
 
 
-REPLICA_LABEL = "chaos-harness.replica-of"  # on a config fault's replica, naming the service it copies
 
 
 def check_run(container: "Container", run_id: str) -> "Container":

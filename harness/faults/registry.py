@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from harness import run_ids
 from harness.errors import HarnessError, first_line
+from harness.ownership import RUN_LABEL, host_identity, owner_alive
 
 if TYPE_CHECKING:
     import docker
@@ -60,6 +61,9 @@ class Record:
     undo: dict[str, Any]
     injected_at: float = field(default_factory=time.time)
     expires_at: float | None = None
+    # Where the owner's pid means that process (harness.ownership.host_identity): a state dir
+    # shared between PID namespaces must not judge one's owner by the other's /proc.
+    host: str = ""
 
     def left_s(self, now: float) -> float | None:
         return None if self.expires_at is None else self.expires_at - now
@@ -71,9 +75,12 @@ def is_expired(record: Record, now: float) -> bool:
     return record.expires_at is not None and now >= record.expires_at
 
 
-def is_stale(record: Record, now: float, alive: Callable[[str], bool]) -> bool:
-    """A fault nobody will heal on purpose any more: its owner died, or its time is up."""
-    return is_expired(record, now) or not alive(record.owner)
+def is_stale(record: Record, now: float, alive: Callable[[str], bool], here: str = "") -> bool:
+    """A fault nobody will heal on purpose any more: its owner died, or its time is up. The
+    owner is judged by pid only on its own host identity (`here`); from another, only the
+    expiry counts (records from before hosts were kept say none: judged by pid as then)."""
+    foreign = bool(record.host and here and record.host != here)
+    return is_expired(record, now) or (not foreign and not alive(record.owner))
 
 
 def matches(record: Record, name: str) -> bool:
@@ -154,7 +161,8 @@ class Recorder:
         if entry["action"] == "inject" and fault.recordable():
             fault.record_id = new_id(fault.name, fault.target)
             save(Record(fault.record_id, self.run_id, fault.name, fault.target, fault.params.model_dump(),
-                        self.owner, fault.undo_state(), expires_at=fault.expires_at), self.root)
+                        self.owner, fault.undo_state(), expires_at=fault.expires_at,
+                        host=host_identity()), self.root)
         append_journal(self.run_id, {**entry, "record": fault.record_id}, self.root)
         if entry["action"] == "heal" and fault.record_id:
             delete(fault.record_id, self.root)
@@ -251,8 +259,6 @@ def _engine(client: "docker.DockerClient | None") -> "docker.DockerClient":
 def _live_runs(client: "docker.DockerClient") -> set[str]:
     """Runs with a container left, in any state (a stopped one still holds what a fault did).
     Containers removed while they are listed (on a shared engine, any run's) are skipped."""
-    from harness.ownership import RUN_LABEL
-
     listed = client.containers.list(all=True, filters={"label": RUN_LABEL}, ignore_removed=True)
     return {c.labels[RUN_LABEL] for c in listed}
 
@@ -262,14 +268,13 @@ def reap_stale(client: "docker.DockerClient | None" = None, root: Path | None = 
     """Heals records whose owner is dead or whose expiry passed; forgets records of runs whose
     containers are gone (nothing left to undo). Returns the ids handled; one that fails to
     heal is printed and kept. Meant for stack start-up, after the run reaper."""
-    from harness.ownership import owner_alive
-
     pending = records(root)
     if not pending:
         return []
     client = _engine(client)
     live, now = _live_runs(client), time.time() if now is None else now
-    due = [r for r in pending if r.run_id not in live or is_stale(r, now, owner_alive)]
+    here = host_identity()
+    due = [r for r in pending if r.run_id not in live or is_stale(r, now, owner_alive, here)]
     report = heal_records(due, root, how="reaper", client=client)
     for line in report.failed:  # one bad record must not stop a stack from starting
         print(f"[faults] could not heal {line}", file=sys.stderr)

@@ -217,3 +217,19 @@ def test_a_clock_skew_beyond_an_hour_is_a_one_line_error_and_offsets_are_signed(
     assert [_offset(s) for s in (-120, 0, 62)] == ["-120", "+0", "+62"]
     assert check("auth.future_dated_token", "auth_service", ahead_s=60).params.ahead_s == 60
     assert "auth.clock_skew" in CATALOG and CATALOG["auth.clock_skew"].recordable()
+
+
+def test_a_fault_of_another_host_identity_is_judged_by_its_expiry_only():
+    """Catches a reaper that judges a record's owner by its own /proc when the record was made
+    in another PID namespace sharing the state dir (a CI job in a container): there the owner's
+    pid names nothing, so its live fault would be healed under it. Expiry still counts."""
+    record = registry.Record("network.down-auth-00000a", "20270115T080000-00000a", "network.down", "auth", {},
+                             "42:1", {}, expires_at=None, host="ci-job/boot/4026532001")
+    dead = lambda owner: False  # noqa: E731  (no such pid here)
+    assert not registry.is_stale(record, 0.0, dead, here="laptop/boot/4026531836")
+    assert registry.is_stale(record, 0.0, dead, here="ci-job/boot/4026532001")
+    record.expires_at = 10.0
+    assert registry.is_stale(record, 11.0, dead, here="laptop/boot/4026531836")
+    older = registry.Record("network.down-auth-00000b", "20270115T080000-00000a", "network.down", "auth", {},
+                            "42:1", {})  # written before records named a host: judged by pid, as then
+    assert registry.is_stale(older, 0.0, dead, here="laptop/boot/4026531836")
