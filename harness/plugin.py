@@ -188,7 +188,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def _stack_scope(fixture_name: str, config: pytest.Config) -> str:
     """One stack per session, or per scenario with --stack-per-scenario (never for an external one)."""
-    fresh = config.getoption("stack_per_scenario") and config.getoption("chaos_stack") != "external"
+    fresh = config.getoption("stack_per_scenario") and not is_external(config)
     return "function" if fresh else "session"
 
 
@@ -196,7 +196,7 @@ def _stack_scope(fixture_name: str, config: pytest.Config) -> str:
 def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
     """The running shop: started once per session (or per scenario) and always removed at its
     end, or, with --stack=external, a stack that was already running (left running at the end)."""
-    if pytestconfig.getoption("chaos_stack") == "external":
+    if is_external(pytestconfig):
         found = _external(pytestconfig)
         try:
             yield found
@@ -329,15 +329,10 @@ def chaos(stack: Any, request: pytest.FixtureRequest) -> Iterator[Chaos]:
         if guard is not None:
             probe.listeners.remove(guard)
         with signals.teardown():
-            if signals.pending() is not None and _owns_stack(request.config):
+            if signals.pending() is not None and not is_external(request.config):
                 _skip_heals(injector, signals.noted()[0])
             else:
                 injector.heal_all()
-
-
-def _owns_stack(config: pytest.Config) -> bool:
-    """Whether the session started the stack itself (and removes it at its end)."""
-    return config.getoption("chaos_stack") != "external"
 
 
 def _skip_heals(injector: Chaos, signal_name: str) -> None:
