@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 import httpx
 
 from harness import topology
+from harness.topology import control_headers
 from harness.ledger import History, Operation
 
 if TYPE_CHECKING:
@@ -43,11 +44,6 @@ class HasEndpoints(Protocol):
 # full read of a list takes at most MAX_PAGES reads (its capacity, 10,000, and a margin).
 PAGE = 1_000
 MAX_PAGES = 12
-
-
-def control_headers(secret: str) -> dict[str, str]:
-    """The header the shop's control endpoints ask for."""
-    return {topology.CONTROL_HEADER: secret}
 
 
 @dataclass

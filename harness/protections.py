@@ -76,7 +76,7 @@ def switch(stack: HasEndpoints, disabled: Iterable[str]) -> None:
     """Makes exactly `disabled` the protections that are off, in every service that holds one,
     and returns once each service says so."""
     wanted = sorted(checked(disabled))
-    headers = {topology.CONTROL_HEADER: stack.control_secret}
+    headers = topology.control_headers(stack.control_secret)
     for service in services():
         url = f"{stack.endpoint(service).url}{CONTROL_PATH}"
         try:
@@ -91,7 +91,7 @@ def switch(stack: HasEndpoints, disabled: Iterable[str]) -> None:
 def disabled_now(stack: HasEndpoints) -> dict[str, list[str]]:
     """Per service, the protections off right now (None for a service that did not answer)."""
     found: dict[str, Any] = {}
-    headers = {topology.CONTROL_HEADER: stack.control_secret}
+    headers = topology.control_headers(stack.control_secret)
     for service in services():
         try:
             response = httpx.get(f"{stack.endpoint(service).url}{CONTROL_PATH}", headers=headers, timeout=2.0)

@@ -25,6 +25,11 @@ CONTROL_HEADER = "X-Chaos-Control"
 # What docker-compose.chaos.yml gives the shop: the operator's CHAOS_CONTROL_SECRET, else a fixed
 # default (the compose stack listens on the loopback only; set the variable on a shared host).
 COMPOSE_SECRET = f"${{{CONTROL_SECRET_ENV}:-chaos-compose-control}}"
+
+
+def control_headers(secret: str) -> dict[str, str]:
+    """The header the shop's control endpoints ask for, carrying the run's secret."""
+    return {CONTROL_HEADER: secret}
 # The sinks are the harness's own observers, not edges of the shop: reached directly.
 SINK_ENV = {"ALERT_URL": "http://alert-sink:8000/hooks/alerts", "SMTP_HOST": "alert-sink",
             "SMTP_PORT": str(SMTP_PORT)}

@@ -316,7 +316,7 @@ class KeyRotation(Fault):
     def _apply(self) -> None:
         self.previous, _ = _active_key(self.stack)
         response = httpx.post(f"{self.stack.endpoint(self.target).url}/keys/rotate",
-                              headers={topology.CONTROL_HEADER: self.stack.control_secret}, timeout=5)
+                              headers=topology.control_headers(self.stack.control_secret), timeout=5)
         response.raise_for_status()
         self.new = response.json()["kid"]
 

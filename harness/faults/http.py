@@ -84,7 +84,7 @@ NO_MEMORY = ("created", "exited", "dead", "removing")  # container states whose 
 def clear(base_url: str, kind: str, secret: str) -> None:
     """Clears one kind of vendor fault; clearing one that is not set is harmless."""
     try:
-        httpx.delete(f"{base_url}{CONTROL}", params={"kind": kind}, headers={topology.CONTROL_HEADER: secret},
+        httpx.delete(f"{base_url}{CONTROL}", params={"kind": kind}, headers=topology.control_headers(secret),
                      timeout=5).raise_for_status()
     except httpx.HTTPError as exc:
         raise HarnessError(f"the vendor's control API at {base_url} did not clear {kind}: {exc}") from None
@@ -155,7 +155,7 @@ class VendorFault(Fault):
     def _apply(self) -> None:
         spec = {"kind": self.kind, **self.params.model_dump()}
         try:
-            httpx.post(f"{self.url}{CONTROL}", json=spec, headers={topology.CONTROL_HEADER: self.stack.control_secret},
+            httpx.post(f"{self.url}{CONTROL}", json=spec, headers=topology.control_headers(self.stack.control_secret),
                        timeout=5).raise_for_status()
         except httpx.HTTPError as exc:
             raise HarnessError(f"the vendor's control API refused {self.name}: {exc}") from None
