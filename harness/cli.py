@@ -204,7 +204,7 @@ def _kept_runs(client: "docker.DockerClient") -> list[str]:
     from harness.ownership import RUN_LABEL
     from harness.stack import daemon_labels, remove_run, say
 
-    state = ownership.state_identity(registry.state_dir())
+    state = registry.state_identity()
     kept = [run.run_id for run in ownership.runs_from_labels(daemon_labels(client)).values()
             if run.kept and state and run.state == state]
     running = {c.attrs["Labels"][RUN_LABEL] for c in client.containers.list(sparse=True, filters={"label": RUN_LABEL})}
@@ -363,7 +363,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         raise HarnessError("--run and --all exclude each other: name one run, or every run on the daemon")
     client = connect()
     runs = ownership.runs_from_labels(daemon_labels(client))
-    state = ownership.state_identity(registry.state_dir())
+    state = registry.state_identity()
     targets = _down_targets(args, runs, state)
     unwritten = []
     for run_id in targets:  # a game day's report needs the stack still up (alerts, logs)

@@ -22,7 +22,6 @@ import contextlib
 import fcntl
 import json
 import operator
-import os
 import re
 import sys
 import time
@@ -157,12 +156,6 @@ def _read(path: Path) -> dict[str, Any]:
         return {"watcher": None, "conditions": []}
 
 
-def _write(path: Path, document: dict[str, Any]) -> None:
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(document), encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def guard(run_id: str, condition: Condition, root: Path | None = None) -> bool:
     """Adds the condition to the run's watcher, starting the watcher (detached) when none is
     alive. Returns whether one was started."""
@@ -179,7 +172,7 @@ def guard(run_id: str, condition: Condition, root: Path | None = None) -> bool:
         started = not (document["watcher"] and owner_alive(document["watcher"]))
         if started:
             document["watcher"] = owner_token(registry.spawn_detached("harness.guardrails", "watch", run_id, root=root))
-        _write(path, document)
+        registry.write_whole(path, json.dumps(document))
     return started
 
 

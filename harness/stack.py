@@ -240,7 +240,7 @@ class Stack:
         self.owner = owner or owner_token()
         from harness.faults import registry  # the state directory whose run this is
 
-        state = ownership.state_identity(registry.state_dir(), create=True) or ""
+        state = registry.state_identity(create=True) or ""
         self.labels = ownership.run_labels(self.run_id, self.owner, state, ownership.lease_s())
         self.client = client or connect()
         self.startup_timeout_s = startup_timeout_s

@@ -101,7 +101,7 @@ def attach(run_id: str | None = None, client: docker.DockerClient | None = None)
         run = found.attrs["Labels"][RUN_LABEL]
         newest[run] = max(newest.get(run, 0), int(found.attrs.get("Created") or 0))
     if run_id is None:
-        state = ownership.state_identity(registry.state_dir())
+        state = registry.state_identity()
         run_id = ownership.default_run([ownership.Candidate(runs[run], created) for run, created in newest.items()
                                         if run in runs], state)
         if run_id is None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from harness import run_ids
 from harness.errors import HarnessError, first_line
+from harness import ownership
 from harness.ownership import RUN_LABEL, host_identity, owner_alive
 
 if TYPE_CHECKING:
@@ -40,6 +41,12 @@ MAX_FOR_S = 86400.0
 
 def state_dir() -> Path:
     return Path(os.environ.get(STATE_ENV) or DEFAULT_STATE_DIR)
+
+
+def state_identity(create: bool = False) -> str | None:
+    """This state directory's (checkout's) identity, as its runs' labels carry it
+    (harness.ownership.state_identity; made on first use when `create`)."""
+    return ownership.state_identity(state_dir(), create=create)
 
 
 def check_for(for_s: float | None) -> None:
@@ -102,13 +109,17 @@ def new_id(fault: str, target: str) -> str:
     return f"{fault}-{target}-{secrets.token_hex(3)}"
 
 
-def save(record: Record, root: Path | None = None) -> None:
-    """Written whole or not at all (temporary file, then rename)."""
-    path = _path(record.id, root or state_dir())
+def write_whole(path: Path, text: str) -> None:
+    """A state file written whole or not at all (temporary file, then rename), its directory
+    made first. The temporary name is this process's own: two writers never share one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")  # this process's own: two writers never share one
-    temporary.write_text(json.dumps(asdict(record), indent=1))
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
+
+
+def save(record: Record, root: Path | None = None) -> None:
+    write_whole(_path(record.id, root or state_dir()), json.dumps(asdict(record), indent=1))
 
 
 def load(record_id: str, root: Path | None = None) -> Record | None:
