@@ -71,13 +71,13 @@ async def receive(request: Request) -> dict:
 @app.get("/alerts")
 async def list_alerts(since: int = 0, limit: int = PAGE) -> dict:
     """The alerts after cursor `since`, and the cursor to read next."""
-    return alerts.since(since, min(limit, PAGE)).as_json("alerts")
+    return alerts.since(since, limit).as_json("alerts")
 
 
 @app.get("/mails")
 async def list_mails(since: int = 0, limit: int = PAGE) -> dict:
     """The mails after cursor `since`, and the cursor to read next."""
-    return mails.since(since, min(limit, PAGE)).as_json("mails")
+    return mails.since(since, limit).as_json("mails")
 
 
 @app.post("/_control/smtp", dependencies=[Depends(require_control)])

@@ -57,9 +57,10 @@ class Ring:
         return item
 
     def since(self, cursor: int = 0, limit: int = PAGE) -> Page:
-        """The items with a seq above `cursor`, oldest first, at most `limit` of them."""
+        """The items with a seq above `cursor`, oldest first, at most `limit` of them and never
+        more than a PAGE (what a reader asks for is bounded here, for every endpoint at once)."""
         with self.lock:
-            return self._since(cursor, limit)
+            return self._since(cursor, min(limit, PAGE))
 
     def _since(self, cursor: int, limit: int) -> Page:
         cursor = 0 if cursor > self.last else max(cursor, 0)

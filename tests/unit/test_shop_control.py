@@ -163,3 +163,11 @@ def test_a_client_reads_everything_after_its_mark_across_pages():
         buffer.append({"n": n})
     got = sink.alerts()
     assert len(got) == 2500 and got[0]["n"] == 3 and got[-1]["n"] == 2502
+
+
+def test_a_read_never_returns_more_than_a_page_whatever_it_asks_for():
+    """Catches an endpoint whose `limit` reaches the ring unbounded: one request could then
+    carry the whole 10,000-item list (the bound is the ring's, for every endpoint at once)."""
+    buffer = _filled(ring.PAGE + 5, capacity=ring.CAPACITY)
+    page = buffer.since(0, ring.PAGE * 10)
+    assert len(page.items) == ring.PAGE and page.cursor == ring.PAGE
