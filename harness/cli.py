@@ -25,6 +25,8 @@ from harness.escape import terminal
 if TYPE_CHECKING:
     import docker
 
+    from harness.view import StackView
+
 ROOT = Path(__file__).resolve().parent.parent
 GREEN_WITHIN_S = 60.0  # `chaos up` waits this long for the new stack's health to turn green
 CHILDREN_TEARDOWN_S = 120.0  # an interrupted `chaos run`/`matrix` waits this long for its pytest sessions
@@ -175,12 +177,13 @@ def cmd_heal(args: argparse.Namespace) -> int:
     """Heals the selected records, each on its own run's containers. Exit 1 with one line per
     record that did not heal (kept, so `chaos heal` can try again); records of runs that are
     gone are forgotten and said."""
+    from harness import state
     from harness.faults import CATALOG, registry
 
     if not args.all and not args.fault:
         raise HarnessError("say what to heal: `chaos heal FAULT` (a name or a record from `chaos status`) "
                            "or `chaos heal --all`")
-    selected = [r for r in registry.records()
+    selected = [r for r in state.records()
                 if (args.all or registry.matches(r, args.fault)) and (not args.run or r.run_id == args.run)]
     if not selected and args.fault and args.fault not in CATALOG:
         raise HarnessError(f"no active fault or record {args.fault!r}: `chaos status` lists them")
@@ -200,20 +203,20 @@ def _kept_runs(client: "docker.DockerClient") -> list[str]:
     """This state directory's kept runs (`chaos up`) that still run. Its kept runs with nothing
     running any more (the engine restarted, the machine rebooted) are removed here: no reaper
     judges a kept run by its (exited) starter."""
-    from harness.faults import registry
+    from harness import state
     from harness.ownership import RUN_LABEL
     from harness.stack import daemon_labels, remove_run, say
 
-    state = registry.state_identity()
+    identity = state.state_identity()
     kept = [run.run_id for run in ownership.runs_from_labels(daemon_labels(client)).values()
-            if run.kept and state and run.state == state]
+            if run.kept and identity and run.state == identity]
     running = {c.attrs["Labels"][RUN_LABEL] for c in client.containers.list(sparse=True, filters={"label": RUN_LABEL})}
     for run_id in [run for run in kept if run not in running]:
         say(f"removed {remove_run(client, run_id)} objects of kept run {run_id}, which no longer ran")
     return sorted(run for run in kept if run in running)
 
 
-def _print_endpoints(stack: object) -> None:
+def _print_endpoints(stack: "StackView") -> None:
     from harness.status import endpoints
 
     rows = endpoints(stack)
@@ -226,22 +229,25 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Starts the stack and leaves it up for this checkout (`chaos down` removes it). The stack
     belongs to this process until it is green, so a start killed half-way is reaped like any
     other; only then is it marked kept (owned by no process)."""
+    from harness import detached
     from harness.engine import connect
-    from harness.faults import registry
     from harness.faults.attach import attach
-    from harness.stack import Stack, mark_kept, reap
+    from harness.reaper import reap_abandoned
+    from harness.stack import Stack, mark_kept
     from harness.status import wait_green
 
     disabled = protections.checked(args.sut_disable)  # bad input first, before the engine is asked
     ownership.lease_s()  # a bad CHAOS_LEASE_S is bad input too: said before anything starts
     client = connect()
-    reap(client)  # abandoned runs first, as a start does: a `chaos up` killed mid-start among them
-    for run_id in _kept_runs(client):
+    kept_runs = _kept_runs(client)  # those of this checkout still up (the others removed first)
+    # Abandoned runs (a `chaos up` killed mid-start among them), then the faults killed injectors
+    # left, on a kept run too: the reaper a start runs.
+    _, healed = reap_abandoned(client)
+    for run_id in kept_runs:
         kept = attach(run_id, client)
         if kept.sut_mode != args.sut_mode:
             raise HarnessError(f"run {run_id} is already up with the {kept.sut_mode} shop: "
                                f"`chaos down` first to start the {args.sut_mode} one")
-        healed = registry.reap_stale(client)  # what a killed injector left on it, as a fresh start would
         print(f"already up: run {run_id} ({kept.sut_mode} shop)"
               + (f"; healed {len(healed)} fault(s) whose owner is gone or whose time is up" if healed else ""))
         _print_endpoints(kept)
@@ -255,7 +261,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except BaseException:
         stack.stop()  # never green (or Ctrl-C): nothing half-started is kept
         raise
-    registry.spawn_detached("harness.gameday", "record", stack.run_id)  # the game day's health record
+    detached.spawn_detached("harness.gameday", "record", stack.run_id)  # the game day's health record
     off = f", off: {', '.join(stack.disabled)}" if stack.disabled else ""
     print(f"up: run {stack.run_id} ({stack.sut_mode} shop{off}) green in {time.monotonic() - began:.1f}s")
     _print_endpoints(stack)
@@ -263,7 +269,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _attached_or_none(run_id: str | None, said: set[str]) -> object | None:
+def _attached_or_none(run_id: str | None, said: set[str]) -> "StackView | None":
     """The stack to report on; None when no stack runs (the faults on disk still show). When
     only other checkouts' stacks run, why none was chosen is said once on stderr (`said`)."""
     from harness.faults.attach import NO_STACK, attach
@@ -355,6 +361,7 @@ def _down_targets(args: argparse.Namespace, runs: dict[str, ownership.Run], stat
 def cmd_down(args: argparse.Namespace) -> int:
     """Writes each kept stack's game-day report, then removes the runs; a report that cannot be
     written is said in one line and the removal happens anyway (exit code 1)."""
+    from harness import state
     from harness.engine import connect
     from harness.faults import registry
     from harness.stack import daemon_labels, remove_run
@@ -363,8 +370,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         raise HarnessError("--run and --all exclude each other: name one run, or every run on the daemon")
     client = connect()
     runs = ownership.runs_from_labels(daemon_labels(client))
-    state = registry.state_identity()
-    targets = _down_targets(args, runs, state)
+    targets = _down_targets(args, runs, state.state_identity())
     unwritten = []
     for run_id in targets:  # a game day's report needs the stack still up (alerts, logs)
         try:

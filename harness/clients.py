@@ -17,27 +17,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import httpx
 
 from harness import topology
 from harness.topology import control_headers
 from harness.ledger import History, Operation
+from harness.view import StackView
 
 if TYPE_CHECKING:
     import psycopg
-
-    from harness.stack import Endpoint
-
-
-class HasEndpoints(Protocol):
-    """What a started stack (harness.stack.Stack) and an attached one (AttachedStack) share."""
-
-    @property
-    def control_secret(self) -> str: ...
-
-    def endpoint(self, service: str, port: int | None = None) -> Endpoint: ...
 
 
 # One read of a bounded list returns at most this many items (the shop's shop.ring.PAGE); a
@@ -107,7 +97,7 @@ class ShopClient:
         self.http.close()
 
 
-def mint_token(stack: HasEndpoints, subject: str = "chaos-customer", audience: str = "shop",
+def mint_token(stack: StackView, subject: str = "chaos-customer", audience: str = "shop",
                ttl_s: int = 3600) -> str:
     """A valid customer token from the stack's auth_service, asked with the run's control
     secret (retried briefly while it loads its keys)."""
@@ -141,7 +131,7 @@ class Feeds:
         self.marks = dict.fromkeys(self.FEEDS, 0)
 
     @classmethod
-    def of(cls, stack: HasEndpoints) -> Self:
+    def of(cls, stack: StackView) -> Self:
         """The client of a stack's service, with the run's control secret."""
         return cls(stack.endpoint(cls.SERVICE).url, stack.control_secret)
 
@@ -285,13 +275,13 @@ def database_params_at(host: str, port: int, connect_timeout: int = 5) -> dict[s
             "dbname": topology.DB_NAME, "connect_timeout": connect_timeout}
 
 
-def database_params(stack: HasEndpoints, connect_timeout: int = 5) -> dict[str, Any]:
+def database_params(stack: StackView, connect_timeout: int = 5) -> dict[str, Any]:
     """psycopg.connect() keywords for a stack's Postgres on its published port (not through a proxy)."""
     endpoint = stack.endpoint("postgres")
     return database_params_at(endpoint.host, endpoint.port, connect_timeout)
 
 
-def connect_database(stack: HasEndpoints, *, autocommit: bool = False, connect_timeout: int = 5) -> psycopg.Connection:
+def connect_database(stack: StackView, *, autocommit: bool = False, connect_timeout: int = 5) -> psycopg.Connection:
     """A connection to a stack's Postgres, as an operator would open one (use it in a `with`)."""
     import psycopg
 

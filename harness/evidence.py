@@ -16,9 +16,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.clients import HasEndpoints, SinkClient, VendorClient, connect_database
+from harness.clients import SinkClient, VendorClient, connect_database
 from harness.ledger import TERMINAL, ChargeRow, History, OrderRow, ReservationRow, StockRow, Verdict, World, check
 from harness.timeline import wait_for
+from harness.view import StackView
 
 # Per SKU: stock now, and what RESERVED or CONFIRMED reservations hold (RELEASED gave it back).
 STOCK = ("SELECT p.sku, p.stock, COALESCE(SUM(r.quantity) FILTER (WHERE r.status IN ('RESERVED', 'CONFIRMED')), 0) "
@@ -35,7 +36,7 @@ def _stock_rows(conn: Any) -> list[tuple[str, int, int]]:
     return [(sku, stock or 0, int(held)) for sku, stock, held in conn.execute(STOCK).fetchall()]
 
 
-def stock_totals(stack: HasEndpoints) -> dict[str, int]:
+def stock_totals(stack: StackView) -> dict[str, int]:
     """Per SKU, stock plus what reservations hold: what every legitimate operation conserves."""
     with connect_database(stack) as conn:
         return {sku: now + held for sku, now, held in _stock_rows(conn)}
@@ -45,7 +46,7 @@ def stock_totals(stack: HasEndpoints) -> dict[str, int]:
 class Evidence:
     """Reads the world for one history; `baseline` is taken when the history starts."""
 
-    stack: HasEndpoints
+    stack: StackView
     vendor: VendorClient
     sink: SinkClient
     baseline: dict[str, int] = field(default_factory=dict)

@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness import guardrails, observe, run_ids
+from harness import detached, guardrails, observe, run_ids, state
 from harness.errors import HarnessError
-from harness.faults import registry
 from harness.probes import rate
 from harness.report import run_directory, write_all
 from harness.report.json_report import EncodedItems
+from harness.view import StackView
 
 RECORD_HZ = 2.0
 MAX_RECORD_S = 86400.0
@@ -36,7 +36,7 @@ SHOP_SERVICES = ("api_gateway", "auth_service", "inventory_service", "payment_ga
 
 def samples_path(run_id: str, root: Path | None = None) -> Path:
     """samples/<run id>.jsonl; a run id that is not one (``../x``) never becomes a path."""
-    return (root or registry.state_dir()) / "samples" / f"{run_ids.valid(run_id)}.jsonl"
+    return (root or state.state_dir()) / "samples" / f"{run_ids.valid(run_id)}.jsonl"
 
 
 def samples(run_id: str, root: Path | None = None) -> list[dict[str, Any]]:
@@ -82,9 +82,9 @@ def record(run_id: str, hz: float = RECORD_HZ, max_s: float = MAX_RECORD_S) -> i
     return written
 
 
-def scenario(run_id: str, stack: Any | None) -> dict[str, Any]:
+def scenario(run_id: str, stack: StackView | None) -> dict[str, Any]:
     """The game day as one report entry, from its samples, journal, alerts and logs."""
-    journal = registry.journal(run_id)
+    journal = state.journal(run_id)
     entries = [e for e in journal if e["action"] in ("inject", "landed", "heal")]
     trips = [e for e in journal if e["action"] == "abort"]
     seen = samples(run_id)
@@ -121,7 +121,7 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def write_report(run_id: str, reports: Path, stack: Any | None) -> Path | None:
+def write_report(run_id: str, reports: Path, stack: StackView | None) -> Path | None:
     """reports/<run-id>/ for a recorded game day (None for a run `chaos up` did not start: no
     recording); the samples file goes once the report holds them."""
     if not samples_path(run_id).exists():
@@ -137,9 +137,7 @@ def write_report(run_id: str, reports: Path, stack: Any | None) -> Path | None:
 
 
 def main(argv: list[str]) -> int:
-    from harness.faults.registry import detached_main
-
-    return detached_main(argv, "record", "python -m harness.gameday record RUN_ID", record)
+    return detached.detached_main(argv, "record", "python -m harness.gameday record RUN_ID", record)
 
 
 if __name__ == "__main__":

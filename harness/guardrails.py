@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from harness import run_ids
+from harness import detached, run_ids, state
 from harness.errors import HarnessError
 from harness.probes import Sample
 
@@ -133,9 +133,7 @@ MAX_CONDITIONS = 16  # per run: a game day has a few stop conditions, not an unb
 
 
 def watcher_path(run_id: str, root: Path | None = None) -> Path:
-    from harness.faults import registry
-
-    return (root or registry.state_dir()) / WATCHERS / f"{run_ids.valid(run_id)}.json"
+    return (root or state.state_dir()) / WATCHERS / f"{run_ids.valid(run_id)}.json"
 
 
 @contextlib.contextmanager
@@ -159,7 +157,6 @@ def _read(path: Path) -> dict[str, Any]:
 def guard(run_id: str, condition: Condition, root: Path | None = None) -> bool:
     """Adds the condition to the run's watcher, starting the watcher (detached) when none is
     alive. Returns whether one was started."""
-    from harness.faults import registry
     from harness.ownership import owner_alive, owner_token
 
     with _locked(run_id, root) as path:
@@ -171,8 +168,8 @@ def guard(run_id: str, condition: Condition, root: Path | None = None) -> bool:
             document["conditions"].append(condition.text)
         started = not (document["watcher"] and owner_alive(document["watcher"]))
         if started:
-            document["watcher"] = owner_token(registry.spawn_detached("harness.guardrails", "watch", run_id, root=root))
-        registry.write_whole(path, json.dumps(document))
+            document["watcher"] = owner_token(detached.spawn_detached("harness.guardrails", "watch", run_id, root=root))
+        state.write_whole(path, json.dumps(document))
     return started
 
 
@@ -190,12 +187,12 @@ def watch(run_id: str, max_s: float = MAX_WATCH_S) -> list[dict[str, Any]]:
     url = attach(run_id).edge_url + HEALTH_PATH
 
     def heal_run(trip: dict[str, Any]) -> None:
-        pending = [r for r in registry.records() if r.run_id == run_id]
+        pending = [r for r in state.records() if r.run_id == run_id]
         trip["healed"] = [r.id for r in pending]
         try:
             registry.heal_all(pending)
         finally:
-            registry.append_journal(run_id, {"ts": time.time(), "action": "abort", **trip})
+            state.append_journal(run_id, {"ts": time.time(), "action": "abort", **trip})
 
     guards: dict[str, Guardrail] = {}
     trips: list[dict[str, Any]] = []
@@ -204,7 +201,7 @@ def watch(run_id: str, max_s: float = MAX_WATCH_S) -> list[dict[str, Any]]:
             document = _read(path)
             if document["watcher"] != me:
                 return trips  # the run's watcher is another one now
-            if not any(r.run_id == run_id for r in registry.records()):
+            if not any(r.run_id == run_id for r in state.records()):
                 path.unlink(missing_ok=True)
                 return trips  # nothing left to guard
             for text in document["conditions"]:
@@ -220,9 +217,7 @@ def watch(run_id: str, max_s: float = MAX_WATCH_S) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str]) -> int:
-    from harness.faults.registry import detached_main
-
-    return detached_main(argv, "watch", "python -m harness.guardrails watch RUN_ID", watch)
+    return detached.detached_main(argv, "watch", "python -m harness.guardrails watch RUN_ID", watch)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 from harness.clients import mint_token
 from harness.errors import HarnessError
 from harness.ledger import History
+from harness.view import StackView
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 MAX_USERS, MAX_DURATION_S, MAX_WORKERS = 200, 3600, 16
@@ -40,7 +41,7 @@ def parse_load(text: str) -> tuple[int, float]:
 
 
 class Load:
-    def __init__(self, stack: Any, users: int = 5, rate: float = 2.0, duration_s: int = 20,
+    def __init__(self, stack: StackView, users: int = 5, rate: float = 2.0, duration_s: int = 20,
                  workers: int = 0) -> None:
         if not (1 <= users <= MAX_USERS and 0 < rate <= 50 and 1 <= duration_s <= MAX_DURATION_S
                 and 0 <= workers <= MAX_WORKERS):

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from harness import timeline as timelines
 from harness.clients import SinkClient
+from harness.view import StackView
 
 ALERT_FIELDS = ("status", "severity", "who", "where", "what", "when_utc", "when_jst")
 
@@ -22,7 +23,7 @@ def alert_row(alert: dict[str, Any]) -> dict[str, Any]:
     return {"ts": alert["ts"], "chaos": {k: alert.get("chaos", {}).get(k) for k in ALERT_FIELDS}}
 
 
-def alerts_since(stack: Any, since: float) -> list[dict[str, Any]]:
+def alerts_since(stack: StackView, since: float) -> list[dict[str, Any]]:
     """The alerts the run's sink received since a time (of those it still holds), as the
     reports keep them."""
     client = SinkClient.of(stack)
@@ -32,7 +33,7 @@ def alerts_since(stack: Any, since: float) -> list[dict[str, Any]]:
         client.close()
 
 
-def log_events(stack: Any, services: tuple[str, ...], since: float) -> list[dict[str, Any]]:
+def log_events(stack: StackView, services: tuple[str, ...], since: float) -> list[dict[str, Any]]:
     return [e for name in services if name in stack.containers for e in stack.logs(name, since=since)]
 
 
@@ -45,7 +46,7 @@ def observed(what: str, read: Callable[[], list[dict[str, Any]]], problems: list
         return []
 
 
-def entry(stack: Any | None, *, window: dict[str, Any], probe: dict[str, Any], samples: list[dict[str, Any]],
+def entry(stack: StackView | None, *, window: dict[str, Any], probe: dict[str, Any], samples: list[dict[str, Any]],
           journal: list[dict[str, Any]], ops: list[dict[str, Any]], services: tuple[str, ...],
           manual_line: str | None) -> dict[str, Any]:
     """The timeline part of a report entry: raw (samples, ops, journal) and what the reports

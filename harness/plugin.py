@@ -38,6 +38,7 @@ from harness.ledger import History, Operation
 from harness.probes import Probe
 from harness.report import write_all
 from harness.runbook import ROOT_CAUSES
+from harness.view import StackView
 
 SCENARIO_KEY = pytest.StashKey[dict[str, Any]]()
 JOURNAL_KEY = pytest.StashKey[FaultJournal]()  # the chaos fixture's journal: the fault windows
@@ -193,7 +194,7 @@ def _stack_scope(fixture_name: str, config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope=_stack_scope)
-def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
+def stack(pytestconfig: pytest.Config) -> Iterator[StackView]:
     """The running shop: started once per session (or per scenario) and always removed at its
     end, or, with --stack=external, a stack that was already running (left running at the end)."""
     if is_external(pytestconfig):
@@ -204,6 +205,8 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
             if "external_disabled" in pytestconfig.stash[SCENARIO_KEY]:
                 protections.switch(found, pytestconfig.stash[SCENARIO_KEY]["external_disabled"])
         return
+    from harness.engine import connect
+    from harness.reaper import reap_abandoned
     from harness.stack import Stack
 
     state = pytestconfig.stash[SCENARIO_KEY]
@@ -212,7 +215,9 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
         state["stacks"] = state.get("stacks", 0) + 1
         run_id = f"{run_id}-s{state['stacks']}"
     try:
-        running = Stack(sut_mode=pytestconfig.getoption("sut_mode"), run_id=run_id,
+        client = connect()
+        reap_abandoned(client, keep=run_id)  # what killed sessions and injectors left, before a start
+        running = Stack(sut_mode=pytestconfig.getoption("sut_mode"), run_id=run_id, client=client,
                         disabled=tuple(state["disabled"]))
         running.__enter__()
     except HarnessError as exc:
@@ -223,7 +228,7 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Any]:
         running.stop()  # a teardown section of its own: a second signal can't cut it short
 
 
-def _external(config: pytest.Config) -> Any:
+def _external(config: pytest.Config) -> StackView:
     """The already running stack, once it is green (bounded wait, progress on stderr). Its shop
     build decides the SUT mode the reports name."""
     from harness.faults import registry
@@ -315,7 +320,7 @@ def _matrix_cell(mutant: str | None) -> str | None:
 
 
 @pytest.fixture
-def chaos(stack: Any, request: pytest.FixtureRequest) -> Iterator[Chaos]:
+def chaos(stack: StackView, request: pytest.FixtureRequest) -> Iterator[Chaos]:
     """The fault injector; every fault it made is healed when the test ends, however it ends."""
     injector = Chaos(stack)
     request.node.stash[JOURNAL_KEY] = injector.journal
@@ -340,7 +345,7 @@ def _skip_heals(injector: Chaos, signal_name: str) -> None:
     removed right after, and every heal's proof would only delay that (a CI cancel kills the job
     a few seconds later). Each skipped heal is in the journal, and its record goes, since the
     stack it is on goes with it (or, if this process is killed first, the next start's reaper)."""
-    from harness.faults import registry
+    from harness import state
 
     for fault in reversed(injector.active):
         if not fault.active:
@@ -348,7 +353,7 @@ def _skip_heals(injector: Chaos, signal_name: str) -> None:
         fault.active = False
         injector.journal.record("heal_skipped", fault, reason=f"{signal_name}: the stack is removed instead")
         if fault.record_id:
-            registry.delete(fault.record_id)
+            state.delete(fault.record_id)
             fault.record_id = None
     injector.active.clear()
 
@@ -398,7 +403,7 @@ def history(request: pytest.FixtureRequest) -> History:
 
 
 @pytest.fixture
-def shop(stack: Any, history: History) -> Iterator[ShopClient]:
+def shop(stack: StackView, history: History) -> Iterator[ShopClient]:
     """The customer's client, through the edge proxy."""
     client = ShopClient(stack.edge_url, history, token=mint_token(stack))
     yield client
@@ -425,13 +430,13 @@ def _fresh(client: Any, config: pytest.Config) -> Iterator[Any]:
 
 
 @pytest.fixture
-def vendor(stack: Any, pytestconfig: pytest.Config) -> Iterator[VendorClient]:
+def vendor(stack: StackView, pytestconfig: pytest.Config) -> Iterator[VendorClient]:
     """The payment vendor's control API, journal and charges (since the test's start)."""
     yield from _fresh(VendorClient.of(stack), pytestconfig)
 
 
 @pytest.fixture
-def sink(stack: Any, pytestconfig: pytest.Config) -> Iterator[SinkClient]:
+def sink(stack: StackView, pytestconfig: pytest.Config) -> Iterator[SinkClient]:
     """The alert and mail sink (what arrived since the test's start)."""
     yield from _fresh(SinkClient.of(stack), pytestconfig)
 
@@ -452,7 +457,7 @@ def op_record(op: Operation) -> dict[str, Any]:
             "order_status": op.body.get("status") if isinstance(op.body.get("status"), str) else None}
 
 
-def _gather(stack: Any, item: pytest.Item, probe: Probe, entries: list[dict[str, Any]]) -> dict[str, Any]:
+def _gather(stack: StackView, item: pytest.Item, probe: Probe, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """The scenario's timeline: raw (samples, ops, journal) and what the reports derive from it."""
     marker = item.get_closest_marker("chaos")
     cause = ROOT_CAUSES.get(marker.kwargs.get("root_cause")) if marker else None

@@ -17,23 +17,17 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
 from harness import topology
 from harness.errors import HarnessError
+from harness.view import StackView
 
 TABLE_FILE = Path(__file__).resolve().parent.parent / "services" / "shop" / "protections.py"
 CONTROL_PATH = "/_control/protections"
 SWITCH_TIMEOUT_S = 5.0
-
-
-class HasEndpoints(Protocol):
-    @property
-    def control_secret(self) -> str: ...
-
-    def endpoint(self, service: str, port: int | None = None) -> Any: ...
 
 
 @cache
@@ -72,7 +66,7 @@ def services() -> tuple[str, ...]:
     return tuple(dict.fromkeys(s for p in table().values() for s in p.services))
 
 
-def switch(stack: HasEndpoints, disabled: Iterable[str]) -> None:
+def switch(stack: StackView, disabled: Iterable[str]) -> None:
     """Makes exactly `disabled` the protections that are off, in every service that holds one,
     and returns once each service says so."""
     wanted = sorted(checked(disabled))
@@ -88,7 +82,7 @@ def switch(stack: HasEndpoints, disabled: Iterable[str]) -> None:
             raise HarnessError(f"{service} refused the protection switch {wanted}: {response.text[:200]}")
 
 
-def disabled_now(stack: HasEndpoints) -> dict[str, list[str]]:
+def disabled_now(stack: StackView) -> dict[str, list[str]]:
     """Per service, the protections off right now (None for a service that did not answer)."""
     found: dict[str, Any] = {}
     headers = topology.control_headers(stack.control_secret)
@@ -101,7 +95,7 @@ def disabled_now(stack: HasEndpoints) -> dict[str, list[str]]:
     return found
 
 
-def off_anywhere(stack: HasEndpoints) -> list[str]:
+def off_anywhere(stack: StackView) -> list[str]:
     """Every protection that is off in at least one service, in the table's order."""
     off = {name for names_ in disabled_now(stack).values() for name in (names_ or [])}
     return [name for name in table() if name in off]

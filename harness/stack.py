@@ -3,14 +3,15 @@
 ``with Stack(sut_mode="resilient") as stack:`` starts everything from the topology table,
 waits until each service speaks its protocol (SQL, AMQP, HTTP), and removes every container,
 network and volume it made on the way out, whatever happened inside. Everything carries the
-run's ownership labels (harness.ownership), and start-up first reaps what abandoned runs left
-behind (a dead owner on this host, an expired lease from another), so a SIGKILLed run costs
-nothing but the next start's few hundred milliseconds.
+run's ownership labels (harness.ownership), so what a SIGKILLed run left is found by them: the
+reaper (harness.reaper, run by `chaos up` and the pytest plugin before they start a stack)
+removes what abandoned runs left behind (a dead owner on this host, an expired lease from
+another) with ``reap`` here, and heals the faults killed processes left. A Stack itself never
+reaps: it knows nothing of faults.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import socket
@@ -19,7 +20,6 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -36,18 +36,17 @@ from testcontainers.core.network import Network  # noqa: E402
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget  # noqa: E402
 from toxiproxy import Toxiproxy  # noqa: E402
 
-from harness import ownership, protections, signals, topology  # noqa: E402
+from harness import ownership, protections, signals, state, topology  # noqa: E402
 from harness.engine import connect  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.images import Builder  # noqa: E402
+from harness.view import DerivedAccess, Endpoint, EndpointCache  # noqa: E402
 from harness.ownership import (  # noqa: E402,F401  (re-exported: the names the harness has always used)
     KEPT_LABEL, KEPT_OWNER, OWNER_LABEL, RUN_LABEL, SERVICE_LABEL, STATE_LABEL, owner_alive, owner_token,
     stale_runs)
 
 LOOPBACK = "127.0.0.1"
 START_JOIN_S = 30.0  # an interrupted start waits this long at most for its start threads to end
-LOG_TAIL_LINES = 20_000  # per service and read: the newest; hours of a busy service's events
-LOG_SINCE_MARGIN_S = 2.0  # the engine stamps a line when it reads it, just after the event's own ts
 
 
 def say(message: str) -> None:
@@ -211,18 +210,9 @@ class ProtocolReady(WaitStrategy):
 
 # ---------------------------------------------------------------- the stack
 
-@dataclass
-class Endpoint:
-    host: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-
-class Stack:
-    """A running copy of the shop for one run; a context manager that always cleans up."""
+class Stack(DerivedAccess):
+    """A running copy of the shop for one run; a context manager that always cleans up. A
+    StackView (harness.view): its proxies' endpoints, edge URL and logs it inherits."""
 
     def __init__(self, sut_mode: str = "resilient", run_id: str | None = None,
                  client: docker.DockerClient | None = None, startup_timeout_s: float = 120,
@@ -238,10 +228,9 @@ class Stack:
         # Whose lifetime the run shares: this process by default (`chaos up` too: a start it does
         # not finish is reaped like any other; it marks the stack kept once green).
         self.owner = owner or owner_token()
-        from harness.faults import registry  # the state directory whose run this is
-
-        state = registry.state_identity(create=True) or ""
-        self.labels = ownership.run_labels(self.run_id, self.owner, state, ownership.lease_s())
+        # The state directory whose run this is (its identity in the labels: `chaos down`'s own).
+        self.labels = ownership.run_labels(self.run_id, self.owner, state.state_identity(create=True) or "",
+                                           ownership.lease_s())
         self.client = client or connect()
         self.startup_timeout_s = startup_timeout_s
         self.containers: dict[str, DockerContainer] = {}
@@ -249,7 +238,7 @@ class Stack:
         self._toxiproxy = Toxiproxy()
         self.timings: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._endpoints: dict[tuple[str, int], Endpoint] = {}
+        self._endpoints = EndpointCache()
         # The start threads' work, and the flag that tells them to give up (set by stop()).
         self._starting: list[Future] = []
         self._cancelled = threading.Event()
@@ -268,10 +257,6 @@ class Stack:
     def start(self) -> "Stack":
         started = time.monotonic()
         self._cancelled.clear()
-        reap(self.client, keep=self.run_id)
-        from harness.faults import registry  # faults a killed process left on surviving runs
-
-        registry.reap_stale(self.client)
         builder = Builder(self.client)
         images = {name: builder.image(name) for name in {s.image for s in topology.SERVICES.values()}}
         self.timings["images"] = time.monotonic() - started
@@ -392,39 +377,10 @@ class Stack:
         return self._endpoints[key]
 
     def refresh(self, service: str) -> None:
-        """Forgets a service's cached endpoints: a restart moves its published ports."""
-        for key in [key for key in self._endpoints if key[0] == service]:
-            del self._endpoints[key]
-
-    def proxy_endpoint(self, proxy: str) -> Endpoint:
-        """A proxy's listener as the harness reaches it (every one is published on 127.0.0.1)."""
-        return self.endpoint("toxiproxy", topology.PROXIES[proxy].listen_port)
-
-    @property
-    def edge_url(self) -> str:
-        return self.proxy_endpoint("edge_gateway").url
+        self._endpoints.forget(service)
 
     def docker_container(self, service: str) -> docker.models.containers.Container:
         return self.client.containers.get(self.containers[service].get_container_id())
-
-    def logs(self, service: str, since: float | None = None) -> list[dict]:
-        """The service's structured log events (JSON lines), optionally since an epoch time.
-
-        The engine does the cutting (its own since=, a little early for lines stamped after
-        their event's ts, and at most LOG_TAIL_LINES of the newest): a day-long game day's
-        logs are never downloaded whole. The events' own ts then decides exactly."""
-        window = {"since": max(since - LOG_SINCE_MARGIN_S, 1e-6)} if since is not None else {}
-        raw = self.docker_container(service).logs(stdout=True, stderr=True, tail=LOG_TAIL_LINES,
-                                                  **window).decode(errors="replace")
-        events = []
-        for line in raw.splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and (since is None or event.get("ts", 0) >= since):
-                events.append(event)
-        return events
 
 
 def container_env(container: docker.models.containers.Container) -> dict[str, str]:

@@ -14,22 +14,23 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
-from harness import observe, protections, run_ids, topology
+from harness import observe, protections, run_ids, state, topology
 from harness.clients import SinkClient
 from harness.errors import HarnessError
 from harness.escape import terminal
-from harness.faults import registry
+from harness.view import StackView
 
 SCHEMES = {"sql": "postgresql://{u}:{p}@{host}:{port}/{db}", "amqp": "amqp://{u}:{p}@{host}:{port}/",
            "http": "http://{host}:{port}", "toxiproxy": "http://{host}:{port}"}
 CREDENTIALS = {"sql": (topology.DB_USER, topology.DB_PASSWORD), "amqp": (topology.BROKER_USER, topology.BROKER_PASSWORD)}
+View = TypeVar("View", bound=StackView)
 RECENT_ALERTS = 5
 RECENT_TRIPS = 3
 
 
-def endpoints(stack: Any) -> dict[str, str]:
+def endpoints(stack: StackView) -> dict[str, str]:
     """Where each part of a running stack is reached from this machine (all on 127.0.0.1)."""
     found = {"edge (clients, through Toxiproxy)": stack.edge_url}
     for name, service in topology.SERVICES.items():
@@ -40,7 +41,7 @@ def endpoints(stack: Any) -> dict[str, str]:
     return found
 
 
-def wait_green(find: Callable[[], Any], timeout_s: float, what: str) -> Any:
+def wait_green(find: Callable[[], View], timeout_s: float, what: str) -> View:
     """The stack `find()` gives, once its system health is green: the steady state every
     scenario and game day starts from (a stack that just answered is orange for a moment while
     its consumers connect). Bounded; progress every 10 s on stderr; HarnessError on timeout.
@@ -67,7 +68,7 @@ def wait_green(find: Callable[[], Any], timeout_s: float, what: str) -> Any:
             time.sleep(0.25)
 
 
-def _health(stack: Any) -> dict[str, Any]:
+def _health(stack: StackView) -> dict[str, Any]:
     import httpx
 
     from harness.probes import HEALTH_PATH, take
@@ -79,7 +80,7 @@ def _health(stack: Any) -> dict[str, Any]:
 def _fault_rows(now: float) -> list[dict[str, Any]]:
     return [{"id": r.id, "fault": r.fault, "target": r.target, "run_id": r.run_id, "params": r.params,
              "age_s": round(now - r.injected_at, 1), "left_s": None if r.expires_at is None else round(r.expires_at - now, 1)}
-            for r in registry.records()]
+            for r in state.records()]
 
 
 @dataclass
@@ -92,7 +93,7 @@ class AlertTail:
     cursor: int | None = None
     alerts: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_ALERTS))
 
-    def read(self, stack: Any) -> list[dict[str, Any]]:
+    def read(self, stack: StackView) -> list[dict[str, Any]]:
         if stack.run_id != self.run_id:
             self.run_id, self.cursor = stack.run_id, None
             self.alerts.clear()
@@ -105,7 +106,7 @@ class AlertTail:
         return list(self.alerts)
 
 
-def snapshot(stack: Any | None, tail: AlertTail | None = None) -> dict[str, Any]:
+def snapshot(stack: StackView | None, tail: AlertTail | None = None) -> dict[str, Any]:
     """Everything `chaos status` shows, as plain JSON, with every endpoint `chaos up` prints
     (a script driving a game day reads them here). Without a stack: the faults only. `tail`:
     the alerts read so far (--watch passes the same one to every redraw)."""
@@ -126,7 +127,7 @@ def snapshot(stack: Any | None, tail: AlertTail | None = None) -> dict[str, Any]
         document["services"].append({"name": name, "state": state, "score": scores.get(name)})
     tail = tail or AlertTail()
     document["alerts"] = observe.observed("alerts", lambda: tail.read(stack), document["unreadable"])
-    journal = registry.journal(stack.run_id) if run_ids.is_run_id(stack.run_id) else []
+    journal = state.journal(stack.run_id) if run_ids.is_run_id(stack.run_id) else []
     trips = [e for e in journal if e.get("action") == "abort"]
     document["guardrail_trips"] = trips[-RECENT_TRIPS:]
     return document

@@ -1,70 +1,25 @@
-"""The fault catalog: one table from stable name to fault class, and the injector over it."""
+"""The faults: the catalog (harness.faults.catalog, its names offered here too) and the injector over it."""
 
 from __future__ import annotations
 
-import functools
-import importlib
 import time
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from harness import detached
 from harness.errors import HarnessError
-from harness.faults import registry
+from harness.faults import catalog, registry
+from harness.faults.catalog import check, describe, lookup  # noqa: F401  (the package's names)
 
 if TYPE_CHECKING:
     from harness.faults.base import Fault
-    from harness.stack import Stack
-
-FAMILY_MODULES = ("network", "http", "disk", "auth", "message", "process", "config", "data")
-
-
-@functools.cache
-def _families() -> tuple[ModuleType, ...]:
-    """The family modules, imported on first use: a process that only reads the registry (the
-    game-day recorder, `chaos status`) does without their clients (JWT, Postgres, AMQP)."""
-    return tuple(importlib.import_module(f"harness.faults.{name}") for name in FAMILY_MODULES)
-
-
-@functools.cache
-def _catalog() -> dict[str, type[Fault]]:
-    return {cls.name: cls for family in _families() for cls in family.FAULTS}
+    from harness.view import StackView
 
 
 def __getattr__(name: str) -> Any:
-    """``FAMILIES`` and ``CATALOG`` as module attributes, built when first asked for."""
-    if name == "FAMILIES":
-        return _families()
-    if name == "CATALOG":
-        return _catalog()
+    """``FAMILIES`` and ``CATALOG`` as attributes of the package too, built when first asked for."""
+    if name in ("FAMILIES", "CATALOG"):
+        return getattr(catalog, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def describe() -> list[dict[str, Any]]:
-    """Name, family, targets, parameters (type, default, range), one line, and how inject proves
-    its effect, per fault."""
-    rows = []
-    for cls in _catalog().values():
-        schema = cls.Params.model_json_schema()
-        params = {name: {k: v for k, v in spec.items() if k != "title"}
-                  for name, spec in schema.get("properties", {}).items()}
-        rows.append({"name": cls.name, "family": cls.family, "targets": list(cls.targets),
-                     "params": params, "description": cls.description,
-                     "proves": cls.proves})
-    return rows
-
-
-def lookup(name: str) -> type[Fault]:
-    catalog = _catalog()
-    if name not in catalog:
-        raise HarnessError(f"unknown fault {name!r}: `chaos faults` lists them ({', '.join(catalog)})")
-    return catalog[name]
-
-
-def check(name: str, target: str, **params: Any) -> Fault:
-    """Validates a fault's name, target and parameters without a stack (nothing is injected)."""
-    from harness.faults.base import FaultJournal
-
-    return lookup(name)(None, target, FaultJournal(), **params)  # type: ignore[arg-type]
 
 
 class Chaos:
@@ -74,7 +29,7 @@ class Chaos:
     default; the CLI hands its faults to the stack's owner, since it exits right after).
     """
 
-    def __init__(self, stack: "Stack", owner: str | None = None) -> None:
+    def __init__(self, stack: "StackView | None", owner: str | None = None) -> None:
         self.stack = stack
         from harness.faults.base import FaultJournal  # with the families: pydantic is not for chaos status
 
@@ -107,7 +62,7 @@ class Chaos:
             fault.heal()
             raise HarnessError(f"{name} can't be time-boxed: it can't be healed from another process")
         if fault.expires_at is not None and fault.record_id:
-            registry.spawn_healer(fault.record_id, fault.expires_at - time.time())
+            detached.spawn_healer(fault.record_id, fault.expires_at - time.time())
         return fault
 
     def heal_all(self) -> None:

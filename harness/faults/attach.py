@@ -15,12 +15,12 @@ import docker.errors
 from docker.models.containers import Container
 from toxiproxy import Toxiproxy
 
-from harness import ownership, topology
+from harness import ownership, state, topology
 from harness.engine import connect
 from harness.errors import HarnessError
-from harness.faults import registry
 from harness.ownership import REPLICA_LABEL, RUN_LABEL, SERVICE_LABEL
-from harness.stack import LOOPBACK, Endpoint, Stack, container_env, daemon_labels
+from harness.stack import LOOPBACK, container_env, daemon_labels
+from harness.view import DerivedAccess, Endpoint, EndpointCache
 
 NO_STACK = ("no stack is running: `chaos up` starts one (as do `docker-compose -f docker-compose.chaos.yml up` "
             "and a pytest session over scenarios/, while it runs)")
@@ -39,14 +39,15 @@ def control_secret_of(container: Container) -> str:
 
 
 @dataclass
-class AttachedStack:
-    """The attributes of harness.stack.Stack that the faults use, read from the engine."""
+class AttachedStack(DerivedAccess):
+    """A StackView (harness.view) read from the engine: what harness.stack.Stack is to the
+    process that started it. Its proxies' endpoints, edge URL and logs it inherits."""
 
     run_id: str
     owner: str  # the owner token of the process that started the run
     client: docker.DockerClient
     containers: dict[str, Container]
-    _endpoints: dict[tuple[str, int], Endpoint] = field(default_factory=dict)
+    _endpoints: EndpointCache = field(default_factory=EndpointCache)
 
     def docker_container(self, service: str) -> Container:
         container = self.containers[service]
@@ -61,12 +62,8 @@ class AttachedStack:
         self._endpoints[(service, port)] = found
         return found
 
-    # The same as a started stack's: they only read self.endpoint, self._endpoints and
-    # self.docker_container.
-    refresh = Stack.refresh
-    proxy_endpoint = Stack.proxy_endpoint
-    edge_url = Stack.edge_url
-    logs = Stack.logs
+    def refresh(self, service: str) -> None:
+        self._endpoints.forget(service)
 
     @property
     def sut_mode(self) -> str:
@@ -101,9 +98,8 @@ def attach(run_id: str | None = None, client: docker.DockerClient | None = None)
         run = found.attrs["Labels"][RUN_LABEL]
         newest[run] = max(newest.get(run, 0), int(found.attrs.get("Created") or 0))
     if run_id is None:
-        state = registry.state_identity()
         run_id = ownership.default_run([ownership.Candidate(runs[run], created) for run, created in newest.items()
-                                        if run in runs], state)
+                                        if run in runs], state.state_identity())
         if run_id is None:
             others = f"{len(newest)} of other checkouts or sessions {'is' if len(newest) == 1 else 'are'} up"
             raise HarnessError(NO_STACK if not newest else

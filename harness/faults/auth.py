@@ -37,6 +37,7 @@ from harness.faults.base import Fault, Params, first_line, run_container
 from harness.faults.network import Down
 from harness import topology
 from harness.topology import CLOCK_OFFSET_FILE
+from harness.view import StackView
 
 ISSUER, ALGORITHM, AUDIENCE = "shop-auth", "ES256", "shop"
 class TokenParams(Params):
@@ -58,7 +59,7 @@ class SkewParams(Params):
                         description="shift the target's wall clock by this much (negative: behind)")
 
 
-def _active_key(stack: Any) -> tuple[str, str]:
+def _active_key(stack: StackView) -> tuple[str, str]:
     with connect_database(stack) as conn:
         row = conn.execute("SELECT kid, private_pem FROM signing_keys WHERE active "
                            "ORDER BY created_at DESC LIMIT 1").fetchone()
@@ -67,7 +68,7 @@ def _active_key(stack: Any) -> tuple[str, str]:
     return row[0], row[1]
 
 
-def _health(stack: Any, service: str) -> str:
+def _health(stack: StackView, service: str) -> str:
     return f"{stack.endpoint(service).url}/health"
 
 
@@ -124,7 +125,7 @@ class TokenFault(Fault):
         return {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         return None  # a token is only a string: nothing in the shop changed
 
 
@@ -274,7 +275,7 @@ class ClockSkew(Fault):
         return {"service": self.target} if self.skewed else {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         """Writes a zero offset into the run's own auth_service and waits until its clock (at
         its port now) reads the harness's again."""
         if not state:
@@ -327,7 +328,7 @@ class KeyRotation(Fault):
         return {"previous": self.previous} if self.previous else {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         """Makes the previous key active again in the run's own database (at its port now:
         a stored port can be another run's Postgres by then, with the same credentials). A
         database that does not answer is a failed heal, raised, never a healed one."""

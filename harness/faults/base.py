@@ -23,11 +23,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import HarnessError, first_line  # noqa: F401  (the fault families take it from here)
 from harness.ownership import REPLICA_LABEL, RUN_LABEL  # noqa: F401  (REPLICA_LABEL: the config family takes it from here)
+from harness.view import StackView
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
-
-    from harness.stack import Stack
 
 Observer = Callable[[dict[str, Any], "Fault"], None]
 UNSTATED = "not stated"
@@ -95,7 +94,7 @@ def check_run(container: "Container", run_id: str) -> "Container":
     return container
 
 
-def run_container(stack: Any, service: str) -> "Container":
+def run_container(stack: StackView, service: str) -> "Container":
     """The stack's container of a service, checked against the stack's run label. A config
     fault's replica carries the service's labels too: healing in it would leave the service
     itself as the fault made it, so that is refused as well."""
@@ -123,7 +122,7 @@ class Fault(ABC):
     healing_timeout_s: float = 10.0
     poll_s: ClassVar[float] = 0.05
 
-    def __init__(self, stack: "Stack", target: str, journal: FaultJournal, **params: Any) -> None:
+    def __init__(self, stack: StackView, target: str, journal: FaultJournal, **params: Any) -> None:
         if target not in self.targets:
             raise HarnessError(f"fault {self.name} can't target {target!r}: choose one of {', '.join(self.targets)}")
         self.params = validate_params(self.name, self.Params, params)
@@ -194,7 +193,7 @@ class Fault(ABC):
         return {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         """Undoes a fault from its recorded state on the live stack of its run (this process's
         own, or one attached by the run's label); idempotent like heal()."""
         raise HarnessError(f"fault {cls.name} can't be healed from a record")

@@ -20,6 +20,7 @@ from pydantic import Field
 from harness import protections
 from harness.faults.base import REPLICA_LABEL, Fault, Params, check_run
 from harness.stack import container_env
+from harness.view import StackView
 
 BROKER_VARIABLES = Literal["RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_USER", "RABBITMQ_PASS"]
 
@@ -77,7 +78,7 @@ class Replica(Fault):
         return {"container_id": self.replica.id} if self.replica is not None else {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         """Removes the replica the fault made (kept by id: it is the fault's own container), once
         its run label shows it is of this run (an id alone could name another run's container)."""
         if not state:

@@ -15,6 +15,7 @@ from pydantic import Field
 from harness.clients import connect_database
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params, first_line
+from harness.view import StackView
 
 FIELDS = ("name", "price_cents", "stock")
 
@@ -60,7 +61,7 @@ class NullFields(Fault):
         return {"sku": self.params.sku, "row": self.original}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         """Restores the row in the run's database, at its port now. A database that does not
         answer is a failed heal (raised), never a healed one: the row stays corrupt."""
         if not state:

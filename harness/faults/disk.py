@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params, run_container
+from harness.view import StackView
 
 NODE_A = "api_gateway"  # the service whose container is node-A (harness/topology.py)
 
@@ -73,7 +74,7 @@ class DiskFill(Fault):
         return {"service": self.target, "path": self.path}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         """Deletes the fill file in the run's own node-A (a recorded container id could be
         another run's by now). A stopped node-A keeps the file on its volume: that heal fails."""
         if not state:

@@ -21,6 +21,7 @@ from pydantic import Field
 from harness import topology
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params, run_container
+from harness.view import StackView
 
 CONTROL = "/_control/fault"
 
@@ -167,7 +168,7 @@ class VendorFault(Fault):
         return {"service": self.target, "kind": self.kind}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         """The vendor's address is read now (a restart moves its published port)."""
         service = state.get("service", cls.targets[0])  # records from before they named it
         if run_container(stack, service).status in NO_MEMORY:

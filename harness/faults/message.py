@@ -24,6 +24,7 @@ from pydantic import Field
 from harness import topology
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params
+from harness.view import StackView
 
 EXCHANGE = "orders"
 WORK_QUEUE = "inventory.order-events"  # the shop's consumer reads it (services/shop/events.py)
@@ -159,7 +160,7 @@ class Publish(Fault):
         return {}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         return None  # a published message can't be taken back
 
 

@@ -25,6 +25,7 @@ from harness import topology
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params
 from harness.faults.wire import PROTOCOLS, Exchange, Probe, Protocol, exchange
+from harness.view import StackView
 
 __all__ = ["Exchange", "exchange"]  # the probe's names, as the tests knew them here
 
@@ -86,7 +87,7 @@ def proxy_enabled(api: str, proxy: str) -> bool:
         return True  # no proxy, nothing disabled
 
 
-def toxiproxy_api(stack: Any) -> str:
+def toxiproxy_api(stack: StackView) -> str:
     """``host:port`` of the stack's Toxiproxy API, as it is published now."""
     endpoint = stack.endpoint("toxiproxy")
     return f"{endpoint.host}:{endpoint.port}"
@@ -213,7 +214,7 @@ def toxic_name(kind: str, stream: str) -> str:
     return f"{PREFIX}{kind}_{stream}"
 
 
-def probe_through(stack: Any, proxy: str) -> Probe:
+def probe_through(stack: StackView, proxy: str) -> Probe:
     """A probe through a proxy's Toxiproxy listener (every one is published on 127.0.0.1), in
     the protocol of the service behind it."""
     try:
@@ -327,7 +328,7 @@ class ToxicFault(NetworkFault):
         return {"proxy": self.target, "toxic": self.toxic}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         remove_toxic(toxiproxy_api(stack), state["proxy"], state["toxic"])
 
 
@@ -411,7 +412,7 @@ class Down(NetworkFault):
         return {"proxy": self.target}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         try:
             set_enabled(toxiproxy_api(stack), state["proxy"], True)
         except NotFound:

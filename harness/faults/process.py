@@ -26,6 +26,7 @@ from harness.errors import HarnessError
 from harness.faults.attach import published
 from harness.faults.base import Fault, Params, run_container
 from harness.faults.wire import PROTOCOLS, Probe
+from harness.view import StackView
 
 ANSWER_WINDOW_S = 0.5  # a probe with no whole answer in this long: the service stopped answering
 
@@ -182,7 +183,7 @@ class ProcessFault(Fault):
         return {"service": self.target}
 
     @classmethod
-    def undo_from(cls, state: dict[str, Any], stack: Any) -> None:
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         """Brings the run's own container of the service back (found by the run's label, not by
         a recorded id that could be another run's by now)."""
         try:

@@ -1,79 +1,37 @@
-"""Active faults on disk, so a fault outlives neither its owner nor its expiry.
+"""The fault registry: active faults on disk, so a fault outlives neither its owner nor its expiry.
 
-Every injected fault is one JSON file under the state directory (``.cache/faults/`` in the
-repository, or ``$CHAOS_STATE_DIR``) until it is healed: which run, fault, target and
-parameters, when, until when, which process owns it, and its undo state (everything needed to
-heal it without the original object). So a fault whose process was SIGKILLed can still be
-healed: by `chaos heal --all`, by the reaper at the next stack start (``reap_stale``), or on
-time by the detached ``heal-after`` process that ``--for`` starts. Each run also gets an
-append-only JSONL journal of every inject, landing and heal.
-
-    active/<record id>.json     one per active fault
-    journal/<run id>.jsonl      every journal entry of the run's faults
+Every injected fault is one record in the state directory (harness.state) until it is healed:
+which run, fault, target and parameters, when, until when, which process owns it, and its undo
+state (everything needed to heal it without the original object). So a fault whose process was
+SIGKILLed can still be healed: by `chaos heal --all`, by the reaper when a stack is started
+(``reap_stale``, called by `chaos up` and the pytest plugin), or on time by the detached
+``heal-after`` process that ``--for`` starts (harness.detached). Each run's journal (in the state
+directory too) gets every inject, landing and heal.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from harness import run_ids
+from harness import detached, state
 from harness.errors import HarnessError, first_line
-from harness import ownership
 from harness.ownership import RUN_LABEL, host_identity, owner_alive
+from harness.state import Record
 
 if TYPE_CHECKING:
     import docker
 
     from harness.faults.base import Fault
 
-STATE_ENV = "CHAOS_STATE_DIR"
-DEFAULT_STATE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "faults"
-MAX_FOR_S = 86400.0
-
-
-def state_dir() -> Path:
-    return Path(os.environ.get(STATE_ENV) or DEFAULT_STATE_DIR)
-
-
-def state_identity(create: bool = False) -> str | None:
-    """This state directory's (checkout's) identity, as its runs' labels carry it
-    (harness.ownership.state_identity; made on first use when `create`)."""
-    return ownership.state_identity(state_dir(), create=create)
-
 
 def check_for(for_s: float | None) -> None:
     """A time box is positive and at most a day (the healer's sleep is bounded by it)."""
-    if for_s is not None and not 0 < for_s <= MAX_FOR_S:
-        raise HarnessError(f"--for must be between 0 and {MAX_FOR_S:.0f} seconds, got {for_s:g}")
-
-
-@dataclass
-class Record:
-    """One active fault, as written to disk."""
-
-    id: str
-    run_id: str
-    fault: str
-    target: str
-    params: dict[str, Any]
-    owner: str  # owner token (pid:starttime) of the process whose lifetime the fault shares
-    undo: dict[str, Any]
-    injected_at: float = field(default_factory=time.time)
-    expires_at: float | None = None
-    # Where the owner's pid means that process (harness.ownership.host_identity): a state dir
-    # shared between PID namespaces must not judge one's owner by the other's /proc.
-    host: str = ""
-
-    def left_s(self, now: float) -> float | None:
-        return None if self.expires_at is None else self.expires_at - now
+    if for_s is not None and not 0 < for_s <= detached.MAX_FOR_S:
+        raise HarnessError(f"--for must be between 0 and {detached.MAX_FOR_S:.0f} seconds, got {for_s:g}")
 
 
 # ---------------------------------------------------------------- pure judgements
@@ -95,68 +53,6 @@ def matches(record: Record, name: str) -> bool:
     return name in (record.id, record.fault)
 
 
-# ---------------------------------------------------------------- files
-
-def _active(root: Path) -> Path:
-    return root / "active"
-
-
-def _path(record_id: str, root: Path) -> Path:
-    return _active(root) / f"{record_id}.json"
-
-
-def new_id(fault: str, target: str) -> str:
-    return f"{fault}-{target}-{secrets.token_hex(3)}"
-
-
-def write_whole(path: Path, text: str) -> None:
-    """A state file written whole or not at all (temporary file, then rename), its directory
-    made first. The temporary name is this process's own: two writers never share one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
-def save(record: Record, root: Path | None = None) -> None:
-    write_whole(_path(record.id, root or state_dir()), json.dumps(asdict(record), indent=1))
-
-
-def load(record_id: str, root: Path | None = None) -> Record | None:
-    try:
-        return Record(**json.loads(_path(record_id, root or state_dir()).read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def records(root: Path | None = None) -> list[Record]:
-    """Every active record, oldest first (unreadable files are skipped)."""
-    folder = _active(root or state_dir())
-    found = [load(path.stem, folder.parent) for path in folder.glob("*.json")] if folder.is_dir() else []
-    return sorted((r for r in found if r is not None), key=lambda r: r.injected_at)
-
-
-def delete(record_id: str, root: Path | None = None) -> None:
-    _path(record_id, root or state_dir()).unlink(missing_ok=True)
-
-
-def journal_path(run_id: str, root: Path | None = None) -> Path:
-    """journal/<run id>.jsonl; a run id that is not one (``../x``) never becomes a path."""
-    return (root or state_dir()) / "journal" / f"{run_ids.valid(run_id)}.jsonl"
-
-
-def append_journal(run_id: str, entry: dict[str, Any], root: Path | None = None) -> None:
-    path = journal_path(run_id, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(entry, default=str) + "\n")
-
-
-def journal(run_id: str, root: Path | None = None) -> list[dict[str, Any]]:
-    path = journal_path(run_id, root)
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 # ---------------------------------------------------------------- recording from a journal
 
 @dataclass
@@ -170,13 +66,13 @@ class Recorder:
 
     def __call__(self, entry: dict[str, Any], fault: "Fault") -> None:
         if entry["action"] == "inject" and fault.recordable():
-            fault.record_id = new_id(fault.name, fault.target)
-            save(Record(fault.record_id, self.run_id, fault.name, fault.target, fault.params.model_dump(),
+            fault.record_id = state.new_id(fault.name, fault.target)
+            state.save(Record(fault.record_id, self.run_id, fault.name, fault.target, fault.params.model_dump(),
                         self.owner, fault.undo_state(), expires_at=fault.expires_at,
                         host=host_identity()), self.root)
-        append_journal(self.run_id, {**entry, "record": fault.record_id}, self.root)
+        state.append_journal(self.run_id, {**entry, "record": fault.record_id}, self.root)
         if entry["action"] == "heal" and fault.record_id:
-            delete(fault.record_id, self.root)
+            state.delete(fault.record_id, self.root)
             fault.record_id = None
 
 
@@ -204,7 +100,7 @@ def heal(record: Record, root: Path | None = None, how: str = "heal",
     read now), then forgets the record: HEALED. A run with no container left has nothing to
     undo: the record is forgotten, RUN_GONE. Anything else raises HarnessError and keeps the
     record, so a heal that did not happen (a database that did not answer) is never counted."""
-    from harness.faults import CATALOG
+    from harness.faults.catalog import CATALOG
     from harness.faults.attach import attach
 
     if record.fault not in CATALOG:
@@ -225,10 +121,10 @@ def heal(record: Record, root: Path | None = None, how: str = "heal",
 def forget(record: Record, root: Path | None = None, how: str = "dropped", outcome: str = HEALED) -> None:
     """The record's heal in the run's journal (with what it was: healed, or run gone), then
     the record deleted."""
-    append_journal(record.run_id, {"ts": time.time(), "action": "heal", "fault": record.fault,
+    state.append_journal(record.run_id, {"ts": time.time(), "action": "heal", "fault": record.fault,
                                    "target": record.target, "params": record.params,
                                    "record": record.id, "by": how, "outcome": outcome}, root)
-    delete(record.id, root)
+    state.delete(record.id, root)
 
 
 def heal_records(selected: list[Record] | None = None, root: Path | None = None, how: str = "heal",
@@ -237,7 +133,7 @@ def heal_records(selected: list[Record] | None = None, root: Path | None = None,
     outcome said in the report (failed ones are kept on disk). No engine: one HarnessError
     before any record is tried."""
     report = HealReport()
-    pending = selected if selected is not None else records(root)
+    pending = selected if selected is not None else state.records(root)
     if pending:
         client = _engine(client)
     for record in reversed(pending):
@@ -278,8 +174,8 @@ def reap_stale(client: "docker.DockerClient | None" = None, root: Path | None = 
                now: float | None = None) -> list[str]:
     """Heals records whose owner is dead or whose expiry passed; forgets records of runs whose
     containers are gone (nothing left to undo). Returns the ids handled; one that fails to
-    heal is printed and kept. Meant for stack start-up, after the run reaper."""
-    pending = records(root)
+    heal is printed and kept. harness.reaper runs it before a stack starts, after the run reaper."""
+    pending = state.records(root)
     if not pending:
         return []
     client = _engine(client)
@@ -294,64 +190,15 @@ def reap_stale(client: "docker.DockerClient | None" = None, root: Path | None = 
 
 # ---------------------------------------------------------------- healing on time
 
-HEALER_SLICE_S = 2.0  # how often the `--for` healer looks whether its record was healed already
-
-
-def spawn_detached(module: str, *args: str, root: Path | None = None) -> int:
-    """``python -m module args`` in its own session, sharing this state directory: it outlives
-    this process (and a Ctrl-C or SIGKILL of it). Used by the `--for` healer and guardrails."""
-    env = dict(os.environ, **{STATE_ENV: str(root or state_dir())})
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, env=env)
-    return process.pid
-
-
-def spawn_healer(record_id: str, seconds: float, root: Path | None = None) -> int:
-    """A detached process that heals the record after `seconds`, whatever happens to this one."""
-    return spawn_detached("harness.faults.registry", "heal-after", record_id, f"{seconds:.3f}", root=root)
-
-
-def next_wait(left_s: float, slice_s: float = HEALER_SLICE_S) -> float:
-    """How long the healer sleeps before it looks again: a slice, or what is left if less."""
-    return max(0.0, min(slice_s, left_s))
-
-
-def heal_after(record_id: str, seconds: float, slice_s: float = HEALER_SLICE_S) -> int:
-    """Heals the record after `seconds` if it is still active. It looks every `slice_s` and
-    exits as soon as the record is gone (healed by `chaos heal`, a teardown or the reaper), so
-    no healer outlives its fault asleep. Bounded: at most MAX_FOR_S, in slices."""
-    deadline = time.monotonic() + max(0.0, min(seconds, MAX_FOR_S))
-    for _ in range(int(MAX_FOR_S / slice_s) + 2):
-        record = load(record_id)
-        if record is None:
-            return 0
-        left = deadline - time.monotonic()
-        if left <= 0:
-            heal(record, how="expiry")
-            return 0
-        time.sleep(next_wait(left, slice_s))
-    return 0
-
-
-def detached_main(argv: list[str], command: str, usage: str, action: Callable[..., object]) -> int:
-    """The entry point of a detached helper (``command ARG...``): exit 2 with one line on bad input."""
-    arity = usage.count(" ") - usage.split().index(command)
-    if len(argv) != arity + 1 or argv[0] != command:
-        print(f"usage: {usage}", file=sys.stderr)
-        return 2
-    try:
-        action(*argv[1:])
-    except (HarnessError, ValueError) as exc:
-        print(f"chaos: {exc}", file=sys.stderr)
-        return 2
-    return 0
+def heal_on_expiry(record_id: str, seconds: str) -> int:
+    """The `--for` healer's work (harness.detached.spawn_healer starts its process): heals the
+    record when the time box ends, unless something healed it first."""
+    return detached.heal_after(record_id, float(seconds), lambda record: heal(record, how="expiry"))
 
 
 def main(argv: list[str]) -> int:
-    return detached_main(argv, "heal-after", "python -m harness.faults.registry heal-after RECORD_ID SECONDS",
-                         lambda record_id, seconds: heal_after(record_id, float(seconds)))
+    usage = f"python -m {detached.HEALER_MODULE} heal-after RECORD_ID SECONDS"
+    return detached.detached_main(argv, "heal-after", usage, heal_on_expiry)
 
 
 if __name__ == "__main__":

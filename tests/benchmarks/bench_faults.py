@@ -31,7 +31,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from harness.faults import Chaos, check, registry
+from harness import state
+from harness.faults import Chaos, check
 from harness.faults.network import (TOXICS, down_gone, down_landed, probe_through, proxy_at, remove_toxic,
                                     set_enabled, toxic_gone, toxic_landed)
 from harness.stack import Stack
@@ -230,7 +231,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--proof-reps", type=int, default=10)
     args = parser.parse_args()
-    os.environ[registry.STATE_ENV] = tempfile.mkdtemp(prefix="chaos-bench-state-")
+    os.environ[state.STATE_ENV] = tempfile.mkdtemp(prefix="chaos-bench-state-")
     with Stack() as stack:
         began = time.monotonic()
         costs = proof_costs(stack, args.proof_reps)

@@ -42,7 +42,7 @@ def synthetic_sample(ts: float, faulted: bool, n: int) -> dict:
 
 def day(t0: float, hours: float, fault_every_s: float) -> tuple[int, list[dict]]:
     """(sample count, journal entries) of the simulated day."""
-    from harness.faults import registry
+    from harness import state as harness_state
 
     entries = []
     for k in range(int(hours * 3600 // fault_every_s)):
@@ -52,7 +52,7 @@ def day(t0: float, hours: float, fault_every_s: float) -> tuple[int, list[dict]]
         for action, at in (("inject", start), ("landed", start + 0.2), ("heal", start + 60)):
             entries.append({"ts": at, "action": action, **base})
     for entry in entries:
-        registry.append_journal(RUN_ID, entry)
+        harness_state.append_journal(RUN_ID, entry)
     return int(hours * 3600 * HZ), entries
 
 

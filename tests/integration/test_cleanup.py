@@ -162,11 +162,11 @@ def _interrupt_twice(tmp_path, when, *options):
 
 
 def _journal(state, run_id):
-    from harness.faults import registry
+    from harness import state as harness_state
 
     path = state / "journal" / f"{run_id}.jsonl"
     actions = [json.loads(line)["action"] for line in path.read_text().splitlines()]
-    return actions, registry.records(state)
+    return actions, harness_state.records(state)
 
 
 @pytest.mark.parametrize("when", ["heal", "body"])

@@ -12,6 +12,7 @@ import docker.errors
 import pytest
 
 from harness.clients import connect_database
+from harness import detached, state
 from harness.faults import registry
 from harness.stack import OWNER_LABEL, RUN_LABEL, owner_token
 from tests.conftest import BIN, run
@@ -24,7 +25,7 @@ FILL = "/data/.chaos-fill-0ther0un"  # a fill file's name, as the disk fault wri
 @pytest.fixture(autouse=True)
 def state_dir(tmp_path, monkeypatch):
     """This test's own fault records, apart from any other run's (subprocesses inherit it)."""
-    monkeypatch.setenv(registry.STATE_ENV, str(tmp_path))
+    monkeypatch.setenv(state.STATE_ENV, str(tmp_path))
     return tmp_path
 
 
@@ -46,10 +47,10 @@ def other_run(stack):
             pass  # removed by a heal that should have refused (the test fails for it)
 
 
-def _record(stack, fault: str, target: str, undo: dict) -> registry.Record:
-    record = registry.Record(registry.new_id(fault, target), stack.run_id, fault, target, {},
+def _record(stack, fault: str, target: str, undo: dict) -> state.Record:
+    record = state.Record(state.new_id(fault, target), stack.run_id, fault, target, {},
                              stack.docker_container("toxiproxy").labels[OWNER_LABEL], undo)
-    registry.save(record)
+    state.save(record)
     return record
 
 
@@ -79,8 +80,8 @@ def test_a_recorded_container_id_of_another_run_is_never_touched(stack, other_ru
     assert other_run.labels[RUN_LABEL] in line and stack.run_id in line  # names both runs
     other_run.reload()
     assert other_run.status == "running"
-    assert [r.id for r in registry.records()] == [replica.id]
-    registry.delete(replica.id)
+    assert [r.id for r in state.records()] == [replica.id]
+    state.delete(replica.id)
 
 
 def _row(stack, sku: str) -> tuple:
@@ -103,7 +104,7 @@ def test_a_heal_that_fails_while_the_run_exists_keeps_its_record_and_heals_later
                                   ("auth.key_rotation", "auth_service", "subject=x")):
         result = _chaos("inject", name, "--target", target, "--run", stack.run_id, "--set", setting)
         assert result.returncode == 0, result.stderr
-    records = {r.fault: r for r in registry.records()}
+    records = {r.fault: r for r in state.records()}
     port_at_inject = stack.endpoint("postgres").port
     outage = chaos.inject("process.db_outage", "postgres")
     for name in ("data.null_fields", "auth.key_rotation"):
@@ -111,16 +112,16 @@ def test_a_heal_that_fails_while_the_run_exists_keeps_its_record_and_heals_later
         assert result.returncode == 1, result.stdout
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith(f"chaos: {records[name].id}") and "kept" in line
-    assert {r.id for r in registry.records() if r.fault != "process.db_outage"} == {r.id for r in records.values()}
+    assert {r.id for r in state.records() if r.fault != "process.db_outage"} == {r.id for r in records.values()}
     outage.heal()  # Postgres back, published anew
     assert stack.endpoint("postgres").port != port_at_inject, "precondition: the engine gave Postgres a new port"
     for name in ("data.null_fields", "auth.key_rotation"):
         result = _chaos("heal", name)
         assert result.returncode == 0 and result.stdout.startswith("healed 1 fault(s)"), result.stderr
-    assert registry.records() == []
+    assert state.records() == []
     assert _row(stack, "sku-4") == before_row
     assert _active_kid(stack) == before_kid
-    outcomes = [(e["record"], e.get("outcome")) for e in registry.journal(stack.run_id)
+    outcomes = [(e["record"], e.get("outcome")) for e in state.journal(stack.run_id)
                 if e["action"] == "heal" and e.get("by") == "heal"]
     assert sorted(outcomes) == sorted((r.id, registry.HEALED) for r in records.values())
 
@@ -140,14 +141,14 @@ def _exit_status(pid: int, bound_s: float) -> int | None:
 def test_the_for_healer_exits_once_its_record_is_healed_elsewhere(tmp_path):
     """Catches a `--for` healer that sleeps out its whole time box (up to a day) after its
     fault was healed by `chaos heal`, a teardown or the reaper."""
-    record = registry.Record("network.latency-edge_gateway-000000", "run-of-nobody", "network.latency",
+    record = state.Record("network.latency-edge_gateway-000000", "run-of-nobody", "network.latency",
                              "edge_gateway", {}, "1:x", {"proxy": "edge_gateway", "toxic": "chaos_latency_downstream"},
                              expires_at=time.time() + 3600)
-    registry.save(record)
-    pid = registry.spawn_healer(record.id, 3600)
+    state.save(record)
+    pid = detached.spawn_healer(record.id, 3600)
     try:
         assert os.waitpid(pid, os.WNOHANG) == (0, 0), "the healer exited while its record was active"
-        registry.delete(record.id)  # healed elsewhere
+        state.delete(record.id)  # healed elsewhere
         assert _exit_status(pid, 30) == 0, "the healer did not exit after its record was gone"
     finally:
         try:

@@ -13,6 +13,7 @@ import time
 import httpx
 import pytest
 
+from harness import state
 from harness.faults import registry
 from harness.faults.http import probe
 from tests.conftest import BIN, ROOT, run
@@ -39,7 +40,7 @@ BOX_S = 8
 @pytest.fixture(autouse=True)
 def state_dir(tmp_path, monkeypatch):
     """This test's own fault records, apart from any other run's (subprocesses inherit it)."""
-    monkeypatch.setenv(registry.STATE_ENV, str(tmp_path))
+    monkeypatch.setenv(state.STATE_ENV, str(tmp_path))
     return tmp_path
 
 
@@ -74,7 +75,7 @@ def orphaned(stack):
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
-    records = registry.records()
+    records = state.records()
     assert sorted(r.fault for r in records) == ["http.status", "network.latency", "process.pause"]
     assert _edge_seconds(stack) >= 0.45
     assert probe(stack.endpoint("payment_gateway").url).status_code == 503
@@ -83,7 +84,7 @@ def orphaned(stack):
 
 
 def _all_healed(stack) -> None:
-    assert registry.records() == []
+    assert state.records() == []
     assert _edge_prompt(stack)
     assert probe(stack.endpoint("payment_gateway").url).status_code == 201
     assert stack.docker_container("alert_sink").status == "running"
@@ -100,22 +101,22 @@ def test_heal_all_heals_what_a_killed_injector_left(stack, orphaned):
 def test_the_reaper_heals_what_a_killed_injector_left(stack, orphaned):
     assert sorted(registry.reap_stale()) == sorted(r.id for r in orphaned)
     _all_healed(stack)
-    actions = [(e["action"], e.get("by")) for e in registry.journal(stack.run_id)]
+    actions = [(e["action"], e.get("by")) for e in state.journal(stack.run_id)]
     assert actions.count(("heal", "reaper")) == 3
 
 
 def test_the_reaper_heals_expired_faults_drops_gone_runs_and_keeps_the_rest(stack, chaos):
     expired = chaos.inject("network.latency", "edge_gateway", latency_ms=300)
     kept = chaos.inject("http.status", "payment_gateway")
-    record = registry.load(expired.record_id)
+    record = state.load(expired.record_id)
     record.expires_at = time.time() - 1
-    registry.save(record)
-    ghost = registry.Record("network.down-auth-000000", "20000101T000000-0000ff", "network.down", "auth", {},
+    state.save(record)
+    ghost = state.Record("network.down-auth-000000", "20000101T000000-0000ff", "network.down", "auth", {},
                             "1:x", {"api": "127.0.0.1:9", "proxy": "auth"})
-    registry.save(ghost)
+    state.save(ghost)
     assert sorted(registry.reap_stale()) == sorted([expired.record_id, ghost.id])
-    assert [r.id for r in registry.records()] == [kept.record_id]  # owner alive, no expiry
-    outcomes = {e["record"]: e["outcome"] for e in registry.journal(ghost.run_id) + registry.journal(stack.run_id)
+    assert [r.id for r in state.records()] == [kept.record_id]  # owner alive, no expiry
+    outcomes = {e["record"]: e["outcome"] for e in state.journal(ghost.run_id) + state.journal(stack.run_id)
                 if e["action"] == "heal" and e.get("by") == "reaper"}
     assert outcomes == {expired.record_id: registry.HEALED, ghost.id: registry.RUN_GONE}  # said apart
     assert _edge_prompt(stack)
@@ -132,12 +133,12 @@ def test_cli_time_boxed_fault_heals_itself_after_the_cli_is_gone(stack):
     assert _edge_seconds(stack) >= 0.35  # the CLI has exited; the fault stays
     (row,) = json.loads(_chaos("status", "--json", "--run", stack.run_id).stdout)["faults"]
     assert row["fault"] == "network.latency" and row["run_id"] == stack.run_id and 0 < row["left_s"] <= BOX_S
-    assert registry.records()[0].owner == stack.docker_container("toxiproxy").labels["chaos-harness.owner"]
+    assert state.records()[0].owner == stack.docker_container("toxiproxy").labels["chaos-harness.owner"]
     deadline = time.monotonic() + BOX_S + 15
-    while registry.records() and time.monotonic() < deadline:
+    while state.records() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert registry.records() == [] and _edge_prompt(stack)
-    by = [e.get("by") for e in registry.journal(stack.run_id) if e["action"] == "heal"]
+    assert state.records() == [] and _edge_prompt(stack)
+    by = [e.get("by") for e in state.journal(stack.run_id) if e["action"] == "heal"]
     assert by == ["expiry"]
 
 
@@ -150,7 +151,7 @@ def test_cli_injects_into_a_stack_it_did_not_start_and_heals_by_name_or_record(s
     assert registry.reap_stale() == []  # owned by the stack's (live) owner: not stale
     _chaos("heal", "network.down")
     assert stack.toxiproxy.get_proxy("auth").enabled is True
-    (left,) = registry.records()
+    (left,) = state.records()
     _chaos("heal", left.id)
-    assert registry.records() == [] and probe(stack.endpoint("payment_gateway").url).status_code == 201
-    assert {e["action"] for e in registry.journal(stack.run_id)} == {"inject", "landed", "heal"}
+    assert state.records() == [] and probe(stack.endpoint("payment_gateway").url).status_code == 201
+    assert {e["action"] for e in state.journal(stack.run_id)} == {"inject", "landed", "heal"}

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from harness.errors import HarnessError
-from harness.faults import registry
+from harness import state
 from harness.faults import network
 from harness.faults.network import exchange, probe_through, toxic_names
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(autouse=True)
 def state_dir(tmp_path, monkeypatch):
     """This test's own fault records, apart from any other run's."""
-    monkeypatch.setenv(registry.STATE_ENV, str(tmp_path))
+    monkeypatch.setenv(state.STATE_ENV, str(tmp_path))
     return tmp_path
 
 
@@ -77,10 +77,10 @@ def test_fault_lands_heals_and_heals_twice(stack, chaos, name):
     assert case.effect(stack), f"{name} landed but its effect is not seen through the edge"
     if name != "network.down":
         assert fault.toxic in toxic_names(fault.api, "edge_gateway")
-    assert [r.fault for r in registry.records()] == [name]
+    assert [r.fault for r in state.records()] == [name]
     fault.heal()
     assert _answers_normally(stack), f"{name} healed but the edge still misbehaves"
-    assert toxic_names(fault.api, "edge_gateway") == set() and registry.records() == []
+    assert toxic_names(fault.api, "edge_gateway") == set() and state.records() == []
     fault.heal()
     assert _answers_normally(stack)
     assert [e["action"] for e in chaos.journal.entries] == ["inject", "landed", "heal"]

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from harness import topology
-from harness.faults import registry
+from harness import state
 from harness.faults.http import probe
 from harness.stack import READINESS
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(autouse=True)
 def state_dir(tmp_path, monkeypatch):
     """This test's own fault records, apart from any other run's."""
-    monkeypatch.setenv(registry.STATE_ENV, str(tmp_path))
+    monkeypatch.setenv(state.STATE_ENV, str(tmp_path))
     return tmp_path
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from harness.escape import markdown
-from harness.faults import registry
+from harness import state as harness_state
 from harness.faults.attach import attach
 from harness.faults.http import probe
 from harness.stack import KEPT_LABEL, KEPT_OWNER, RUN_LABEL, port_is_free
@@ -66,7 +66,7 @@ def state(tmp_path_factory):
     """The module's own fault records (subprocesses and terminals inherit the variable)."""
     path = tmp_path_factory.mktemp("faults")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(registry.STATE_ENV, str(path))
+        patch.setenv(harness_state.STATE_ENV, str(path))
         yield path
 
 
@@ -142,8 +142,8 @@ def test_a_guardrail_heals_a_fault_that_pushes_health_under_its_threshold(kept, 
     stack = kept["stack"]
     terminal.type(f"{CHAOS} inject network.down --target postgres --abort-if 'health<50'")
     terminal.wait_for(r"guardrail: every fault of run \S+ is healed if health<50")
-    _wait(lambda: not registry.records(), 30, "the guardrail healed the fault")
-    (trip,) = [e for e in registry.journal(kept["run_id"]) if e["action"] == "abort"]
+    _wait(lambda: not harness_state.records(), 30, "the guardrail healed the fault")
+    (trip,) = [e for e in harness_state.journal(kept["run_id"]) if e["action"] == "abort"]
     assert trip["condition"] == "health<50" and trip["observed"] < 50 and len(trip["healed"]) == 1
     assert stack.toxiproxy.get_proxy("postgres").enabled
     _wait(lambda: _healthy(stack), 30, "health back to green")
@@ -187,7 +187,7 @@ def test_a_second_abort_if_does_not_start_a_second_watcher(kept):
     assert healed.returncode == 0, healed.stderr
     _wait(lambda: not _watchers(run_id), 30, "the watcher ended with the faults")
     assert not guardrails.watcher_path(run_id).exists()
-    assert not [e for e in registry.journal(run_id) if e["action"] == "abort" and e["condition"] != "health<50"]
+    assert not [e for e in harness_state.journal(run_id) if e["action"] == "abort" and e["condition"] != "health<50"]
 
 
 def test_status_json_has_every_endpoint_up_printed(kept):
@@ -225,13 +225,13 @@ def test_heal_all_after_a_sigkill_of_the_injector_leaves_nothing(kept, terminal,
     terminal.type(f"{BIN / 'python'} {script} {kept['run_id']}")
     screen = terminal.wait_for(r"holding (\d+)", timeout_s=120)
     pid = int(re.search(r"holding (\d+)", screen).group(1))
-    assert len(registry.records()) == 8
+    assert len(harness_state.records()) == 8
     assert stack.docker_container("alert_sink").status == "paused"
     os.kill(pid, signal.SIGKILL)
     terminal.wait_for(r"Killed")
     terminal.type(f"{CHAOS} heal --all")
     screen = terminal.wait_for(r"healed 8 fault\(s\) in [\d.]+s", timeout_s=120)
-    assert registry.records() == []
+    assert harness_state.records() == []
     for proxy in stack.toxiproxy.proxies().values():
         assert proxy.enabled and proxy.toxics() == {}, proxy.name
     client = stack.client
@@ -262,11 +262,11 @@ def test_up_on_a_kept_stack_heals_what_a_killed_injector_left(kept):
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
-    assert [r.fault for r in registry.records()] == ["network.latency"]
+    assert [r.fault for r in harness_state.records()] == ["network.latency"]
     again = run([CHAOS, "up"])
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith(f"already up: run {kept['run_id']} (resilient shop); healed 1 fault(s)")
-    assert registry.records() == [] and kept["stack"].toxiproxy.get_proxy("edge_gateway").toxics() == {}
+    assert harness_state.records() == [] and kept["stack"].toxiproxy.get_proxy("edge_gateway").toxics() == {}
 
 
 def test_scenarios_run_against_the_kept_stack(kept, tmp_path):
@@ -334,7 +334,7 @@ def test_docker_compose_brings_up_the_same_stack(state, tmp_path):
         # With no --run and no stack of this checkout, the CLI means the compose stack; it belongs
         # to no checkout, so a plain `chaos down` leaves it.
         # (A checkout of its own: this module's kept stack is this one's.)
-        elsewhere = {registry.STATE_ENV: str(tmp_path / "another-checkout")}
+        elsewhere = {harness_state.STATE_ENV: str(tmp_path / "another-checkout")}
         status = run([CHAOS, "status", "--json"], env=elsewhere)
         assert json.loads(status.stdout)["run"]["run_id"] == "compose", status.stdout + status.stderr
         assert run([CHAOS, "down"], env=elsewhere).returncode == 0
@@ -368,7 +368,7 @@ def test_down_writes_the_game_day_report_then_removes_the_stack(kept, tmp_path):
     assert len(own["timeline"]["samples"]) == day["probe"]["samples"] and day["ttd_s"] is not None
     assert markdown("[guardrail] health<50") in (run_dir / "incident-game_day.en.md").read_text()
     assert "TRIPPED" in (run_dir / "report.html").read_text()
-    assert not (Path(os.environ[registry.STATE_ENV]) / "samples" / f"{kept['run_id']}.jsonl").exists()
+    assert not (Path(os.environ[harness_state.STATE_ENV]) / "samples" / f"{kept['run_id']}.jsonl").exists()
     left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={RUN_LABEL}={kept['run_id']}"],
                           capture_output=True, text=True).stdout.strip()
     assert left == ""

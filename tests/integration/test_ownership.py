@@ -19,7 +19,7 @@ import pytest
 
 from harness import gameday, ownership
 from harness.engine import connect
-from harness.faults import registry
+from harness import state as harness_state
 from harness.faults.attach import attach
 from harness.stack import RUN_LABEL, daemon_labels
 from tests.conftest import BIN, ROOT, run
@@ -31,7 +31,7 @@ QUICK_SCENARIO = "inventory_null"  # one of the shortest scenarios: the sessions
 
 
 def _env(state: Path) -> dict[str, str]:
-    return {registry.STATE_ENV: str(state)}
+    return {harness_state.STATE_ENV: str(state)}
 
 
 def _objects(client, run_id: str) -> int:
@@ -113,7 +113,7 @@ def test_a_kept_stack_of_another_checkout_survives_down_and_heal_all_here(elsewh
     healed = run([CHAOS, "heal", "--all"], env=_env(here))
     assert healed.returncode == 0 and healed.stdout.startswith("healed 0 fault"), healed.stdout + healed.stderr
     assert len(_toxics(kept, "payment")) == 1
-    assert [r.run_id for r in registry.records(elsewhere["state"])] == [run_id]
+    assert [r.run_id for r in harness_state.records(elsewhere["state"])] == [run_id]
 
     down = run([CHAOS, "down", "--reports", str(tmp_path / "reports")], env=_env(here))
     assert down.returncode == 0, down.stderr

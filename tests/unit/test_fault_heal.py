@@ -7,6 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from harness import detached
+from harness import state as harness_state
 from harness.errors import HarnessError
 from harness.faults import CATALOG, check, registry
 from harness.faults.base import check_run, first_line
@@ -64,18 +66,18 @@ def test_errors_are_reported_in_one_line():
 def test_the_healer_sleeps_in_slices():
     """Catches a `--for` healer that sleeps its whole time box in one go (it would not see its
     record healed elsewhere), or past its expiry."""
-    assert registry.next_wait(3600, 2.0) == 2.0
-    assert registry.next_wait(0.5, 2.0) == 0.5
-    assert registry.next_wait(-1, 2.0) == 0.0
+    assert detached.next_wait(3600, 2.0) == 2.0
+    assert detached.next_wait(0.5, 2.0) == 0.5
+    assert detached.next_wait(-1, 2.0) == 0.0
 
 
 def _unhealable(tmp_path, n):
     """Records no heal can undo (their fault is not in the catalog): a heal fails before any
     engine is asked."""
-    found = [registry.Record(f"test.gone-x-00000{i}", "run-x", "test.gone", "x", {}, "1:x", {},
+    found = [harness_state.Record(f"test.gone-x-00000{i}", "run-x", "test.gone", "x", {}, "1:x", {},
                              injected_at=time.time() + i) for i in range(n)]
     for record in found:
-        registry.save(record, tmp_path)
+        harness_state.save(record, tmp_path)
     return found
 
 
@@ -85,7 +87,7 @@ def test_a_failed_heal_keeps_its_record_and_the_rest_are_still_tried(tmp_path):
     report = registry.heal_records(root=tmp_path, client=object())  # never asked: the fault is unknown
     assert (report.healed, report.gone) == ([], [])
     assert [line.split(" ")[-1] for line in report.failed] == ["'test.gone'", "'test.gone'"]
-    assert [r.id for r in registry.records(tmp_path)] == [r.id for r in kept]
+    assert [r.id for r in harness_state.records(tmp_path)] == [r.id for r in kept]
     with pytest.raises(HarnessError, match="some faults did not heal"):
         registry.heal_all(root=tmp_path, client=object())
 
@@ -94,9 +96,9 @@ def test_chaos_heal_without_an_engine_is_one_line_and_keeps_every_record(tmp_pat
     """Catches `chaos heal` with no engine that prints a traceback or a line per record, or
     forgets records it could not heal."""
     kept = _unhealable(tmp_path, 2)
-    result = run([str(BIN / "chaos"), "heal", "--all"], {**NO_ENGINE, registry.STATE_ENV: str(tmp_path)})
+    result = run([str(BIN / "chaos"), "heal", "--all"], {**NO_ENGINE, harness_state.STATE_ENV: str(tmp_path)})
     _one_line_exit_2(result)
-    assert len(registry.records(tmp_path)) == len(kept)
+    assert len(harness_state.records(tmp_path)) == len(kept)
 
 
 def test_healed_and_run_gone_are_told_apart():

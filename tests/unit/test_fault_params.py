@@ -9,6 +9,7 @@ import time
 import pytest
 
 from harness.cli import _values
+from harness import detached, state
 from harness.errors import HarnessError
 from harness.faults import CATALOG, check, describe, registry
 from harness.faults.base import FaultJournal
@@ -81,7 +82,7 @@ def test_set_values_are_read_as_json_then_validated_by_the_model():
 
 
 def test_cli_rejects_bad_input_before_touching_the_engine(tmp_path):
-    env = {**NO_ENGINE, registry.STATE_ENV: str(tmp_path)}
+    env = {**NO_ENGINE, state.STATE_ENV: str(tmp_path)}
     result = run([str(BIN / "chaos"), "inject", "network.latency", "--target", "edge_gateway",
                   "--set", "latency_ms=-5"], env)
     _one_line_exit_2(result)
@@ -95,7 +96,7 @@ def test_cli_rejects_bad_input_before_touching_the_engine(tmp_path):
 
 
 def test_cli_status_with_no_faults(tmp_path):
-    env = {registry.STATE_ENV: str(tmp_path)}
+    env = {state.STATE_ENV: str(tmp_path)}
     assert "ACTIVE FAULTS: none" in run([str(BIN / "chaos"), "status"], env).stdout
     assert json.loads(run([str(BIN / "chaos"), "status", "--json"], env).stdout)["faults"] == []
 
@@ -106,7 +107,7 @@ def _record(**overrides):
     values = {"id": "network.down-auth-abc123", "run_id": "run-1", "fault": "network.down", "target": "auth",
               "params": {}, "owner": owner_token(), "undo": {"api": "127.0.0.1:1", "proxy": "auth"},
               "injected_at": 100.0}
-    return registry.Record(**{**values, **overrides})
+    return state.Record(**{**values, **overrides})
 
 
 def _dead_owner() -> str:
@@ -137,17 +138,17 @@ def test_a_dead_owner_is_seen_as_dead():
 
 def test_records_round_trip_on_disk_and_match_by_id_or_name(tmp_path):
     first, second = _record(), _record(id="network.down-auth-def456", injected_at=50.0, expires_at=99.0)
-    registry.save(first, tmp_path)
-    registry.save(second, tmp_path)
-    assert [r.id for r in registry.records(tmp_path)] == [second.id, first.id]  # oldest first
-    assert registry.load(first.id, tmp_path) == first
+    state.save(first, tmp_path)
+    state.save(second, tmp_path)
+    assert [r.id for r in state.records(tmp_path)] == [second.id, first.id]  # oldest first
+    assert state.load(first.id, tmp_path) == first
     assert registry.matches(first, "network.down") and registry.matches(first, first.id)
     assert not registry.matches(first, "network.latency")
     (tmp_path / "active" / "broken.json").write_text("{not json")
-    assert len(registry.records(tmp_path)) == 2  # an unreadable file is skipped, not fatal
-    registry.delete(first.id, tmp_path)
-    registry.delete(first.id, tmp_path)  # twice: harmless
-    assert [r.id for r in registry.records(tmp_path)] == [second.id]
+    assert len(state.records(tmp_path)) == 2  # an unreadable file is skipped, not fatal
+    state.delete(first.id, tmp_path)
+    state.delete(first.id, tmp_path)  # twice: harmless
+    assert [r.id for r in state.records(tmp_path)] == [second.id]
 
 
 def test_the_recorder_keeps_a_record_while_active_and_journals_every_entry(tmp_path):
@@ -155,20 +156,20 @@ def test_the_recorder_keeps_a_record_while_active_and_journals_every_entry(tmp_p
     journal = FaultJournal(observers=[registry.Recorder("20270115T080000-00000a", "42:1", tmp_path)])
     fault.journal = journal
     journal.record("inject", fault)
-    (record,) = registry.records(tmp_path)
+    (record,) = state.records(tmp_path)
     assert (record.run_id, record.fault, record.target, record.owner) == ("20270115T080000-00000a", "network.down", "auth", "42:1")
     assert record.undo == {"proxy": "auth"} and fault.record_id == record.id
     journal.record("landed", fault)
     journal.record("heal", fault)
-    assert registry.records(tmp_path) == [] and fault.record_id is None
-    lines = registry.journal("20270115T080000-00000a", tmp_path)
+    assert state.records(tmp_path) == [] and fault.record_id is None
+    lines = state.journal("20270115T080000-00000a", tmp_path)
     assert [line["action"] for line in lines] == ["inject", "landed", "heal"]
     assert {line["record"] for line in lines} == {record.id}
 
 
 def test_heal_after_does_nothing_when_the_record_is_already_healed(tmp_path):
     result = subprocess.run([sys.executable, "-m", "harness.faults.registry", "heal-after", "gone-record", "0"],
-                            cwd=ROOT, env={registry.STATE_ENV: str(tmp_path), "PATH": ""},
+                            cwd=ROOT, env={state.STATE_ENV: str(tmp_path), "PATH": ""},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     bad = subprocess.run([sys.executable, "-m", "harness.faults.registry", "heal-later"],
@@ -179,7 +180,7 @@ def test_heal_after_does_nothing_when_the_record_is_already_healed(tmp_path):
 def test_time_boxes_are_bounded():
     registry.check_for(None)
     registry.check_for(0.5)
-    for bad in (0, -1, registry.MAX_FOR_S + 1):
+    for bad in (0, -1, detached.MAX_FOR_S + 1):
         with pytest.raises(HarnessError, match="--for must be between"):
             registry.check_for(bad)
 
@@ -201,8 +202,8 @@ def test_faults_that_cannot_be_healed_from_a_record_are_journaled_but_not_record
     assert all(cls.recordable() for cls in CATALOG.values() if cls.family in FAMILIES)
     fault = LocalOnly(None, "x", FaultJournal(observers=[registry.Recorder("20270115T080000-00000b", "42:1", tmp_path)]))
     fault.inject().heal()
-    assert registry.records(tmp_path) == []
-    assert [line["action"] for line in registry.journal("20270115T080000-00000b", tmp_path)] == ["inject", "landed", "heal"]
+    assert state.records(tmp_path) == []
+    assert [line["action"] for line in state.journal("20270115T080000-00000b", tmp_path)] == ["inject", "landed", "heal"]
 
 
 def test_a_clock_skew_beyond_an_hour_is_a_one_line_error_and_offsets_are_signed():
@@ -223,13 +224,13 @@ def test_a_fault_of_another_host_identity_is_judged_by_its_expiry_only():
     """Catches a reaper that judges a record's owner by its own /proc when the record was made
     in another PID namespace sharing the state dir (a CI job in a container): there the owner's
     pid names nothing, so its live fault would be healed under it. Expiry still counts."""
-    record = registry.Record("network.down-auth-00000a", "20270115T080000-00000a", "network.down", "auth", {},
+    record = state.Record("network.down-auth-00000a", "20270115T080000-00000a", "network.down", "auth", {},
                              "42:1", {}, expires_at=None, host="ci-job/boot/4026532001")
     dead = lambda owner: False  # noqa: E731  (no such pid here)
     assert not registry.is_stale(record, 0.0, dead, here="laptop/boot/4026531836")
     assert registry.is_stale(record, 0.0, dead, here="ci-job/boot/4026532001")
     record.expires_at = 10.0
     assert registry.is_stale(record, 11.0, dead, here="laptop/boot/4026531836")
-    older = registry.Record("network.down-auth-00000b", "20270115T080000-00000a", "network.down", "auth", {},
+    older = state.Record("network.down-auth-00000b", "20270115T080000-00000a", "network.down", "auth", {},
                             "42:1", {})  # written before records named a host: judged by pid, as then
     assert registry.is_stale(older, 0.0, dead, here="laptop/boot/4026531836")

@@ -6,7 +6,7 @@ import pytest
 
 from harness import gameday, run_ids
 from harness.errors import HarnessError
-from harness.faults import registry
+from harness import state as harness_state
 from harness.report import run_directory
 from harness.stack import new_run_id
 from tests.conftest import BIN, run
@@ -26,8 +26,8 @@ def test_every_run_id_the_harness_makes_is_valid():
 def test_what_is_not_a_run_id_never_becomes_a_path(bad, tmp_path):
     """Catches a path made of an unchecked run id: journal, samples and report directories
     each refuse it (one line, HarnessError)."""
-    for make in (lambda: registry.journal_path(bad, tmp_path), lambda: gameday.samples_path(bad, tmp_path),
-                 lambda: run_directory(tmp_path, bad), lambda: registry.append_journal(bad, {"ts": 0}, tmp_path)):
+    for make in (lambda: harness_state.journal_path(bad, tmp_path), lambda: gameday.samples_path(bad, tmp_path),
+                 lambda: run_directory(tmp_path, bad), lambda: harness_state.append_journal(bad, {"ts": 0}, tmp_path)):
         with pytest.raises(HarnessError, match="bad run id"):
             make()
     assert list(tmp_path.iterdir()) == []

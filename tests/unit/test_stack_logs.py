@@ -1,10 +1,11 @@
-"""Stack.logs asks the engine for the part of the log it needs, not the whole log."""
+"""A stack's logs (StackView.logs, as both stacks have it) ask the engine for the part of the log
+it needs, not the whole log."""
 
 from __future__ import annotations
 
 import json
 
-from harness import stack as stacks
+from harness import view
 
 
 class Container:
@@ -20,22 +21,25 @@ class Container:
         return ("not json\n" + "\n".join(json.dumps(e) for e in lines)).encode()
 
 
-class Reader:
-    logs = stacks.Stack.logs
+class Reader(view.DerivedAccess):
+    """A stack whose every service is the one container."""
 
     def __init__(self, container: Container) -> None:
         self.container = container
+
+    def endpoint(self, service: str, port: int | None = None) -> view.Endpoint:
+        raise AssertionError("logs need no endpoint")
 
     def docker_container(self, service: str) -> Container:
         return self.container
 
 
 def test_logs_since_are_cut_by_the_engine_and_bounded():
-    """Catches Stack.logs downloading a day's whole log to filter it in Python: the engine is
+    """Catches logs downloading a day's whole log to filter it in Python: the engine is
     asked with since= (a little early) and a bounded tail, and the events' own ts decides."""
     container = Container([{"ts": 1000.0 + i, "event": f"e{i}"} for i in range(10)])
     events = Reader(container).logs("api_gateway", since=1005.0)
     assert [e["event"] for e in events] == ["e5", "e6", "e7", "e8", "e9"]
     (asked,) = container.asked
-    assert asked["since"] == 1005.0 - stacks.LOG_SINCE_MARGIN_S and asked["tail"] == stacks.LOG_TAIL_LINES
+    assert asked["since"] == 1005.0 - view.LOG_SINCE_MARGIN_S and asked["tail"] == view.LOG_TAIL_LINES
     assert len(Reader(container).logs("api_gateway")) == 10 and "since" not in container.asked[-1]
