@@ -123,8 +123,8 @@ def snapshot(stack: StackView | None, tail: AlertTail | None = None) -> dict[str
     scores = health.get("services") or {}
     for name in topology.SERVICES:
         container = stack.containers.get(name)
-        state = container.status if container is not None else "missing"
-        document["services"].append({"name": name, "state": state, "score": scores.get(name)})
+        found = container.status if container is not None else "missing"
+        document["services"].append({"name": name, "state": found, "score": scores.get(name)})
     tail = tail or AlertTail()
     document["alerts"] = observe.observed("alerts", lambda: tail.read(stack), document["unreadable"])
     journal = state.journal(stack.run_id) if run_ids.is_run_id(stack.run_id) else []
