@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness import topology
+from harness.errors import HarnessError
+from harness.topology import TOXIPROXY, Topology
 
 if TYPE_CHECKING:
     import docker
@@ -52,6 +53,11 @@ class StackView(Protocol):
     def run_id(self) -> str: ...
 
     @property
+    def topology(self) -> Topology:
+        """The topology the run was started from: its services, proxies and entry."""
+        ...
+
+    @property
     def owner(self) -> str:
         """The owner token whose lifetime the run's faults share (harness.ownership)."""
         ...
@@ -63,7 +69,7 @@ class StackView(Protocol):
 
     @property
     def control_secret(self) -> str:
-        """What the shop's control endpoints ask for (topology.CONTROL_HEADER)."""
+        """What the system's control endpoints ask for (harness.topology.CONTROL_HEADER)."""
         ...
 
     @property
@@ -99,7 +105,7 @@ class StackView(Protocol):
 
     @property
     def edge_url(self) -> str:
-        """The edge proxy's URL: where the harness's own clients reach the system."""
+        """The harness's entry into the system: the first entry proxy's listener."""
         ...
 
     def logs(self, service: str, since: float | None = None) -> list[dict[str, Any]]:
@@ -108,10 +114,12 @@ class StackView(Protocol):
 
 
 class DerivedAccess(ABC):
-    """The StackView members that follow from `endpoint` and `docker_container` alone, written
-    once for both stacks, which inherit them. (They are not the protocol's own code: a class
+    """The StackView members that follow from `topology`, `endpoint` and `docker_container`
+    alone, written once for both stacks, which inherit them. (They are not the protocol's own code: a class
     that subclassed the protocol would inherit its read-only properties, and a Stack could no
     longer assign its run_id or sut_mode.)"""
+
+    topology: Topology
 
     @abstractmethod
     def endpoint(self, service: str, port: int | None = None) -> Endpoint: ...
@@ -121,12 +129,14 @@ class DerivedAccess(ABC):
 
     def proxy_endpoint(self, proxy: str) -> Endpoint:
         """A proxy's listener as the harness reaches it (every one is published on 127.0.0.1)."""
-        return self.endpoint("toxiproxy", topology.PROXIES[proxy].listen_port)
+        return self.endpoint(TOXIPROXY, self.topology.proxies[proxy].listen_port)
 
     @property
     def edge_url(self) -> str:
-        """The edge proxy's URL: where the harness's own clients reach the system."""
-        return self.proxy_endpoint("edge_gateway").url
+        """The harness's entry into the system: the first entry proxy's listener."""
+        if not self.topology.entry:
+            raise HarnessError(f"topology {self.topology.path} names no entry: add `entry: [SERVICE]`")
+        return self.proxy_endpoint(self.topology.entry[0]).url
 
     def logs(self, service: str, since: float | None = None) -> list[dict[str, Any]]:
         """The service's structured log events (JSON lines), optionally since an epoch time.
