@@ -239,9 +239,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     disabled = protections.checked(args.sut_disable)  # bad input first, before the engine is asked
     ownership.lease_s()  # a bad CHAOS_LEASE_S is bad input too: said before anything starts
     client = connect()
-    kept_runs = _kept_runs(client)  # those of this checkout still up (the others removed first)
-    # Abandoned runs (a `chaos up` killed mid-start among them), then the faults killed injectors
-    # left, on a kept run too: the reaper a start runs.
+    kept_runs = _kept_runs(client)  # this checkout's kept runs still up (those no longer running go here)
+    # Then the reaper every start runs: abandoned runs (a `chaos up` killed mid-start among them),
+    # then the faults killed injectors left (on a kept run too).
     _, healed = reap_abandoned(client)
     for run_id in kept_runs:
         kept = attach(run_id, client)

@@ -100,8 +100,10 @@ def heal(record: Record, root: Path | None = None, how: str = "heal",
     read now), then forgets the record: HEALED. A run with no container left has nothing to
     undo: the record is forgotten, RUN_GONE. Anything else raises HarnessError and keeps the
     record, so a heal that did not happen (a database that did not answer) is never counted."""
-    from harness.faults.catalog import CATALOG
+    # Here, not at the top: the families and the engine's clients load only when a record heals
+    # (an injector's Recorder and `chaos status` need neither).
     from harness.faults.attach import attach
+    from harness.faults.catalog import CATALOG
 
     if record.fault not in CATALOG:
         raise HarnessError(f"record {record.id} names unknown fault {record.fault!r}")
