@@ -573,3 +573,47 @@ def read_compose(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("services"), dict):
         raise HarnessError(f"{path} has no `services:` mapping: is it a docker-compose file?")
     return document
+
+
+@dataclass(frozen=True)
+class Written:
+    """What `run` did: the adoption, and the files it wrote."""
+
+    adoption: Adoption
+    topology: Path
+    compose: Path | None  # None until harness.compose can write a compose file for a topology
+
+
+def outputs(compose_path: Path, output: Path | None) -> tuple[Path, Path]:
+    """Where chaos.yaml and docker-compose.chaos.yml go: -o, else beside the compose file."""
+    topology = output if output is not None else compose_path.parent / DEFAULT_OUTPUT
+    return topology, topology.parent / COMPOSE_OUTPUT
+
+
+def refuse_overwrite(compose_path: Path, targets: Iterable[Path], force: bool) -> None:
+    """Nothing is overwritten without --force, and the user's compose file never is."""
+    for target in targets:
+        if target.resolve() == compose_path.resolve():
+            raise HarnessError(f"{target} is the compose file being adopted: give another -o")
+        if target.exists() and not force:
+            raise HarnessError(f"{target} exists: pass --force to overwrite it, or -o another file")
+        if not target.parent.is_dir():
+            raise HarnessError(f"no directory {target.parent} for {target.name}: create it or give another -o")
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Written beside itself and renamed, so a reader never sees half a file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+def run(compose_path: Path, output: Path | None = None, force: bool = False) -> Written:
+    """`chaos adopt`: reads, decides, checks the targets, then writes (nothing on bad input)."""
+    document = read_compose(compose_path)
+    topology_path, compose_out = outputs(compose_path, output)
+    adoption = adopt(document, compose_path.parent.absolute(), topology_path.parent.absolute(),
+                     default_name=compose_path.absolute().parent.name)
+    refuse_overwrite(compose_path, (topology_path, compose_out), force)
+    _write_whole(topology_path, topology_yaml(adoption, compose_path.name))
+    return Written(adoption, topology_path, None)

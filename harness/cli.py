@@ -607,6 +607,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adopt(args: argparse.Namespace) -> int:
+    from harness import adopt
+
+    began = time.monotonic()
+    written = adopt.run(Path(args.compose), Path(args.output) if args.output else None, args.force)
+    for line in adopt.summary(written.adoption, args.compose):
+        print(terminal(line))  # lines quote the user's file
+    files = ", ".join(str(p) for p in (written.topology, written.compose) if p is not None)
+    print(f"wrote {files} in {time.monotonic() - began:.2f}s")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "doctor": (cmd_doctor, "check the engine, tools and images, saying what to do about each"),
     "up": (cmd_up, "start the stack and keep it up (endpoints printed; `chaos down` removes it)"),
@@ -622,6 +634,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "runbook": (cmd_runbook, "the manual's root causes -> scenarios -> prescriptions verified by guards that held "
                              "in a run (default: the latest)"),
     "compose": (cmd_compose, "write docker-compose.chaos.yml from the topology (--check: verify only)"),
+    "adopt": (cmd_adopt, "read a docker-compose file into a topology (chaos.yaml) with Toxiproxy on every edge, "
+                         "plus docker-compose.chaos.yml; what it cannot decide is asked"),
     "down": (cmd_down, "write the game-day report of a `chaos up` stack, then remove every container, network "
                        "and volume of this checkout's runs (or --run's, or with --all every run on the daemon)"),
 }
@@ -671,6 +685,10 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
     "runbook": (JSON,
                 (("--run",), {"type": run_ids.valid, "help": "the run whose report.json is judged (default: latest)"}),
                 (("--reports",), {"default": "reports", "help": "where reports are (default: reports/)"})),
+    "adopt": ((("compose",), {"metavar": "COMPOSE_FILE", "help": "your docker-compose.yml"}),
+              (("-o", "--output"), {"metavar": "FILE", "help": "the topology to write (default: chaos.yaml beside "
+                                                               "the compose file)"}),
+              (("--force",), {"action": "store_true", "help": "overwrite the files if they exist"})),
     "compose": ((("--check",), {"action": "store_true", "help": "fail when the file drifted"}),),
     "down": ((("--run",), {"type": run_ids.valid, "help": "remove only this run"}),
              (("--all",), {"action": "store_true", "help": "remove every chaos-harness run on the daemon, other "
