@@ -248,3 +248,40 @@ def test_the_written_file_marks_questions_and_comments_out_what_is_left_out():
     text = adopt.topology_yaml(a, "docker-compose.yml")
     assert "  # ? no port it can see" in text and "  # worker:\n" in text and "\n  worker:" not in text
     assert set(yaml.safe_load(text)["services"]) == {"web"}
+
+
+COMPOSE = """
+services:
+  db: {image: "postgres:16", environment: {POSTGRES_PASSWORD: p}}
+  web: {build: ./web, ports: ["8080:8000"], environment: [DATABASE_URL=postgresql://postgres:p@db:5432/postgres]}
+"""
+
+
+def test_run_writes_beside_the_compose_file_and_never_overwrites_unasked(tmp_path):
+    """Catches: an existing chaos.yaml (the user's edits) overwritten without --force, the
+    compose file itself overwritten even with it, or a partial file left by a refused run."""
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(COMPOSE)
+    written = adopt.run(compose)
+    assert written.topology == tmp_path / "chaos.yaml" and "{host}:{port}" in written.topology.read_text()
+    written.topology.write_text("# edited\n")
+    with pytest.raises(HarnessError, match="exists: pass --force"):
+        adopt.run(compose)
+    assert written.topology.read_text() == "# edited\n"
+    adopt.run(compose, force=True)
+    assert "{host}:{port}" in written.topology.read_text()
+    with pytest.raises(HarnessError, match="is the compose file being adopted"):
+        adopt.run(compose, tmp_path / "docker-compose.yml", force=True)
+    assert compose.read_text() == COMPOSE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chaos.yaml", "docker-compose.yml"]
+
+
+def test_run_with_output_elsewhere_builds_from_the_compose_files_directory(tmp_path):
+    """Catches: -o in another directory keeping `./web` (the topology would build a context that
+    is not there)."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "app" / "docker-compose.yml").write_text(COMPOSE)
+    written = adopt.run(tmp_path / "app" / "docker-compose.yml", tmp_path / "out" / "notes.yaml")
+    assert yaml.safe_load(written.topology.read_text())["services"]["web"]["build"] == {"context": "../app/web"}
+    assert written.adoption.name == "app"  # the compose file's directory, as compose names a project
