@@ -91,7 +91,8 @@ HOST_PORT_SUFFIXES: tuple[tuple[str, str], ...] = (("_HOST", "_PORT"), ("_HOSTNA
 # separator (lists like `a:1,b:2`); a host alone counts only as a URL's host or a whole value.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/\s]*@)?(?P<host>[A-Za-z0-9_.-]+)(?::(?P<port>\d{1,5}))?")
 _BARE = re.compile(r"(?:^|(?<=[\s,;]))(?P<host>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<port>\d{1,5})(?![\w.])")
-_HTTP_URL = re.compile(r"https?://(?P<host>[^/:\s'\"]+)(?::(?P<port>\d+))?(?P<path>/[^\s'\"|;&]*)?")
+OWN_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0")  # a healthcheck's URL of the service itself
+_HTTP_URL = re.compile(r"http://(?P<host>[^/:\s'\"]+)(?::(?P<port>\d+))?(?P<path>/[^\s'\"|;&]*)?")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -172,17 +173,17 @@ def command_list(command: Any) -> list[str]:
     return shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
 
 
-def healthcheck_path(healthcheck: Any, port: int | None) -> str | None:
-    """The path of the http URL a healthcheck fetches on the service itself, if it fetches one
-    (`curl -f http://localhost:8000/health`): that is its readiness and its health URL."""
+def own_http_check(healthcheck: Any) -> tuple[int, str] | None:
+    """(port, path) of the http URL a healthcheck fetches on the service itself, if it fetches
+    one (`curl -f http://localhost:8000/health`): evidence of the port it serves, and its
+    readiness and health URL."""
     if not isinstance(healthcheck, dict) or healthcheck.get("disable"):
         return None
     test = healthcheck.get("test")
     text = " ".join(map(str, test)) if isinstance(test, list) else str(test or "")
     for found in _HTTP_URL.finditer(text):
-        own = found["host"] in ("localhost", "127.0.0.1", "0.0.0.0")
-        if own and (found["port"] is None or port is None or int(found["port"]) == port):
-            return found["path"] or "/"
+        if found["host"] in OWN_HOSTS:
+            return int(found["port"] or 80), found["path"] or "/"
     return None
 
 
@@ -333,7 +334,8 @@ def _known(service: _Seen) -> KnownImage | None:
 def _decide_port(service: _Seen, named: set[int], ask: Callable[[str], None]) -> int | None:
     """The one port its proxy fronts: a known image's own port when the file or a client shows
     it or the file shows none (rabbitmq publishing only 15672 still serves 5672); else the
-    file's one port, or among several the one clients name; else the one clients' env names."""
+    file's one port, or among several the one clients name; else the one its own http
+    healthcheck fetches; else the one clients' env names."""
     tcp = list(dict.fromkeys(p.port for p in service.ports if p.protocol == "tcp"))
     for spec in service.ports:
         if spec.protocol != "tcp":
@@ -349,6 +351,9 @@ def _decide_port(service: _Seen, named: set[int], ask: Callable[[str], None]) ->
             return used[0]
         ask(f"serves ports {', '.join(map(str, tcp))}: which one do its clients use? took {tcp[0]}")
         return tcp[0]
+    check = own_http_check(service.body.get("healthcheck"))
+    if check is not None and (not named or named == {check[0]}):
+        return check[0]
     if len(named) == 1:
         return next(iter(named))
     if named:
@@ -486,7 +491,10 @@ def _service_body(service: _Seen, port: int | None, edges: list[Edge], compose_d
         body["command"] = command_list(service.body["command"])
     if service.body.get("hostname"):
         body["hostname"] = str(service.body["hostname"])
-    path = healthcheck_path(service.body.get("healthcheck"), port)
+    check = own_http_check(service.body.get("healthcheck"))
+    path = check[1] if check is not None and check[0] == port else None
+    if check is not None and path is None and port is not None:
+        ask(f"its healthcheck fetches port {check[0]}, not {port} (the port its proxy fronts): readiness is tcp")
     known = _known(service)
     body["readiness"] = ({"http": {"path": path}} if path else
                          known.readiness(service.env) if known else {"tcp": {}})

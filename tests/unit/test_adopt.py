@@ -158,7 +158,7 @@ def test_readiness_of_known_images_reads_their_env(image, env, readiness):
 
 @pytest.mark.parametrize("test", [["CMD", "curl", "-f", "http://localhost:8000/health"],
                                   "curl -fsS http://127.0.0.1:8000/health || exit 1",
-                                  ["CMD-SHELL", "wget -qO- http://localhost/health"]])
+                                  ["CMD-SHELL", "wget -qO- http://localhost:8000/health"]])
 def test_an_http_healthcheck_is_readiness_and_health(test):
     """Catches: a service's own http healthcheck ignored (tcp readiness would call a booting app
     ready), or its path lost."""
@@ -167,10 +167,21 @@ def test_an_http_healthcheck_is_readiness_and_health(test):
 
 
 def test_a_healthcheck_on_another_port_or_host_is_not_readiness():
-    """Catches: a healthcheck URL of another port or service taken for this service's own."""
-    for test in (["CMD", "curl", "http://localhost:9999/health"], ["CMD", "curl", "http://other:8000/health"]):
+    """Catches: a healthcheck URL of another port (`http://localhost/` is port 80) or of another
+    service taken for this service's own."""
+    for test in (["CMD", "curl", "http://localhost:9999/health"], ["CMD", "curl", "http://other:8000/health"],
+                 "curl -f http://localhost/health"):
         body = adopted({"api": {"image": "app", "expose": [8000], "healthcheck": {"test": test}}}).services["api"]
         assert body["readiness"] == {"tcp": {}} and "health" not in body
+    a = adopted({"api": {"image": "app", "expose": [8000], "healthcheck": {"test": "curl http://localhost:9/h"}}})
+    assert asked(a, "api") == ["its healthcheck fetches port 9, not 8000 (the port its proxy fronts): readiness is tcp"]
+
+
+def test_a_healthcheck_shows_the_port_of_a_service_that_exposes_none():
+    """Catches: a worker whose only sign of a port is its own healthcheck left out (its edges to
+    the database and the queue would not be adopted)."""
+    a = adopted({"worker": {"build": "./w", "healthcheck": {"test": ["CMD", "curl", "-f", "http://localhost:8000/health"]}}})
+    assert a.services["worker"]["port"] == 8000 and a.services["worker"]["readiness"] == {"http": {"path": "/health"}}
 
 
 def test_entry_is_what_publishes_a_port_and_nobody_uses():
