@@ -500,6 +500,8 @@ def _service_body(service: _Seen, port: int | None, edges: list[Edge], compose_d
                          known.readiness(service.env) if known else {"tcp": {}})
     if path:
         body["health"] = {"path": path}
+        ask(f"health: a 200 from {path} counts as 100; if it answers a 0-100 score in its JSON, "
+            f"add `score: FIELD` to its health")
     if service.body.get("env_file"):
         ask("its env_file is not read: variables there are neither kept nor looked at for edges")
     if service.body.get("volumes"):
@@ -517,7 +519,8 @@ def _service_body(service: _Seen, port: int | None, edges: list[Edge], compose_d
 # --- Output ------------------------------------------------------------------------------------------
 
 def _dump(document: Any) -> str:
-    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=120)
+    """Block style, with leaf mappings and lists in flow style (`command: [python3, -m, web]`)."""
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=None, allow_unicode=True, width=120)
 
 
 def _indent(text: str, prefix: str) -> str:

@@ -161,9 +161,11 @@ def test_readiness_of_known_images_reads_their_env(image, env, readiness):
                                   ["CMD-SHELL", "wget -qO- http://localhost:8000/health"]])
 def test_an_http_healthcheck_is_readiness_and_health(test):
     """Catches: a service's own http healthcheck ignored (tcp readiness would call a booting app
-    ready), or its path lost."""
-    body = adopted({"api": {"image": "app", "expose": [8000], "healthcheck": {"test": test}}}).services["api"]
+    ready), its path lost, or its score field made up instead of asked (the file cannot say)."""
+    a = adopted({"api": {"image": "app", "expose": [8000], "healthcheck": {"test": test}}})
+    body = a.services["api"]
     assert body["readiness"] == {"http": {"path": "/health"}} and body["health"] == {"path": "/health"}
+    assert [t.split(";")[0] for t in asked(a, "api")] == ["health: a 200 from /health counts as 100"]
 
 
 def test_a_healthcheck_on_another_port_or_host_is_not_readiness():
