@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from harness.errors import HarnessError
+from harness.images import IMAGES
 
 DEFAULT_OUTPUT = "chaos.yaml"
 COMPOSE_OUTPUT = "docker-compose.chaos.yml"
@@ -381,7 +382,29 @@ def _image(service: _Seen, compose_dir: Path, out_dir: Path, ask: Callable[[str]
     if spec.get("dockerfile") not in (None, "Dockerfile"):
         ask(f"builds with dockerfile {spec['dockerfile']}: the topology builds the context's Dockerfile")
     relative = os.path.relpath(os.path.normpath(compose_dir / context), os.path.normpath(out_dir))
-    return {"build": {"context": relative if relative.startswith("..") or relative == "." else f"./{relative}"}}
+    built: dict[str, Any] = {"context": relative if relative.startswith("..") or relative == "." else f"./{relative}"}
+    args = build_args(spec.get("args"))
+    if "BASE" in args:
+        built["base"] = base_image(args["BASE"])
+    rest = sorted(set(args) - {"BASE"})
+    if rest:
+        ask(f"build args {', '.join(rest)} are not carried over (the topology passes BASE only)")
+    return {"build": built}
+
+
+def build_args(args: Any) -> dict[str, str]:
+    """`build: {args: ...}` as a mapping; compose takes the same two forms as `environment:`."""
+    return env_mapping(args)
+
+
+def base_image(reference: str) -> str:
+    """A build's BASE as the topology names it: the harness's own image key when it is one of
+    the harness's images (`chaos-harness/shop:latest` -> `shop`, so the harness picks the
+    local build or the pinned official one), else the reference as written."""
+    for key, spec in IMAGES.items():
+        if reference == spec.official or re.fullmatch(rf"chaos-harness/{re.escape(key)}(:[\w.-]+)?", reference):
+            return key
+    return reference
 
 
 def adopt(compose: dict[str, Any], compose_dir: Path, out_dir: Path, default_name: str = "system") -> Adoption:

@@ -205,6 +205,22 @@ def test_build_context_is_relative_to_the_output_file():
     assert adopt.adopt({"services": {"w": {"build": ".", "expose": [1]}}}, HERE, HERE).services["w"]["build"] == {"context": "."}
 
 
+@pytest.mark.parametrize("base,expected", [("chaos-harness/shop:latest", "shop"), ("chaos-harness/python", "python"),
+                                           ("postgres:16.4-bookworm", "postgres"), ("python:3.12", "python:3.12"),
+                                           ("chaos-harness/shopx:1", "chaos-harness/shopx:1")])
+def test_a_build_base_names_the_harness_image_when_it_is_one(base, expected):
+    """Catches: `args: {BASE: chaos-harness/shop:latest}` lost (the Dockerfile's FROM would have
+    no base), or a user's own base image taken for one of the harness's."""
+    a = adopted({"w": {"build": {"context": ".", "args": {"BASE": base}}, "expose": [1]}})
+    assert a.services["w"]["build"] == {"context": ".", "base": expected}
+
+
+def test_build_args_other_than_base_are_asked():
+    """Catches: build args silently dropped (the image would be built differently)."""
+    a = adopted({"w": {"build": {"context": ".", "args": ["BASE=python:3.12", "VERSION=2"]}, "expose": [1]}})
+    assert asked(a, "w") == ["build args VERSION are not carried over (the topology passes BASE only)"]
+
+
 def test_env_forms_and_commands_read_as_compose_reads_them():
     """Catches: list-form env split at a second `=`, a bare `K` (from the shell) given an empty
     value, YAML booleans written as Python's `True`, a string command not split shell-like."""
