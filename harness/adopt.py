@@ -121,7 +121,7 @@ def env_mapping(environment: Any) -> dict[str, str]:
     if isinstance(environment, list):
         pairs = [str(item).partition("=") for item in environment]
         return {k: v for k, sep, v in pairs if sep}
-    raise HarnessError(f"environment must be a list or a mapping, got {type(environment).__name__}")
+    raise HarnessError(f"expected a list of K=V or a mapping, got {type(environment).__name__}: {environment!r}")
 
 
 def _scalar(value: Any) -> str:
@@ -158,6 +158,8 @@ def port_specs(entry: Any, published: bool) -> list[PortSpec]:
     """The container side of one `ports:` (published) or `expose:` entry, in every compose form:
     `8000`, `"8080:8000"`, `"127.0.0.1:8080:8000/tcp"`, `"9000-9001:9000-9001"`, `{target: 8000}`."""
     if isinstance(entry, dict):
+        if not str(entry.get("target", "")).isdigit():
+            raise HarnessError(f"port {entry!r} has no container port (`target:`)")
         return [PortSpec(int(entry["target"]), str(entry.get("protocol", "tcp")), published)]
     text, _, protocol = str(entry).partition("/")
     container = text.rsplit(":", 1)[-1]
@@ -320,9 +322,10 @@ def _hosts(seen: list[_Seen]) -> dict[str, str]:
     """Every name a client can dial a service by on the compose network -> the service."""
     hosts: dict[str, str] = {}
     for service in seen:
-        names = [service.original, service.body.get("container_name")]
-        for network in (service.body.get("networks") or {}).values() if isinstance(service.body.get("networks"), dict) else ():
-            names += (network or {}).get("aliases") or []
+        networks = service.body.get("networks")
+        attached = networks.values() if isinstance(networks, dict) else ()  # a list names networks only
+        aliases = [alias for network in attached for alias in (network or {}).get("aliases") or []]
+        names = [service.original, service.body.get("container_name"), *aliases]
         hosts.update({str(n): service.name for n in names if n})
     return hosts
 
@@ -383,18 +386,13 @@ def _image(service: _Seen, compose_dir: Path, out_dir: Path, ask: Callable[[str]
         ask(f"builds with dockerfile {spec['dockerfile']}: the topology builds the context's Dockerfile")
     relative = os.path.relpath(os.path.normpath(compose_dir / context), os.path.normpath(out_dir))
     built: dict[str, Any] = {"context": relative if relative.startswith("..") or relative == "." else f"./{relative}"}
-    args = build_args(spec.get("args"))
+    args = env_mapping(spec.get("args"))  # compose takes the same two forms as for `environment:`
     if "BASE" in args:
         built["base"] = base_image(args["BASE"])
     rest = sorted(set(args) - {"BASE"})
     if rest:
         ask(f"build args {', '.join(rest)} are not carried over (the topology passes BASE only)")
     return {"build": built}
-
-
-def build_args(args: Any) -> dict[str, str]:
-    """`build: {args: ...}` as a mapping; compose takes the same two forms as `environment:`."""
-    return env_mapping(args)
 
 
 def base_image(reference: str) -> str:
@@ -646,8 +644,11 @@ def run(compose_path: Path, output: Path | None = None, force: bool = False) -> 
     """`chaos adopt`: reads, decides, checks the targets, then writes (nothing on bad input)."""
     document = read_compose(compose_path)
     topology_path, compose_out = outputs(compose_path, output)
-    adoption = adopt(document, compose_path.parent.absolute(), topology_path.parent.absolute(),
-                     default_name=compose_path.absolute().parent.name)
+    try:
+        adoption = adopt(document, compose_path.parent.absolute(), topology_path.parent.absolute(),
+                         default_name=compose_path.absolute().parent.name)
+    except HarnessError as exc:
+        raise HarnessError(f"{compose_path}: {exc}") from None
     refuse_overwrite(compose_path, (topology_path, compose_out), force)
     _write_whole(topology_path, topology_yaml(adoption, compose_path.name))
     return Written(adoption, topology_path, None)

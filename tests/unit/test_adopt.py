@@ -50,6 +50,15 @@ def test_a_split_host_and_port_pair_is_one_edge():
     assert asked(a, "api") == []
 
 
+def test_a_container_name_or_network_alias_is_the_service_too():
+    """Catches: a client dialling a service by its `container_name` or a network alias left
+    talking to it directly (only the service key taken for its host)."""
+    a = adopted({"db": {**PG, "container_name": "pg-main", "networks": {"back": {"aliases": ["database"]}}},
+                 "web": {"image": "app", "expose": [1], "networks": ["back"],
+                         "environment": {"A": "pg-main:5432", "B": "postgresql://database:5432/x"}}})
+    assert a.services["web"]["uses"] == {"db": {"A": "{host}:{port}", "B": "postgresql://{host}:{port}/x"}}
+
+
 def test_one_variable_naming_two_services_is_a_question():
     """Catches: `PEERS=a:1,b:2` made an edge of both services with the same variable (one edge's
     template would overwrite the other's, so one client address would point at the wrong proxy)."""
@@ -249,7 +258,10 @@ def test_names_become_topology_names():
 @pytest.mark.parametrize("document,said", [
     ({"version": "3"}, "no `services:`"), ({"services": {"a": "x"}}, "not a mapping"),
     ({"services": {"a": {"ports": [1]}}}, "neither `image:` nor `build:`"),
-    ({"services": {"a-b": {"image": "x"}, "a_b": {"image": "x"}}}, "rename one")])
+    ({"services": {"a-b": {"image": "x"}, "a_b": {"image": "x"}}}, "rename one"),
+    ({"services": {"a": {"image": "x", "ports": [{"published": 80}]}}}, "no container port"),
+    ({"services": {"a": {"image": "x", "ports": ["80:http"]}}}, "is not a compose port"),
+    ({"services": {"a": {"image": "x", "environment": "A=1"}}}, "expected a list of K=V or a mapping")])
 def test_bad_documents_are_one_harness_error(document, said):
     """Catches: a non-compose document failing with a traceback (KeyError, AttributeError)."""
     with pytest.raises(HarnessError, match=said):
@@ -267,6 +279,10 @@ def test_read_compose_says_what_is_wrong(tmp_path):
     (tmp_path / "list.yml").write_text("- a\n")
     with pytest.raises(HarnessError, match="no `services:`"):
         adopt.read_compose(tmp_path / "list.yml")
+    (tmp_path / "bad-port.yml").write_text("services: {a: {image: x, ports: ['80:http']}}\n")
+    with pytest.raises(HarnessError, match=f"^{tmp_path / 'bad-port.yml'}: port '80:http'"):
+        adopt.run(tmp_path / "bad-port.yml")  # the file is named, and nothing is written
+    assert not (tmp_path / "chaos.yaml").exists()
 
 
 def test_the_written_file_marks_questions_and_comments_out_what_is_left_out():
