@@ -15,6 +15,7 @@ so the decisions are unit tested on synthetic dicts (tests/unit/test_adopt.py).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -24,8 +25,10 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
+from harness import compose, topology
 from harness.errors import HarnessError
 from harness.images import IMAGES
+from harness.topology import Topology
 
 DEFAULT_OUTPUT = "chaos.yaml"
 COMPOSE_OUTPUT = "docker-compose.chaos.yml"
@@ -190,12 +193,6 @@ def own_http_check(healthcheck: Any) -> tuple[int, str] | None:
     return None
 
 
-def literal(text: str) -> str:
-    """Text placed in an env template as itself (braces doubled: `{host}` and `{port}` are the
-    only placeholders a template has)."""
-    return text.replace("{", "{{").replace("}", "}}")
-
-
 @dataclass(frozen=True)
 class Mention:
     """A value's reference to another service: the span of `host[:port]` within the value."""
@@ -226,9 +223,9 @@ def rewritten(value: str, spans: Iterable[Mention], placeholder: str = "{host}:{
     var of a split address by `{host}` alone)."""
     out, at = [], 0
     for mention in sorted(spans, key=lambda m: m.start):
-        out += [literal(value[at:mention.start]), placeholder]
+        out += [value[at:mention.start], placeholder]
         at = mention.end
-    return "".join(out) + literal(value[at:])
+    return "".join(out) + value[at:]
 
 
 def port_var(var: str, env: dict[str, str]) -> str | None:
@@ -382,27 +379,32 @@ def _image(service: _Seen, compose_dir: Path, out_dir: Path, ask: Callable[[str]
     if "://" in context or context.startswith("git@"):
         ask(f"builds from {context}: only a local build context can be adopted; left as written")
         return {"build": {"context": context}}
-    if spec.get("dockerfile") not in (None, "Dockerfile"):
-        ask(f"builds with dockerfile {spec['dockerfile']}: the topology builds the context's Dockerfile")
     relative = os.path.relpath(os.path.normpath(compose_dir / context), os.path.normpath(out_dir))
     built: dict[str, Any] = {"context": relative if relative.startswith("..") or relative == "." else f"./{relative}"}
+    if spec.get("dockerfile") not in (None, "Dockerfile"):
+        built["dockerfile"] = str(spec["dockerfile"])  # relative to the context, in compose as in the topology
     args = env_mapping(spec.get("args"))  # compose takes the same two forms as for `environment:`
     if "BASE" in args:
-        built["base"] = base_image(args["BASE"])
+        base = base_image(args["BASE"])
+        if base is None:
+            ask(f"builds FROM BASE={args['BASE']}, not one of the harness's images ({', '.join(IMAGES)}): "
+                "name one as its `base:`, or give the Dockerfile's ARG BASE a default")
+        else:
+            built["base"] = base
     rest = sorted(set(args) - {"BASE"})
     if rest:
         ask(f"build args {', '.join(rest)} are not carried over (the topology passes BASE only)")
     return {"build": built}
 
 
-def base_image(reference: str) -> str:
-    """A build's BASE as the topology names it: the harness's own image key when it is one of
-    the harness's images (`chaos-harness/shop:latest` -> `shop`, so the harness picks the
-    local build or the pinned official one), else the reference as written."""
+def base_image(reference: str) -> str | None:
+    """A build's BASE as the topology names it, the key of one of the harness's images
+    (`chaos-harness/shop:latest` -> `shop`; the harness then picks its local build or the pinned
+    official one); None when the reference is not one of them."""
     for key, spec in IMAGES.items():
         if reference == spec.official or re.fullmatch(rf"chaos-harness/{re.escape(key)}(:[\w.-]+)?", reference):
             return key
-    return reference
+    return None
 
 
 def adopt(compose: dict[str, Any], compose_dir: Path, out_dir: Path, default_name: str = "system") -> Adoption:
@@ -529,7 +531,7 @@ def _service_body(service: _Seen, port: int | None, edges: list[Edge], compose_d
         ask("its volumes are not carried over (a run keeps data in the container); "
             "add `volumes: [{mount: ..., size: ...}]` for a size-limited one")
     rewritten_vars = {var for edge in edges for var in edge.env}
-    env = {k: literal(v) for k, v in service.env.items() if k not in rewritten_vars}
+    env = {k: v for k, v in service.env.items() if k not in rewritten_vars}
     if env:
         body["env"] = env
     if edges:
@@ -544,25 +546,21 @@ def _dump(document: Any) -> str:
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=None, allow_unicode=True, width=120)
 
 
-def _indent(text: str, prefix: str) -> str:
-    return "".join(prefix + line + "\n" for line in text.splitlines())
-
-
 def topology_yaml(adoption: Adoption, source: str) -> str:
     """chaos.yaml's text: the topology, each service's questions as `# ?` comments above it,
     the services left out written commented out (answer the question, then uncomment)."""
-    head = {k: v for k, v in adoption.topology().items() if k != "services"}
-    asked: dict[str, list[Question]] = {}
+    asked: dict[str, list[str]] = {}
     for question in adoption.questions:
-        asked.setdefault(question.service, []).append(question)
-    lines = [HEADER.format(source=source), _dump(head), "services:\n"]
-    for name, body in adoption.services.items():
-        lines += [f"  # ? {q.text}\n" for q in asked.get(name, [])]
-        lines.append(_indent(_dump({name: body}), "  "))
+        asked.setdefault(question.service, []).append(f"  # ? {question.text}\n")
+    lines = []
+    for line in _dump(adoption.topology()).splitlines(keepends=True):
+        key = line[2:-2] if line.startswith("  ") and not line.startswith("   ") and line.endswith(":\n") else None
+        lines += asked.get(key, []) if key in adoption.services else []  # a service's key, at indent 2
+        lines.append(line)
     for name, body in adoption.left_out.items():
-        lines += [f"  # ? {q.text}\n" for q in asked.get(name, [])]
-        lines.append(_indent(_dump({name: body}), "  # "))
-    return "".join(lines)
+        lines += asked.get(name, [])
+        lines += [f"  # {line}\n" for line in _dump({name: body}).splitlines()]
+    return HEADER.format(source=source) + "".join(lines)
 
 
 def summary(adoption: Adoption, source: str) -> list[str]:
@@ -609,17 +607,16 @@ def read_compose(path: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Written:
-    """What `run` did: the adoption, and the files it wrote."""
+    """What `run` did: the adoption, the topology as the harness loads it, and the files written."""
 
     adoption: Adoption
-    topology: Path
-    compose: Path | None  # None until harness.compose can write a compose file for a topology
+    topology: Topology
+    files: tuple[Path, ...]
 
 
-def outputs(compose_path: Path, output: Path | None) -> tuple[Path, Path]:
-    """Where chaos.yaml and docker-compose.chaos.yml go: -o, else beside the compose file."""
-    topology = output if output is not None else compose_path.parent / DEFAULT_OUTPUT
-    return topology, topology.parent / COMPOSE_OUTPUT
+def topology_output(compose_path: Path, output: Path | None) -> Path:
+    """Where chaos.yaml goes: -o, else beside the compose file."""
+    return output if output is not None else compose_path.parent / DEFAULT_OUTPUT
 
 
 def refuse_overwrite(compose_path: Path, targets: Iterable[Path], force: bool) -> None:
@@ -633,22 +630,36 @@ def refuse_overwrite(compose_path: Path, targets: Iterable[Path], force: bool) -
             raise HarnessError(f"no directory {target.parent} for {target.name}: create it or give another -o")
 
 
-def _write_whole(path: Path, text: str) -> None:
-    """Written beside itself and renamed, so a reader never sees half a file."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial")
 
 
 def run(compose_path: Path, output: Path | None = None, force: bool = False) -> Written:
-    """`chaos adopt`: reads, decides, checks the targets, then writes (nothing on bad input)."""
+    """`chaos adopt`: reads, decides, and writes the topology and the compose stack of it
+    (docker-compose.chaos.yml and its Toxiproxy file, beside the topology). The topology is
+    loaded by the harness's own loader before anything is in place, so what is written is what
+    `chaos up --topology` runs; on bad input or a refused overwrite nothing is left behind."""
     document = read_compose(compose_path)
-    topology_path, compose_out = outputs(compose_path, output)
+    topology_path = topology_output(compose_path, output)
     try:
         adoption = adopt(document, compose_path.parent.absolute(), topology_path.parent.absolute(),
                          default_name=compose_path.absolute().parent.name)
     except HarnessError as exc:
         raise HarnessError(f"{compose_path}: {exc}") from None
-    refuse_overwrite(compose_path, (topology_path, compose_out), force)
-    _write_whole(topology_path, topology_yaml(adoption, compose_path.name))
-    return Written(adoption, topology_path, None)
+    refuse_overwrite(compose_path, [topology_path], force)
+    made = [_partial(topology_path)]  # the partial files so far: removed if anything fails
+    try:
+        made[0].write_text(topology_yaml(adoption, compose_path.name), encoding="utf-8")
+        loaded = dataclasses.replace(topology.load(made[0]), path=topology_path.resolve())
+        generated = compose.expected(loaded)
+        refuse_overwrite(compose_path, generated, force)
+        for path, text in generated.items():
+            made.append(_partial(path))
+            made[-1].write_text(text, encoding="utf-8")
+    except BaseException:
+        for path in made:
+            path.unlink(missing_ok=True)
+        raise
+    for path in (topology_path, *generated):
+        _partial(path).replace(path)  # each file whole: the topology first, the files made from it after
+    return Written(adoption, loaded, (topology_path, *generated))

@@ -614,8 +614,10 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     written = adopt.run(Path(args.compose), Path(args.output) if args.output else None, args.force)
     for line in adopt.summary(written.adoption, args.compose):
         print(terminal(line))  # lines quote the user's file
-    files = ", ".join(str(p) for p in (written.topology, written.compose) if p is not None)
-    print(f"wrote {files} in {time.monotonic() - began:.2f}s")
+    chaos_yaml, *beside = written.files
+    print(f"wrote {chaos_yaml} and beside it {', '.join(p.name for p in beside)} in {time.monotonic() - began:.2f}s")
+    print(f"next: answer the questions in {chaos_yaml}, then `chaos up --topology {chaos_yaml}`"
+          if written.adoption.questions else f"next: `chaos up --topology {chaos_yaml}`")
     return 0
 
 

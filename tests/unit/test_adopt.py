@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import adopt
+from harness import adopt, topology
 from harness.errors import HarnessError
 
 HERE = Path("/project")
@@ -206,27 +206,39 @@ def test_entry_is_what_publishes_a_port_and_nobody_uses():
 
 def test_build_context_is_relative_to_the_output_file():
     """Catches: a build context written relative to the compose file when the output goes
-    elsewhere (the topology would build the wrong directory)."""
+    elsewhere (the topology would build the wrong directory), or its dockerfile lost."""
     compose = {"services": {"web": {"build": {"context": "./web", "dockerfile": "Dockerfile"}, "expose": [1]}}}
     a = adopt.adopt(compose, Path("/p/app"), Path("/p/out"))
     assert a.services["web"]["build"] == {"context": "../app/web"}
     assert adopt.adopt(compose, Path("/p/app"), Path("/p/app")).services["web"]["build"] == {"context": "./web"}
+    compose["services"]["web"]["build"]["dockerfile"] = "docker/Dockerfile.prod"
+    assert adopt.adopt(compose, Path("/p"), Path("/p")).services["web"]["build"] == {
+        "context": "./web", "dockerfile": "docker/Dockerfile.prod"}
     assert adopt.adopt({"services": {"w": {"build": ".", "expose": [1]}}}, HERE, HERE).services["w"]["build"] == {"context": "."}
 
 
 @pytest.mark.parametrize("base,expected", [("chaos-harness/shop:latest", "shop"), ("chaos-harness/python", "python"),
-                                           ("postgres:16.4-bookworm", "postgres"), ("python:3.12", "python:3.12"),
-                                           ("chaos-harness/shopx:1", "chaos-harness/shopx:1")])
-def test_a_build_base_names_the_harness_image_when_it_is_one(base, expected):
+                                           ("postgres:16.4-bookworm", "postgres")])
+def test_a_build_base_names_the_harness_image(base, expected):
     """Catches: `args: {BASE: chaos-harness/shop:latest}` lost (the Dockerfile's FROM would have
-    no base), or a user's own base image taken for one of the harness's."""
+    no base) or written as a reference the topology's `base:` does not take (a key)."""
     a = adopted({"w": {"build": {"context": ".", "args": {"BASE": base}}, "expose": [1]}})
-    assert a.services["w"]["build"] == {"context": ".", "base": expected}
+    assert a.services["w"]["build"] == {"context": ".", "base": expected} and asked(a, "w") == []
+
+
+@pytest.mark.parametrize("base", ["python:3.12", "chaos-harness/shopx:1"])
+def test_a_build_base_that_is_not_a_harness_image_is_asked(base):
+    """Catches: a user's own base image taken for one of the harness's, or written as `base:`
+    (the loader takes image keys only)."""
+    a = adopted({"w": {"build": {"context": ".", "args": {"BASE": base}}, "expose": [1]}})
+    assert a.services["w"]["build"] == {"context": "."}
+    assert asked(a, "w")[0].startswith(f"builds FROM BASE={base}, not one of the harness's images")
 
 
 def test_build_args_other_than_base_are_asked():
     """Catches: build args silently dropped (the image would be built differently)."""
-    a = adopted({"w": {"build": {"context": ".", "args": ["BASE=python:3.12", "VERSION=2"]}, "expose": [1]}})
+    a = adopted({"w": {"build": {"context": ".", "args": ["BASE=chaos-harness/python:latest", "VERSION=2"]},
+                       "expose": [1]}})
     assert asked(a, "w") == ["build args VERSION are not carried over (the topology passes BASE only)"]
 
 
@@ -238,12 +250,15 @@ def test_env_forms_and_commands_read_as_compose_reads_them():
     assert adopt.command_list("python -m w --name 'a b'") == ["python", "-m", "w", "--name", "a b"]
 
 
-def test_braces_in_kept_values_stay_literal():
-    """Catches: a `{`/`}` in a user's value (JSON, `${VAR}`) read as a template placeholder."""
-    a = adopted({"db": PG, "w": {"image": "app", "expose": [1],
-                                 "environment": {"J": '{"a": 1}', "D": "postgresql://db:5432/${DB:-x}"}}})
-    assert a.services["w"]["env"] == {"J": '{{"a": 1}}'}
-    assert a.services["w"]["uses"]["db"]["D"] == "postgresql://{host}:{port}/${{DB:-x}}"
+def test_braces_in_values_stay_as_written(tmp_path):
+    """Catches: a `{`/`}` in a user's value (JSON, `${VAR}`) escaped or taken for a placeholder:
+    the service would start with another value than compose gives it."""
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(yaml.safe_dump({"services": {"db": PG, "w": {"image": "app", "expose": [1], "environment": {
+        "J": '{"a": 1}', "D": "postgresql://db:5432/${DB:-x}"}}}}))
+    loaded = adopt.run(compose).topology
+    env = loaded.service_env(loaded.services["w"], "resilient")
+    assert env["J"] == '{"a": 1}' and env["D"] == f"postgresql://toxiproxy:{loaded.proxies['db'].listen_port}/${{DB:-x}}"
 
 
 def test_names_become_topology_names():
@@ -308,17 +323,38 @@ def test_run_writes_beside_the_compose_file_and_never_overwrites_unasked(tmp_pat
     compose = tmp_path / "docker-compose.yml"
     compose.write_text(COMPOSE)
     written = adopt.run(compose)
-    assert written.topology == tmp_path / "chaos.yaml" and "{host}:{port}" in written.topology.read_text()
-    written.topology.write_text("# edited\n")
-    with pytest.raises(HarnessError, match="exists: pass --force"):
+    made = ["chaos.yaml", "docker-compose.chaos.yml", "toxiproxy.chaos.json"]
+    assert [p.name for p in written.files] == made and all(p.parent == tmp_path for p in written.files)
+    chaos_yaml = tmp_path / "chaos.yaml"
+    chaos_yaml.write_text("# edited\n")
+    with pytest.raises(HarnessError, match="chaos.yaml exists: pass --force"):
         adopt.run(compose)
-    assert written.topology.read_text() == "# edited\n"
+    assert chaos_yaml.read_text() == "# edited\n"
+    chaos_yaml.unlink()
+    with pytest.raises(HarnessError, match="docker-compose.chaos.yml exists: pass --force"):
+        adopt.run(compose)  # the generated compose file is the user's too once written
+    assert not chaos_yaml.exists()
     adopt.run(compose, force=True)
-    assert "{host}:{port}" in written.topology.read_text()
+    assert "{host}:{port}" in chaos_yaml.read_text()
     with pytest.raises(HarnessError, match="is the compose file being adopted"):
         adopt.run(compose, tmp_path / "docker-compose.yml", force=True)
     assert compose.read_text() == COMPOSE
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["chaos.yaml", "docker-compose.yml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*made, "docker-compose.yml"])
+
+
+def test_the_written_topology_loads_and_hands_clients_the_proxy(tmp_path):
+    """Catches: a written topology the harness's loader refuses, or one whose client is given the
+    real address (or no address) instead of its proxy's."""
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(COMPOSE)
+    written = adopt.run(compose)
+    loaded = topology.load(written.files[0])
+    assert set(loaded.proxies) == {"db", "web"} and loaded.entry == ("web",)
+    env = loaded.service_env(loaded.services["web"], "resilient")
+    assert env["DATABASE_URL"] == f"postgresql://postgres:p@toxiproxy:{loaded.proxies['db'].listen_port}/postgres"
+    generated = yaml.safe_load((tmp_path / "docker-compose.chaos.yml").read_text())
+    assert generated["services"]["web"]["environment"]["DATABASE_URL"] == env["DATABASE_URL"]
+    assert generated["services"]["web"]["build"]["context"] == "web"
 
 
 def test_run_with_output_elsewhere_builds_from_the_compose_files_directory(tmp_path):
@@ -328,5 +364,6 @@ def test_run_with_output_elsewhere_builds_from_the_compose_files_directory(tmp_p
     (tmp_path / "out").mkdir()
     (tmp_path / "app" / "docker-compose.yml").write_text(COMPOSE)
     written = adopt.run(tmp_path / "app" / "docker-compose.yml", tmp_path / "out" / "notes.yaml")
-    assert yaml.safe_load(written.topology.read_text())["services"]["web"]["build"] == {"context": "../app/web"}
+    assert yaml.safe_load(written.files[0].read_text())["services"]["web"]["build"] == {"context": "../app/web"}
+    assert written.topology.services["web"].build.context == tmp_path / "app" / "web"
     assert written.adoption.name == "app"  # the compose file's directory, as compose names a project
