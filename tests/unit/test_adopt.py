@@ -307,6 +307,7 @@ def test_the_written_file_marks_questions_and_comments_out_what_is_left_out():
                  "worker": {"build": "./w"}})
     text = adopt.topology_yaml(a, "docker-compose.yml")
     assert "  # ? no port it can see" in text and "  # worker:\n" in text and "\n  worker:" not in text
+    assert "  # ? H names worker, which has no port of its own here; left as is\n  web:\n" in text
     assert set(yaml.safe_load(text)["services"]) == {"web"}
 
 
@@ -333,7 +334,7 @@ def test_run_writes_beside_the_compose_file_and_never_overwrites_unasked(tmp_pat
     chaos_yaml.unlink()
     with pytest.raises(HarnessError, match="docker-compose.chaos.yml exists: pass --force"):
         adopt.run(compose)  # the generated compose file is the user's too once written
-    assert not chaos_yaml.exists()
+    assert not chaos_yaml.exists() and not list(tmp_path.glob(".*partial"))  # nothing left behind
     adopt.run(compose, force=True)
     assert "{host}:{port}" in chaos_yaml.read_text()
     with pytest.raises(HarnessError, match="is the compose file being adopted"):
