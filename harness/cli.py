@@ -311,7 +311,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
         print("docker-compose.chaos.yml is in sync with the topology")
         return 0
     for path in compose.write():
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {os.path.relpath(path)}")  # a topology's files may live outside this checkout
     return 0
 
 

@@ -368,3 +368,20 @@ def test_run_with_output_elsewhere_builds_from_the_compose_files_directory(tmp_p
     assert yaml.safe_load(written.files[0].read_text())["services"]["web"]["build"] == {"context": "../app/web"}
     assert written.topology.services["web"].build.context == tmp_path / "app" / "web"
     assert written.adoption.name == "app"  # the compose file's directory, as compose names a project
+
+
+def test_the_command_prints_what_it_found_and_compose_rewrites_the_files(tmp_path, monkeypatch, capsys):
+    """Catches: `chaos adopt` not printing its edges and questions, or `chaos compose --topology`
+    failing (a traceback) on a topology outside this checkout, where adopted systems live."""
+    from harness import cli
+
+    monkeypatch.setenv(topology.TOPOLOGY_ENV, str(topology.BUNDLED))  # restored after: main() sets it
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(COMPOSE)
+    assert cli.main(["adopt", str(compose)]) == 0
+    out = capsys.readouterr().out
+    assert "  web -> db via env DATABASE_URL\n" in out and "entry: web\n" in out
+    assert "next: `chaos up --topology" in out  # no questions: nothing to answer first
+    (tmp_path / "docker-compose.chaos.yml").unlink()
+    assert cli.main(["compose", "--topology", str(tmp_path / "chaos.yaml")]) == 0
+    assert (tmp_path / "docker-compose.chaos.yml").exists()
