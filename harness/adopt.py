@@ -9,8 +9,9 @@ value names the address; everything else that cannot be decided from the file (n
 seen, a port the service does not serve, a host without a port) becomes a question that is
 printed and written into the output as a comment, never a silent guess.
 
-Everything here but `read_compose` and `write` is a pure function of the compose document,
-so the decisions are unit tested on synthetic dicts (tests/unit/test_adopt.py).
+Everything here but `read_compose` and `run` is a pure function of the compose document (the
+known images and the address forms are tables), so the decisions are unit tested on synthetic
+dicts (tests/unit/test_adopt.py); `run` writes the files, checked by the harness's loader.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from harness.images import IMAGES
 from harness.topology import Topology
 
 DEFAULT_OUTPUT = "chaos.yaml"
-COMPOSE_OUTPUT = "docker-compose.chaos.yml"
 HEADER = ("# Written by `chaos adopt {source}`: every edge below goes through a Toxiproxy proxy.\n"
           "# Lines starting with `# ?` are questions it could not decide: answer them by editing this file.\n")
 
@@ -261,6 +261,11 @@ class Edge:
     env: dict[str, str]
 
 
+def _asker(questions: list[Question], service: str) -> Callable[[str], None]:
+    """How a decision about `service` records what it could not decide."""
+    return lambda text: questions.append(Question(service, text))
+
+
 @dataclass
 class _Seen:
     """One compose service as read, before anything is decided."""
@@ -424,8 +429,7 @@ def adopt(compose: dict[str, Any], compose_dir: Path, out_dir: Path, default_nam
 
     ports: dict[str, int] = {}
     for service in seen:
-        port = _decide_port(service, named[service.name],
-                            lambda text, s=service.name: questions.append(Question(s, text)))
+        port = _decide_port(service, named[service.name], _asker(questions, service.name))
         if port is not None:
             ports[service.name] = port
 
@@ -446,9 +450,8 @@ def adopt(compose: dict[str, Any], compose_dir: Path, out_dir: Path, default_nam
     services: dict[str, dict[str, Any]] = {}
     left_out: dict[str, dict[str, Any]] = {}
     for service in seen:
-        ask = lambda text, s=service.name: questions.append(Question(s, text))  # noqa: E731
         body = _service_body(service, ports.get(service.name), [e for e in edges if e.client == service.name],
-                             compose_dir, out_dir, ask)
+                             compose_dir, out_dir, _asker(questions, service.name))
         (services if service.name in ports else left_out)[service.name] = body
     order = {s.name: i for i, s in enumerate(seen)}
     questions.sort(key=lambda q: order.get(q.service, len(order)))  # stable: per service, found order
@@ -466,7 +469,7 @@ def _client_edges(client: _Seen, hosts: dict[str, str], ports: dict[str, int], b
     """The edges one client's env names, each var rewritten to a template of its proxy address;
     the vars it cannot rewrite are questions and stay as they are."""
     templates: dict[str, dict[str, str]] = {}
-    ask = lambda text: questions.append(Question(client.name, text))  # noqa: E731
+    ask = _asker(questions, client.name)
     for var, value in client.env.items():
         found = [m for m in mentions(value, hosts) if m.service != client.name]
         targets = list(dict.fromkeys(m.service for m in found))

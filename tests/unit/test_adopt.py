@@ -42,12 +42,16 @@ def test_a_bare_host_port_and_a_list_of_them_are_edges():
 
 
 def test_a_split_host_and_port_pair_is_one_edge():
-    """Catches: `X_HOST=cache` + `X_PORT=6379` asked about as a host without a port, or the port
-    var left real (the client would dial the proxy host at the real port)."""
+    """Catches: `X_HOST=cache` + `X_PORT=6379` asked about as a host without a port, the port
+    var left real (the client would dial the proxy host at the real port), or a pair naming a
+    port the service does not serve rewritten."""
     a = adopted({"cache": {"image": "redis"},
                  "api": {"image": "app", "expose": [80], "environment": {"REDIS_HOST": "cache", "REDIS_PORT": "6379"}}})
     assert a.services["api"]["uses"] == {"cache": {"REDIS_HOST": "{host}", "REDIS_PORT": "{port}"}}
     assert asked(a, "api") == []
+    a = adopted({"cache": {"image": "redis"},
+                 "api": {"image": "app", "expose": [80], "environment": {"REDIS_HOST": "cache", "REDIS_PORT": "7000"}}})
+    assert a.edges == [] and asked(a, "api") == ["REDIS_HOST/REDIS_PORT name cache:7000, but cache serves 6379; left as is"]
 
 
 def test_a_container_name_or_network_alias_is_the_service_too():
