@@ -332,6 +332,11 @@ def _hosts(seen: list[_Seen]) -> dict[str, str]:
     return hosts
 
 
+def _is_toxiproxy(service: _Seen) -> bool:
+    """A Toxiproxy of the user's own (by name or image): the harness brings its own."""
+    return topology.TOXIPROXY in (service.name, image_base(str(service.body.get("image") or "")))
+
+
 def _known(service: _Seen) -> KnownImage | None:
     image = service.body.get("image")
     return KNOWN_IMAGES.get(image_base(str(image))) if image else None
@@ -429,6 +434,10 @@ def adopt(compose: dict[str, Any], compose_dir: Path, out_dir: Path, default_nam
 
     ports: dict[str, int] = {}
     for service in seen:
+        if _is_toxiproxy(service):
+            questions.append(Question(service.name, "the harness runs its own Toxiproxy in front of every edge: "
+                                                    "this one is left out"))
+            continue
         port = _decide_port(service, named[service.name], _asker(questions, service.name))
         if port is not None:
             ports[service.name] = port
@@ -637,6 +646,16 @@ def _partial(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
+def _load(partial: Path, final: Path, compose_path: Path) -> Topology:
+    """The written topology through the harness's loader; its refusal is a bug of this module."""
+    try:
+        return topology.load(partial)
+    except HarnessError as exc:
+        said = str(exc).replace(str(partial.resolve()), str(final))
+        raise HarnessError(f"the topology adopted from {compose_path} does not load ({said}): a bug of chaos adopt, "
+                           "please report it with the compose file") from None
+
+
 def run(compose_path: Path, output: Path | None = None, force: bool = False) -> Written:
     """`chaos adopt`: reads, decides, and writes the topology and the compose stack of it
     (docker-compose.chaos.yml and its Toxiproxy file, beside the topology). The topology is
@@ -653,7 +672,7 @@ def run(compose_path: Path, output: Path | None = None, force: bool = False) -> 
     made = [_partial(topology_path)]  # the partial files so far: removed if anything fails
     try:
         made[0].write_text(topology_yaml(adoption, compose_path.name), encoding="utf-8")
-        loaded = dataclasses.replace(topology.load(made[0]), path=topology_path.resolve())
+        loaded = dataclasses.replace(_load(made[0], topology_path, compose_path), path=topology_path.resolve())
         generated = compose.expected(loaded)
         refuse_overwrite(compose_path, generated, force)
         for path, text in generated.items():

@@ -147,6 +147,29 @@ def test_a_known_image_serves_its_own_port_beside_what_it_publishes():
     assert [e.service for e in a.edges] == ["queue"]
 
 
+def test_a_toxiproxy_of_the_users_own_is_left_out(tmp_path):
+    """Catches: a compose file's own `toxiproxy` service written into the topology (the loader
+    refuses it: the harness adds Toxiproxy itself), so nothing could be adopted."""
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(yaml.safe_dump({"services": {"toxiproxy": {"image": "ghcr.io/shopify/toxiproxy:2.12.0"},
+                                                    "proxy": {"image": "shopify/toxiproxy", "expose": [8474]},
+                                                    "web": {"image": "app", "ports": ["80:80"]}}}))
+    written = adopt.run(compose)
+    assert set(written.adoption.services) == {"web"}
+    assert sorted(q.service for q in written.adoption.questions) == ["proxy", "toxiproxy"]
+
+
+def test_a_topology_the_loader_refuses_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    """Catches: a written topology the loader refuses left on disk, or the refusal naming the
+    partial file the user never sees."""
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(COMPOSE)
+    monkeypatch.setattr(adopt, "topology_yaml", lambda adoption, source: "name: Bad\nservices: {}\n")
+    with pytest.raises(HarnessError, match=r"does not load \(.*/chaos.yaml:1: name: .*a bug of chaos adopt"):
+        adopt.run(compose)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docker-compose.yml"]
+
+
 def test_a_udp_port_is_a_question():
     """Catches: a UDP port proxied (Toxiproxy speaks TCP only) or dropped without a word."""
     a = adopted({"dns": {"image": "coredns", "ports": ["53:53/udp", "9153:9153"]}})
