@@ -544,6 +544,8 @@ def _service_body(service: _Seen, port: int | None, edges: list[Edge], compose_d
             "add `volumes: [{mount: ..., size: ...}]` for a size-limited one")
     rewritten_vars = {var for edge in edges for var in edge.env}
     env = {k: v for k, v in service.env.items() if k not in rewritten_vars}
+    for var in [k for k, v in env.items() if topology._PLACEHOLDER.search(v)]:  # the loader's own reading
+        ask(f"{var}={env.pop(var)} holds what a topology reads as a placeholder: left out, set it by hand")
     if env:
         body["env"] = env
     if edges:

@@ -288,6 +288,17 @@ def test_braces_in_values_stay_as_written(tmp_path):
     assert env["J"] == '{"a": 1}' and env["D"] == f"postgresql://toxiproxy:{loaded.proxies['db'].listen_port}/${{DB:-x}}"
 
 
+def test_a_value_holding_a_placeholder_is_asked(tmp_path):
+    """Catches: a user's value holding `{port}` or `{run.x}` written as it is (the loader would
+    refuse the file, or fill the value with the proxy's port)."""
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(yaml.safe_dump({"services": {"w": {"image": "app", "expose": [1], "environment": {
+        "FMT": "listen on {port}", "OK": "{name}"}}}}))
+    written = adopt.run(compose)
+    assert written.topology.services["w"].env == {"OK": "{name}"}
+    assert [q.text.split(" holds")[0] for q in written.adoption.questions] == ["FMT=listen on {port}"]
+
+
 def test_names_become_topology_names():
     """Catches: a compose name with `-` or capitals written as a topology name the loader refuses,
     or its clients' edges lost after the rename."""
