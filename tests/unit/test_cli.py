@@ -74,7 +74,7 @@ BAD_INPUT = [
     (["runbook", "--verbose"], "unrecognized arguments: --verbose"),
     (["compose", "now"], "unrecognized arguments: now"),
     (["adopt", "no-such-compose.yml"], "no compose file no-such-compose.yml"),
-    (["adopt", "README.md"], "is not YAML"),
+    (["adopt", "Makefile"], "Makefile is not YAML"),
     (["down", "--run", "20200101T000000-0a0b0c"], "Docker engine is not reachable"),
     (["down", "--run", "20200101T000000-0a0b0c", "--all"], "--run and --all exclude each other"),
     (["down", "--run", "../x"], "bad run id '../x'"),
