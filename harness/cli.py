@@ -649,6 +649,7 @@ SUT_MODE = (("--sut-mode",), {"choices": ("resilient", "fragile"), "default": "r
                               "help": "which build of the shop (default: resilient)"})
 SUT_DISABLE = (("--sut-disable",), {"action": "append", "default": [], "metavar": "NAME",
                                     "help": "a protection to turn off (repeat, or comma-separate; `chaos protections`)"})
+WITHOUT_TOPOLOGY = ("adopt",)  # it writes a topology; the one here (perhaps broken) is not read
 TOPOLOGY = (("--topology",), {"metavar": "FILE", "help": "the system's topology file (default: chaos.yaml here if "
                                                        "there is one, else the bundled shop)"})
 ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
@@ -727,6 +728,8 @@ def main(argv: list[str] | None = None) -> int:
         from harness import topology  # the file every step of the command reads (and its children)
 
         topology.choose(args.topology)
+        if args.command not in WITHOUT_TOPOLOGY:
+            topology.active()  # a file that does not validate: one line before anything starts
         code = COMMANDS[args.command][0](args)
         owed = signals.exit_code() if signals.owed() else None  # a signal noted during its cleanup
         return code if owed is None else owed

@@ -110,6 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from harness import topology
 
         topology.choose(config.getoption("chaos_topology"))
+        topology.active()
         guardrails.parse(config.getoption("abort_if") or DEFAULT_ABORT_IF)
         config.stash[SCENARIO_KEY]["disabled"] = list(protections.checked(config.getoption("sut_disable")))
         config.stash[SCENARIO_KEY]["matrix_only"] = list(protections.checked(config.getoption("matrix_protection")))
