@@ -16,8 +16,8 @@ def _one_line_exit_2(result):
 
 
 def _no_reports(reports):
-    """Bad input leaves nothing behind: no run directory (nor junit.xml) under the reports,
-    which are written by default now."""
+    """Bad input leaves nothing behind: catches the run directory (for junit.xml) made when
+    pytest starts, before the input is found bad (the reports are on by default)."""
     assert list(reports.iterdir()) == []
 
 

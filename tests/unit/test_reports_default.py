@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from harness.plugin import reports_dir
 from tests.conftest import BIN, ROOT, run
 
 SCENARIO = """import pytest
@@ -64,3 +65,10 @@ def test_an_explicit_junitxml_is_left_where_it_was_asked_for(tmp_path):
     result = _session(tmp_path, PLAIN, f"--junitxml={junit}")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert junit.is_file() and not (tmp_path / "reports").exists()
+
+
+def test_the_harness_own_test_session_writes_no_reports_into_the_repository(request):
+    """Catches `make test` (this very session, rootdir the repository) taking the default
+    reports/ of the repository for its junit.xml and any chaos-marked test it runs: the tests'
+    conftest gives the session a temporary directory instead."""
+    assert reports_dir(request.config).resolve() != (ROOT / "reports").resolve()
