@@ -9,4 +9,4 @@ __version__ = "0.1.0"
 # that makes an HTTP request (`chaos status`, the probes, the recorder), for a tool it never
 # runs. Refused here, so httpx takes its fallback (a stub `httpx.main`, see httpx/__init__.py);
 # rich itself is imported only where a live display is drawn (status_live, progress).
-sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]

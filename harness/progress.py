@@ -20,7 +20,8 @@ from harness.escape import terminal
 
 class Steps:
     """The steps of one set-up phase, whose plain lines start with ``[prefix]``. Steps may
-    nest (a parent image built while its child waits): the display lasts while any runs."""
+    nest (a parent image built while its child waits): the display lasts while any runs.
+    Used from one thread (images are resolved before the stack's start threads run)."""
 
     def __init__(self, prefix: str, stream: TextIO | None = None, terminal: bool | None = None) -> None:
         self.prefix = prefix
