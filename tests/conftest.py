@@ -26,9 +26,11 @@ OWN_REPORTS = pytest.StashKey[str]()
 
 @pytest.hookimpl(tryfirst=True)  # before the plugin's, which places junit.xml under the reports
 def pytest_configure(config: pytest.Config) -> None:
-    """The harness's own tests include chaos-marked ones (the plugin's wiring), and the plugin
-    writes reports by default into reports/ of the rootdir, the repository's: a test session
-    writes them to a temporary directory instead, removed at its end (--chaos-reports still wins)."""
+    """The plugin writes reports by default into reports/ of the rootdir, here the repository's:
+    a session of the harness's own tests (`make test`) would put its junit.xml there while it
+    runs, and the reports of any chaos-marked test it collects. It writes them to a temporary
+    directory instead, removed at its end (--chaos-reports still wins). Sessions the tests start
+    in a subprocess pass --chaos-reports or --rootdir of their own tmp_path."""
     if config.getoption("chaos_reports", None) is None:
         config.option.chaos_reports = config.stash[OWN_REPORTS] = tempfile.mkdtemp(prefix="chaos-harness-tests-")
 
