@@ -280,7 +280,8 @@ def _attached_or_none(run_id: str | None, said: set[str]) -> object | None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """One snapshot, as a table or JSON; with --watch, redrawn until Ctrl-C (bounded by --watch-for)."""
+    """One snapshot, as a table or JSON; with --watch, redrawn until Ctrl-C (bounded by --watch-for):
+    in place as a live table on a terminal, else printed again each time."""
     from harness.status import AlertTail, render, snapshot
 
     if args.interval <= 0 or args.watch_for <= 0:
@@ -290,7 +291,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     tail = AlertTail()  # kept between redraws: each reads only the alerts that are new
     said: set[str] = set()
     try:
-        while True:
+        if args.watch and not args.json and sys.stdout.isatty():  # a person watching: the live table
+            from harness.status_live import watch
+
+            return watch(lambda: snapshot(_attached_or_none(args.run, said), tail), args.interval, args.watch_for)
+        while True:  # plain text (or JSON) for pipes, files and scripts: what they have always read
             document = snapshot(_attached_or_none(args.run, said), tail)
             text = json.dumps(document, indent=2) if args.json else render(document)
             print((clear if args.watch else "") + text, flush=True)
