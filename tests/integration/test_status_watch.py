@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from harness.faults import registry
+from harness import state
 from harness.ownership import owner_token
 from tests.integration.test_gameday import CHAOS, Terminal
 
@@ -24,9 +24,9 @@ def test_watch_on_a_terminal_redraws_one_table_in_place(tmp_path):
         term.type(f"CHAOS_STATE_DIR={tmp_path} DOCKER_HOST=unix:///nonexistent/docker.sock {CHAOS} status --watch --interval 0.2 --watch-for 120; "
                   "echo watch-ended-$?")
         term.wait_for(r"ACTIVE FAULTS: none")
-        record = registry.Record(id="network.down-postgres-watch", run_id="r-watch", fault="network.down",
+        record = state.Record(id="network.down-postgres-watch", run_id="r-watch", fault="network.down",
                                  target="postgres", params={}, owner=owner_token(), undo={})
-        registry.save(record, tmp_path)
+        state.save(record, tmp_path)
         screen = term.wait_for(r"ACTIVE FAULTS \(1\)")
         assert "network.down-postgres-watch" in screen and "RECORD" in screen
         assert screen.count("chaos status  ") == 1, screen  # one table, drawn over the last

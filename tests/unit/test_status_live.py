@@ -10,8 +10,7 @@ import sys
 
 from rich.console import Console
 
-from harness import cli, status, status_live
-from harness.faults import registry
+from harness import cli, state, status, status_live
 from tests.conftest import ROOT
 from tests.unit.test_status_render import document
 
@@ -137,6 +136,6 @@ def test_a_one_shot_status_does_not_import_rich(tmp_path):
     probe = ("import sys; from harness import cli; cli._attached_or_none = lambda run, said: None; "
              "code = cli.main(['status']); print('rich' in sys.modules, file=sys.stderr); sys.exit(code)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, registry.STATE_ENV: str(tmp_path)})
+                            env={**os.environ, state.STATE_ENV: str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().splitlines()[-1] == "False"
