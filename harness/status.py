@@ -32,7 +32,7 @@ RECENT_TRIPS = 3
 
 def endpoints(stack: Any) -> dict[str, str]:
     """Where each part of a running stack is reached from this machine (all on 127.0.0.1)."""
-    found = {"edge (clients, through Toxiproxy)": stack.edge_url}
+    found = {"edge (clients, through Toxiproxy)": stack.edge_url} if stack.topology.entry else {}
     for name, service in stack.topology.services.items():
         point = stack.endpoint(name)
         found[name] = SCHEMES[service.readiness].format(**service.readiness_params, host=point.host, port=point.port)

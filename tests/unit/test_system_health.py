@@ -71,14 +71,14 @@ def test_breaker_and_disk_come_from_the_service_whose_health_carries_them():
 
 
 class Stack:
-    """Two services with health URLs, published at ports 1 and 2; `refreshed` counts re-reads."""
+    """Services published at ports 1 (web), 2 (worker), 3 (any other); `refreshed` counts re-reads."""
 
     def __init__(self, system):
         self.topology = system
         self.refreshed = []
 
     def endpoint(self, service, port=None):
-        return Endpoint("127.0.0.1", {"web": 1, "worker": 2}[service])
+        return Endpoint("127.0.0.1", {"web": 1, "worker": 2}.get(service, 3))
 
     def refresh(self, service):
         self.refreshed.append(service)
@@ -139,3 +139,28 @@ def test_the_topology_says_how_a_stacks_health_is_read(tmp_path):
     finally:
         sampled.close()
         reported.close()
+
+
+def test_status_shows_a_system_that_is_not_the_shop(tmp_path, monkeypatch):
+    """Catches `chaos status` listing the active topology's (the shop's) services for another
+    system's run, calling every system "shop", or reading alerts from a sink it does not have."""
+    from harness import status
+
+    path = tmp_path / "chaos.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: notes
+        services:
+          web:
+            image: python
+            port: 8000
+            readiness: {http: {path: /health}}
+            health: {path: /health}
+        """), encoding="utf-8")
+    stack = Stack(topology.load(path))
+    stack.run_id, stack.owner, stack.sut_mode, stack.control_secret = "r1", "chaos-up", "resilient", ""
+    stack.containers = {"web": SimpleNamespace(status="running")}
+    monkeypatch.setattr(status.SinkClient, "of", lambda stack: pytest.fail("read alerts from a sink it has not"))
+    document = status.snapshot(stack)
+    assert [s["name"] for s in document["services"]] == ["toxiproxy", "web"] and document["endpoints"]["web"].startswith("http://")
+    assert document["health"]["level"] == UNREACHABLE  # nothing listens at port 1
+    assert "run r1 (resilient notes, owner chaos-up)" in status.render(document)
