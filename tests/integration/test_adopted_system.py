@@ -98,11 +98,12 @@ def notes(adopted: Path, tmp_path_factory: pytest.TempPathFactory):
             yield stack
 
 
-def test_adoption_finds_every_edge(notes: Stack) -> None:
+def test_adoption_finds_every_edge(adopted: Path) -> None:
     """Catches an adopter that drops an edge (the worker's BROKER_URL, a mapping-style env) or
     invents one: an edge it misses is never proxied, so no fault could ever reach it."""
-    assert edges(notes.topology) == EDGES
-    assert notes.topology.entry == ("web",)
+    found = topology.load(adopted)
+    assert edges(found) == EDGES
+    assert found.entry == ("web",)
 
 
 def test_network_down_on_each_edge_lowers_its_clients_health_and_heal_restores_it(notes: Stack) -> None:
