@@ -633,6 +633,8 @@ SUT_MODE = (("--sut-mode",), {"choices": ("resilient", "fragile"), "default": "r
                               "help": "which build of the shop (default: resilient)"})
 SUT_DISABLE = (("--sut-disable",), {"action": "append", "default": [], "metavar": "NAME",
                                     "help": "a protection to turn off (repeat, or comma-separate; `chaos protections`)"})
+TOPOLOGY = (("--topology",), {"metavar": "FILE", "help": "the system's topology file (default: chaos.yaml here if "
+                                                       "there is one, else the bundled shop)"})
 ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
     "up": (SUT_MODE, SUT_DISABLE),
     "protections": (JSON,),
@@ -689,7 +691,7 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (_, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
-        for flags, options in ARGUMENTS.get(name, ()):
+        for flags, options in (*ARGUMENTS.get(name, ()), TOPOLOGY):
             command.add_argument(*flags, **options)
     return root
 
@@ -702,6 +704,9 @@ def main(argv: list[str] | None = None) -> int:
     signals.install(signals.WITH_HANGUP)
     try:
         args = parser().parse_args(argv)
+        from harness import topology  # the file every step of the command reads (and its children)
+
+        topology.choose(args.topology)
         code = COMMANDS[args.command][0](args)
         owed = signals.exit_code() if signals.owed() else None  # a signal noted during its cleanup
         return code if owed is None else owed

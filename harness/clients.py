@@ -25,6 +25,10 @@ from harness import topology
 from harness.topology import control_headers
 from harness.ledger import History, Operation
 
+# The shop's database and broker services (the topology gives their credentials).
+DATABASE = "postgres"
+BROKER = "rabbitmq"
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -280,14 +284,16 @@ class InventoryClient:
 
 
 def database_params_at(host: str, port: int, connect_timeout: int = 5) -> dict[str, Any]:
-    """psycopg.connect() keywords for the run's database at a host and port, as the harness's user."""
-    return {"host": host, "port": port, "user": topology.DB_USER, "password": topology.DB_PASSWORD,
-            "dbname": topology.DB_NAME, "connect_timeout": connect_timeout}
+    """psycopg.connect() keywords for the run's database at a host and port, as the harness's user
+    (the credentials its topology gives the database's readiness check)."""
+    params = topology.active().services[DATABASE].readiness_params
+    return {"host": host, "port": port, "user": params["user"], "password": params["password"],
+            "dbname": params["database"], "connect_timeout": connect_timeout}
 
 
 def database_params(stack: HasEndpoints, connect_timeout: int = 5) -> dict[str, Any]:
     """psycopg.connect() keywords for a stack's Postgres on its published port (not through a proxy)."""
-    endpoint = stack.endpoint("postgres")
+    endpoint = stack.endpoint(DATABASE)
     return database_params_at(endpoint.host, endpoint.port, connect_timeout)
 
 
@@ -298,6 +304,14 @@ def connect_database(stack: HasEndpoints, *, autocommit: bool = False, connect_t
     return psycopg.connect(**database_params(stack, connect_timeout), autocommit=autocommit)
 
 
+def broker_credentials() -> Any:
+    """The broker's credentials, as its topology gives them to the readiness check."""
+    import pika
+
+    params = topology.active().services[BROKER].readiness_params
+    return pika.PlainCredentials(params["user"], params["password"])
+
+
 @contextlib.contextmanager
 def channel(host: str, port: int, **options: Any) -> Iterator[Any]:
     """A short-lived AMQP channel to the run's broker (published port); `options` are further
@@ -306,7 +320,7 @@ def channel(host: str, port: int, **options: Any) -> Iterator[Any]:
 
     connection = pika.BlockingConnection(pika.ConnectionParameters(
         host=host, port=port, **({"connection_attempts": 3, "retry_delay": 0.5} | options),
-        credentials=pika.PlainCredentials(topology.BROKER_USER, topology.BROKER_PASSWORD)))
+        credentials=broker_credentials()))
     try:
         yield connection.channel()
     finally:

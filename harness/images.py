@@ -18,12 +18,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import docker
 import docker.errors
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.topology import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILES = Path(__file__).resolve().parent / "dockerfiles"
@@ -135,6 +138,42 @@ class Builder:
             self.resolved[name] = self._resolve(IMAGES[name])
         return self.resolved[name]
 
+    def service_image(self, service: "Service") -> str:
+        """The image reference a topology's service runs: a base image key, a build context of
+        its own (built once per content, FROM the base it names), or a reference the engine has."""
+        key = f"service:{service.name}:{service.image}"
+        if key not in self.resolved:
+            self.resolved[key] = self._service_image(service)
+        return self.resolved[key]
+
+    def _service_image(self, service: "Service") -> str:
+        if service.build:
+            return self._build_context(service)
+        if service.image in IMAGES:
+            return self.image(service.image)
+        if self._present(service.image) or (self.mode != "local" and self._pull(service.image)):
+            return service.image
+        raise HarnessError(f"image {service.image} of service {service.name} is not in the engine and can't be "
+                           "pulled: build or load it (docker build / docker load), or give the service a build:")
+
+    def _build_context(self, service: "Service") -> str:
+        build = service.build
+        assert build is not None
+        if not (build.context / build.dockerfile).is_file():
+            raise HarnessError(f"service {service.name}: no {build.dockerfile} in its build context {build.context}")
+        parent = self.image(build.base) if build.base else ""
+        h = hashlib.sha256(parent.encode())
+        h.update(build.dockerfile.encode())
+        h.update(_tree_digest(build.context).encode())
+        tag = f"chaos-harness/{service.image}:local-{h.hexdigest()[:12]}"
+        if self._present(tag):
+            return tag
+        say(f"building {tag} (service {service.name}, from {build.context.name}/)")
+        started = time.monotonic()
+        self._docker_build(build.context, tag, parent, build.dockerfile)
+        say(f"{service.name} built in {time.monotonic() - started:.1f}s")
+        return tag
+
     def _resolve(self, spec: ImageSpec) -> str:
         if spec.official and self.mode in ("auto", "official"):
             if self._present(spec.official) or self._pull(spec.official):
@@ -214,10 +253,10 @@ class Builder:
             say(f"{spec.name} built in {time.monotonic() - started:.1f}s")
             return tag
 
-    def _docker_build(self, context: Path, tag: str, parent: str) -> None:
+    def _docker_build(self, context: Path, tag: str, parent: str, dockerfile: str = "Dockerfile") -> None:
         stream = self.client.api.build(
-            path=str(context), tag=tag, rm=True, forcerm=True, decode=True,
-            buildargs={"BASE": parent}, labels={LABEL: tag},
+            path=str(context), tag=tag, rm=True, forcerm=True, decode=True, dockerfile=dockerfile,
+            buildargs={"BASE": parent} if parent else {}, labels={LABEL: tag},
         )
         for chunk in stream:
             if "error" in chunk:

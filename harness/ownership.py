@@ -48,6 +48,8 @@ HOST_LABEL = "chaos-harness.host"
 STATE_LABEL = "chaos-harness.state"
 LEASE_LABEL = "chaos-harness.lease"
 REPLICA_LABEL = "chaos-harness.replica-of"  # on a config fault's replica, naming the service it copies
+SUT_MODE_LABEL = "chaos-harness.sut-mode"  # on every container: the build the run started with
+TOPOLOGY_LABEL = "chaos-harness.topology"  # on every container: the topology file the run was started from
 KEPT_LABEL = "chaos-harness.kept"  # only on the marker volume `chaos up` adds once the stack is green
 
 COMPOSE_RUN = "compose"  # run id and owner of docker-compose.chaos.yml's stack

@@ -84,6 +84,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--stack-run", metavar="RUN", default=None,
                     help="with --stack=external: the run to use (default: this checkout's kept stack, else its newest "
                          "running one, else the docker-compose stack)")
+    group.addoption("--topology", metavar="FILE", default=None, dest="chaos_topology",
+                    help="the system's topology file (default: chaos.yaml in the current directory if there is "
+                         "one, else the bundled shop); child processes read the same")
     group.addoption("--abort-if", metavar="CONDITION", default=None,
                     help="guardrail for every scenario, e.g. \"health<50 for 5s\": when it holds while faults are "
                          f"active, every fault is healed and the scenario fails (default: the scenario's own, "
@@ -104,6 +107,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SCENARIO_KEY] = {"run_id": new_run_id(), "started": time.time(), "scenarios": [],
                                   "sut_mode": config.getoption("sut_mode"), "declared": {}}
     try:
+        from harness import topology
+
+        topology.choose(config.getoption("chaos_topology"))
         guardrails.parse(config.getoption("abort_if") or DEFAULT_ABORT_IF)
         config.stash[SCENARIO_KEY]["disabled"] = list(protections.checked(config.getoption("sut_disable")))
         config.stash[SCENARIO_KEY]["matrix_only"] = list(protections.checked(config.getoption("matrix_protection")))

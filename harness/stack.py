@@ -29,17 +29,17 @@ os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
 import docker  # noqa: E402
 import docker.errors  # noqa: E402
-import httpx  # noqa: E402
 import requests  # noqa: E402
 from testcontainers.core.container import DockerContainer  # noqa: E402
 from testcontainers.core.network import Network  # noqa: E402
 from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget  # noqa: E402
 from toxiproxy import Toxiproxy  # noqa: E402
 
-from harness import ownership, protections, signals, topology  # noqa: E402
+from harness import ownership, protections, readiness, signals  # noqa: E402
 from harness.engine import connect  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.images import Builder  # noqa: E402
+from harness.topology import TOXIPROXY, Service, Topology, active  # noqa: E402
 from harness.ownership import (  # noqa: E402,F401  (re-exported: the names the harness has always used)
     KEPT_LABEL, KEPT_OWNER, OWNER_LABEL, RUN_LABEL, SERVICE_LABEL, STATE_LABEL, owner_alive, owner_token,
     stale_runs)
@@ -138,58 +138,20 @@ def mark_kept(client: docker.DockerClient, run_id: str, labels: dict[str, str]) 
     return name
 
 
-# ---------------------------------------------------------------- readiness, per protocol
-
-def _sql_ready(host: str, port: int) -> bool:
-    import psycopg
-
-    from harness.clients import database_params_at
-
-    with psycopg.connect(**database_params_at(host, port, connect_timeout=2)) as conn:
-        return conn.execute("SELECT 1").fetchone() == (1,)
-
-
-def _amqp_ready(host: str, port: int) -> bool:
-    import logging
-
-    import pika
-
-    logging.getLogger("pika").setLevel(logging.CRITICAL)  # a broker still booting is expected here
-    params = pika.ConnectionParameters(
-        host=host, port=port, connection_attempts=1, socket_timeout=2, blocked_connection_timeout=2,
-        credentials=pika.PlainCredentials(topology.BROKER_USER, topology.BROKER_PASSWORD))
-    connection = pika.BlockingConnection(params)
-    connection.close()
-    return True
-
-
-def _http_ready(path: str) -> Callable[[str, int], bool]:
-    def check(host: str, port: int) -> bool:
-        return httpx.get(f"http://{host}:{port}{path}", timeout=2).status_code == 200
-    return check
-
-
-READINESS: dict[str, Callable[[str, int], bool]] = {
-    "sql": _sql_ready,
-    "amqp": _amqp_ready,
-    "http": _http_ready("/health"),
-    "toxiproxy": _http_ready("/version"),
-}
-
+# ---------------------------------------------------------------- readiness, as a wait strategy
 
 class ProtocolReady(WaitStrategy):
     """Waits until the service answers its own protocol, not merely until a port accepts TCP
     (Docker's proxy accepts connections long before the server inside listens)."""
 
-    def __init__(self, protocol: str, port: int, timeout_s: float = 90,
+    def __init__(self, service: Service, timeout_s: float = 90,
                  cancelled: threading.Event | None = None) -> None:
         super().__init__()
-        self.protocol, self.port = protocol, port
+        self.service, self.port = service, service.port
         self.cancelled = cancelled or threading.Event()  # set when the start is abandoned: stop waiting
         self.with_startup_timeout(int(timeout_s)).with_poll_interval(0.1)
 
     def wait_until_ready(self, container: WaitStrategyTarget) -> None:
-        check = READINESS[self.protocol]
         host, port = LOOPBACK, int(container.get_exposed_port(self.port))  # loopback only, by design
         deadline = time.monotonic() + self._startup_timeout
         last_error = "no answer"
@@ -197,7 +159,7 @@ class ProtocolReady(WaitStrategy):
             if self.cancelled.is_set():
                 raise HarnessError("the start was abandoned")
             try:
-                if check(host, port):
+                if readiness.ready(self.service, host, port):
                     return
             except Exception as exc:  # any failure of the probe means "not ready yet"
                 last_error = f"{type(exc).__name__}: {str(exc)[:120]}"
@@ -206,7 +168,7 @@ class ProtocolReady(WaitStrategy):
                 tail = container.get_logs()[0].decode(errors="replace")[-600:]
                 raise HarnessError(f"container exited before it was ready ({last_error}); last output: {tail}")
             time.sleep(self._poll_interval)
-        raise HarnessError(f"not ready after {self._startup_timeout:.0f}s over {self.protocol}: {last_error}")
+        raise HarnessError(f"not ready after {self._startup_timeout:.0f}s over {self.service.readiness}: {last_error}")
 
 
 # ---------------------------------------------------------------- the stack
@@ -222,18 +184,20 @@ class Endpoint:
 
 
 class Stack:
-    """A running copy of the shop for one run; a context manager that always cleans up."""
+    """A running copy of a topology's system for one run; a context manager that always cleans up."""
 
     def __init__(self, sut_mode: str = "resilient", run_id: str | None = None,
                  client: docker.DockerClient | None = None, startup_timeout_s: float = 120,
-                 owner: str | None = None, disabled: tuple[str, ...] = ()) -> None:
+                 owner: str | None = None, disabled: tuple[str, ...] = (),
+                 topology: Topology | None = None) -> None:
+        self.topology = topology or active()
         if sut_mode not in ("resilient", "fragile"):
             raise HarnessError(f"unknown SUT mode {sut_mode!r}: use resilient or fragile")
         self.sut_mode = sut_mode
         self.disabled = protections.checked(disabled)  # off from the start (SUT_DISABLE)
         self.run_id = run_id or new_run_id()
         # What the shop's control endpoints ask for: new for each stack, handed to its services
-        # (topology.service_env) and read back by a process that attaches (AttachedStack).
+        # (Topology.service_env) and read back by a process that attaches (AttachedStack).
         self.control_secret = secrets.token_urlsafe(32)
         # Whose lifetime the run shares: this process by default (`chaos up` too: a start it does
         # not finish is reaped like any other; it marks the stack kept once green).
@@ -273,13 +237,14 @@ class Stack:
 
         registry.reap_stale(self.client)
         builder = Builder(self.client)
-        images = {name: builder.image(name) for name in {s.image for s in topology.SERVICES.values()}}
+        images = {s.name: builder.service_image(s) for s in self.topology.services.values()}
         self.timings["images"] = time.monotonic() - started
-        say(f"run {self.run_id}: starting {len(topology.SERVICES)} containers ({self.sut_mode} shop)")
+        say(f"run {self.run_id}: starting {len(self.topology.services)} containers of {self.topology.name}"
+            f" ({self.sut_mode})")
         self.network = Network(docker_network_kw={"labels": self.labels}).create()
-        for wave in topology.start_order():
+        for wave in self.topology.start_order():
             self._start_wave(wave, images)
-            if wave == ["toxiproxy"]:
+            if wave == [TOXIPROXY]:
                 self._create_proxies()
         self.timings["ready"] = time.monotonic() - started
         say(f"run {self.run_id}: ready in {self.timings['ready']:.1f}s")
@@ -306,33 +271,34 @@ class Stack:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _start_service(self, name: str, images: dict[str, str]) -> None:
-        service = topology.SERVICES[name]
+        service = self.topology.services[name]
         began = time.monotonic()
         if self._cancelled.is_set():  # the start was abandoned before this thread ran: make nothing
             raise HarnessError("the start was abandoned")
         container = DockerContainer(
-            images[service.image],
-            env=topology.service_env(service, self.sut_mode, self.disabled, self.control_secret),
+            images[name],
+            env=self.topology.service_env(service, self.sut_mode, self.disabled, self.control_secret),
             name=f"chaos-{self.run_id}-{service.host}",
-            labels={**self.labels, SERVICE_LABEL: name},
+            labels={**self.labels, SERVICE_LABEL: name, ownership.SUT_MODE_LABEL: self.sut_mode,
+                    ownership.TOPOLOGY_LABEL: str(self.topology.path)},
             **({"hostname": service.hostname} if service.hostname else {}),
         )
         if service.command:
             container.with_command(list(service.command))
         container.with_network(self.network).with_network_aliases(service.host)
-        if service.volume:
-            mount, size = service.volume
+        for index, (mount, size) in enumerate(service.volumes):
             volume = self.client.volumes.create(
-                name=f"chaos-{self.run_id}-{service.host}-data", driver="local", labels=self.labels,
+                name=f"chaos-{self.run_id}-{service.host}-data" + (f"-{index}" if index else ""),
+                driver="local", labels=self.labels,
                 driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={size}"})
             container.with_volume_mapping(volume.name, mount, "rw")
         # Toxiproxy publishes every proxy's listener: the client edge for the harness's traffic,
         # and the internal edges so the network faults are proven through the proxy itself.
-        ports = [service.port, *service.extra_ports] + [p.listen_port for p in topology.PROXIES.values()
-                                                        if name == "toxiproxy"]
+        ports = [service.port, *service.extra_ports] + [p.listen_port for p in self.topology.proxies.values()
+                                                        if name == TOXIPROXY]
         for port in ports:
             container.ports[str(port)] = (LOOPBACK, None)  # type: ignore[assignment]  # loopback only
-        container.waiting_for(ProtocolReady(service.readiness, service.port, self.startup_timeout_s,
+        container.waiting_for(ProtocolReady(service, self.startup_timeout_s,
                                             self._cancelled))
         with self._lock:
             if self._cancelled.is_set():
@@ -346,15 +312,15 @@ class Stack:
         """The Toxiproxy client, pointed at this run's server. toxiproxy-python keeps the server
         address in class state, so it is re-pointed on every access: with two stacks in one
         process, take proxies from the stack you mean right before using them."""
-        api = self.endpoint("toxiproxy")
+        api = self.endpoint(TOXIPROXY)
         self._toxiproxy.update_api_consumer(api.host, api.port)
         return self._toxiproxy
 
     def _create_proxies(self) -> None:
         self.toxiproxy.populate([
-            {"name": p.name, "upstream": topology.upstream_address(p),
+            {"name": p.name, "upstream": self.topology.upstream_address(p),
              "listen": f"0.0.0.0:{p.listen_port}", "enabled": True}
-            for p in topology.PROXIES.values()
+            for p in self.topology.proxies.values()
         ])
 
     def stop(self) -> None:
@@ -384,7 +350,7 @@ class Stack:
     # access
     def endpoint(self, service: str, port: int | None = None) -> Endpoint:
         """Where the harness reaches a container's port: always on 127.0.0.1."""
-        port = port or topology.SERVICES[service].port
+        port = port or self.topology.services[service].port
         key = (service, port)
         if key not in self._endpoints:
             container = self.containers[service]
@@ -398,11 +364,14 @@ class Stack:
 
     def proxy_endpoint(self, proxy: str) -> Endpoint:
         """A proxy's listener as the harness reaches it (every one is published on 127.0.0.1)."""
-        return self.endpoint("toxiproxy", topology.PROXIES[proxy].listen_port)
+        return self.endpoint(TOXIPROXY, self.topology.proxies[proxy].listen_port)
 
     @property
     def edge_url(self) -> str:
-        return self.proxy_endpoint("edge_gateway").url
+        """The harness's entry into the system: the first entry proxy's listener."""
+        if not self.topology.entry:
+            raise HarnessError(f"topology {self.topology.path} names no entry: add `entry: [SERVICE]`")
+        return self.proxy_endpoint(self.topology.entry[0]).url
 
     def docker_container(self, service: str) -> docker.models.containers.Container:
         return self.client.containers.get(self.containers[service].get_container_id())

@@ -22,9 +22,10 @@ from harness.errors import HarnessError
 from harness.escape import terminal
 from harness.faults import registry
 
-SCHEMES = {"sql": "postgresql://{u}:{p}@{host}:{port}/{db}", "amqp": "amqp://{u}:{p}@{host}:{port}/",
-           "http": "http://{host}:{port}", "toxiproxy": "http://{host}:{port}"}
-CREDENTIALS = {"sql": (topology.DB_USER, topology.DB_PASSWORD), "amqp": (topology.BROKER_USER, topology.BROKER_PASSWORD)}
+# How an operator writes each service's address, by its readiness protocol (the credentials and
+# database are the ones its topology gives the readiness check).
+SCHEMES = {"sql": "postgresql://{user}:{password}@{host}:{port}/{database}",
+           "amqp": "amqp://{user}:{password}@{host}:{port}/", "http": "http://{host}:{port}", "tcp": "{host}:{port}"}
 RECENT_ALERTS = 5
 RECENT_TRIPS = 3
 
@@ -32,11 +33,9 @@ RECENT_TRIPS = 3
 def endpoints(stack: Any) -> dict[str, str]:
     """Where each part of a running stack is reached from this machine (all on 127.0.0.1)."""
     found = {"edge (clients, through Toxiproxy)": stack.edge_url}
-    for name, service in topology.SERVICES.items():
+    for name, service in stack.topology.services.items():
         point = stack.endpoint(name)
-        user, password = CREDENTIALS.get(service.readiness, ("", ""))
-        found[name] = SCHEMES[service.readiness].format(u=user, p=password, host=point.host, port=point.port,
-                                                        db=topology.DB_NAME)
+        found[name] = SCHEMES[service.readiness].format(**service.readiness_params, host=point.host, port=point.port)
     return found
 
 

@@ -1,47 +1,180 @@
-"""The stack as data: services, the Toxiproxy proxies on every edge, and who uses which.
+"""The system under test as data: a topology file, loaded and validated.
 
-Everything else (stack start-up, readiness, the compose file, fault targets) is derived from
-these two tables, so a new service or edge is one row here. Services never learn a real
+A topology file (``chaos.yaml``) names every service, what it needs to be ready, who uses whom and
+what each client is told of a dependency's address. Toxiproxy is the harness's own: it is added to
+every topology, and one proxy is derived for every used service (and for each ``entry:``, the
+services the harness itself drives); nothing else names a proxy. Services never learn a real
 address of a dependency: they are handed the proxy's, which is what lets every edge be faulted.
+
+Which file: ``--topology FILE`` (the CLI and the pytest plugin put it in ``CHAOS_TOPOLOGY`` so child
+processes and attaching commands read the same), else ``chaos.yaml`` in the current directory, else
+the bundled example, the shop (``services/chaos.yaml``). A file that does not validate is one line
+naming the file, the line and the field.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
 
-Readiness = Literal["sql", "amqp", "http", "toxiproxy"]
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness.errors import HarnessError
+
+Readiness = Literal["sql", "amqp", "http", "tcp"]
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = ROOT / "services" / "chaos.yaml"
+FILE_NAME = "chaos.yaml"
+TOPOLOGY_ENV = "CHAOS_TOPOLOGY"
+
+TOXIPROXY = "toxiproxy"
 TOXIPROXY_HOST = "toxiproxy"
 TOXIPROXY_API_PORT = 8474
-DB_USER = DB_PASSWORD = DB_NAME = "shop"
-BROKER_USER = BROKER_PASSWORD = "chaos"
-SMTP_PORT = 2525
-# The run's control secret (services/shop/control.py): every shop service is given it in this
-# variable, and the shop's control endpoints (token minting, key rotation, the vendor's and the
-# sink's /_control, the protection switchboard) refuse a request without it in this header.
-CONTROL_SECRET_ENV = "CHAOS_CONTROL_SECRET"
+FIRST_LISTEN_PORT = 20000
+# The harness's control protocol, for services that cooperate with it: every run has a secret,
+# handed to the services that ask for it in their env (`{run.control_secret}`), and their control
+# endpoints refuse a request without it in this header.
 CONTROL_HEADER = "X-Chaos-Control"
-# What docker-compose.chaos.yml gives the shop: the operator's CHAOS_CONTROL_SECRET, else a fixed
-# default (the compose stack listens on the loopback only; set the variable on a shared host).
+CONTROL_SECRET_ENV = "CHAOS_CONTROL_SECRET"
+# What a generated docker-compose file gives for the secret: the operator's CHAOS_CONTROL_SECRET,
+# else a fixed default (the compose stack listens on the loopback only; set it on a shared host).
 COMPOSE_SECRET = f"${{{CONTROL_SECRET_ENV}:-chaos-compose-control}}"
+# The placeholders a topology's env values may hold. `{host}`/`{port}` only in an address.
+RUN_FIELDS = ("run.sut_mode", "run.disabled", "run.control_secret")
+_PLACEHOLDER = re.compile(r"\{(host|port|run\.[a-z_]+)\}")
+NAME = r"^[a-z][a-z0-9_]*$"
 
 
 def control_headers(secret: str) -> dict[str, str]:
-    """The header the shop's control endpoints ask for, carrying the run's secret."""
+    """The header a cooperating service's control endpoints ask for, carrying the run's secret."""
     return {CONTROL_HEADER: secret}
-# The sinks are the harness's own observers, not edges of the shop: reached directly.
-SINK_ENV = {"ALERT_URL": "http://alert-sink:8000/hooks/alerts", "SMTP_HOST": "alert-sink",
-            "SMTP_PORT": str(SMTP_PORT)}
-# A service whose wall clock the harness can shift (the `auth.clock_skew` fault): libfaketime,
-# installed in the shop image, is preloaded and reads the offset from CLOCK_OFFSET_FILE ("+0",
-# "-120") on every clock read, so writing the file shifts time.time() at once, with no restart.
-# The monotonic clock is left real, or asyncio's timers would jump with the skew. Only for
-# services that never call time.sleep(): under libfaketime 0.9.10 with the monotonic clock left
-# real, clock_nanosleep fails with EINVAL (asyncio's waits and threading's are unaffected).
-CLOCK_OFFSET_FILE = "/var/lib/chaos-clock/offset"
-SKEWABLE_ENV = {"LD_PRELOAD": "/usr/local/lib/libfaketime.so.1", "FAKETIME_TIMESTAMP_FILE": CLOCK_OFFSET_FILE,
-                "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+# ---------------------------------------------------------------- the file's schema
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _stringified(value: Any) -> Any:
+    """YAML gives numbers and booleans where an environment holds text: `SMTP_PORT: 2525`."""
+    if isinstance(value, dict):
+        return {k: (str(v).lower() if isinstance(v, bool) else str(v)) if isinstance(v, (int, float, bool)) else v
+                for k, v in value.items()}
+    return value
+
+
+class SqlSpec(_Strict):
+    user: str
+    password: str
+    database: str
+
+
+class AmqpSpec(_Strict):
+    user: str = "guest"
+    password: str = "guest"
+
+
+class HttpSpec(_Strict):
+    path: str = "/health"
+
+
+class TcpSpec(_Strict):
+    pass
+
+
+class ReadinessSpec(_Strict):
+    """Exactly one protocol, with what the harness needs to speak it."""
+
+    sql: SqlSpec | None = None
+    amqp: AmqpSpec | None = None
+    http: HttpSpec | None = None
+    tcp: TcpSpec | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "ReadinessSpec":
+        chosen = [name for name in ("sql", "amqp", "http", "tcp") if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            raise ValueError("give exactly one of sql, amqp, http, tcp")
+        return self
+
+
+class BuildSpec(_Strict):
+    context: str
+    dockerfile: str = "Dockerfile"
+    base: str | None = None  # a base image key: passed as the build argument BASE
+
+
+class HealthSpec(_Strict):
+    path: str = "/health"
+    score: str | None = None  # the 0-100 field of its JSON; none: 200 counts 100, else 0
+
+
+class VolumeSpec(_Strict):
+    mount: str
+    size: str = "32m"
+
+
+class ServiceSpec(_Strict):
+    image: str | None = None
+    build: BuildSpec | None = None
+    port: int = Field(ge=1, le=65535)
+    readiness: ReadinessSpec
+    command: list[str] = []
+    env: dict[str, str] = {}
+    address: dict[str, str] = {}
+    uses: list[str] | dict[str, dict[str, str]] = []
+    proxy: str | None = Field(default=None, pattern=NAME)
+    listen_port: int | None = Field(default=None, ge=1024, le=65535)
+    hostname: str | None = None
+    volumes: list[VolumeSpec] = []
+    ports: list[int] = []
+    health: HealthSpec | None = None
+    capabilities: list[str] = []
+
+    _env_text = field_validator("env", "address", mode="before")(_stringified)
+
+    @field_validator("uses", mode="before")
+    @classmethod
+    def _uses_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: _stringified(v or {}) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _one_image(self) -> "ServiceSpec":
+        if (self.image is None) == (self.build is None):
+            raise ValueError("give exactly one of image, build")
+        return self
+
+
+class TopologySpec(_Strict):
+    name: str = Field(pattern=NAME)
+    entry: list[str] = []
+    services: dict[str, ServiceSpec]
+
+
+# ---------------------------------------------------------------- what the harness runs
+
+
+@dataclass(frozen=True)
+class Build:
+    context: Path
+    dockerfile: str
+    base: str | None
+
+
+@dataclass(frozen=True)
+class Health:
+    path: str
+    score: str | None
 
 
 @dataclass(frozen=True)
@@ -49,21 +182,30 @@ class Service:
     """One container of the stack."""
 
     name: str
-    image: str  # a key of harness.images.IMAGES
+    image: str  # a base image key of harness.images, or an image reference (with build: the tag's name)
     port: int  # the port it serves inside the network
     readiness: Readiness
+    readiness_params: dict[str, str] = field(default_factory=dict)  # user, password, database, path
     uses: tuple[str, ...] = ()  # proxy names whose addresses it is given
+    edge_env: dict[str, dict[str, str]] = field(default_factory=dict)  # per used proxy, instead of its address
     command: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
-    shop: bool = False  # runs the shop image and takes SUT_MODE
-    hostname: str | None = None  # the machine name the service reports (node-A)
-    volume: tuple[str, str] | None = None  # (mount point, size) of a size-limited data volume
-    extra_ports: tuple[int, ...] = ()  # further ports published to the harness (SMTP of the sink)
+    hostname: str | None = None  # the machine name the service reports
+    volumes: tuple[tuple[str, str], ...] = ()  # (mount point, size) of size-limited data volumes
+    extra_ports: tuple[int, ...] = ()  # further ports published to the harness
+    health: Health | None = None
+    capabilities: frozenset[str] = frozenset()
+    build: Build | None = None
 
     @property
     def host(self) -> str:
         """Its DNS name on the run's network (hyphens: valid in every resolver)."""
         return self.name.replace("_", "-")
+
+    @property
+    def takes_control_secret(self) -> bool:
+        """Whether it is handed the run's control secret (and so answers the control protocol)."""
+        return any("{run.control_secret}" in value for value in self.env.values())
 
 
 @dataclass(frozen=True)
@@ -74,97 +216,259 @@ class Proxy:
     upstream: str  # service name
     listen_port: int  # port inside the Toxiproxy container
     env: dict[str, str] = field(default_factory=dict)  # what clients are told; {host} {port}
-    # At its own port on the host (the client edge, a fixed port in the compose file); every
+    # At its own port on the host (the harness's entry, a fixed port in the compose file); every
     # listener is also reachable from the host at a port the engine picks, for the fault probes.
     published: bool = False
 
 
-SERVICES: dict[str, Service] = {
-    s.name: s
-    for s in (
-        Service("postgres", "postgres", 5432, "sql",
-                command=("-c", "fsync=off", "-c", "synchronous_commit=off",
-                         "-c", "full_page_writes=off", "-c", "max_connections=200"),
-                env={"POSTGRES_USER": DB_USER, "POSTGRES_PASSWORD": DB_PASSWORD,
-                     "POSTGRES_DB": DB_NAME}),
-        Service("rabbitmq", "rabbitmq", 5672, "amqp",
-                env={"RABBITMQ_DEFAULT_USER": BROKER_USER, "RABBITMQ_DEFAULT_PASS": BROKER_PASSWORD}),
-        Service("toxiproxy", "toxiproxy", TOXIPROXY_API_PORT, "toxiproxy"),
-        Service("alert_sink", "shop", 8000, "http", shop=True, extra_ports=(SMTP_PORT,),
-                command=("python3", "-m", "shop", "alert_sink")),
-        Service("payment_gateway", "shop", 8000, "http", shop=True,
-                command=("python3", "-m", "shop", "payment_gateway")),
-        Service("auth_service", "shop", 8000, "http", shop=True, uses=("postgres",),
-                command=("python3", "-m", "shop", "auth_service"), env=SKEWABLE_ENV),
-        Service("inventory_service", "shop", 8000, "http", shop=True,
-                uses=("postgres", "rabbitmq", "auth"),
-                command=("python3", "-m", "shop", "inventory_service")),
-        Service("api_gateway", "shop", 8000, "http", shop=True, hostname="node-A",
-                volume=("/data", "32m"),
-                uses=("postgres", "payment", "rabbitmq", "auth", "inventory"),
-                command=("python3", "-m", "shop", "api_gateway")),
-    )
-}
+TOXIPROXY_SERVICE = Service(TOXIPROXY, TOXIPROXY, TOXIPROXY_API_PORT, "http", {"path": "/version"})
 
-PROXIES: dict[str, Proxy] = {
-    p.name: p
-    for p in (
-        Proxy("edge_gateway", "api_gateway", 20000, published=True),
-        Proxy("auth", "auth_service", 20001, {"AUTH_URL": "http://{host}:{port}"}),
-        Proxy("inventory", "inventory_service", 20002, {"INVENTORY_URL": "http://{host}:{port}"}),
-        Proxy("payment", "payment_gateway", 20003, {"PAYMENT_URL": "http://{host}:{port}"}),
-        Proxy("postgres", "postgres", 20004,
-              {"DATABASE_URL": f"postgresql://{DB_USER}:{DB_PASSWORD}@{{host}}:{{port}}/{DB_NAME}"}),
-        Proxy("rabbitmq", "rabbitmq", 20005,
-              {"RABBITMQ_HOST": "{host}", "RABBITMQ_PORT": "{port}",
-               "RABBITMQ_USER": BROKER_USER, "RABBITMQ_PASS": BROKER_PASSWORD}),
-    )
-}
+
+@dataclass(frozen=True)
+class Topology:
+    """A loaded topology: its services (Toxiproxy included) and the proxies derived from them."""
+
+    name: str
+    path: Path
+    services: dict[str, Service]
+    proxies: dict[str, Proxy]
+
+    @property
+    def entry(self) -> tuple[str, ...]:
+        """The proxies the harness's own clients go through."""
+        return tuple(p.name for p in self.proxies.values() if p.published)
+
+    def upstream_address(self, proxy: Proxy) -> str:
+        """Where Toxiproxy forwards a proxy's traffic, on the run's network."""
+        service = self.services[proxy.upstream]
+        return f"{service.host}:{service.port}"
+
+    def proxy_of(self, service: str) -> Proxy | None:
+        """The proxy in front of a service, if anyone uses it."""
+        return next((p for p in self.proxies.values() if p.upstream == service), None)
+
+    def with_capability(self, capability: str) -> tuple[str, ...]:
+        """The services that declare a capability (the faults that need a cooperating service)."""
+        return tuple(name for name, s in self.services.items() if capability in s.capabilities)
+
+    def service_env(self, service: Service, sut_mode: str, disabled: tuple[str, ...] = (),
+                    secret: str = "") -> dict[str, str]:
+        """The environment a service starts with: its own (the run's values filled in), plus the
+        proxy address of each dependency it uses."""
+        run = {"run.sut_mode": sut_mode, "run.disabled": ",".join(disabled), "run.control_secret": secret}
+        env = {key: fill(value, run) for key, value in service.env.items()}
+        for proxy_name in service.uses:
+            proxy = self.proxies[proxy_name]
+            templates = service.edge_env.get(proxy_name, proxy.env)
+            address = {"host": TOXIPROXY_HOST, "port": str(proxy.listen_port)}
+            env.update({key: fill(value, address) for key, value in templates.items()})
+        return env
+
+    def start_order(self) -> list[list[str]]:
+        """Start waves: Toxiproxy first (its proxies must exist before anyone dials them), then all
+        the rest at once; services tolerate dependencies that come up after them."""
+        return [[TOXIPROXY], [name for name in self.services if name != TOXIPROXY]]
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    """A template with its known placeholders filled; other braces are left as they are."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load(path: str | Path) -> Topology:
+    """Reads and validates a topology file; HarnessError naming the file, line and field."""
+    path = Path(path).resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HarnessError(f"topology {path}: cannot be read ({exc.strerror or exc}): "
+                           "pass --topology with an existing file") from None
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise HarnessError(f"{path}{where}: not YAML ({problem})") from None
+    lines: dict[tuple[str, ...], int] = {}
+    if root is not None:
+        _node_lines(root, (), lines)
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}:1: a topology is a mapping with name and services")
+    data = {k: v for k, v in data.items() if not str(k).startswith("x-")}  # extension fields (anchors)
+    try:
+        spec = TopologySpec.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = tuple(str(part) for part in error["loc"])
+        raise HarnessError(f"{path}:{_line(lines, where)}: {'.'.join(where) or 'topology'}: {error['msg']}") from None
+    try:
+        return _built(spec, path)
+    except _FieldError as exc:
+        raise HarnessError(f"{path}:{_line(lines, exc.where)}: {'.'.join(exc.where)}: {exc}") from None
+
+
+class _FieldError(ValueError):
+    def __init__(self, where: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+def _node_lines(node: yaml.Node, where: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+    """Each field's line in the file (1-based), for errors that name it."""
+    out.setdefault(where, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                out[(*where, key.value)] = key.start_mark.line + 1
+                _node_lines(value, (*where, key.value), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _node_lines(item, (*where, str(index)), out)
+
+
+def _line(lines: dict[tuple[str, ...], int], where: tuple[str, ...]) -> int:
+    """The line of the deepest part of `where` that the file has (a missing field: its parent's)."""
+    for cut in range(len(where), -1, -1):
+        if where[:cut] in lines:
+            return lines[where[:cut]]
+    return 1
+
+
+def _built(spec: TopologySpec, path: Path) -> Topology:
+    """The runnable topology: names checked, proxies derived, templates checked."""
+    if TOXIPROXY in spec.services:
+        raise _FieldError(("services", TOXIPROXY), "the harness adds Toxiproxy itself: rename this service")
+    for name in spec.services:
+        if not re.match(NAME, name):
+            raise _FieldError(("services", name), "a service name is lower case letters, digits and _")
+    for index, name in enumerate(spec.entry):
+        if name not in spec.services:
+            raise _FieldError(("entry", str(index)), f"unknown service {name!r}")
+    used: dict[str, None] = {}  # services that get a proxy, in file order
+    for name, service in spec.services.items():
+        for index, other in enumerate(service.uses):
+            where = ("services", name, "uses", other if isinstance(service.uses, dict) else str(index))
+            if other not in spec.services:
+                raise _FieldError(where, f"unknown service {other!r}")
+            if other == name:
+                raise _FieldError(where, "a service does not use itself")
+    for name in spec.services:
+        if name in spec.entry or any(name in s.uses for s in spec.services.values()):
+            used[name] = None
+    proxies = _proxies(spec, list(used))
+    by_upstream = {p.upstream: p.name for p in proxies.values()}
+    services = {TOXIPROXY: TOXIPROXY_SERVICE}
+    for name, service in spec.services.items():
+        _check_templates(("services", name, "env"), service.env, RUN_FIELDS)
+        _check_templates(("services", name, "address"), service.address, ("host", "port"))
+        edge_env = {}
+        if isinstance(service.uses, dict):
+            for other, templates in service.uses.items():
+                _check_templates(("services", name, "uses", other), templates, ("host", "port"))
+                edge_env[by_upstream[other]] = templates
+        kind = next(k for k in ("sql", "amqp", "http", "tcp") if getattr(service.readiness, k) is not None)
+        params = getattr(service.readiness, kind).model_dump()
+        build = None
+        if service.build:
+            build = Build((path.parent / service.build.context).resolve(), service.build.dockerfile, service.build.base)
+        services[name] = Service(
+            name=name, image=service.image or f"{spec.name}-{name}", port=service.port, readiness=kind,
+            readiness_params=params, uses=tuple(by_upstream[o] for o in service.uses), edge_env=edge_env,
+            command=tuple(service.command), env=dict(service.env), hostname=service.hostname,
+            volumes=tuple((v.mount, v.size) for v in service.volumes), extra_ports=tuple(service.ports),
+            health=Health(service.health.path, service.health.score) if service.health else None,
+            capabilities=frozenset(service.capabilities), build=build)
+    return Topology(spec.name, path, services, proxies)
+
+
+def _proxies(spec: TopologySpec, used: list[str]) -> dict[str, Proxy]:
+    """One proxy per used service: its name (`proxy:`, else the service's), its port in Toxiproxy
+    (`listen_port:`, else the next free one from FIRST_LISTEN_PORT), the address its clients are
+    told, and whether the harness's entry goes through it."""
+    taken = {s.listen_port for s in spec.services.values() if s.listen_port}
+    proxies: dict[str, Proxy] = {}
+    ports: dict[int, str] = {}
+    next_port = FIRST_LISTEN_PORT
+    for name in used:
+        service = spec.services[name]
+        proxy_name = service.proxy or name
+        if proxy_name in proxies:
+            raise _FieldError(("services", name, "proxy"), f"proxy name {proxy_name!r} is taken by another service")
+        port = service.listen_port
+        if port is None:
+            while next_port in taken or next_port in ports:
+                next_port += 1
+            port = next_port
+        elif port in ports:
+            raise _FieldError(("services", name, "listen_port"), f"port {port} is taken by proxy {ports[port]}")
+        ports[port] = proxy_name
+        proxies[proxy_name] = Proxy(proxy_name, name, port, dict(service.address), published=name in spec.entry)
+    return dict(sorted(proxies.items(), key=lambda item: item[1].listen_port))
+
+
+def _check_templates(where: tuple[str, ...], env: dict[str, str], allowed: tuple[str, ...]) -> None:
+    for key, value in env.items():
+        for found in _PLACEHOLDER.findall(value):
+            if found not in allowed:
+                raise _FieldError((*where, key), f"unknown placeholder {{{found}}}: use "
+                                  + ", ".join(f"{{{a}}}" for a in allowed))
+
+
+# ---------------------------------------------------------------- the active topology
+
+
+def chosen_path() -> Path:
+    """The file this process tests: CHAOS_TOPOLOGY, else ./chaos.yaml, else the bundled shop."""
+    named = os.environ.get(TOPOLOGY_ENV)
+    if named:
+        return Path(named).resolve()
+    here = Path.cwd() / FILE_NAME
+    return here.resolve() if here.is_file() else BUNDLED
+
+
+def choose(path: str | Path | None) -> Topology:
+    """Makes a file the active topology of this process and its children (--topology)."""
+    if path is not None:
+        os.environ[TOPOLOGY_ENV] = str(Path(path).resolve())
+    return active()
+
+
+def active() -> Topology:
+    """The topology this process tests (loaded once per file)."""
+    return load_cached(chosen_path())
+
+
+def load_cached(path: str | Path) -> Topology:
+    """A topology file, loaded once per process (files do not change under a run)."""
+    return _loaded(Path(path).resolve())
+
+
+@lru_cache(maxsize=8)
+def _loaded(path: Path) -> Topology:
+    return load(path)
+
+
+def __getattr__(name: str) -> Any:
+    """`topology.SERVICES` and `topology.PROXIES`: the active topology's tables."""
+    if name == "SERVICES":
+        return active().services
+    if name == "PROXIES":
+        return active().proxies
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def upstream_address(proxy: Proxy) -> str:
-    """Where Toxiproxy forwards a proxy's traffic, on the run's network."""
-    service = SERVICES[proxy.upstream]
-    return f"{service.host}:{service.port}"
+    return active().upstream_address(proxy)
 
 
 def service_env(service: Service, sut_mode: str, disabled: tuple[str, ...] = (), secret: str = "") -> dict[str, str]:
-    """The environment a service starts with: its own, plus the proxy address of each edge, and
-    (shop services) the protections it starts without and the run's control secret (without
-    one, the shop refuses every control call)."""
-    env = {"SERVICE_NAME": service.name, **service.env}
-    if service.shop:
-        env["SUT_MODE"] = sut_mode
-        env[CONTROL_SECRET_ENV] = secret
-        if disabled:
-            env["SUT_DISABLE"] = ",".join(disabled)
-        env.update(SINK_ENV)
-    if service.hostname:
-        env["NODE_NAME"] = service.hostname
-    if service.volume:
-        env["DATA_DIR"] = service.volume[0]
-    for proxy_name in service.uses:
-        proxy = PROXIES[proxy_name]
-        for key, template in proxy.env.items():
-            env[key] = template.format(host=TOXIPROXY_HOST, port=proxy.listen_port)
-    return env
+    return active().service_env(service, sut_mode, disabled, secret)
 
 
 def start_order() -> list[list[str]]:
-    """Start waves: Toxiproxy first (its proxies must exist before anyone dials them), then all
-    the rest at once; services tolerate dependencies that come up after them."""
-    return [["toxiproxy"], [name for name in SERVICES if name != "toxiproxy"]]
-
-
-def validate() -> None:
-    """Fails loudly on a table that points at nothing (checked by a unit test)."""
-    ports = [p.listen_port for p in PROXIES.values()]
-    if len(ports) != len(set(ports)):
-        raise ValueError("two proxies share a listen port")
-    for proxy in PROXIES.values():
-        if proxy.upstream not in SERVICES:
-            raise ValueError(f"proxy {proxy.name} points at unknown service {proxy.upstream}")
-    for service in SERVICES.values():
-        for used in service.uses:
-            if used not in PROXIES:
-                raise ValueError(f"service {service.name} uses unknown proxy {used}")
+    return active().start_order()

@@ -9,18 +9,20 @@ by a pytest session or any other process. Ports are always on 127.0.0.1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import docker
 import docker.errors
 from docker.models.containers import Container
 from toxiproxy import Toxiproxy
 
-from harness import ownership, topology
+from harness import ownership
 from harness.engine import connect
 from harness.errors import HarnessError
 from harness.faults import registry
-from harness.ownership import REPLICA_LABEL, RUN_LABEL, SERVICE_LABEL
+from harness.ownership import REPLICA_LABEL, RUN_LABEL, SERVICE_LABEL, SUT_MODE_LABEL, TOPOLOGY_LABEL
 from harness.stack import LOOPBACK, Endpoint, Stack, container_env, daemon_labels
+from harness.topology import CONTROL_SECRET_ENV, Topology, active, load_cached
 
 NO_STACK = ("no stack is running: `chaos up` starts one (as do `docker-compose -f docker-compose.chaos.yml up` "
             "and a pytest session over scenarios/, while it runs)")
@@ -34,8 +36,8 @@ def published(container: Container, port: int) -> Endpoint | None:
 
 
 def control_secret_of(container: Container) -> str:
-    """The control secret a shop container was started with ("" for one of another image)."""
-    return container_env(container).get(topology.CONTROL_SECRET_ENV, "")
+    """The control secret a container was started with ("" for one not given any)."""
+    return container_env(container).get(CONTROL_SECRET_ENV, "")
 
 
 @dataclass
@@ -46,6 +48,7 @@ class AttachedStack:
     owner: str  # the owner token of the process that started the run
     client: docker.DockerClient
     containers: dict[str, Container]
+    topology: Topology = field(default_factory=active)
     _endpoints: dict[tuple[str, int], Endpoint] = field(default_factory=dict)
 
     def docker_container(self, service: str) -> Container:
@@ -54,7 +57,7 @@ class AttachedStack:
         return container
 
     def endpoint(self, service: str, port: int | None = None) -> Endpoint:
-        port = port or topology.SERVICES[service].port
+        port = port or self.topology.services[service].port
         found = self._endpoints.get((service, port)) or published(self.docker_container(service), port)
         if found is None:
             raise HarnessError(f"{service} of run {self.run_id} publishes no port {port}: is it running?")
@@ -70,16 +73,22 @@ class AttachedStack:
 
     @property
     def sut_mode(self) -> str:
-        """The shop build the run started with, read from its gateway's environment."""
-        if "api_gateway" not in self.containers:
-            return "unknown"
-        return container_env(self.docker_container("api_gateway")).get("SUT_MODE", "resilient")
+        """The build the run started with, from its containers' label (a stack started by
+        docker-compose has none: what its environment says, else resilient)."""
+        for container in self.containers.values():
+            if SUT_MODE_LABEL in container.labels:
+                return container.labels[SUT_MODE_LABEL]
+        for container in self.containers.values():
+            if "SUT_MODE" in container_env(container):
+                return container_env(container)["SUT_MODE"]
+        return "resilient"
 
     @property
     def control_secret(self) -> str:
-        """The run's control secret, read from a shop service's environment (as sut_mode is)."""
-        shop = [name for name, service in topology.SERVICES.items() if service.shop and name in self.containers]
-        return control_secret_of(self.docker_container(shop[0])) if shop else ""
+        """The run's control secret, read from the environment of a service given it."""
+        given = [name for name, service in self.topology.services.items()
+                 if service.takes_control_secret and name in self.containers]
+        return control_secret_of(self.docker_container(given[0])) if given else ""
 
     @property
     def toxiproxy(self) -> Toxiproxy:
@@ -120,4 +129,14 @@ def attach(run_id: str | None = None, client: docker.DockerClient | None = None)
     # Faults injected into a kept stack outlive the command and belong to no process (the stack's
     # starter exited once it was green); on any other run, to the run's owner.
     owner = ownership.KEPT_OWNER if run.kept else run.owner
-    return AttachedStack(run_id, owner, client, containers)
+    return AttachedStack(run_id, owner, client, containers, topology_of(containers))
+
+
+def topology_of(containers: dict[str, Container]) -> Topology:
+    """The topology a run was started from (its containers' label), when that file is still
+    there; else this process's (a compose stack carries none)."""
+    for container in containers.values():
+        path = container.labels.get(TOPOLOGY_LABEL)
+        if path and Path(path).is_file():
+            return load_cached(path)
+    return active()

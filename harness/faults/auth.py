@@ -36,7 +36,11 @@ from harness.errors import HarnessError
 from harness.faults.base import Fault, Params, first_line, run_container
 from harness.faults.network import Down
 from harness import topology
-from harness.topology import CLOCK_OFFSET_FILE
+
+# The clock-skew fault's contract with a service that declares the `clock_skew` capability: it
+# preloads libfaketime reading its offset ("+0", "-120") from this file on every clock read
+# (FAKETIME_TIMESTAMP_FILE), so writing the file shifts its wall clock at once, with no restart.
+CLOCK_OFFSET_FILE = "/var/lib/chaos-clock/offset"
 
 ISSUER, ALGORITHM, AUDIENCE = "shop-auth", "ES256", "shop"
 class TokenParams(Params):

@@ -21,7 +21,7 @@ import pika
 import pika.exceptions
 from pydantic import Field
 
-from harness import topology
+from harness.clients import broker_credentials
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params
 
@@ -110,7 +110,7 @@ class Publish(Fault):
         endpoint = self.stack.endpoint("rabbitmq")
         return pika.BlockingConnection(pika.ConnectionParameters(
             host=endpoint.host, port=endpoint.port, connection_attempts=3, retry_delay=0.5,
-            credentials=pika.PlainCredentials(topology.BROKER_USER, topology.BROKER_PASSWORD)))
+            credentials=broker_credentials()))
 
     def _apply(self) -> None:
         connection = self._connect()

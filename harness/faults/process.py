@@ -37,7 +37,7 @@ PROCESS_TARGETS = tuple(name for name in topology.SERVICES if name != "toxiproxy
 
 def ready_now(container: Container, service: str) -> bool:
     """One attempt of the service's readiness check on its current published port."""
-    from harness.stack import READINESS
+    from harness.readiness import ready
 
     spec = topology.SERVICES[service]
     container.reload()
@@ -45,7 +45,7 @@ def ready_now(container: Container, service: str) -> bool:
     if endpoint is None:
         return False
     try:
-        return READINESS[spec.readiness](endpoint.host, endpoint.port)
+        return ready(spec, endpoint.host, endpoint.port)
     except Exception:  # any failure of the probe means "not ready yet"
         return False
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from harness import topology
 from harness.engine import connect
 from harness.images import CACHE, Builder, ensure_all
-from harness.stack import LOOPBACK, READINESS, Stack
+from harness.readiness import ready
+from harness.stack import LOOPBACK, Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,7 @@ def lone_rabbitmq_boot(client, image: str) -> float:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                if READINESS["amqp"](LOOPBACK, port):
+                if ready(service, LOOPBACK, port):
                     return time.monotonic() - began
             except Exception:
                 time.sleep(0.05)

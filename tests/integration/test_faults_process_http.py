@@ -13,7 +13,7 @@ import pytest
 from harness import topology
 from harness.faults import registry
 from harness.faults.http import probe
-from harness.stack import READINESS
+from harness.readiness import ready
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def _charge(url: str, key: str | None = None, timeout_s: float = 5.0) -> httpx.R
 def _answers(stack, service: str) -> bool:
     endpoint = stack.endpoint(service)
     try:
-        return READINESS[topology.SERVICES[service].readiness](endpoint.host, endpoint.port)
+        return ready(topology.SERVICES[service], endpoint.host, endpoint.port)
     except Exception:
         return False
 
@@ -51,7 +51,7 @@ def _green(stack, service: str) -> bool:
 def _settled(stack, shop) -> bool:
     """Within a bounded wait, every service of the shop reports green (its own dependencies
     reconnected through their proxies) and an order goes through: the stack as it was found."""
-    services = [name for name, spec in topology.SERVICES.items() if spec.shop]
+    services = [name for name, spec in topology.SERVICES.items() if spec.image == "shop"]
     deadline = time.monotonic() + 30
     while not all(_green(stack, name) for name in services) or shop.place_order().status != 201:
         if time.monotonic() > deadline:
@@ -162,7 +162,8 @@ def test_restart_lands_when_the_service_answers_again(stack, chaos, shop):
                                                ("process.db_outage", "postgres")])
 def test_dependency_outage_stops_it_and_heal_waits_for_its_protocol(stack, chaos, shop, name, service):
     endpoint = stack.endpoint(service)
-    check = READINESS[topology.SERVICES[service].readiness]
+    def check(host, port):
+        return ready(topology.SERVICES[service], host, port)
     fault = chaos.inject(name, service, stop_timeout_s=1)
     assert stack.docker_container(service).status == "exited"
     with pytest.raises(Exception):

@@ -26,7 +26,8 @@ from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
 
 from harness import clients, topology
-from harness.stack import READINESS, Stack
+from harness.readiness import ready
+from harness.stack import Stack
 from harness.timeline import wait_for
 from tests.integration.test_inventory import SERVICE, Inventory, published
 
@@ -143,7 +144,7 @@ def restart_broker(stack: Stack) -> None:
     def speaks_amqp() -> bool:
         mq = published(stack, "rabbitmq")
         try:
-            return READINESS["amqp"](mq.host, mq.port)
+            return ready(topology.SERVICES["rabbitmq"], mq.host, mq.port)
         except Exception:  # still booting
             return False
 
