@@ -10,16 +10,22 @@ shop: what the harness does for this system it does from the topology file alone
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import httpx
 import pytest
 
-from harness import topology
+from harness import gameday, topology
 from harness.faults import Chaos, registry
+from harness.probes import Sample
 from harness.stack import Stack
+from harness.timeline import level_of, recovered_at
 from harness.topology import Topology
 from tests.conftest import ROOT
 
@@ -45,12 +51,14 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str,
 
 
 def health(stack: Stack, service: str) -> int | None:
-    """A service's own score, read at its health URL as the topology names it (None: no answer)."""
+    """A service's own score at its health URL, as the topology file defines it: the `score`
+    field of its JSON, or with none named, 100 for a 200 and 0 for anything else (None: no
+    answer at all)."""
     spec = stack.topology.services[service].health
-    assert spec is not None and spec.score is not None
+    assert spec is not None
     try:
         response = httpx.get(stack.endpoint(service).url + spec.path, timeout=2.0)
-        return int(response.json()[spec.score])
+        return int(response.json()[spec.score]) if spec.score else (100 if response.status_code == 200 else 0)
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return None
 
@@ -76,6 +84,42 @@ def note_processed(stack: Stack, text: str) -> None:
     note = created.json()["id"]
     wait_until(lambda: httpx.get(f"{stack.edge_url}/notes/{note}", timeout=5.0).json().get("processed") is True,
                RECOVER_S, f"note {note} processed by the worker")
+
+
+def system_sample(stack: Stack) -> Sample:
+    """The system's health now, as a game day records it: the weakest service's score."""
+    seen = scores(stack)
+    answered = [score for score in seen.values() if score is not None]
+    score = min(answered) if len(answered) == len(seen) else None
+    return Sample(ts=time.time(), score=score, level=level_of(score) if score is not None else "unreachable",
+                  breaker=None, disk_used_percent=None, ok=score is not None,
+                  error=None if score is not None else "a service did not answer", services=seen)
+
+
+@contextmanager
+def recording(stack: Stack, hz: float = 2.0, max_s: float = 300.0) -> Iterator[None]:
+    """Health samples of the run into its game-day samples file while the block runs (bounded by
+    max_s). The recorder `chaos up` starts reads the shop's GET /health/system at the edge; until
+    it reads a topology's `health:` entries, this test takes the samples, in its file and format."""
+    path = gameday.samples_path(stack.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+
+    def record() -> None:
+        deadline = time.monotonic() + max_s
+        with path.open("a", encoding="utf-8") as out:
+            while not stop.is_set() and time.monotonic() < deadline:
+                out.write(json.dumps(system_sample(stack)) + "\n")
+                out.flush()
+                stop.wait(1 / hz)
+
+    thread = threading.Thread(target=record, name="notes-recorder", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -106,19 +150,34 @@ def test_adoption_finds_every_edge(adopted: Path) -> None:
     assert found.entry == ("web",)
 
 
-def test_network_down_on_each_edge_lowers_its_clients_health_and_heal_restores_it(notes: Stack) -> None:
+def test_network_down_on_each_edge_lowers_its_clients_health_heal_restores_it_and_the_day_is_reported(
+        notes: Stack, tmp_path: Path) -> None:
     """Catches a client handed the real address instead of the proxy's (cutting the proxy then
-    changes nothing), a proxy forwarding to the wrong upstream, and a heal that leaves the proxy
-    disabled (health never comes back)."""
+    changes nothing), a proxy forwarding to the wrong upstream, a heal that leaves the proxy
+    disabled (health never comes back), and a game-day report that can't be made for a system
+    without the shop's services (no report, or one that misses a fault or the recovery)."""
     wait_until(lambda: all_green(notes), RECOVER_S, "every service green", lambda: scores(notes))
     note_processed(notes, "before the faults")
     chaos = Chaos(notes)
-    for proxy in sorted({used for _, used in EDGES}):
-        clients = sorted(client for client, used in EDGES if used == proxy)
-        with chaos.inject("network.down", proxy):
-            wait_until(lambda: all((health(notes, c) or 0) < GREEN for c in clients), FALL_S,
-                       f"health of {clients} falls with {proxy} cut", lambda: scores(notes))
-        chaos.active.clear()
-        wait_until(lambda: all_green(notes), RECOVER_S, f"every service green after {proxy} healed",
-                   lambda: scores(notes))
-    note_processed(notes, "after the faults")
+    proxies = sorted({used for _, used in EDGES})
+    with recording(notes):
+        for proxy in proxies:
+            clients = sorted(client for client, used in EDGES if used == proxy)
+            with chaos.inject("network.down", proxy):
+                wait_until(lambda: all((health(notes, c) or 0) < GREEN for c in clients), FALL_S,
+                           f"health of {clients} falls with {proxy} cut", lambda: scores(notes))
+            chaos.active.clear()
+            wait_until(lambda: all_green(notes), RECOVER_S, f"every service green after {proxy} healed",
+                       lambda: scores(notes))
+        note_processed(notes, "after the faults")
+        # The day ends as a person ends one: once the record shows health green and stable.
+        wait_until(lambda: recovered_at(registry.journal(notes.run_id), gameday.samples(notes.run_id)) is not None,
+                   RECOVER_S, "the record shows health back to green and stable", lambda: scores(notes))
+    run_dir = gameday.write_report(notes.run_id, tmp_path, notes)
+    assert run_dir is not None
+    [entry] = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))["scenarios"]
+    assert entry["name"] == "game_day" and entry["outcome"] == "passed", entry.get("reason")
+    assert [(w["fault"], w["target"]) for w in entry["faults"]] == [("network.down", p) for p in proxies]
+    assert entry["detected_at"] is not None and entry["recovered_at"] is not None
+    for name in ("report.html", "timeline.csv", "incident-game_day.en.md", "incident-game_day.ja.md"):
+        assert (run_dir / name).is_file(), name
