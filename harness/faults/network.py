@@ -272,14 +272,20 @@ def down_gone(api: str, proxy: str, probe: Probe) -> bool:
 
 # ---------------------------------------------------------------- the faults
 
-PROXY_TARGETS = tuple(topology.PROXIES)
+class ActiveProxies:
+    """The network faults' targets: the active topology's proxies, read each time they are asked
+    for. Read once at import, a process that tests another system after the shop (a pytest
+    session over both, CHAOS_TOPOLOGY set later) would refuse that system's proxies."""
+
+    def __get__(self, instance: object, owner: type) -> tuple[str, ...]:
+        return tuple(topology.PROXIES)
 
 
 class NetworkFault(Fault):
     """Shared by the network faults: where the run's Toxiproxy API and the probe are."""
 
     family = "network"
-    targets = PROXY_TARGETS
+    targets = ActiveProxies()  # type: ignore[assignment]
 
     @property
     def api(self) -> str:
