@@ -124,5 +124,6 @@ def test_the_chosen_file_is_the_named_one_then_the_local_one_then_the_shop(tmp_p
     assert topology.chosen_path() == local.resolve()
     other = tmp_path / "other.yaml"
     other.write_text(SMALL.replace("name: notes", "name: other"), encoding="utf-8")
-    assert topology.choose(other).name == "other"
+    topology.choose(other)
+    assert topology.active().name == "other"
     assert topology.chosen_path() == other.resolve()
