@@ -27,7 +27,7 @@ from harness.probes import Sample
 from harness.stack import Stack
 from harness.timeline import level_of, recovered_at
 from harness.topology import Topology
-from tests.conftest import ROOT
+from tests.conftest import BIN, ROOT, run
 
 pytestmark = pytest.mark.integration
 
@@ -124,11 +124,13 @@ def recording(stack: Stack, hz: float = 2.0, max_s: float = 300.0) -> Iterator[N
 
 @pytest.fixture(scope="module")
 def adopted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The notes system's topology file.
-
-    TODO(adopt): `chaos adopt tests/systems/notes/docker-compose.yml -o <tmp>/chaos.yaml` once the
-    command is on main; until then the hand-written file, which is what adopt should produce."""
-    return NOTES / "chaos.yaml"
+    """The topology `chaos adopt` writes for the system's compose file, as a user runs it, into a
+    directory of its own (the build context is then named relative to it). Its questions (the
+    services' score fields) are left unanswered: a health URL without one counts 200 as 100."""
+    out = tmp_path_factory.mktemp("adopted") / "chaos.yaml"
+    result = run([str(BIN / "chaos"), "adopt", str(NOTES / "docker-compose.yml"), "-o", str(out)], timeout=60)
+    assert result.returncode == 0, result.stderr
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -142,12 +144,23 @@ def notes(adopted: Path, tmp_path_factory: pytest.TempPathFactory):
             yield stack
 
 
-def test_adoption_finds_every_edge(adopted: Path) -> None:
-    """Catches an adopter that drops an edge (the worker's BROKER_URL, a mapping-style env) or
-    invents one: an edge it misses is never proxied, so no fault could ever reach it."""
+def essentials(topo: Topology) -> dict[str, tuple[object, ...]]:
+    """What a topology runs, service by service: image or build, port, readiness, command, env,
+    what each edge's client is told, and where its health is read."""
+    return {name: (s.image, s.build and (s.build.context, s.build.dockerfile, s.build.base), s.port,
+                   s.readiness, s.readiness_params, s.command, s.env, s.edge_env, s.health and s.health.path)
+            for name, s in topo.services.items()}
+
+
+def test_adoption_finds_every_edge_and_runs_the_system_as_written(adopted: Path) -> None:
+    """Catches an adopter that drops an edge (the worker's BROKER_URL) or invents one (an edge it
+    misses is never proxied, so no fault could ever reach it), and one that runs the system other
+    than its compose file says: a wrong port, readiness, base image, command or rewritten address
+    (compared with the topology written by hand for it, tests/systems/notes/chaos.yaml)."""
     found = topology.load(adopted)
     assert edges(found) == EDGES
     assert found.entry == ("web",)
+    assert essentials(found) == essentials(topology.load(NOTES / "chaos.yaml"))
 
 
 def test_network_down_on_each_edge_lowers_its_clients_health_heal_restores_it_and_the_day_is_reported(
