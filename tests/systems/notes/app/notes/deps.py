@@ -147,15 +147,15 @@ class Broker:
         """One connection's life: returns when it is lost."""
         connection: AbstractConnection = await bounded(
             aio_pika.connect(self.url, timeout=CONNECT_TIMEOUT_S), CONNECT_TIMEOUT_S)
-        self._lost.clear()
-        connection.close_callbacks.add(lambda *_: self._lost.set())
+        lost = self._lost = asyncio.Event()  # this connection's own: a late callback of the last one can't end it
+        connection.close_callbacks.add(lambda *_: lost.set())
         try:
             channel = await bounded(connection.channel(), CALL_TIMEOUT_S)
-            await channel.set_qos(prefetch_count=10)
+            await bounded(channel.set_qos(prefetch_count=10), CALL_TIMEOUT_S)
             await bounded(self.on_channel(channel), CONNECT_TIMEOUT_S)
             self.channel = channel
             log.info("broker connected")
-            await self._lost.wait()
+            await lost.wait()
         finally:
             self.channel = None
             await _quietly(connection.close())
@@ -193,8 +193,7 @@ class Broker:
         message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                                    content_type="application/json")
         try:
-            await bounded(channel.default_exchange.publish(message, routing_key=self.queue),
-                                   CALL_TIMEOUT_S)
+            await bounded(channel.default_exchange.publish(message, routing_key=self.queue), CALL_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - not confirmed, whatever the failure
             self._lost.set()
             raise Unavailable(f"broker: {type(exc).__name__}") from exc
