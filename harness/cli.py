@@ -294,7 +294,8 @@ def _attached_or_none(run_id: str | None, said: set[str]) -> object | None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """One snapshot, as a table or JSON; with --watch, redrawn until Ctrl-C (bounded by --watch-for)."""
+    """One snapshot, as a table or JSON; with --watch, redrawn until Ctrl-C (bounded by --watch-for):
+    in place as a live table on a terminal, else printed again each time."""
     from harness.status import AlertTail, render, snapshot
 
     if args.interval <= 0 or args.watch_for <= 0:
@@ -304,7 +305,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     tail = AlertTail()  # kept between redraws: each reads only the alerts that are new
     said: set[str] = set()
     try:
-        while True:
+        if args.watch and not args.json and sys.stdout.isatty():  # a person watching: the live table
+            from harness.status_live import watch
+
+            return watch(lambda: snapshot(_attached_or_none(args.run, said), tail), args.interval, args.watch_for)
+        while True:  # plain text (or JSON) for pipes, files and scripts: what they have always read
             document = snapshot(_attached_or_none(args.run, said), tail)
             text = json.dumps(document, indent=2) if args.json else render(document)
             print((clear if args.watch else "") + text, flush=True)
@@ -325,7 +330,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
         print("docker-compose.chaos.yml is in sync with the topology")
         return 0
     for path in compose.write():
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {os.path.relpath(path)}")  # a topology's files may live outside this checkout
     return 0
 
 
@@ -621,6 +626,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adopt(args: argparse.Namespace) -> int:
+    from harness import adopt
+
+    began = time.monotonic()
+    written = adopt.run(Path(args.compose), Path(args.output) if args.output else None, args.force)
+    for line in adopt.summary(written.adoption, args.compose):
+        print(terminal(line))  # lines quote the user's file
+    chaos_yaml, *beside = written.files
+    print(f"wrote {chaos_yaml} and beside it {', '.join(p.name for p in beside)} in {time.monotonic() - began:.2f}s")
+    print(f"next: answer the questions in {chaos_yaml}, then `chaos up --topology {chaos_yaml}`"
+          if written.adoption.questions else f"next: `chaos up --topology {chaos_yaml}`")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "doctor": (cmd_doctor, "check the engine, tools and images, saying what to do about each"),
     "up": (cmd_up, "start the stack and keep it up (endpoints printed; `chaos down` removes it)"),
@@ -636,6 +655,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "runbook": (cmd_runbook, "the manual's root causes -> scenarios -> prescriptions verified by guards that held "
                              "in a run (default: the latest)"),
     "compose": (cmd_compose, "write docker-compose.chaos.yml from the topology (--check: verify only)"),
+    "adopt": (cmd_adopt, "read a docker-compose file into a topology (chaos.yaml) with Toxiproxy on every edge, "
+                         "plus docker-compose.chaos.yml; what it cannot decide is asked"),
     "down": (cmd_down, "write the game-day report of a `chaos up` stack, then remove every container, network "
                        "and volume of this checkout's runs (or --run's, or with --all every run on the daemon)"),
 }
@@ -647,6 +668,7 @@ SUT_MODE = (("--sut-mode",), {"choices": ("resilient", "fragile"), "default": "r
                               "help": "which build of the shop (default: resilient)"})
 SUT_DISABLE = (("--sut-disable",), {"action": "append", "default": [], "metavar": "NAME",
                                     "help": "a protection to turn off (repeat, or comma-separate; `chaos protections`)"})
+WITHOUT_TOPOLOGY = ("adopt",)  # it writes a topology; the one here (perhaps broken) is not read
 TOPOLOGY = (("--topology",), {"metavar": "FILE", "help": "the system's topology file (default: chaos.yaml here if "
                                                        "there is one, else the bundled shop)"})
 ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
@@ -687,6 +709,10 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
     "runbook": (JSON,
                 (("--run",), {"type": run_ids.valid, "help": "the run whose report.json is judged (default: latest)"}),
                 (("--reports",), {"default": "reports", "help": "where reports are (default: reports/)"})),
+    "adopt": ((("compose",), {"metavar": "COMPOSE_FILE", "help": "your docker-compose.yml"}),
+              (("-o", "--output"), {"metavar": "FILE", "help": "the topology to write (default: chaos.yaml beside "
+                                                               "the compose file)"}),
+              (("--force",), {"action": "store_true", "help": "overwrite the files if they exist"})),
     "compose": ((("--check",), {"action": "store_true", "help": "fail when the file drifted"}),),
     "down": ((("--run",), {"type": run_ids.valid, "help": "remove only this run"}),
              (("--all",), {"action": "store_true", "help": "remove every chaos-harness run on the daemon, other "
@@ -721,6 +747,8 @@ def main(argv: list[str] | None = None) -> int:
         from harness import topology  # the file every step of the command reads (and its children)
 
         topology.choose(args.topology)
+        if args.command not in WITHOUT_TOPOLOGY:
+            topology.active()  # a file that does not validate: one line before anything starts
         code = COMMANDS[args.command][0](args)
         owed = signals.exit_code() if signals.owed() else None  # a signal noted during its cleanup
         return code if owed is None else owed

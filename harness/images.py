@@ -24,6 +24,7 @@ import docker
 import docker.errors
 
 from harness.errors import HarnessError
+from harness.progress import Steps
 
 if TYPE_CHECKING:
     from harness.topology import Service
@@ -37,9 +38,13 @@ TOXIPROXY_VERSION = "v2.12.0"
 DEBIAN_SUITE = "bookworm"
 
 
+# The long steps (builds, downloads) as a live display on a terminal, `[images]` lines elsewhere.
+STEPS = Steps("images")
+
+
 def say(message: str) -> None:
     """Progress goes to stderr so that command output (JSON, tables) stays clean."""
-    print(f"[images] {message}", file=sys.stderr, flush=True)
+    STEPS.say(message)
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,12 @@ def _toxiproxy_binary(builder: "Builder", context: Path) -> str:
     if not binary.exists():
         if not shutil.which("go"):
             raise HarnessError("Go is not installed: install Go 1.22+ to build Toxiproxy locally")
-        say(f"building Toxiproxy {TOXIPROXY_VERSION} with go install")
         env = dict(os.environ, CGO_ENABLED="0", GOBIN=str(out))
-        subprocess.run(
-            ["go", "install", f"github.com/Shopify/toxiproxy/v2/cmd/server@{TOXIPROXY_VERSION}"],
-            check=True, env=env, cwd=tempfile.gettempdir(),
-        )
+        with STEPS.step(f"building Toxiproxy {TOXIPROXY_VERSION} with go install"):
+            subprocess.run(
+                ["go", "install", f"github.com/Shopify/toxiproxy/v2/cmd/server@{TOXIPROXY_VERSION}"],
+                check=True, env=env, cwd=tempfile.gettempdir(),
+            )
     shutil.copy2(binary, context / "toxiproxy-server")
     return TOXIPROXY_VERSION
 
@@ -82,15 +87,15 @@ def _shop_wheels(builder: "Builder", context: Path) -> str:
     digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
     wheels = CACHE / "wheels" / digest
     if not (wheels / ".complete").exists():
-        say("downloading the shop's wheels for linux x86_64 / CPython 3.11")
         wheels.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-             "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
-             "--platform", "any", "--python-version", "3.11", "--implementation", "cp",
-             "-r", str(lock), "-d", str(wheels)],
-            check=True,
-        )
+        with STEPS.step("downloading the shop's wheels for linux x86_64 / CPython 3.11"):
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+                 "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
+                 "--platform", "any", "--python-version", "3.11", "--implementation", "cp",
+                 "-r", str(lock), "-d", str(wheels)],
+                check=True,
+            )
         (wheels / ".complete").write_text("ok")
     shutil.copytree(wheels, context / "wheels")
     shutil.copy2(lock, context / "wheels" / "requirements.lock")
@@ -168,10 +173,9 @@ class Builder:
         tag = f"chaos-harness/{service.image}:local-{h.hexdigest()[:12]}"
         if self._present(tag):
             return tag
-        say(f"building {tag} (service {service.name}, from {build.context.name}/)")
-        started = time.monotonic()
-        self._docker_build(build.context, tag, parent, build.dockerfile)
-        say(f"{service.name} built in {time.monotonic() - started:.1f}s")
+        with STEPS.step(f"building {tag} (service {service.name}, from {build.context.name}/)",
+                        done=f"{service.name} built in {{elapsed:.1f}}s") as detail:
+            self._docker_build(build.context, tag, parent, detail, build.dockerfile)
         return tag
 
     def _resolve(self, spec: ImageSpec) -> str:
@@ -214,9 +218,9 @@ class Builder:
         if not shutil.which("debootstrap"):
             raise HarnessError("debootstrap is not installed: run `make setup` "
                                "(or apt-get install debootstrap)")
-        say(f"making the Debian {DEBIAN_SUITE} base with debootstrap (about 30 s)")
-        started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="chaos-rootfs-") as rootfs:
+        with (STEPS.step(f"making the Debian {DEBIAN_SUITE} base with debootstrap (about 30 s)",
+                         done=f"base image {tag} ready in {{elapsed:.1f}}s"),
+              tempfile.TemporaryDirectory(prefix="chaos-rootfs-") as rootfs):
             subprocess.run(["debootstrap", "--variant=minbase", DEBIAN_SUITE, rootfs],
                            check=True, stdout=subprocess.DEVNULL)
             Path(rootfs, "etc/apt/apt.conf.d/99chaos").write_text(
@@ -228,7 +232,6 @@ class Builder:
             subprocess.run(["docker", "import", "--change", f"LABEL {LABEL}=base", "-", tag],
                            stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL)
             tar.wait()
-        say(f"base image {tag} ready in {time.monotonic() - started:.1f}s")
         return tag
 
     def _build_local(self, spec: ImageSpec) -> str:
@@ -247,13 +250,14 @@ class Builder:
             tag = f"chaos-harness/{spec.name}:local-{h.hexdigest()[:12]}"
             if self._present(tag):
                 return tag
-            say(f"building {tag} ({spec.description})")
-            started = time.monotonic()
-            self._docker_build(context, tag, parent)
-            say(f"{spec.name} built in {time.monotonic() - started:.1f}s")
+            with STEPS.step(f"building {tag} ({spec.description})",
+                            done=f"{spec.name} built in {{elapsed:.1f}}s") as detail:
+                self._docker_build(context, tag, parent, detail)
             return tag
 
-    def _docker_build(self, context: Path, tag: str, parent: str, dockerfile: str = "Dockerfile") -> None:
+    def _docker_build(self, context: Path, tag: str, parent: str, detail: Callable[[str], None],
+                      dockerfile: str = "Dockerfile") -> None:
+        """Builds `tag`, reporting each Dockerfile step as the build's current detail."""
         stream = self.client.api.build(
             path=str(context), tag=tag, rm=True, forcerm=True, decode=True, dockerfile=dockerfile,
             buildargs={"BASE": parent} if parent else {}, labels={LABEL: tag},
@@ -263,7 +267,7 @@ class Builder:
                 raise HarnessError(f"building {tag} failed: {chunk['error'].strip()}")
             line = chunk.get("stream", "").strip()
             if line.startswith("Step "):
-                say(f"  {line}")
+                detail(line)
 
 
 def ensure_all(client: docker.DockerClient | None = None) -> dict[str, str]:

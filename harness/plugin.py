@@ -57,6 +57,9 @@ PROBE_HZ = 10.0
 DEFAULT_ABORT_IF = "health<50 for 30s"
 EXTERNAL_READY_S = 120.0
 RECOVERY_LINGER_S = 3.0  # after the last heal, keep probing this long at most to see recovery
+# Under the rootdir, not the invocation directory: `pytest -k NAME` from anywhere in the project
+# writes to the one place `chaos report` (run from the project's root) reads.
+DEFAULT_REPORTS = "reports"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,8 +95,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"active, every fault is healed and the scenario fails (default: the scenario's own, "
                          f"else \"{DEFAULT_ABORT_IF}\")")
     group.addoption("--chaos-reports", metavar="DIR", default=None,
-                    help="write report.json, report.html, timeline.csv, incident records, one JSON per scenario "
-                         "and junit.xml under DIR/<run-id>/ (see reports/README.md)")
+                    help="where a session with chaos scenarios writes report.json, report.html, timeline.csv, "
+                         "incident records, one JSON per scenario and junit.xml: DIR/<run-id>/, and DIR/latest "
+                         f"(default: {DEFAULT_REPORTS}/ under pytest's rootdir; see reports/README.md)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -110,20 +114,28 @@ def pytest_configure(config: pytest.Config) -> None:
         from harness import topology
 
         topology.choose(config.getoption("chaos_topology"))
+        topology.active()
         guardrails.parse(config.getoption("abort_if") or DEFAULT_ABORT_IF)
         config.stash[SCENARIO_KEY]["disabled"] = list(protections.checked(config.getoption("sut_disable")))
         config.stash[SCENARIO_KEY]["matrix_only"] = list(protections.checked(config.getoption("matrix_protection")))
     except HarnessError as exc:
         _fail_fast(str(exc), config)
-    reports = config.getoption("chaos_reports")
-    if reports and not getattr(config.option, "xmlpath", None):
-        run_dir = Path(reports) / config.stash[SCENARIO_KEY]["run_id"]
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config.option.xmlpath = str(run_dir / "junit.xml")
+    if not getattr(config.option, "xmlpath", None):  # junit.xml beside the reports (written at the end)
+        reports = reports_dir(config)
+        junit = reports / config.stash[SCENARIO_KEY]["run_id"] / "junit.xml"
+        config.option.xmlpath = str(junit)
+        config.stash[SCENARIO_KEY]["own_junit"] = (junit, [d for d in (junit.parent, reports) if not d.exists()])
     # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so fixtures tear the stack down; once
     # teardown runs, further signals wait for it (harness/signals.py).
     signals.reset()
     signals.install(signals.INTERRUPTS, say=lambda line: _say_past_capture(line, config))
+
+
+def reports_dir(config: pytest.Config) -> Path:
+    """Where this session's reports go: --chaos-reports as given (relative to the invocation
+    directory, as pytest takes --junitxml), else reports/ under the rootdir."""
+    given = config.getoption("chaos_reports")
+    return Path(given) if given else config.rootpath / DEFAULT_REPORTS
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -600,10 +612,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     item.config.stash[SCENARIO_KEY]["scenarios"].append(item.stash[RECORD_KEY])
 
 
+@pytest.hookimpl(trylast=True)  # after junitxml has written the junit.xml a session without scenarios drops
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(SCENARIO_KEY, None)
-    reports = session.config.getoption("chaos_reports")
-    if not reports or state is None or not state["scenarios"]:
+    if state is None:
+        return
+    reports = reports_dir(session.config)
+    if not state["scenarios"]:
+        _drop_own_junit(state.get("own_junit"))
         return
     run = {"run_id": state["run_id"], "started": state["started"], "finished": time.time(),
            "sut_mode": state["sut_mode"], "disabled": state["disabled"],
@@ -617,4 +633,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         (run_dir / "matrix.json").write_text(json.dumps(run["matrix"], indent=2), encoding="utf-8")
     write_all(run_dir, run, state["scenarios"])
     print(f"\nchaos: reports written to {run_dir} in {time.perf_counter() - began:.2f}s "
-          f"(also {Path(reports) / 'latest'}); `chaos report` summarises them", file=sys.stderr)
+          f"(also {reports / 'latest'}); `chaos report` summarises them", file=sys.stderr)
+
+
+def _drop_own_junit(own: tuple[Path, list[Path]] | None) -> None:
+    """A session that ran no chaos scenario (the plugin is loaded by every pytest of the venv)
+    leaves no reports: the junit.xml the plugin asked for goes, and the directories made for it."""
+    if own is None:
+        return
+    junit, made = own
+    junit.unlink(missing_ok=True)
+    for directory in made:  # the run directory first, then reports/ if it was new too
+        with contextlib.suppress(OSError):  # not empty: something else wrote there
+            directory.rmdir()

@@ -141,44 +141,74 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     return ["  ".join(f"{cell!s:<{w}}" for cell, w in zip(row, widths)).rstrip() for row in (header, *rows)]
 
 
-def render(document: dict[str, Any]) -> str:
-    """The snapshot as the terminal table a person reads (control characters in it shown as
-    escapes: an ESC in an alert text must not drive the reader's terminal)."""
-    from harness.timeline import level_of
+# What the plain render and the live table (harness.status_live) both show, built once here:
+# the two differ in layout only, never in which services, faults or alerts they list.
+FAULT_COLUMNS = ("RECORD", "FAULT", "TARGET", "RUN", "AGE", "LEFT")
 
+
+def headline(document: dict[str, Any]) -> list[str]:
+    """The lines above the tables: the time, the run and the system's health."""
     lines = [f"chaos status  {_clock(document['ts'])} UTC"]
     run = document["run"]
     if run is None:
-        lines.append("no stack is running (`chaos up` starts one)")
-    else:
-        health = document["health"]
-        score = "-" if health["score"] is None else str(health["score"])
-        lines.append(f"run {run['run_id']} ({run['sut_mode']} {run.get('system', 'shop')}, owner {run['owner']})")
-        if run.get("protections_off"):
-            lines.append(f"protections off: {', '.join(run['protections_off'])}")
-        lines.append(f"system health {score} {health['level']}"
-                     + (f"  breaker {health['breaker']}" if health.get("breaker") else "")
-                     + (f"  disk {health['disk_used_percent']:.0f}%" if health.get("disk_used_percent") is not None else "")
-                     + (f"  ({health['error']})" if health.get("error") else ""))
+        return lines + ["no stack is running (`chaos up` starts one)"]
+    health = document["health"]
+    score = "-" if health["score"] is None else str(health["score"])
+    lines.append(f"run {run['run_id']} ({run['sut_mode']} {run.get('system', 'shop')}, owner {run['owner']})")
+    if run.get("protections_off"):
+        lines.append(f"protections off: {', '.join(run['protections_off'])}")
+    lines.append(f"system health {score} {health['level']}"
+                 + (f"  breaker {health['breaker']}" if health.get("breaker") else "")
+                 + (f"  disk {health['disk_used_percent']:.0f}%" if health.get("disk_used_percent") is not None else "")
+                 + (f"  ({health['error']})" if health.get("error") else ""))
+    return lines
+
+
+def service_rows(document: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """One row per service of the snapshot: name, container state, health score, its level."""
+    from harness.timeline import level_of
+
+    return [(s["name"], s["state"], "-" if s["score"] is None else str(s["score"]),
+             "-" if s["score"] is None else level_of(s["score"])) for s in document["services"]]
+
+
+def fault_rows(document: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per active fault on disk (FAULT_COLUMNS), whichever run injected it."""
+    return [(f["id"], f["fault"], f["target"], f["run_id"], _seconds(f["age_s"]), _seconds(f["left_s"]))
+            for f in document["faults"]]
+
+
+def alert_lines(document: dict[str, Any]) -> list[str]:
+    """The recent alerts, one line each, oldest first."""
+    return [f"{_clock(a['ts'])}  {a['chaos']['status'] or '-':<8} {a['chaos']['where'] or '-'}: "
+            f"{a['chaos']['what'] or '-'}" for a in document["alerts"]]
+
+
+def notice_lines(document: dict[str, Any]) -> list[str]:
+    """The guardrail trips, then what could not be read."""
+    lines = [f"GUARDRAIL TRIPPED {_clock(trip['ts'])}: {trip['condition']} (observed {trip['observed']}), "
+             f"healed {len(trip.get('healed', []))} fault(s)" for trip in document["guardrail_trips"]]
+    return lines + [f"(could not read {what})" for what in document["unreadable"]]
+
+
+def render(document: dict[str, Any]) -> str:
+    """The snapshot as the terminal table a person reads (control characters in it shown as
+    escapes: an ESC in an alert text must not drive the reader's terminal)."""
+    lines = headline(document)
+    run = document["run"]
+    if run is not None:
         lines.append("")
         lines += _table(("SERVICE", "STATE", "HEALTH"),
-                        [(s["name"], s["state"], "-" if s["score"] is None else f"{s['score']} {level_of(s['score'])}")
-                         for s in document["services"]])
+                        [(name, state, score if level == "-" else f"{score} {level}")
+                         for name, state, score, level in service_rows(document)])
     lines.append("")
-    faults = document["faults"]
+    faults = fault_rows(document)
     lines.append(f"ACTIVE FAULTS ({len(faults)})" if faults else "ACTIVE FAULTS: none")
     if faults:
-        lines += _table(("RECORD", "FAULT", "TARGET", "RUN", "AGE", "LEFT"),
-                        [(f["id"], f["fault"], f["target"], f["run_id"], _seconds(f["age_s"]), _seconds(f["left_s"]))
-                         for f in faults])
+        lines += _table(FAULT_COLUMNS, faults)
     if run is not None:
         lines.append("")
         alerts = document["alerts"]
         lines.append("RECENT ALERTS" if alerts else "RECENT ALERTS: none")
-        lines += [f"  {_clock(a['ts'])}  {a['chaos']['status'] or '-':<8} {a['chaos']['where'] or '-'}: "
-                  f"{a['chaos']['what'] or '-'}" for a in alerts]
-        for trip in document["guardrail_trips"]:
-            lines.append(f"GUARDRAIL TRIPPED {_clock(trip['ts'])}: {trip['condition']} (observed {trip['observed']}), "
-                         f"healed {len(trip.get('healed', []))} fault(s)")
-        lines += [f"(could not read {what})" for what in document["unreadable"]]
+        lines += [f"  {line}" for line in alert_lines(document)] + notice_lines(document)
     return "\n".join(terminal(line) for line in lines)  # alert, fault and error text came from the system

@@ -444,11 +444,11 @@ def chosen_path() -> Path:
     return here.resolve() if here.is_file() else BUNDLED
 
 
-def choose(path: str | Path | None) -> Topology:
-    """Makes a file the active topology of this process and its children (--topology)."""
+def choose(path: str | Path | None) -> None:
+    """Makes a file the active topology of this process and its children (--topology); it is
+    read when first asked for (active())."""
     if path is not None:
         os.environ[TOPOLOGY_ENV] = str(Path(path).resolve())
-    return active()
 
 
 def active() -> Topology:

@@ -75,8 +75,8 @@ def _run_with_a_fault(state, child, timeout_s=150):
 def test_ctrl_c_during_a_scenario_leaves_nothing(tmp_path):
     client = connect()
     state = tmp_path / "state"
-    child = subprocess.Popen([str(BIN / "pytest"), "scenarios/", "-k", "payment_outage", "-p", "no:cacheprovider"],
-                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    child = subprocess.Popen([str(BIN / "pytest"), "scenarios/", "-k", "payment_outage", "-p", "no:cacheprovider",
+                              f"--chaos-reports={tmp_path / 'reports'}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              env={**os.environ, "CHAOS_STATE_DIR": str(state)})
     try:
         run_id = _run_with_a_fault(state, child)

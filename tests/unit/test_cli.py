@@ -15,16 +15,24 @@ def _one_line_exit_2(result):
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def _no_reports(reports):
+    """Bad input leaves nothing behind: catches the run directory (for junit.xml) made when
+    pytest starts, before the input is found bad (the reports are on by default)."""
+    assert list(reports.iterdir()) == []
+
+
 def test_doctor_without_an_engine():
     result = run([str(BIN / "chaos"), "doctor"], NO_ENGINE)
     _one_line_exit_2(result)
     assert "Docker engine is not reachable" in result.stderr and "make engine" in result.stderr
 
 
-def test_scenarios_without_an_engine():
-    result = run([str(BIN / "pytest"), "scenarios/", "-p", "no:cacheprovider"], NO_ENGINE)
+def test_scenarios_without_an_engine(tmp_path):
+    result = run([str(BIN / "pytest"), "scenarios/", "-p", "no:cacheprovider", f"--chaos-reports={tmp_path}"],
+                 NO_ENGINE)
     _one_line_exit_2(result)
     assert "Docker engine is not reachable" in result.stderr
+    _no_reports(tmp_path)
 
 
 def test_unknown_command_is_one_line():
@@ -73,6 +81,8 @@ BAD_INPUT = [
     (["report", "../x"], "bad run id '../x'"),
     (["runbook", "--verbose"], "unrecognized arguments: --verbose"),
     (["compose", "now"], "unrecognized arguments: now"),
+    (["adopt", "no-such-compose.yml"], "no compose file no-such-compose.yml"),
+    (["adopt", "Makefile"], "Makefile is not YAML"),
     (["down", "--run", "20200101T000000-0a0b0c"], "Docker engine is not reachable"),
     (["down", "--run", "20200101T000000-0a0b0c", "--all"], "--run and --all exclude each other"),
     (["down", "--run", "../x"], "bad run id '../x'"),
@@ -93,23 +103,28 @@ def test_every_command_has_a_bad_input_case():
     assert {args[0] for args, _ in BAD_INPUT} == set(COMMANDS)
 
 
-def test_a_bad_guardrail_stops_pytest_before_anything_starts():
-    result = run([str(BIN / "pytest"), "scenarios/", "-p", "no:cacheprovider", "--abort-if", "health<<50"])
+def test_a_bad_guardrail_stops_pytest_before_anything_starts(tmp_path):
+    result = run([str(BIN / "pytest"), "scenarios/", "-p", "no:cacheprovider", "--abort-if", "health<<50",
+                  f"--chaos-reports={tmp_path}"])
     _one_line_exit_2(result)
     assert "bad guardrail 'health<<50'" in result.stderr
+    _no_reports(tmp_path)
 
 
-def test_an_unknown_protection_stops_pytest_before_anything_starts():
-    result = run([str(BIN / "pytest"), "scenarios/", "-p", "no:cacheprovider", "--sut-disable", "brakes"])
+def test_an_unknown_protection_stops_pytest_before_anything_starts(tmp_path):
+    result = run([str(BIN / "pytest"), "scenarios/", "-p", "no:cacheprovider", "--sut-disable", "brakes",
+                  f"--chaos-reports={tmp_path}"])
     _one_line_exit_2(result)
     assert "unknown protection 'brakes'" in result.stderr
+    _no_reports(tmp_path)
 
 
-def test_an_external_stack_that_is_not_there_is_one_line():
+def test_an_external_stack_that_is_not_there_is_one_line(tmp_path):
     result = run([str(BIN / "pytest"), "scenarios/", "-p", "no:cacheprovider", "--stack=external",
-                  "--stack-run", "no-such-run", "-k", "payment_outage"])
+                  "--stack-run", "no-such-run", "-k", "payment_outage", f"--chaos-reports={tmp_path}"])
     _one_line_exit_2(result)
     assert "no stack of run no-such-run is running" in result.stderr
+    _no_reports(tmp_path)
 
 
 def test_a_reader_that_leaves_early_is_not_an_error():
