@@ -118,7 +118,7 @@ def _listing(rows: list[dict[str, Any]], as_json: bool, first: Callable[[dict[st
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
-    width = max(len(row["name"]) for row in rows)
+    width = max((len(row["name"]) for row in rows), default=0)
     for row in rows:
         print(f"{row['name']:<{width}}  {first(row)}")
         for line in more(row):
@@ -127,13 +127,27 @@ def _listing(rows: list[dict[str, Any]], as_json: bool, first: Callable[[dict[st
 
 
 def cmd_faults(args: argparse.Namespace) -> int:
-    from harness.faults import describe
+    """The faults the active topology supports, with their targets in it; one line for the rest."""
+    from harness.faults import describe, unsupported
+    from harness.topology import active
 
     def details(row: dict[str, Any]) -> list[str]:
         params = ", ".join(_param_text(name, spec) for name, spec in row["params"].items())
         return [f"targets: {', '.join(row['targets'])}", f"params:  {params or '(none)'}", f"proves:  {row['proves']}"]
 
-    return _listing(describe(), args.json, lambda row: row["description"], details)
+    code = _listing(describe(), args.json, lambda row: row["description"], details)
+    if not args.json:
+        print(unsupported_line(unsupported(), active().name))
+    return code
+
+
+def unsupported_line(needs: dict[str, str], system: str) -> str:
+    """How many faults a topology can't offer, and the capabilities that would bring them."""
+    if not needs:
+        return f"{system} supports every fault of the catalog"
+    wanted = ", ".join(sorted({capability for capability in needs.values() if capability}))
+    return (f"{len(needs)} more fault(s) need a capability no service of {system} declares ({wanted}): "
+            "`capabilities:` in the topology file")
 
 
 def _values(pairs: list[str]) -> dict[str, object]:

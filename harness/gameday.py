@@ -31,7 +31,6 @@ from harness.view import StackView
 RECORD_HZ = 2.0
 MAX_RECORD_S = 86400.0
 CHECK_RUN_EVERY_S = 5.0  # how often the recorder checks that its run still exists
-SHOP_SERVICES = ("api_gateway", "auth_service", "inventory_service", "payment_gateway")
 
 
 def samples_path(run_id: str, root: Path | None = None) -> Path:
@@ -62,14 +61,14 @@ def samples(run_id: str, root: Path | None = None) -> list[dict[str, Any]]:
 def record(run_id: str, hz: float = RECORD_HZ, max_s: float = MAX_RECORD_S) -> int:
     """Appends health samples of the run until it is gone (or max_s); returns how many."""
     from harness.faults.attach import attach
-    from harness.probes import HEALTH_PATH, every
+    from harness.probes import every, health_of
 
-    url = attach(run_id).edge_url + HEALTH_PATH
+    health = health_of(attach(run_id), timeout_s=0.5)
     path = samples_path(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     written, checked = 0, time.monotonic()
-    with path.open("a", encoding="utf-8") as out:
-        for sample in every(url, hz, max_s, timeout_s=0.5):
+    with health, path.open("a", encoding="utf-8") as out:
+        for sample in every(health, hz, max_s):
             out.write(json.dumps(sample) + "\n")  # json.dumps's separators, as the report's (EncodedItems)
             out.flush()
             written += 1
@@ -82,6 +81,14 @@ def record(run_id: str, hz: float = RECORD_HZ, max_s: float = MAX_RECORD_S) -> i
     return written
 
 
+def logged_services(stack: StackView | None) -> tuple[str, ...]:
+    """The services whose log events a game day's report reads: the system's own, those with a
+    health URL in the run's topology (not its databases, brokers or Toxiproxy)."""
+    if stack is None:
+        return ()
+    return tuple(name for name, service in stack.topology.services.items() if service.health is not None)
+
+
 def scenario(run_id: str, stack: StackView | None) -> dict[str, Any]:
     """The game day as one report entry, from its samples, journal, alerts and logs."""
     journal = state.journal(run_id)
@@ -92,7 +99,7 @@ def scenario(run_id: str, stack: StackView | None) -> dict[str, Any]:
     finished = seen[-1]["ts"] if seen else time.time()
     timeline = observe.entry(stack, window={"started": began, "finished": finished},
                              probe=rate(seen, began, finished), samples=seen, journal=entries, ops=[],
-                             services=SHOP_SERVICES, manual_line=None)
+                             services=logged_services(stack), manual_line=None)
     reason = None
     if trips:
         reason = guardrails.reason(trips[-1])

@@ -8,7 +8,7 @@ for game days, in the scenario's report (and as a failed verdict) for pytest.
 
     health<50            the system's health score (an unreachable edge counts as 0)
     health<=40 for 5s    held for five seconds first
-    disk>=95             node-A's disk use, percent
+    disk>=95             the disk use a service's health reports, percent
 
 The CLI's watcher runs detached (``python -m harness.guardrails watch RUN``), like the `--for`
 healer: it outlives the command that injected the fault and ends, bounded, when the run has no
@@ -180,11 +180,11 @@ def watch(run_id: str, max_s: float = MAX_WATCH_S) -> list[dict[str, Any]]:
     (or at max_s); ends at once when another watcher is the run's. Returns the trips."""
     from harness.faults import registry
     from harness.faults.attach import attach
-    from harness.probes import HEALTH_PATH, every
+    from harness.probes import every, health_of
     from harness.ownership import owner_token
 
     me = owner_token()
-    url = attach(run_id).edge_url + HEALTH_PATH
+    health = health_of(attach(run_id), timeout_s=1.0)
 
     def heal_run(trip: dict[str, Any]) -> None:
         pending = [r for r in state.records() if r.run_id == run_id]
@@ -196,20 +196,21 @@ def watch(run_id: str, max_s: float = MAX_WATCH_S) -> list[dict[str, Any]]:
 
     guards: dict[str, Guardrail] = {}
     trips: list[dict[str, Any]] = []
-    for sample in every(url, WATCH_HZ, max_s):
-        with _locked(run_id) as path:
-            document = _read(path)
-            if document["watcher"] != me:
-                return trips  # the run's watcher is another one now
-            if not any(r.run_id == run_id for r in state.records()):
-                path.unlink(missing_ok=True)
-                return trips  # nothing left to guard
-            for text in document["conditions"]:
-                guards.setdefault(text, Guardrail(parse(text), heal_run))
-        for text, guardrail in list(guards.items()):
-            if guardrail.feed(sample):
-                trips.append(guardrail.trip)
-                guards[text] = Guardrail(guardrail.condition, heal_run)  # armed again for faults still to come
+    with health:
+        for sample in every(health, WATCH_HZ, max_s):
+            with _locked(run_id) as path:
+                document = _read(path)
+                if document["watcher"] != me:
+                    return trips  # the run's watcher is another one now
+                if not any(r.run_id == run_id for r in state.records()):
+                    path.unlink(missing_ok=True)
+                    return trips  # nothing left to guard
+                for text in document["conditions"]:
+                    guards.setdefault(text, Guardrail(parse(text), heal_run))
+            for text, guardrail in list(guards.items()):
+                if guardrail.feed(sample):
+                    trips.append(guardrail.trip)
+                    guards[text] = Guardrail(guardrail.condition, heal_run)  # armed again for faults still to come
     with _locked(run_id) as path:
         if _read(path)["watcher"] == me:
             path.unlink(missing_ok=True)

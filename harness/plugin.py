@@ -35,7 +35,7 @@ from harness.errors import HarnessError
 from harness.faults import Chaos
 from harness.faults.base import FaultJournal
 from harness.ledger import History, Operation
-from harness.probes import Probe
+from harness.probes import Probe, health_of
 from harness.report import write_all
 from harness.runbook import ROOT_CAUSES
 from harness.view import StackView
@@ -497,7 +497,7 @@ def timeline(request: pytest.FixtureRequest) -> Iterator[Probe | None]:
         yield None
         return
     stack = request.getfixturevalue("stack")
-    probe = Probe(stack.edge_url, hz=PROBE_HZ).start()
+    probe = Probe(health_of(stack), hz=PROBE_HZ).start()
     request.node.stash[PROBE_KEY] = probe
     try:
         yield probe

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 
-from harness import observe, protections, run_ids, state, topology
+from harness import observe, protections, run_ids, state
 from harness.clients import SinkClient
 from harness.errors import HarnessError
 from harness.escape import terminal
@@ -33,7 +33,7 @@ RECENT_TRIPS = 3
 
 def endpoints(stack: StackView) -> dict[str, str]:
     """Where each part of a running stack is reached from this machine (all on 127.0.0.1)."""
-    found = {"edge (clients, through Toxiproxy)": stack.edge_url}
+    found = {"edge (clients, through Toxiproxy)": stack.edge_url} if stack.topology.entry else {}
     for name, service in stack.topology.services.items():
         point = stack.endpoint(name)
         found[name] = SCHEMES[service.readiness].format(**service.readiness_params, host=point.host, port=point.port)
@@ -45,35 +45,31 @@ def wait_green(find: Callable[[], View], timeout_s: float, what: str) -> View:
     scenario and game day starts from (a stack that just answered is orange for a moment while
     its consumers connect). Bounded; progress every 10 s on stderr; HarnessError on timeout.
     `find` is called on every try, so a stack whose ports are not published yet can appear."""
-    import httpx
-
-    from harness.probes import HEALTH_PATH, take
+    from harness.probes import health_of
 
     began = said = time.monotonic()
-    with httpx.Client(timeout=2) as client:
-        while True:
-            try:
-                stack = find()
-                sample = take(client, stack.edge_url + HEALTH_PATH)
-                if sample["ok"] and sample["level"] == "green":
-                    return stack
-            except HarnessError:  # not attachable yet (a compose stack still starting)
-                pass
-            if time.monotonic() - began > timeout_s:
-                raise HarnessError(f"{what} is not green after {timeout_s:.0f}s: `chaos status` shows why")
-            if time.monotonic() - said > 10:
-                print(f"[stack] waiting for {what} to be green", file=sys.stderr, flush=True)
-                said = time.monotonic()
-            time.sleep(0.25)
+    while True:
+        try:
+            stack = find()
+            with health_of(stack, timeout_s=2.0) as health:
+                sample = health.sample()
+            if sample["ok"] and sample["level"] == "green":
+                return stack
+        except HarnessError:  # not attachable yet (a compose stack still starting)
+            pass
+        if time.monotonic() - began > timeout_s:
+            raise HarnessError(f"{what} is not green after {timeout_s:.0f}s: `chaos status` shows why")
+        if time.monotonic() - said > 10:
+            print(f"[stack] waiting for {what} to be green", file=sys.stderr, flush=True)
+            said = time.monotonic()
+        time.sleep(0.25)
 
 
 def _health(stack: StackView) -> dict[str, Any]:
-    import httpx
+    from harness.probes import health_of
 
-    from harness.probes import HEALTH_PATH, take
-
-    with httpx.Client(timeout=1.0) as client:
-        return dict(take(client, stack.edge_url + HEALTH_PATH))
+    with health_of(stack, timeout_s=1.0) as health:
+        return dict(health.sample())
 
 
 def _fault_rows(now: float) -> list[dict[str, Any]]:
@@ -114,18 +110,19 @@ def snapshot(stack: StackView | None, tail: AlertTail | None = None) -> dict[str
                                 "faults": _fault_rows(now), "guardrail_trips": [], "unreadable": []}
     if stack is None:
         return document
-    document["run"] = {"run_id": stack.run_id, "owner": stack.owner, "sut_mode": stack.sut_mode,
-                       "protections_off": protections.off_anywhere(stack)}
+    document["run"] = {"run_id": stack.run_id, "owner": stack.owner, "system": stack.topology.name,
+                       "sut_mode": stack.sut_mode, "protections_off": protections.off_anywhere(stack)}
     document["endpoints"] = endpoints(stack)  # what `chaos up` printed, for scripts driving a game day
     health = _health(stack)
     document["health"] = {k: health[k] for k in ("score", "level", "breaker", "disk_used_percent", "error")}
     scores = health.get("services") or {}
-    for name in topology.SERVICES:
+    for name in stack.topology.services:
         container = stack.containers.get(name)
         found = container.status if container is not None else "missing"
         document["services"].append({"name": name, "state": found, "score": scores.get(name)})
-    tail = tail or AlertTail()
-    document["alerts"] = observe.observed("alerts", lambda: tail.read(stack), document["unreadable"])
+    if SinkClient.SERVICE in stack.topology.services:  # a system without the shop's sink has no alerts to show
+        tail = tail or AlertTail()
+        document["alerts"] = observe.observed("alerts", lambda: tail.read(stack), document["unreadable"])
     journal = state.journal(stack.run_id) if run_ids.is_run_id(stack.run_id) else []
     trips = [e for e in journal if e.get("action") == "abort"]
     document["guardrail_trips"] = trips[-RECENT_TRIPS:]
@@ -158,12 +155,12 @@ def headline(document: dict[str, Any]) -> list[str]:
         return lines + ["no stack is running (`chaos up` starts one)"]
     health = document["health"]
     score = "-" if health["score"] is None else str(health["score"])
-    lines.append(f"run {run['run_id']} ({run['sut_mode']} shop, owner {run['owner']})")
+    lines.append(f"run {run['run_id']} ({run['sut_mode']} {run.get('system', 'shop')}, owner {run['owner']})")
     if run.get("protections_off"):
         lines.append(f"protections off: {', '.join(run['protections_off'])}")
     lines.append(f"system health {score} {health['level']}"
                  + (f"  breaker {health['breaker']}" if health.get("breaker") else "")
-                 + (f"  node-A disk {health['disk_used_percent']:.0f}%" if health.get("disk_used_percent") is not None else "")
+                 + (f"  disk {health['disk_used_percent']:.0f}%" if health.get("disk_used_percent") is not None else "")
                  + (f"  ({health['error']})" if health.get("error") else ""))
     return lines
 

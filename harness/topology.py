@@ -155,9 +155,17 @@ class ServiceSpec(_Strict):
         return self
 
 
+class SystemHealthSpec(_Strict):
+    """The system reports its own health through its entry: this path, answered by the first
+    entry service with the system's score (as the shop's gateway does)."""
+
+    path: str = Field(pattern=r"^/")
+
+
 class TopologySpec(_Strict):
     name: str = Field(pattern=NAME)
     entry: list[str] = []
+    health: SystemHealthSpec | None = None
     services: dict[str, ServiceSpec]
 
 
@@ -232,6 +240,9 @@ class Topology:
     path: Path
     services: dict[str, Service]
     proxies: dict[str, Proxy]
+    # The path at which the entry reports the whole system's health; None: the harness samples
+    # each service's `health:` itself and the weakest one is the system's (harness/probes.py).
+    health_path: str | None = None
 
     @property
     def entry(self) -> tuple[str, ...]:
@@ -383,7 +394,9 @@ def _built(spec: TopologySpec, path: Path) -> Topology:
             volumes=tuple((v.mount, v.size) for v in service.volumes), extra_ports=tuple(service.ports),
             health=Health(service.health.path, service.health.score) if service.health else None,
             capabilities=frozenset(service.capabilities), build=build)
-    return Topology(spec.name, path, services, proxies)
+    if spec.health is not None and not spec.entry:
+        raise _FieldError(("health",), "the system reports its health through its entry: add `entry: [SERVICE]`")
+    return Topology(spec.name, path, services, proxies, spec.health.path if spec.health else None)
 
 
 def _proxies(spec: TopologySpec, used: list[str]) -> dict[str, Proxy]:

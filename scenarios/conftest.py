@@ -21,7 +21,7 @@ from harness.evidence import Evidence
 from harness.guards import expect
 from harness.ledger import TERMINAL, History, Operation, Verdict
 from harness.plugin import is_external
-from harness.probes import HEALTH_PATH
+from harness.probes import health_of
 from harness.timeline import wait_for
 
 RECOVERY_BUDGET_S = 20.0
@@ -39,10 +39,8 @@ class SteadyState:
         self.stack, self.shop, self.sink = stack, shop, sink
 
     def green(self) -> bool:
-        try:
-            return self.shop.http.get(HEALTH_PATH, timeout=2.0).json().get("level") == "green"
-        except Exception:  # noqa: BLE001 (an unanswered or unreadable health is not green)
-            return False
+        with health_of(self.stack, timeout_s=2.0) as health:
+            return health.sample()["level"] == "green"
 
     def confirmed(self, order_id: str) -> bool:
         with connect_database(self.stack) as conn:

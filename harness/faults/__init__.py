@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from harness import detached
 from harness.errors import HarnessError
 from harness.faults import catalog, registry
-from harness.faults.catalog import check, describe, lookup  # noqa: F401  (the package's names)
+from harness.faults.catalog import check, describe, lookup, unsupported  # noqa: F401  (the package's names)
 
 if TYPE_CHECKING:
     from harness.faults.base import Fault

@@ -99,7 +99,7 @@ class TokenFault(Fault):
     the PyJWT error that names the token's defect."""
 
     family = "auth"
-    targets = ("auth_service",)
+    capability = "auth"
     Params: ClassVar = TokenParams
     rejected_as: ClassVar[str] = ""
     proves: ClassVar[str] = "auth_service's POST /verify refuses the token (401) for its defect"
@@ -260,7 +260,7 @@ class ClockSkew(Fault):
     description = "shift auth_service's wall clock by `skew_s` (libfaketime; negative: behind)"
     proves = ("the `now` of auth_service's /health is `skew_s` off the harness's clock "
               "(within the request's round trip)")
-    targets = ("auth_service",)
+    capability = "clock_skew"
     Params = SkewParams
     heal_timeout_s: ClassVar[float] = 5.0
 
@@ -284,7 +284,7 @@ class ClockSkew(Fault):
         its port now) reads the harness's again."""
         if not state:
             return
-        service = state.get("service", cls.targets[0])  # records from before they named it
+        service = state.get("service", "auth_service")  # records from before they named it
         try:
             container = run_container(stack, service)
         except docker.errors.NotFound:
@@ -310,7 +310,7 @@ class KeyRotation(Fault):
     family = "auth"
     description = "rotate auth_service's signing key (old tokens must keep verifying)"
     proves = "the active key in the shop's signing_keys table is the one POST /keys/rotate returned"
-    targets = ("auth_service",)
+    capability = "auth"
     Params = TokenParams
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -354,7 +354,7 @@ class AuthDown(Down):
     description = "auth_service unreachable for api_gateway and inventory_service (its proxy is down)"
     proves = ("Toxiproxy reports the `auth` proxy disabled, and a connection through it gets nothing back "
               "(refused or closed at once)")
-    targets = ("auth",)
+    capability = "auth"  # the proxies in front of the services that declare it
 
 
 FAULTS = (InvalidSignature, Expired, WrongAudience, Garbage, FutureDatedToken, ClockSkew, KeyRotation, AuthDown)

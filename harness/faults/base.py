@@ -28,6 +28,8 @@ from harness.view import StackView
 if TYPE_CHECKING:
     from docker.models.containers import Container
 
+    from harness.topology import Topology
+
 Observer = Callable[[dict[str, Any], "Fault"], None]
 UNSTATED = "not stated"
 
@@ -84,6 +86,21 @@ def validate_params(fault: str, model: type[BaseModel], values: dict[str, Any]) 
 
 
 
+def _active_topology() -> "Topology":
+    from harness.topology import active  # pydantic and YAML: only once a fault is made
+
+    return active()
+
+
+def unsupported(fault: "type[Fault] | Fault", system: "Topology") -> str:
+    """One line: why a topology offers a fault no target, and what to declare for it."""
+    if fault.capability is None:
+        return f"fault {fault.name} has no target in topology {system.name} ({system.path})"
+    return (f"fault {fault.name} needs a service that declares the capability {fault.capability!r}, and topology "
+            f"{system.name} ({system.path}) has none: add `capabilities: [{fault.capability}]` to the service "
+            "that cooperates with it (see the fault catalog in README.md)")
+
+
 def check_run(container: "Container", run_id: str) -> "Container":
     """The container, if it belongs to the run; a heal never touches another run's container
     (a recorded id can name one by the time the heal runs)."""
@@ -112,8 +129,11 @@ class Fault(ABC):
     name: ClassVar[str]
     family: ClassVar[str]
     description: ClassVar[str]
-    targets: ClassVar[tuple[str, ...]]
     Params: ClassVar[type[BaseModel]]
+    # What a service must declare (`capabilities:` in the topology file) for this fault to work on
+    # it: its mechanism needs the service's cooperation (a control API, a schema, a clock it reads
+    # from a file). None: a generic fault, whose targets follow from the topology alone.
+    capability: ClassVar[str | None] = None
     # One line: what inject observes before it returns, so `chaos faults` can say how a fault is
     # proven. Neutral by default so a family that has not said it yet still imports; the catalog
     # test names every fault that still has the default.
@@ -123,8 +143,12 @@ class Fault(ABC):
     poll_s: ClassVar[float] = 0.05
 
     def __init__(self, stack: StackView, target: str, journal: FaultJournal, **params: Any) -> None:
-        if target not in self.targets:
-            raise HarnessError(f"fault {self.name} can't target {target!r}: choose one of {', '.join(self.targets)}")
+        system = stack.topology if stack is not None else _active_topology()
+        targets = self.targets_in(system)
+        if not targets:
+            raise HarnessError(unsupported(self, system))
+        if target not in targets:
+            raise HarnessError(f"fault {self.name} can't target {target!r}: choose one of {', '.join(targets)}")
         self.params = validate_params(self.name, self.Params, params)
         self.stack, self.target, self.journal = stack, target, journal
         self.active = False
@@ -197,6 +221,12 @@ class Fault(ABC):
         """Undoes a fault from its recorded state on the live stack of its run (this process's
         own, or one attached by the run's label); idempotent like heal()."""
         raise HarnessError(f"fault {cls.name} can't be healed from a record")
+
+    @classmethod
+    def targets_in(cls, system: "Topology") -> tuple[str, ...]:
+        """What the fault can target in a topology: the services that declare its capability
+        (the generic families override this: every proxy, every service)."""
+        return system.with_capability(cls.capability) if cls.capability else ()
 
     @classmethod
     def recordable(cls) -> bool:

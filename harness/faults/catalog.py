@@ -15,6 +15,7 @@ from harness.errors import HarnessError
 
 if TYPE_CHECKING:
     from harness.faults.base import Fault
+    from harness.topology import Topology
 
 FAMILY_MODULES = ("network", "http", "disk", "auth", "message", "process", "config", "data")
 
@@ -40,18 +41,35 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def describe() -> list[dict[str, Any]]:
-    """Name, family, targets, parameters (type, default, range), one line, and how inject proves
-    its effect, per fault."""
+def _system(system: "Topology | None") -> "Topology":
+    from harness.topology import active
+
+    return system or active()
+
+
+def describe(system: "Topology | None" = None) -> list[dict[str, Any]]:
+    """Name, family, targets in the topology (the active one by default), the capability it needs
+    (None: generic), parameters (type, default, range), one line, and how inject proves its
+    effect, per fault the topology supports (one target at least)."""
+    system = _system(system)
     rows = []
     for cls in _catalog().values():
+        targets = cls.targets_in(system)
+        if not targets:
+            continue
         schema = cls.Params.model_json_schema()
         params = {name: {k: v for k, v in spec.items() if k != "title"}
                   for name, spec in schema.get("properties", {}).items()}
-        rows.append({"name": cls.name, "family": cls.family, "targets": list(cls.targets),
-                     "params": params, "description": cls.description,
+        rows.append({"name": cls.name, "family": cls.family, "targets": list(targets),
+                     "capability": cls.capability, "params": params, "description": cls.description,
                      "proves": cls.proves})
     return rows
+
+
+def unsupported(system: "Topology | None" = None) -> dict[str, str]:
+    """The faults a topology offers no target, each with the capability it needs."""
+    system = _system(system)
+    return {cls.name: cls.capability or "" for cls in _catalog().values() if not cls.targets_in(system)}
 
 
 def lookup(name: str) -> type[Fault]:

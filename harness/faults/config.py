@@ -37,7 +37,7 @@ class Replica(Fault):
     """Base: starts the altered replica; `alter(env)` says how."""
 
     family = "config"
-    targets = ("api_gateway", "inventory_service")
+    capability = "config"  # reads the broker's address from RABBITMQ_* and may validate it at start
     proves = "the engine shows the altered replica running or already exited"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -32,7 +32,7 @@ class NullFields(Fault):
     family = "data"
     proves = "the product row read back from Postgres has the chosen fields NULL"
     description = "set fields of an inventory product row to NULL; heal restores the row"
-    targets = ("postgres",)
+    capability = "products"  # holds the shop's products table
     Params = NullParams
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

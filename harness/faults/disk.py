@@ -15,7 +15,8 @@ from harness.errors import HarnessError
 from harness.faults.base import Fault, Params, run_container
 from harness.view import StackView
 
-NODE_A = "api_gateway"  # the service whose container is node-A (harness/topology.py)
+# Where the data volume was before records named their service: the shop's node-A.
+UNNAMED_SERVICE = "api_gateway"
 
 
 class FillParams(Params):
@@ -45,7 +46,7 @@ class DiskFill(Fault):
     family = "disk"
     proves = "df inside node-A shows its data volume filled to the goal"
     description = "fill node-A's data volume to a percent (or by a number of bytes); heal deletes the fill file"
-    targets = (NODE_A,)
+    capability = "disk"  # a size-limited data volume at `mount`, with df and fallocate in the image
     Params = FillParams
     mount = "/data"
 
@@ -81,7 +82,7 @@ class DiskFill(Fault):
             return
         if not str(state["path"]).startswith(f"{cls.mount}/.chaos-fill-"):
             raise HarnessError(f"refused to delete {state['path']}: not a fill file of {cls.name}")
-        container = run_container(stack, state.get("service", NODE_A))  # records from before they named it
+        container = run_container(stack, state.get("service", UNNAMED_SERVICE))  # records from before they named it
         if container.status != "running":
             raise HarnessError(f"node-A ({container.name}) is {container.status}: its fill file stays on its "
                                "volume until it runs again and the fault is healed")

@@ -145,7 +145,7 @@ class VendorFault(Fault):
     """One kind of vendor misbehaviour; subclasses say which (the tables above say the rest)."""
 
     family = "http"
-    targets = ("payment_gateway",)
+    capability = "vendor"
     proves = "a marked probe charge to the vendor gets the misbehaviour (its status, 429, a decline, late or garbled)"
     kind: ClassVar[str]
 
@@ -170,7 +170,7 @@ class VendorFault(Fault):
     @classmethod
     def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
         """The vendor's address is read now (a restart moves its published port)."""
-        service = state.get("service", cls.targets[0])  # records from before they named it
+        service = state.get("service", "payment_gateway")  # records from before they named it
         if run_container(stack, service).status in NO_MEMORY:
             return  # stopped or killed: its faults died with its memory (paused keeps it)
         clear(stack.endpoint(service).url, state["kind"], stack.control_secret)

@@ -92,7 +92,7 @@ class Publish(Fault):
     """Base: builds the bodies, publishes them confirmed and mandatory; nothing to heal afterwards."""
 
     family = "message"
-    targets = ("rabbitmq",)
+    capability = "order_events"  # the broker of the shop's orders exchange and its work queue
     proves = ("the broker confirms each message routed to a queue (mandatory: unroutable fails), then the work "
               "queue or DLQ is seen holding them, or its consumer taking them")
     Params: ClassVar = CountParams
@@ -108,7 +108,7 @@ class Publish(Fault):
         raise NotImplementedError
 
     def _connect(self) -> Any:
-        endpoint = self.stack.endpoint("rabbitmq")
+        endpoint = self.stack.endpoint(self.target)
         return pika.BlockingConnection(pika.ConnectionParameters(
             host=endpoint.host, port=endpoint.port, connection_attempts=3, retry_delay=0.5,
             credentials=broker_credentials()))

@@ -222,7 +222,8 @@ def probe_through(stack: StackView, proxy: str) -> Probe:
     except (HarnessError, KeyError, ValueError) as exc:
         raise HarnessError(f"the {proxy} proxy's listener is not published on 127.0.0.1, so a fault on it "
                            f"can't be proven ({exc}): restart the stack (`chaos down`, `chaos up`)") from None
-    protocol = PROTOCOLS[topology.SERVICES[topology.PROXIES[proxy].upstream].readiness]
+    system = stack.topology
+    protocol = PROTOCOLS[system.services[system.proxies[proxy].upstream].readiness]
     return Probe(endpoint.host, endpoint.port, protocol, f"the {proxy} proxy")
 
 
@@ -273,14 +274,19 @@ def down_gone(api: str, proxy: str, probe: Probe) -> bool:
 
 # ---------------------------------------------------------------- the faults
 
-PROXY_TARGETS = tuple(topology.PROXIES)
-
-
 class NetworkFault(Fault):
     """Shared by the network faults: where the run's Toxiproxy API and the probe are."""
 
     family = "network"
-    targets = PROXY_TARGETS
+
+    @classmethod
+    def targets_in(cls, system: topology.Topology) -> tuple[str, ...]:
+        """Every proxy of the topology; with a capability, the proxies in front of the services
+        that declare it (that cut the edge to a service the scenarios know by its role)."""
+        if cls.capability is None:
+            return tuple(system.proxies)
+        cooperating = set(system.with_capability(cls.capability))
+        return tuple(name for name, proxy in system.proxies.items() if proxy.upstream in cooperating)
 
     @property
     def api(self) -> str:

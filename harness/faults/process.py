@@ -31,16 +31,12 @@ from harness.view import StackView
 ANSWER_WINDOW_S = 0.5  # a probe with no whole answer in this long: the service stopped answering
 
 READY_TIMEOUT_S = 90.0
-# Toxiproxy keeps its proxies in memory: restarting it is every edge down at once, which the
-# network faults express better (and then the harness could no longer reach its own proxies).
-PROCESS_TARGETS = tuple(name for name in topology.SERVICES if name != "toxiproxy")
 
 
-def ready_now(container: Container, service: str) -> bool:
+def ready_now(container: Container, spec: topology.Service) -> bool:
     """One attempt of the service's readiness check on its current published port."""
     from harness.readiness import ready
 
-    spec = topology.SERVICES[service]
     container.reload()
     endpoint = published(container, spec.port) if container.status == "running" else None
     if endpoint is None:
@@ -51,23 +47,23 @@ def ready_now(container: Container, service: str) -> bool:
         return False
 
 
-def wait_ready(container: Container, service: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+def wait_ready(container: Container, spec: topology.Service, timeout_s: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout_s
-    while not ready_now(container, service):
+    while not ready_now(container, spec):
         if time.monotonic() > deadline:
-            raise HarnessError(f"{service} did not answer within {timeout_s:.0f}s after healing: "
+            raise HarnessError(f"{spec.name} did not answer within {timeout_s:.0f}s after healing: "
                                f"see `docker logs {container.name}`")
         time.sleep(0.2)
 
 
-def revive(container: Container, service: str) -> None:
+def revive(container: Container, spec: topology.Service) -> None:
     """Back to running and answering, from whatever state a fault left it in."""
     container.reload()
     if container.status == "paused":
         container.unpause()
     elif container.status != "running":
         container.start()
-    wait_ready(container, service)
+    wait_ready(container, spec)
 
 
 class KillParams(Params):
@@ -107,13 +103,12 @@ def _act(action: Action, container: Container, params: Any, failure: list[BaseEx
         failure.append(exc)
 
 
-def service_probe(container: Container, service: str) -> Probe | None:
+def service_probe(container: Container, spec: topology.Service) -> Probe | None:
     """A first-byte probe of the service's own protocol on its published port (None: none)."""
-    spec = topology.SERVICES[service]
     endpoint = published(container, spec.port)
     if endpoint is None:
         return None
-    return Probe(endpoint.host, endpoint.port, PROTOCOLS[spec.readiness], service)
+    return Probe(endpoint.host, endpoint.port, PROTOCOLS[spec.readiness], spec.name)
 
 
 def answers(probe: Probe) -> bool:
@@ -138,14 +133,27 @@ def stopped_answering(probe: Probe | None, worker: threading.Thread) -> float | 
 
 class ProcessFault(Fault):
     family = "process"
-    targets = PROCESS_TARGETS
     action: ClassVar[str]
     landing_timeout_s = 20.0
+
+    @classmethod
+    def targets_in(cls, system: topology.Topology) -> tuple[str, ...]:
+        """Every service but Toxiproxy (with a capability, the services that declare it).
+        Toxiproxy keeps its proxies in memory: restarting it is every edge down at once, which
+        the network faults express better (and then the harness could no longer reach its own
+        proxies)."""
+        if cls.capability is not None:
+            return super().targets_in(system)
+        return tuple(name for name in system.services if name != topology.TOXIPROXY)
+
+    @property
+    def spec(self) -> topology.Service:
+        return self.stack.topology.services[self.target]
 
     def _apply(self) -> None:
         container = self.stack.docker_container(self.target)
         self._booted_at = container.attrs["State"].get("StartedAt")
-        probe = service_probe(container, self.target)
+        probe = service_probe(container, self.spec)
         failure: list[BaseException] = []
         worker = threading.Thread(target=_act, args=(ACTIONS[self.action], container, self.params, failure),
                                   name=f"chaos-{self.action}", daemon=True)
@@ -173,7 +181,7 @@ class ProcessFault(Fault):
         if container.attrs["State"].get("StartedAt") == self._booted_at:
             return False  # not restarted yet
         self.stack.refresh(self.target)
-        return ready_now(container, self.target)
+        return ready_now(container, self.spec)
 
     def _undo(self) -> None:
         super()._undo()
@@ -190,7 +198,7 @@ class ProcessFault(Fault):
             container = run_container(stack, state["service"])
         except docker.errors.NotFound:
             return  # the container is gone, and the fault with it
-        revive(container, state["service"])
+        revive(container, stack.topology.services[state["service"]])
 
 
 class Kill(ProcessFault):
@@ -229,14 +237,14 @@ class Outage(ProcessFault):
 
 class BrokerOutage(Outage):
     name = "process.broker_outage"
-    targets = ("rabbitmq",)
-    description = "stops RabbitMQ; heal starts it and waits until AMQP answers"
+    capability = "broker"
+    description = "stops the message broker; heal starts it and waits until it answers its protocol"
 
 
 class DbOutage(Outage):
     name = "process.db_outage"
-    targets = ("postgres",)
-    description = "stops PostgreSQL; heal starts it and waits until SQL answers"
+    capability = "database"
+    description = "stops the database; heal starts it and waits until it answers its protocol"
 
 
 FAULTS: tuple[type[Fault], ...] = (Kill, Pause, Restart, BrokerOutage, DbOutage)

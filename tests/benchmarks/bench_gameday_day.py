@@ -60,10 +60,11 @@ def record_step(t0: float, count: int, entries: list[dict]) -> None:
     """gameday.record writing the day's samples, its probe and stack synthetic."""
     from harness import gameday, probes
     from harness.faults import attach as attach_module
+    from harness.topology import active
 
     windows = [(e["ts"], n["ts"]) for e, n in zip(entries[::3], entries[2::3])]
 
-    def every(url, hz, max_s, timeout_s=1.0):
+    def every(health, hz, max_s):
         w = 0
         for n in range(count):
             ts = t0 + n / HZ
@@ -73,6 +74,7 @@ def record_step(t0: float, count: int, entries: list[dict]) -> None:
 
     class Kept:
         edge_url = "http://127.0.0.1:9"
+        topology = active()
 
     attach_module.attach = lambda *a, **k: Kept()
     probes.every = every
@@ -99,10 +101,12 @@ def status_step(redraws: int) -> None:
     stand-in whose edge and sink do not answer: every read is bounded and fails fast)."""
     from harness import status
     from harness.stack import Endpoint
+    from harness.topology import active
 
     class Standing:
         run_id, owner, sut_mode, containers = RUN_ID, "chaos-up", "resilient", {}
         edge_url = "http://127.0.0.1:9"
+        topology = active()
 
         def endpoint(self, service, port=None):
             return Endpoint("127.0.0.1", 9)

@@ -157,3 +157,30 @@ def test_the_for_healer_exits_once_its_record_is_healed_elsewhere(tmp_path):
                 os.waitpid(pid, 0)
         except ChildProcessError:
             pass  # exited and reaped above
+
+
+PLAIN_TOPOLOGY = """\
+name: plain
+entry: [web]
+services:
+  web:
+    image: python
+    port: 8000
+    readiness: {http: {path: /health}}
+"""
+
+
+def test_a_heal_from_records_reads_the_runs_topology_not_the_healers(stack, tmp_path):
+    """Catches a heal from a record that resolves its service or proxy in the topology active where
+    `chaos heal` runs (another system's file, which knows neither rabbitmq nor the payment proxy):
+    the heal would fail, or leave the broker paused and the vendor's edge down."""
+    for fault, target in (("process.pause", "rabbitmq"), ("network.down", "payment")):
+        result = _chaos("inject", fault, "--target", target, "--run", stack.run_id)
+        assert result.returncode == 0, result.stderr
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(PLAIN_TOPOLOGY, encoding="utf-8")
+    result = run([str(BIN / "chaos"), "heal", "--all", "--topology", str(plain)], timeout=180)
+    assert result.returncode == 0 and result.stdout.startswith("healed 2 fault(s)"), result.stderr
+    assert state.records() == []
+    assert stack.docker_container("rabbitmq").status == "running"
+    assert stack.toxiproxy.get_proxy("payment").enabled

@@ -13,6 +13,7 @@ from harness.errors import HarnessError
 from harness.faults import CATALOG, check, registry
 from harness.faults.base import check_run, first_line
 from harness.stack import RUN_LABEL
+from harness.topology import active
 from tests.conftest import BIN, run
 from tests.unit.test_cli import NO_ENGINE, _one_line_exit_2
 
@@ -33,7 +34,7 @@ BY_NAME = sorted(name for name, cls in CATALOG.items() if cls.recordable() and c
 def test_a_record_keeps_names_not_container_ids_or_host_ports(name):
     """Catches a record that keeps an address (a container id, a published port, a URL or DSN):
     by heal time it can name another run's container or database."""
-    fault = check(name, CATALOG[name].targets[0], **REQUIRED.get(name, {}))
+    fault = check(name, CATALOG[name].targets_in(active())[0], **REQUIRED.get(name, {}))
     for attribute, value in APPLIED.get(name, {}).items():
         setattr(fault, attribute, value)
     state = fault.undo_state()  # no stack in a unit test: building the state must not need one

@@ -15,6 +15,7 @@ from harness.faults import CATALOG, check, describe, registry
 from harness.faults.base import FaultJournal
 from harness.faults.network import toxic_name
 from harness.stack import owner_token
+from harness.topology import active
 from tests.conftest import BIN, ROOT, run
 from tests.unit.test_cli import NO_ENGINE, _one_line_exit_2
 
@@ -35,7 +36,7 @@ def test_every_family_is_in_the_catalog_with_described_parameters():
 
 @pytest.mark.parametrize("name", sorted(name for name, cls in CATALOG.items() if cls.family in FAMILIES))
 def test_every_fault_takes_its_defaults_on_every_target(name):
-    for target in CATALOG[name].targets:
+    for target in CATALOG[name].targets_in(active()):
         assert check(name, target).target == target
 
 
@@ -189,7 +190,8 @@ def test_faults_that_cannot_be_healed_from_a_record_are_journaled_but_not_record
     from harness.faults.base import Fault, Params as NoParams
 
     class LocalOnly(Fault):
-        name, family, description, targets, Params = "test.local", "test", "no undo_from", ("x",), NoParams
+        name, family, description, Params = "test.local", "test", "no undo_from", NoParams
+        targets_in = classmethod(lambda cls, system: ("x",))
 
         def _apply(self) -> None: ...
 

@@ -68,8 +68,11 @@ class Scripted(Fault):
     family = "test"
     description = "scripted proofs"
     proves = "its scripted answers"
-    targets = ("t",)
     Params = Params
+
+    @classmethod
+    def targets_in(cls, system):
+        return ("t",)
     landing_timeout_s = 0.2
     healing_timeout_s = 0.2
     poll_s = 0.01

@@ -7,15 +7,17 @@ import time
 import httpx
 import pytest
 
-from harness.probes import UNREACHABLE, Probe, parse
+from harness.probes import UNREACHABLE, Probe, ReportedHealth, parse
 
 SYSTEM = {"score": 60, "level": "orange", "services": {
     "api_gateway": {"score": 60, "level": "orange", "breaker": "opened", "disk_used_percent": 42.1},
     "payment_gateway": {"score": 100, "level": "green"}}}
 
 
-def _client(handler) -> httpx.Client:
-    return httpx.Client(base_url="http://probe.test", transport=httpx.MockTransport(handler), timeout=0.5)
+def _client(handler) -> ReportedHealth:
+    """A system that reports its own health, answered in process by `handler`."""
+    client = httpx.Client(transport=httpx.MockTransport(handler), timeout=0.5)
+    return ReportedHealth(lambda: "http://probe.test/health/system", client=client)
 
 
 def test_parse_reads_score_level_breaker_disk_and_services():
@@ -32,7 +34,7 @@ def test_parse_turns_garbage_into_an_unreachable_sample():
 
 def test_probe_samples_at_most_at_ten_hertz_and_stops():
     seen = []
-    probe = Probe("http://probe.test", client=_client(lambda request: seen.append(request.url.path)
+    probe = Probe(_client(lambda request: seen.append(request.url.path)
                                                       or httpx.Response(200, json=SYSTEM)))
     with probe:
         time.sleep(1.0)
@@ -51,14 +53,14 @@ def test_probe_records_failures_and_keeps_going():
     def refuse(request):
         raise httpx.ConnectError("refused", request=request)
 
-    with Probe("http://probe.test", client=_client(refuse)) as probe:
+    with Probe(_client(refuse)) as probe:
         time.sleep(0.35)
     assert len(probe.samples) >= 1 and all(s["level"] == UNREACHABLE and s["error"] == "ConnectError"
                                            for s in probe.samples)
 
 
 def test_probe_stops_by_itself_at_its_maximum_duration():
-    probe = Probe("http://probe.test", max_duration_s=0.3, client=_client(lambda r: httpx.Response(200, json=SYSTEM)))
+    probe = Probe(_client(lambda r: httpx.Response(200, json=SYSTEM)), max_duration_s=0.3)
     probe.start()
     probe._thread.join(timeout=10.0)  # nobody calls stop(): it ends on its own
     assert not probe._thread.is_alive() and 1 <= len(probe.samples) <= probe.max_samples == 4
@@ -66,7 +68,7 @@ def test_probe_stops_by_itself_at_its_maximum_duration():
 
 
 def test_wait_until_is_bounded():
-    with Probe("http://probe.test", client=_client(lambda r: httpx.Response(200, json=SYSTEM))) as probe:
+    with Probe(_client(lambda r: httpx.Response(200, json=SYSTEM))) as probe:
         began = time.monotonic()
         assert not probe.wait_until(lambda samples: False, 0.3)
         assert time.monotonic() - began >= 0.3  # gave up only when its time was up
@@ -76,4 +78,4 @@ def test_wait_until_is_bounded():
 @pytest.mark.parametrize("hz,duration", [(0.5, 10), (100, 10), (10, 0), (10, 7200)])
 def test_probe_bounds(hz, duration):
     with pytest.raises(ValueError):
-        Probe("http://probe.test", hz=hz, max_duration_s=duration)
+        Probe(_client(lambda r: httpx.Response(200, json=SYSTEM)), hz=hz, max_duration_s=duration)

@@ -45,7 +45,7 @@ def test_every_service_is_a_row_with_its_health_level_and_endpoint():
     assert _row(lines, "payment_gateway") == ["payment_gateway", "missing", "95", "green",
                                               ENDPOINTS["payment_gateway"]]
     assert "edge (clients, through Toxiproxy): http://127.0.0.1:4100" in lines
-    assert "system health 40 red  breaker open  node-A disk 97%" in lines
+    assert "system health 40 red  breaker open  disk 97%" in lines
 
 
 def test_every_active_fault_and_recent_alert_is_shown():

@@ -18,7 +18,7 @@ def document(**changes):
 
 def test_a_degraded_stack_shows_health_faults_and_alerts():
     text = render(document())
-    assert "system health 40 red  breaker open  node-A disk 97%" in text
+    assert "system health 40 red  breaker open  disk 97%" in text
     assert any(line.split()[:4] == ["api_gateway", "running", "40", "red"] for line in text.splitlines())
     assert any(line.split()[:3] == ["postgres", "paused", "-"] for line in text.splitlines())
     assert "ACTIVE FAULTS (1)" in text and "process.pause-postgres-1" in text and "12s" in text and "48s" in text

@@ -117,7 +117,10 @@ def test_not_yaml_and_missing_files_are_one_line(tmp_path):
 
 def test_the_chosen_file_is_the_named_one_then_the_local_one_then_the_shop(tmp_path, monkeypatch):
     """Catches --topology not reaching children (they read CHAOS_TOPOLOGY) or ./chaos.yaml ignored."""
-    monkeypatch.delenv(topology.TOPOLOGY_ENV, raising=False)
+    # Set, then removed: monkeypatch restores only what it changed, and choose() below sets the
+    # variable; left set, every later test of the session would run on this file's topology.
+    monkeypatch.setenv(topology.TOPOLOGY_ENV, "")
+    monkeypatch.delenv(topology.TOPOLOGY_ENV)
     monkeypatch.chdir(tmp_path)
     assert topology.chosen_path() == topology.BUNDLED
     local = write(tmp_path, SMALL)
