@@ -1,4 +1,4 @@
-"""The operations manual (seed 000) and the seed incidents (002, 003) as data.
+"""The operations manual and the incidents (duplicate notifications, RabbitMQ configuration) as data.
 
 Each root cause carries its log line (verbatim), where it shows, the first-response steps and
 the permanent fixes, each with a stable id. Scenarios declare which root cause they exercise and

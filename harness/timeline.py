@@ -79,12 +79,12 @@ def wait_for(check: Callable[[], T], timeout_s: float, interval_s: float = 0.1) 
 # sink received, ops History operations as dicts (see plugin.op_record). Times are epoch seconds.
 
 GREEN = "green"
-GREEN_FLOOR = 90  # seed 003: a score of 90 or more is green
-LEVELS = ((GREEN_FLOOR, GREEN), (70, "yellow"), (50, "orange"), (0, "red"))  # seed 003, as the shop's
+GREEN_FLOOR = 90  # the RabbitMQ-configuration incident's bands: a score of 90 or more is green
+LEVELS = ((GREEN_FLOOR, GREEN), (70, "yellow"), (50, "orange"), (0, "red"))  # the same incident's bands, as the shop's
 
 
 def level_of(score: int) -> str:
-    """The seed-003 colour of a health score (the shop reports it too; this reads bare scores)."""
+    """The colour of a health score in the RabbitMQ-configuration incident's bands (the shop reports it too; this reads bare scores)."""
     return next(name for floor, name in LEVELS if score >= floor)
 RECOVERY_STABLE_S = 1.0  # back to green only counts once it stayed green this long
 

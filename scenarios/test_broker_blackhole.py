@@ -1,4 +1,4 @@
-"""Root cause 4 / seed 003: the broker's edge swallows what the shop sends.
+"""Root cause 4 / the RabbitMQ-configuration incident: the broker's edge swallows what the shop sends.
 
 A Toxiproxy timeout toxic upstream on the rabbitmq edge: the connection looks open, nothing the
 shop sends arrives, and the connection is closed a moment later. A publisher that counts an

@@ -42,7 +42,7 @@ def test_db_outage(stack, chaos, shop, vendor, sink, history, scenario_record, s
            f"expected 503 with Retry-After: {[(op.status, op.body) for op in answers]}")
     expect("health_red", health.get("level") == "red",
            f"the system looked {health.get('level')} with its database down")
-    # Seed 001: someone is paged when the database stops answering, and told when it is back.
+    # The monitoring guide: someone is paged when the database stops answering, and told when it is back.
     expect("db_alert", paged, f"no alert within {ALERT_BUDGET_S}s saying {DB_TIMEOUT!r}: {sink.alerts()}")
     resolved, _ = wait_for(lambda: [a for a in sink.alerts("resolved") if a["ts"] >= healed], ALERT_BUDGET_S, 0.2)
     expect("recovery_alert", resolved, "no alert when the database answered again")

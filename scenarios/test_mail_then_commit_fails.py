@@ -1,4 +1,4 @@
-"""Seed 002's duplicate notification, from the consumer's side: the paid mail has gone out,
+"""The duplicate notification of the duplicate-notification incident, from the consumer's side: the paid mail has gone out,
 then the commit of the event's transaction fails (the database is cut), the event is
 requeued, and a consumer that mails inside its transaction mails the customer again.
 

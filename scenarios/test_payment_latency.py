@@ -1,4 +1,4 @@
-"""Seed 002: the vendor is slower than the caller's timeout; the client (a load balancer with a
+"""The duplicate-notification incident: the vendor is slower than the caller's timeout; the client (a load balancer with a
 short timeout) gives up and retries the same request.
 
 Prescribed: timeouts aligned and idempotency keys end to end, so each client request becomes

@@ -4,7 +4,7 @@ What the manual prescribes, and what this proves on the resilient shop: calls ar
 exponential backoff; a circuit breaker stops calling the vendor while it is down; customers get
 202 PAYMENT_PENDING quickly instead of an error; the manual's log line is written; and once the
 vendor is back every pending order is charged exactly once and reaches PAID in time; an alert
-goes out when the vendor breaks and another when it recovers (seed 001).
+goes out when the vendor breaks and another when it recovers (the monitoring guide).
 
 Baseline -> inject -> observe -> heal -> verify. The guards read the history afterwards; each
 has a tag (its failure message starts with it, and the fragile proof in tests/ checks it), and
@@ -91,7 +91,7 @@ def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_reco
     expect("exactly_once", final and all(per_order[oid] == 1 for oid in accepted),
            f"not every accepted order was PAID {RECOVERY_BUDGET_S}s after the heal, charged exactly once: "
            f"{ {oid: per_order[oid] for oid in accepted if per_order[oid] != 1} }")
-    # Seed 001: an alert when it broke, and another when it recovered, each with its 5W1H.
+    # The monitoring guide: an alert when it broke, and another when it recovered, each with its 5W1H.
     firing, resolved = sink.alerts("firing"), sink.alerts("resolved")
     expect("alert", any(PAYMENT_503 in a["chaos"]["what"] for a in firing), f"no outage alert: {firing}")
     expect("recovery_alert", resolved and resolved[-1]["ts"] > healed, "no alert when the vendor recovered")

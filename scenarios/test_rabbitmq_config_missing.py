@@ -1,4 +1,4 @@
-"""Seed 003: a deployment without RABBITMQ_* settings.
+"""The RabbitMQ-configuration incident: a deployment without RABBITMQ_* settings.
 
 Prescribed: the service refuses to start and names the missing variable (instead of running on
 hard-coded defaults that process nothing), and the running system stays healthy: its orders,

@@ -1,4 +1,4 @@
-"""Seed 003 / root cause 4: the broker goes away while orders keep coming.
+"""The RabbitMQ-configuration incident / root cause 4: the broker goes away while orders keep coming.
 
 Prescribed: the outbox keeps every event while the broker is down, the consumer reconnects by
 itself, and when the broker is back every order's event is delivered: zero lost, each order's

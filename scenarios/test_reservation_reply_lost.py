@@ -1,4 +1,4 @@
-"""Seed 002's shape on the inventory edge: inventory reserves the stock, but its answer never
+"""The duplicate-notification incident's shape on the inventory edge: inventory reserves the stock, but its answer never
 reaches the gateway (the connection is cut on the way back), so the customer is told 503 and
 retries.
 

@@ -1,4 +1,4 @@
-"""Config faults (seed 003): deploy a service with a variable missing or wrong.
+"""Config faults (the RabbitMQ-configuration incident): deploy a service with a variable missing or wrong.
 
 A replica of the target is started next to the running one, from the same image, command and
 network, with the environment altered: exactly what a bad deployment does, without taking the

@@ -210,7 +210,7 @@ class VendorDecline(VendorFault):
 
 
 class VendorSlowBody(VendorFault):
-    """The seed-002 fault: the vendor is slower than the caller's timeout."""
+    """The duplicate-notification incident's fault: the vendor is slower than the caller's timeout."""
 
     name = "http.slow_body"
     kind = "slow_body"

@@ -1,6 +1,6 @@
 """Message faults: bad or repeated order events published straight to RabbitMQ.
 
-The manual's root cause 4 and seed 002. The harness publishes with publisher confirms and
+The manual's root cause 4 and the duplicate-notification incident. The harness publishes with publisher confirms and
 ``mandatory``: the broker confirms each message only once it routed it to a queue, and one it
 could route nowhere fails the inject (nothing would ever see it). Then the proof observes the
 broker: every message is seen waiting in the shop's work queue or its dead-letter queue, or the

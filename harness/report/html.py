@@ -23,7 +23,7 @@ from harness.runbook import ROOT_CAUSES
 
 WIDTH, HEIGHT = 1040, 210
 LEFT, RIGHT, TOP, BOTTOM = 58, 14, 24, 26
-LEVEL_BANDS = ((90, 100, "#e8f5e9"), (70, 90, "#fffde7"), (50, 70, "#fff3e0"), (0, 50, "#ffebee"))  # seed 003
+LEVEL_BANDS = ((90, 100, "#e8f5e9"), (70, 90, "#fffde7"), (50, 70, "#fff3e0"), (0, 50, "#ffebee"))  # the health bands of the RabbitMQ-configuration incident
 OUTCOME_COLORS = {"ok": "#1565c0", "fail": "#c62828", "unknown": "#6d4c41", "pending": "#9e9e9e"}
 VERDICT_COLORS = {"passed": "#2e7d32", "failed": "#c62828", "skipped": "#757575"}
 # A matrix cell: a kill is the guard doing its job (green); a survivor is an unguarded protection.

@@ -1,6 +1,6 @@
-"""incident-<scenario>.ja.md / .en.md: the incident record of seed 004, filled from the run.
+"""incident-<scenario>.ja.md / .en.md: the incident record in the incident-record format, filled from the run.
 
-Seed 004 records every incident under six headings (現象, 復旧対応, 障害時間, 原因, 影響範囲,
+The incident-record format records every incident under six headings (現象, 復旧対応, 障害時間, 原因, 影響範囲,
 再発防止策). A game day should leave the same record a real outage would, so the people who
 read real ones can read these, written from what the run itself saw: probe samples, answers,
 alerts and log lines, the fault journal, the order history, the manual (harness.runbook), the
@@ -191,7 +191,7 @@ def filename(name: str, lang: str) -> str:
 
 
 def _when(ts: float | None, p: dict[str, str]) -> str:
-    """A moment in both zones (seed 001 alerts say UTC and JST), the reader's own zone first."""
+    """A moment in both zones (the monitoring guide's alerts say UTC and JST), the reader's own zone first."""
     return "n/o" if ts is None else p["when"].format(utc=stamp(ts), jst=stamp(ts, "jst"))
 
 
@@ -331,7 +331,7 @@ BUILDERS: dict[str, Builder] = {"symptoms": symptoms, "recovery": recovery, "dur
 
 
 def fields(scenario: dict[str, Any], run: dict[str, Any], lang: str) -> dict[str, list[str]]:
-    """The six fields of seed 004 for one scenario, in one language, as lines of text."""
+    """The six fields of the incident-record format for one scenario, in one language, as lines of text."""
     cause = ROOT_CAUSES.get(scenario.get("root_cause") or "")
     return {name: BUILDERS[name](scenario, run, cause, PHRASES[lang], lang) for name in FIELDS}
 

@@ -1,5 +1,5 @@
 """The harness's observer: a Slack-webhook receiver for alerts and an SMTP server for customer
-mail (seed 002 counts notifications per order). Everything is kept in memory, bounded (the
+mail (the duplicate-notification incident counts notifications per order). Everything is kept in memory, bounded (the
 newest 10,000 alerts and mails, shop.ring) and readable over HTTP after a cursor;
 /_control/reset clears it between scenarios, /_control/smtp slows the mail server (both ask
 for the run's control secret)."""

@@ -1,4 +1,4 @@
-"""Alerts to a Slack-compatible webhook (seed 001): on failure AND on recovery, saying
+"""Alerts to a Slack-compatible webhook (the monitoring guide): on failure AND on recovery, saying
 who (service), when (UTC and JST), where (node), what, why and how to respond."""
 
 from __future__ import annotations

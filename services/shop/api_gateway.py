@@ -242,7 +242,7 @@ DB_ALERT_AFTER_S = 2.0  # silent this long before anyone is paged: one slow answ
 
 
 async def _watch_database() -> None:
-    """Seed 001: an alert when the database stops answering, and another when it answers again
+    """The monitoring guide: an alert when the database stops answering, and another when it answers again
     (health alone goes red, but nobody watches a dashboard at night)."""
     down_since: float | None = None
     firing = False
@@ -413,7 +413,7 @@ async def create_order(body: OrderIn, idempotency_key: str | None = Header(defau
                             status_code=503, headers={"Retry-After": "5"})
     order = {"id": str(uuid.uuid4()), **body.model_dump()}
     if not on("idempotency"):
-        idempotency_key = f"{idempotency_key}:{order['id']}"  # every retry is a new order (seed 002)
+        idempotency_key = f"{idempotency_key}:{order['id']}"  # every retry is a new order (the duplicate-notification incident)
     inserted = await state.db.execute(
         "INSERT INTO orders (id, idempotency_key, sku, quantity, amount_cents, customer_email, subject, status, "
         "lease_until) VALUES (%s, %s, %s, %s, %s, %s, %s, 'NEW', now() + make_interval(secs => %s)) "

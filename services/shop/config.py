@@ -1,6 +1,6 @@
-"""Broker configuration (seed 003): validated at start (config_validation), else silently defaulted.
+"""Broker configuration (the RabbitMQ-configuration incident): validated at start (config_validation), else silently defaulted.
 
-The incident of seed 003: RABBITMQ_* were missing from a deployment, the workers fell back to
+That incident: RABBITMQ_* were missing from a deployment, the workers fell back to
 hard-coded defaults without a word, and nothing was processed for 30 minutes. With the
 check the shop refuses to start and names the variable; without it, it repeats the incident.
 """

@@ -3,7 +3,7 @@ disk monitor watches it (the disk_monitor protection).
 
 The manual's root cause 5: the disk of node-A fills up and writes start failing everywhere.
 Prescribed: alert before it is full (>= 90 %), shed writes cleanly instead of failing half-way,
-keep serving reads, and say so again when space is back (seed 001: alert on recovery too).
+keep serving reads, and say so again when space is back (the monitoring guide: alert on recovery too).
 """
 
 from __future__ import annotations

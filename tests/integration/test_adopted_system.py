@@ -23,9 +23,9 @@ import pytest
 
 from harness import gameday, state, topology
 from harness.faults import Chaos
-from harness.probes import Sample
+from harness.probes import health_of
 from harness.stack import Stack
-from harness.timeline import level_of, recovered_at
+from harness.timeline import recovered_at
 from harness.topology import Topology
 from tests.conftest import BIN, ROOT, run
 
@@ -50,21 +50,11 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str,
         time.sleep(0.2)
 
 
-def health(stack: Stack, service: str) -> int | None:
-    """A service's own score at its health URL, as the topology file defines it: the `score`
-    field of its JSON, or with none named, 100 for a 200 and 0 for anything else (None: no
-    answer at all)."""
-    spec = stack.topology.services[service].health
-    assert spec is not None
-    try:
-        response = httpx.get(stack.endpoint(service).url + spec.path, timeout=2.0)
-        return int(response.json()[spec.score]) if spec.score else (100 if response.status_code == 200 else 0)
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return None
-
-
 def scores(stack: Stack) -> dict[str, int | None]:
-    return {name: health(stack, name) for name, s in stack.topology.services.items() if s.health}
+    """Each service's own score, as the game-day recorder reads them (probes.health_of: the
+    topology's `health:` entries, asked by the harness itself)."""
+    with health_of(stack) as health:
+        return health.sample()["services"]
 
 
 def all_green(stack: Stack) -> bool:
@@ -86,30 +76,20 @@ def note_processed(stack: Stack, text: str) -> None:
                RECOVER_S, f"note {note} processed by the worker")
 
 
-def system_sample(stack: Stack) -> Sample:
-    """The system's health now, as a game day records it: the weakest service's score."""
-    seen = scores(stack)
-    answered = [score for score in seen.values() if score is not None]
-    score = min(answered) if len(answered) == len(seen) else None
-    return Sample(ts=time.time(), score=score, level=level_of(score) if score is not None else "unreachable",
-                  breaker=None, disk_used_percent=None, ok=score is not None,
-                  error=None if score is not None else "a service did not answer", services=seen)
-
-
 @contextmanager
 def recording(stack: Stack, hz: float = 2.0, max_s: float = 300.0) -> Iterator[None]:
     """Health samples of the run into its game-day samples file while the block runs (bounded by
-    max_s). The recorder `chaos up` starts reads the shop's GET /health/system at the edge; until
-    it reads a topology's `health:` entries, this test takes the samples, in its file and format."""
+    max_s): what the recorder `chaos up` starts writes (gameday.record, which runs until its run is
+    gone), with the same health source, stopped when the block ends."""
     path = gameday.samples_path(stack.run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
 
     def record() -> None:
         deadline = time.monotonic() + max_s
-        with path.open("a", encoding="utf-8") as out:
+        with health_of(stack) as health, path.open("a", encoding="utf-8") as out:
             while not stop.is_set() and time.monotonic() < deadline:
-                out.write(json.dumps(system_sample(stack)) + "\n")
+                out.write(json.dumps(health.sample()) + "\n")
                 out.flush()
                 stop.wait(1 / hz)
 
@@ -177,7 +157,7 @@ def test_network_down_on_each_edge_lowers_its_clients_health_heal_restores_it_an
         for proxy in proxies:
             clients = sorted(client for client, used in EDGES if used == proxy)
             with chaos.inject("network.down", proxy):
-                wait_until(lambda: all((health(notes, c) or 0) < GREEN for c in clients), FALL_S,
+                wait_until(lambda: all((scores(notes).get(c) or 0) < GREEN for c in clients), FALL_S,
                            f"health of {clients} falls with {proxy} cut", lambda: scores(notes))
             wait_until(lambda: all_green(notes), RECOVER_S, f"every service green after {proxy} healed",
                        lambda: scores(notes))

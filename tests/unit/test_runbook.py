@@ -139,3 +139,21 @@ def test_runbook_exits_1_on_a_root_cause_without_a_scenario(tmp_path, monkeypatc
     monkeypatch.setattr(runbook, "declared", lambda scenarios_dir: {})
     assert cli.main(["runbook", "--reports", str(tmp_path)]) == 1
     assert "GAP payment_gateway_outage" in capsys.readouterr().out
+
+
+def test_the_source_documents_are_named_by_their_titles():
+    """Catches text that names a source document by its file number ("seed 003") where a reader
+    of the harness, its reports or the shop knows only titles (the operations manual, the
+    incident-record format)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    numbered = re.compile(r"\bseeds?[- ]?\(?0\d\d\b|seed incidents", re.I)
+    files = [path for top in ("harness", "services", "scenarios") for path in sorted((root / top).rglob("*"))
+             if path.suffix in (".py", ".md", ".yaml", ".html")] + [root / "reports" / "README.md"]
+    found = [f"{path.relative_to(root)}:{n}" for path in files
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if numbered.search(line)]
+    found += [f"README.md:{n}" for n, line in enumerate((root / "README.md").read_text(encoding="utf-8").splitlines(), 1)
+              if numbered.search(line)]
+    assert found == []
