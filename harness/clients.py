@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import httpx
 
 from harness import topology
-from harness.topology import control_headers
 from harness.ledger import History, Operation
+from harness.topology import control_headers
 from harness.view import StackView
 
 # The shop's database and broker services (the topology gives their credentials).

@@ -16,8 +16,7 @@ import yaml
 
 from harness import ownership
 from harness.images import IMAGES
-from harness.topology import (
-    BUNDLED, COMPOSE_SECRET, ROOT, TOXIPROXY, TOXIPROXY_API_PORT, Service, Topology, active)
+from harness.topology import BUNDLED, COMPOSE_SECRET, ROOT, TOXIPROXY, TOXIPROXY_API_PORT, Service, Topology, active
 
 COMPOSE_NAME = "docker-compose.chaos.yml"
 PROXY_NAME = "toxiproxy.chaos.json"

@@ -180,8 +180,8 @@ def watch(run_id: str, max_s: float = MAX_WATCH_S) -> list[dict[str, Any]]:
     (or at max_s); ends at once when another watcher is the run's. Returns the trips."""
     from harness.faults import registry
     from harness.faults.attach import attach
-    from harness.probes import every, health_of
     from harness.ownership import owner_token
+    from harness.probes import every, health_of
 
     me = owner_token()
     health = health_of(attach(run_id), timeout_s=1.0)

@@ -39,11 +39,19 @@ from harness import ownership, protections, readiness, signals, state  # noqa: E
 from harness.engine import connect  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.images import Builder  # noqa: E402
+from harness.ownership import (  # noqa: E402,F401  (re-exported: the names the harness has always used)
+    KEPT_LABEL,
+    KEPT_OWNER,
+    OWNER_LABEL,
+    RUN_LABEL,
+    SERVICE_LABEL,
+    STATE_LABEL,
+    owner_alive,
+    owner_token,
+    stale_runs,
+)
 from harness.topology import TOXIPROXY, Service, Topology, active  # noqa: E402
 from harness.view import DerivedAccess, Endpoint, EndpointCache  # noqa: E402
-from harness.ownership import (  # noqa: E402,F401  (re-exported: the names the harness has always used)
-    KEPT_LABEL, KEPT_OWNER, OWNER_LABEL, RUN_LABEL, SERVICE_LABEL, STATE_LABEL, owner_alive, owner_token,
-    stale_runs)
 
 LOOPBACK = "127.0.0.1"
 START_JOIN_S = 30.0  # an interrupted start waits this long at most for its start threads to end

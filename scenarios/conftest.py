@@ -10,7 +10,6 @@ once, in harness.guards.COMMON, rather than in every scenario's marker.
 from __future__ import annotations
 
 import time
-
 from collections.abc import Collection, Iterator
 from typing import Any
 

@@ -31,11 +31,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field
 
+from harness import topology
 from harness.clients import connect_database
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params, first_line, run_container
 from harness.faults.network import Down
-from harness import topology
 from harness.view import StackView
 
 # The clock-skew fault's contract with a service that declares the `clock_skew` capability: it

@@ -25,23 +25,23 @@ from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Gauge, make_asgi_app
 from psycopg import AsyncConnection
-from pydantic import BaseModel, Field
 from purgatory.domain.model import OpenedState
+from pydantic import BaseModel, Field
 
 from shop import alerts, auth_client, config, events
-from shop.protections import on
-from shop.protections import describe as describe_protections
-from shop.switchboard import router as protections_router
 from shop.db import Database, DatabaseUnavailable, unavailable_response
-from shop.health import system as system_health_of
 from shop.health import Recent, report
+from shop.health import system as system_health_of
 from shop.logs import DB_TIMEOUT, configure
 from shop.node_a import DiskMonitor, read_receipt, write_receipt
 from shop.observability import observe
 from shop.outbox import SCHEMA as OUTBOX_SCHEMA
 from shop.outbox import Outbox
 from shop.payments import Payments, VendorError
+from shop.protections import describe as describe_protections
+from shop.protections import on
 from shop.settings import GatewaySettings
+from shop.switchboard import router as protections_router
 
 settings = GatewaySettings.from_env()
 log = configure("api_gateway")

@@ -33,8 +33,17 @@ from typing import Any, Callable
 
 from harness import state
 from harness.faults import Chaos, check
-from harness.faults.network import (TOXICS, down_gone, down_landed, probe_through, proxy_at, remove_toxic,
-                                    set_enabled, toxic_gone, toxic_landed)
+from harness.faults.network import (
+    TOXICS,
+    down_gone,
+    down_landed,
+    probe_through,
+    proxy_at,
+    remove_toxic,
+    set_enabled,
+    toxic_gone,
+    toxic_landed,
+)
 from harness.stack import Stack
 
 POLL_S = 0.05  # the same pause between observations as the faults' own landing loop

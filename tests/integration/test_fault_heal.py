@@ -11,8 +11,8 @@ import time
 import docker.errors
 import pytest
 
-from harness.clients import connect_database
 from harness import detached, state
+from harness.clients import connect_database
 from harness.faults import registry
 from harness.stack import OWNER_LABEL, RUN_LABEL, owner_token
 from tests.conftest import BIN, run

@@ -9,8 +9,8 @@ from typing import Any, Callable
 import httpx
 import pytest
 
-from harness.errors import HarnessError
 from harness import state
+from harness.errors import HarnessError
 from harness.faults import network
 from harness.faults.network import exchange, probe_through, toxic_names
 

@@ -4,14 +4,13 @@ the service stops answering), heals (the service answers again, on whatever port
 gave it), and heals twice harmlessly. Every test leaves the stack answering."""
 
 import time
-from datetime import datetime
 import uuid
+from datetime import datetime
 
 import httpx
 import pytest
 
-from harness import topology
-from harness import state
+from harness import state, topology
 from harness.faults.http import probe
 from harness.readiness import ready
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.escape import markdown
 from harness import state as harness_state
+from harness import topology
+from harness.escape import markdown
 from harness.faults.attach import attach
 from harness.faults.http import probe
 from harness.stack import KEPT_LABEL, KEPT_OWNER, RUN_LABEL, port_is_free
-from harness import topology
 from tests.conftest import BIN, ROOT, run
 
 pytestmark = pytest.mark.integration

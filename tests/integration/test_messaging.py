@@ -148,8 +148,8 @@ def restart_broker(stack: Stack) -> None:
         except Exception:  # still booting
             return False
 
-    ready, waited = wait_for(speaks_amqp, 60, 0.3)
-    assert ready, f"RabbitMQ did not come back within {waited:.0f}s"
+    back, waited = wait_for(speaks_amqp, 60, 0.3)
+    assert back, f"RabbitMQ did not come back within {waited:.0f}s"
 
 
 # ---------------------------------------------------------------- fixtures

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from harness import gameday, ownership
-from harness.engine import connect
 from harness import state as harness_state
+from harness.engine import connect
 from harness.faults.attach import attach
 from harness.stack import RUN_LABEL, daemon_labels
 from tests.conftest import BIN, ROOT, run

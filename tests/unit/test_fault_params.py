@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from harness.cli import _values
 from harness import detached, state
+from harness.cli import _values
 from harness.errors import HarnessError
 from harness.faults import CATALOG, check, describe, registry
 from harness.faults.base import FaultJournal
@@ -187,7 +187,8 @@ def test_time_boxes_are_bounded():
 
 
 def test_faults_that_cannot_be_healed_from_a_record_are_journaled_but_not_recorded(tmp_path):
-    from harness.faults.base import Fault, Params as NoParams
+    from harness.faults.base import Fault
+    from harness.faults.base import Params as NoParams
 
     class LocalOnly(Fault):
         name, family, description, Params = "test.local", "test", "no undo_from", NoParams

@@ -15,8 +15,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.ledger import (ANOMALIES, CHECKS, Anomaly, ChargeRow, History, OrderRow, ReservationRow, StockRow,
-                            Verdict, World, check)
+from harness.ledger import (
+    ANOMALIES,
+    CHECKS,
+    Anomaly,
+    ChargeRow,
+    History,
+    OrderRow,
+    ReservationRow,
+    StockRow,
+    Verdict,
+    World,
+    check,
+)
 
 INITIAL = 100
 HELD = ("RESERVED", "CONFIRMED")

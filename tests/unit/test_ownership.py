@@ -7,8 +7,21 @@ import pytest
 
 from harness import ownership
 from harness.errors import HarnessError
-from harness.ownership import (HOST_LABEL, KEPT_LABEL, LEASE_LABEL, OWNER_LABEL, RUN_LABEL, STATE_LABEL,
-                               Candidate, Run, default_run, is_stale, runs_from_labels, runs_of_state, stale_runs)
+from harness.ownership import (
+    HOST_LABEL,
+    KEPT_LABEL,
+    LEASE_LABEL,
+    OWNER_LABEL,
+    RUN_LABEL,
+    STATE_LABEL,
+    Candidate,
+    Run,
+    default_run,
+    is_stale,
+    runs_from_labels,
+    runs_of_state,
+    stale_runs,
+)
 
 HERE, THERE = "box/boot-1/4026531836", "ci-job/boot-1/4026532179"
 NOW = 1_000_000.0

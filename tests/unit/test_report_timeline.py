@@ -7,7 +7,6 @@ import pytest
 from harness import timeline
 from tests.unit.test_report_data import HEAL, INJECT, T0, alerts, journal, ops, samples
 
-
 SCORES = {"green": 100, "yellow": 80, "orange": 50, "red": 0, "unreachable": None}  # a score per level
 
 

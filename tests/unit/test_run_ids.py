@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness import gameday, run_ids
-from harness.errors import HarnessError
 from harness import state as harness_state
+from harness.errors import HarnessError
 from harness.report import run_directory
 from harness.stack import new_run_id
 from tests.conftest import BIN, run

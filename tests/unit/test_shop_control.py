@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness import compose, topology
+from harness.clients import SinkClient
 
 SHOP = Path(__file__).resolve().parents[2] / "services" / "shop"
 
@@ -111,11 +112,9 @@ def test_every_shop_service_is_given_the_secret_and_compose_an_overridable_defau
     assert f"{topology.CONTROL_SECRET_ENV}: ${{{topology.CONTROL_SECRET_ENV}:-" in text
 
 
-def _sink_over(buffer) -> "SinkClient":
+def _sink_over(buffer) -> SinkClient:
     """A SinkClient whose /alerts is the shop's Ring itself, answered in process (no server)."""
     import httpx
-
-    from harness.clients import SinkClient
 
     def answer(request: httpx.Request) -> httpx.Response:
         page = buffer.since(int(request.url.params["since"]), int(request.url.params["limit"]))
