@@ -1,12 +1,15 @@
 # Two entry points for a fresh machine: `make chaos` (the chaos scenarios, reports in
 # reports/latest/) and `make test` (the harness's own tests). Both run `setup` first, which
 # is idempotent: engine, virtualenv from the lock file, images (pulled or built locally).
+# `make test` lints (ruff) and type-checks (mypy) first, so a style or type error fails it too;
+# `make lint` runs those two alone (no engine, no images).
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PYTEST_FLAGS ?=
+LINTED := harness tests scenarios services
 
-.PHONY: setup engine venv images chaos test bench down clean
+.PHONY: setup engine venv images chaos lint test bench down clean
 
 setup: engine venv images
 
@@ -28,7 +31,11 @@ images: engine venv
 chaos: setup
 	$(VENV)/bin/pytest scenarios/ --chaos-reports=reports -p no:cacheprovider $(PYTEST_FLAGS)
 
-test: setup
+lint: venv
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/mypy harness
+
+test: setup lint
 	$(VENV)/bin/pytest tests/ -p no:cacheprovider $(PYTEST_FLAGS)
 
 bench: setup

@@ -502,7 +502,7 @@ def _client_edges(client: _Seen, hosts: dict[str, str], ports: dict[str, int], b
         if any(m.port is None for m in found):
             ask(f"{var}={value} names {target} without a port: which port does {client.name} dial? left as is")
             continue
-        wrong = sorted({m.port for m in found if m.port != port})
+        wrong = sorted({m.port for m in found if m.port is not None and m.port != port})
         if wrong:
             serves = {p.port for p in by_name[target].ports}
             why = (f"its proxy fronts {port} only" if set(wrong) <= serves

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import httpx
 
 from harness import topology
-from harness.ledger import History, Operation
+from harness.ledger import History, Operation, Outcome
 from harness.topology import control_headers
 from harness.view import StackView
 
@@ -68,7 +68,7 @@ class ShopClient:
         except httpx.TransportError as exc:
             return self.history.complete(op, "unknown", None, {"error": type(exc).__name__})
         body = _json(response)
-        outcome = "ok" if response.status_code < 300 else "fail"
+        outcome: Outcome = "ok" if response.status_code < 300 else "fail"
         op.headers = dict(response.headers)
         return self.history.complete(op, outcome, response.status_code, body)
 

@@ -209,6 +209,7 @@ def watch(run_id: str, max_s: float = MAX_WATCH_S) -> list[dict[str, Any]]:
                     guards.setdefault(text, Guardrail(parse(text), heal_run))
             for text, guardrail in list(guards.items()):
                 if guardrail.feed(sample):
+                    assert guardrail.trip is not None  # feed answers True once it has set the trip
                     trips.append(guardrail.trip)
                     guards[text] = Guardrail(guardrail.condition, heal_run)  # armed again for faults still to come
     with _locked(run_id) as path:

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 from harness.clients import mint_token
 from harness.errors import HarnessError
-from harness.ledger import History
+from harness.ledger import History, Outcome
 from harness.view import StackView
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -111,7 +111,7 @@ class Load:
             row = json.loads(line)
             op = history.invoke("place_order", row["key"], {})
             op.invoked = row["invoked"]
-            outcome = "unknown" if row["status"] == 0 else ("ok" if row["status"] < 300 else "fail")
+            outcome: Outcome = "unknown" if row["status"] == 0 else ("ok" if row["status"] < 300 else "fail")
             body = {"id": row["id"], "status": row["order_status"]} if row["id"] else {}
             history.complete(op, outcome, row["status"] or None, body)
             op.completed = row["completed"]

@@ -9,7 +9,7 @@ verdict, so a read that fails (sink gone, engine hiccup) gives nothing and is no
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from harness import timeline as timelines
 from harness.clients import SinkClient
@@ -46,7 +46,7 @@ def observed(what: str, read: Callable[[], list[dict[str, Any]]], problems: list
         return []
 
 
-def entry(stack: StackView | None, *, window: dict[str, Any], probe: dict[str, Any], samples: list[dict[str, Any]],
+def entry(stack: StackView | None, *, window: dict[str, Any], probe: dict[str, Any], samples: Sequence[Mapping[str, Any]],
           journal: list[dict[str, Any]], ops: list[dict[str, Any]], services: tuple[str, ...],
           manual_line: str | None) -> dict[str, Any]:
     """The timeline part of a report entry: raw (samples, ops, journal) and what the reports

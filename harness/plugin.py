@@ -22,11 +22,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from pluggy import Result
 
 from harness import guardrails, guards, matrix, observe, protections, signals
 from harness import timeline as timelines
@@ -160,7 +161,7 @@ def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
     """Raises an interrupt that came during a test's teardown once that teardown is done, so the
     session stops there and tears down the rest (the stack) as after any Ctrl-C."""
     result = yield
@@ -205,7 +206,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         _fail_fast(str(exc), session.config)
 
 
-def _stack_scope(fixture_name: str, config: pytest.Config) -> str:
+def _stack_scope(fixture_name: str, config: pytest.Config) -> Literal["function", "session"]:
     """One stack per session, or per scenario with --stack-per-scenario (never for an external one)."""
     fresh = config.getoption("stack_per_scenario") and not is_external(config)
     return "function" if fresh else "session"
@@ -298,8 +299,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     its own (rabbitmq_config_missing's eight variables), the first set stands for the rest."""
     if not config.getoption("chaos_matrix"):
         return
-    seen: set[tuple[str, str]] = set()
-    keep, drop = [], []
+    seen: set[tuple[str, object]] = set()  # the mutant: a protection's name, or not one
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         mutant = callspec.params.get("mutant") if callspec else None
@@ -478,7 +480,7 @@ def op_record(op: Operation) -> dict[str, Any]:
 def _gather(stack: StackView, item: pytest.Item, probe: Probe, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """The scenario's timeline: raw (samples, ops, journal) and what the reports derive from it."""
     marker = item.get_closest_marker("chaos")
-    cause = ROOT_CAUSES.get(marker.kwargs.get("root_cause")) if marker else None
+    cause = ROOT_CAUSES.get(marker.kwargs.get("root_cause") or "") if marker else None
     history = item.stash.get(HISTORY_KEY, None)
     return observe.entry(stack, window={"started": probe.started or time.time(), "finished": probe.stopped},
                          probe=probe.stats(), samples=probe.samples, journal=entries,
@@ -575,7 +577,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Result[pytest.TestReport], None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     marker = item.get_closest_marker("chaos")
@@ -584,7 +586,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "teardown":  # the timeline fixture has finished by now
         guards.deactivate(item.stash.get(GUARDS_KEY, None))
         if RECORD_KEY in item.stash and TIMELINE_KEY in item.stash:
-            item.stash[RECORD_KEY].update(item.stash[TIMELINE_KEY])
+            gathered: dict[str, Any] = item.stash[TIMELINE_KEY]
+            item.stash[RECORD_KEY].update(gathered)
         return
     if report.when == "setup" and report.passed:
         return
@@ -599,11 +602,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if trip is not None and not reason.startswith("[guardrail]"):
             reason = f"[guardrail] {trip['condition']} tripped and healed every fault; then: {reason}"
     log = item.stash.get(GUARDS_KEY, None)
+    protects: dict[str, Any] = item.stash.get(PROTECTS_KEY, {"protects": {}, "preconditions": []})
     item.stash[RECORD_KEY] = {
         "name": _scenario_name(item),
         "scenario": _scenario_of(item),
         "mutant": item.stash.get(MUTANT_KEY, None),
-        **item.stash.get(PROTECTS_KEY, {"protects": {}, "preconditions": []}),
+        **protects,
         "nodeid": item.nodeid,
         "root_cause": marker.kwargs.get("root_cause"),
         "runbook": guards.prescriptions(log.declared) if log else [],  # the prescriptions its guards claim

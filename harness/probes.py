@@ -22,7 +22,7 @@ import concurrent.futures
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Sequence, TypedDict
 
 import httpx
 
@@ -233,7 +233,7 @@ def every(health: StackHealth, hz: float, max_s: float) -> Iterator[Sample]:
         time.sleep(1 / hz)
 
 
-def rate(samples: list[Sample], started: float | None, stopped: float | None,
+def rate(samples: Sequence[Mapping[str, Any]], started: float | None, stopped: float | None,
          cpu_s: float | None = None) -> dict[str, Any]:
     """Samples, errors and rate over the sampling time, and the sampler's CPU cost (% of one
     core) when it was measured."""

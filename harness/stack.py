@@ -251,15 +251,15 @@ class Stack(DerivedAccess):
         try:
             futures = {name: pool.submit(self._start_service, name, images) for name in wave}
             self._starting += futures.values()
-            errors = {}
+            errors: dict[str, Exception] = {}
             for name, future in futures.items():
                 try:
                     future.result()
                 except Exception as exc:
                     errors[name] = exc
             if errors:
-                name, exc = next(iter(errors.items()))
-                raise HarnessError(f"{name} did not start: {exc}") from None
+                name, error = next(iter(errors.items()))
+                raise HarnessError(f"{name} did not start: {error}") from None
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -268,16 +268,18 @@ class Stack(DerivedAccess):
         began = time.monotonic()
         if self._cancelled.is_set():  # the start was abandoned before this thread ran: make nothing
             raise HarnessError("the start was abandoned")
+        run_options: dict[str, Any] = {"hostname": service.hostname} if service.hostname else {}
         container = DockerContainer(
             images[name],
             env=self.topology.service_env(service, self.sut_mode, self.disabled, self.control_secret),
             name=f"chaos-{self.run_id}-{service.host}",
             labels={**self.labels, SERVICE_LABEL: name, ownership.SUT_MODE_LABEL: self.sut_mode,
                     ownership.TOPOLOGY_LABEL: str(self.topology.path)},
-            **({"hostname": service.hostname} if service.hostname else {}),
+            **run_options,
         )
         if service.command:
             container.with_command(list(service.command))
+        assert self.network is not None  # __enter__ makes the network before any wave starts
         container.with_network(self.network).with_network_aliases(service.host)
         for index, (mount, size) in enumerate(service.volumes):
             volume = self.client.volumes.create(

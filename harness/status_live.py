@@ -12,7 +12,7 @@ reach the terminal.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from rich import box
 from rich.console import Console, Group
@@ -31,7 +31,7 @@ def _text(value: Any, style: str = "") -> Text:
     return Text(terminal(str(value)), style=style)
 
 
-def _grid(columns: tuple[str, ...], rows: list[tuple[Text, ...]]) -> Table:
+def _grid(columns: tuple[str, ...], rows: Sequence[tuple[Text, ...]]) -> Table:
     grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for column in columns:
         grid.add_column(column, overflow="fold")

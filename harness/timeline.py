@@ -10,7 +10,7 @@ import bisect
 import math
 import time
 from collections import Counter, defaultdict
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -117,14 +117,14 @@ def last_heal(entries: list[dict]) -> float | None:
     return _when(entries, "heal", max)
 
 
-def baseline_score(samples: list[dict], start: float) -> int:
+def baseline_score(samples: Sequence[Mapping[str, Any]], start: float) -> int:
     """The best answered score before start (100 when none): how healthy the system was before
     the fault. The best, not the last: the journal records an injection once it is applied, and
     a slow one (stopping a container) already shows in the samples taken while it is applied."""
     return max((s["score"] for s in samples if s["ts"] < start and s["score"] is not None), default=100)
 
 
-def detected_at(entries: list[dict], samples: list[dict], alerts: Sequence[dict] = ()) -> float | None:
+def detected_at(entries: list[dict], samples: Sequence[Mapping[str, Any]], alerts: Sequence[dict] = ()) -> float | None:
     """The first sign after the first injection: a sample not green (an unanswered probe counts)
     or a firing alert. None when nothing showed. A system already below green when the fault
     came must get worse to count, or a degradation from before would pass for detection."""
@@ -138,7 +138,7 @@ def detected_at(entries: list[dict], samples: list[dict], alerts: Sequence[dict]
     return min(signs, default=None)
 
 
-def recovered_at(entries: list[dict], samples: list[dict], stable_s: float = RECOVERY_STABLE_S) -> float | None:
+def recovered_at(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], stable_s: float = RECOVERY_STABLE_S) -> float | None:
     """The first sample after the last heal that is green and stays green for stable_s (observed:
     a later sample must exist at least stable_s after it). None when not observed."""
     heal = last_heal(entries)
@@ -159,21 +159,21 @@ def _elapsed(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round(end - start, 3)
 
 
-def time_to_detect(entries: list[dict], samples: list[dict], alerts: Sequence[dict] = ()) -> float | None:
+def time_to_detect(entries: list[dict], samples: Sequence[Mapping[str, Any]], alerts: Sequence[dict] = ()) -> float | None:
     """Seconds from the first injection to the first sign of it (None: not observed)."""
     return _elapsed(first_inject(entries), detected_at(entries, samples, alerts))
 
 
-def time_to_recover(entries: list[dict], samples: list[dict], stable_s: float = RECOVERY_STABLE_S) -> float | None:
+def time_to_recover(entries: list[dict], samples: Sequence[Mapping[str, Any]], stable_s: float = RECOVERY_STABLE_S) -> float | None:
     """Seconds from the last heal to stable green (None: not observed)."""
     return _elapsed(last_heal(entries), recovered_at(entries, samples, stable_s))
 
 
-def _moment(sample: dict | None) -> dict | None:
+def _moment(sample: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None if sample is None else {"ts": sample["ts"], "score": sample["score"], "level": sample["level"]}
 
 
-def health_summary(samples: list[dict], start: float | None = None, end: float | None = None) -> dict:
+def health_summary(samples: Sequence[Mapping[str, Any]], start: float | None = None, end: float | None = None) -> dict:
     """What the probe saw from start to end (the fault period; None: open-ended): the worst
     score and when, samples per level, breaker states, disk, the services that dropped below
     green; and the first sample of all, since a system may not be green when a scenario starts."""
@@ -235,7 +235,7 @@ def log_summary(events: list[dict], manual_line: str | None, top: int = 8) -> di
             "loudest": [{"service": s, "event": ev, "count": n} for (s, ev), n in loud.most_common(top)]}
 
 
-def scenario_timeline(entries: list[dict], samples: list[dict], alerts: list[dict], ops: list[dict],
+def scenario_timeline(entries: list[dict], samples: Sequence[Mapping[str, Any]], alerts: list[dict], ops: list[dict],
                       stable_s: float = RECOVERY_STABLE_S) -> dict:
     """Everything the reports derive from one scenario's raw timeline, in one JSON-ready dict."""
     detected, recovered = detected_at(entries, samples, alerts), recovered_at(entries, samples, stable_s)

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.errors import HarnessError
 
 Readiness = Literal["sql", "amqp", "http", "tcp"]
+READINESS_KINDS: tuple[Readiness, ...] = ("sql", "amqp", "http", "tcp")
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "services" / "chaos.yaml"
@@ -315,8 +316,8 @@ def load(path: str | Path) -> Topology:
         spec = TopologySpec.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        where = tuple(str(part) for part in error["loc"])
-        raise HarnessError(f"{path}:{_line(lines, where)}: {'.'.join(where) or 'topology'}: {error['msg']}") from None
+        loc = tuple(str(part) for part in error["loc"])
+        raise HarnessError(f"{path}:{_line(lines, loc)}: {'.'.join(loc) or 'topology'}: {error['msg']}") from None
     try:
         return _built(spec, path)
     except _FieldError as exc:
@@ -382,7 +383,7 @@ def _built(spec: TopologySpec, path: Path) -> Topology:
             for other, templates in service.uses.items():
                 _check_templates(("services", name, "uses", other), templates, ("host", "port"))
                 edge_env[by_upstream[other]] = templates
-        kind = next(k for k in ("sql", "amqp", "http", "tcp") if getattr(service.readiness, k) is not None)
+        kind = next(k for k in READINESS_KINDS if getattr(service.readiness, k) is not None)
         params = getattr(service.readiness, kind).model_dump()
         build = None
         if service.build:

@@ -100,7 +100,8 @@ class TokenFault(Fault):
 
     family = "auth"
     capability = "auth"
-    Params: ClassVar = TokenParams
+    Params: ClassVar[type[Params]] = TokenParams
+    params: TokenParams
     rejected_as: ClassVar[str] = ""
     proves: ClassVar[str] = "auth_service's POST /verify refuses the token (401) for its defect"
 
@@ -150,6 +151,7 @@ class Expired(TokenFault):
     name = "auth.expired"
     description = "a genuine token that expired `age_s` seconds ago"
     Params = ExpiredParams
+    params: ExpiredParams
     rejected_as = "ExpiredSignatureError"
     proves = "auth_service's POST /verify refuses the token (401) with ExpiredSignatureError"
 
@@ -199,6 +201,7 @@ class FutureDatedToken(TokenFault):
     name = "auth.future_dated_token"
     description = "a genuine token whose iat/nbf are `ahead_s` in the future (not yet valid here)"
     Params = FutureDatedParams
+    params: FutureDatedParams
     rejected_as = "ImmatureSignatureError"
     proves = "auth_service's POST /verify refuses the token (401) with ImmatureSignatureError"
 
@@ -262,6 +265,7 @@ class ClockSkew(Fault):
               "(within the request's round trip)")
     capability = "clock_skew"
     Params = SkewParams
+    params: SkewParams
     heal_timeout_s: ClassVar[float] = 5.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

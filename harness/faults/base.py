@@ -142,7 +142,7 @@ class Fault(ABC):
     healing_timeout_s: float = 10.0
     poll_s: ClassVar[float] = 0.05
 
-    def __init__(self, stack: StackView, target: str, journal: FaultJournal, **params: Any) -> None:
+    def __init__(self, stack: StackView | None, target: str, journal: FaultJournal, **params: Any) -> None:
         system = stack.topology if stack is not None else _active_topology()
         targets = self.targets_in(system)
         if not targets:
@@ -150,12 +150,20 @@ class Fault(ABC):
         if target not in targets:
             raise HarnessError(f"fault {self.name} can't target {target!r}: choose one of {', '.join(targets)}")
         self.params = validate_params(self.name, self.Params, params)
-        self.stack, self.target, self.journal = stack, target, journal
+        self._stack, self.target, self.journal = stack, target, journal
         self.active = False
         self.expires_at: float | None = None  # set by the injector for time-boxed faults
         self.record_id: str | None = None  # the registry's record while the fault is active
         self.started_at: float | None = None  # when the fault window opened (epoch seconds)
         self.evidence: dict[str, Any] = {}  # what the proof observed, kept in the "landed" entry
+
+    @property
+    def stack(self) -> StackView:
+        """The run's stack. A fault built without one (its parameters checked, nothing running)
+        has nothing to act on: saying so beats an AttributeError deep in a family."""
+        if self._stack is None:
+            raise HarnessError(f"fault {self.name} has no stack to act on: start one (`chaos up`) first")
+        return self._stack
 
     def inject(self) -> "Fault":
         """Applies the fault and returns only once its effect is observed (else heals and raises;

@@ -94,6 +94,7 @@ class MissingEnv(Replica):
     name = "config.missing_env"
     description = "deploy a replica of the service with one RABBITMQ_* variable unset"
     Params = MissingParams
+    params: MissingParams
 
     def alter(self, env: dict[str, str]) -> dict[str, str]:
         return {k: v for k, v in env.items() if k != self.params.variable}
@@ -103,6 +104,7 @@ class WrongValue(Replica):
     name = "config.wrong_value"
     description = "deploy a replica of the service with one RABBITMQ_* variable set to a wrong value"
     Params = WrongParams
+    params: WrongParams
 
     def alter(self, env: dict[str, str]) -> dict[str, str]:
         return env | {self.params.variable: self.params.value}

@@ -34,6 +34,7 @@ class NullFields(Fault):
     description = "set fields of an inventory product row to NULL; heal restores the row"
     capability = "products"  # holds the shop's products table
     Params = NullParams
+    params: NullParams
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -48,6 +48,7 @@ class DiskFill(Fault):
     description = "fill node-A's data volume to a percent (or by a number of bytes); heal deletes the fill file"
     capability = "disk"  # a size-limited data volume at `mount`, with df and fallocate in the image
     Params = FillParams
+    params: FillParams
     mount = "/data"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -61,7 +62,11 @@ class DiskFill(Fault):
     def _apply(self) -> None:
         container = self._container()
         size, used = _usage(container, self.mount)
-        wanted = self.params.bytes or max(0, int(size * self.params.percent / 100) - used)
+        if self.params.bytes is not None:
+            wanted = self.params.bytes
+        else:
+            assert self.params.percent is not None  # FillParams.one_of: percent is set whenever bytes is not
+            wanted = max(0, int(size * self.params.percent / 100) - used)
         self.goal_percent = 100.0 * min(size, used + wanted) / size
         result = container.exec_run(["fallocate", "-l", str(max(wanted, 1)), self.path])
         if result.exit_code != 0:

@@ -216,6 +216,7 @@ class VendorSlowBody(VendorFault):
     kind = "slow_body"
     description = "payment vendor charges but answers only after delay_ms (beyond the caller's timeout)"
     Params = SlowBodyParams
+    params: SlowBodyParams
 
     @property
     def landing_timeout_s(self) -> float:  # type: ignore[override]

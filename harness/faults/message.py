@@ -95,7 +95,8 @@ class Publish(Fault):
     capability = "order_events"  # the broker of the shop's orders exchange and its work queue
     proves = ("the broker confirms each message routed to a queue (mandatory: unroutable fails), then the work "
               "queue or DLQ is seen holding them, or its consumer taking them")
-    Params: ClassVar = CountParams
+    Params: ClassVar[type[Params]] = CountParams
+    params: CountParams | EventParams  # each subclass names its own
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -167,6 +168,7 @@ class Publish(Fault):
 class MalformedJson(Publish):
     name = "message.malformed_json"
     description = "publish messages whose body is not JSON"
+    params: CountParams
 
     def bodies(self) -> list[tuple[str, bytes, str]]:
         return [(self.params.routing_key, b'{"order_id": "broken', f"malformed-{uuid.uuid4().hex}")
@@ -176,6 +178,7 @@ class MalformedJson(Publish):
 class SchemaInvalid(Publish):
     name = "message.schema_invalid"
     description = "publish JSON messages that break the order-event schema (quantity: -1, no sku)"
+    params: CountParams
 
     def bodies(self) -> list[tuple[str, bytes, str]]:
         out = []
@@ -190,6 +193,7 @@ class SchemaInvalid(Publish):
 class Poison(Publish):
     name = "message.poison"
     description = "publish valid-looking events for orders nobody knows (processing fails every time)"
+    params: CountParams
 
     def bodies(self) -> list[tuple[str, bytes, str]]:
         out = []
@@ -203,6 +207,7 @@ class Duplicate(Publish):
     name = "message.duplicate"
     description = "publish the same order.paid event several times (a redelivery, as in the duplicate-notification incident)"
     Params = EventParams
+    params: EventParams
 
     def bodies(self) -> list[tuple[str, bytes, str]]:
         p = self.params
@@ -214,6 +219,7 @@ class OutOfOrder(Publish):
     name = "message.out_of_order"
     description = "publish order.paid and then an older order.payment_pending for the same order"
     Params = EventParams
+    params: EventParams
 
     def bodies(self) -> list[tuple[str, bytes, str]]:
         p = self.params

@@ -303,6 +303,7 @@ class ToxicFault(NetworkFault):
     """A Toxiproxy toxic named chaos_<kind>_<stream> on the target proxy."""
 
     kind: ClassVar[str]
+    params: ToxicParams
 
     @property
     def toxic(self) -> str:

@@ -41,7 +41,7 @@ class Series:
     """One thing drawn in a plot: `kind` picks the drawing (see DRAW); points are (t, value)."""
 
     label: str
-    points: list[tuple[float, float | None]]
+    points: list[tuple[float, float | None]]  # None: a gap in a step line
     color: str
     kind: str = "step"
     width: float = 0.0  # bars: their width in t
@@ -75,13 +75,15 @@ def _step(axes: Axes, s: Series) -> str:
 
 
 def _dots(axes: Axes, s: Series) -> str:
-    return "".join(f'<circle cx="{axes.x(t):.1f}" cy="{axes.y(v):.1f}" r="2.6" fill="{s.color}"/>' for t, v in s.points)
+    return "".join(f'<circle cx="{axes.x(t):.1f}" cy="{axes.y(v):.1f}" r="2.6" fill="{s.color}"/>'
+                   for t, v in s.points if v is not None)
 
 
 def _bars(axes: Axes, s: Series) -> str:
     width = max(axes.x(s.width) - axes.x(0), 1.0)
     return "".join(f'<rect x="{axes.x(t):.1f}" y="{axes.y(v):.1f}" width="{width - 1:.1f}" '
-                   f'height="{axes.y(0) - axes.y(v):.1f}" fill="{s.color}" opacity="0.8"/>' for t, v in s.points)
+                   f'height="{axes.y(0) - axes.y(v):.1f}" fill="{s.color}" opacity="0.8"/>'
+                   for t, v in s.points if v is not None)
 
 
 DRAW: dict[str, Callable[[Axes, Series], str]] = {"step": _step, "dots": _dots, "bars": _bars}
@@ -134,7 +136,7 @@ def plot(title: str, unit: str, y_max: float, t_end: float, series: list[Series]
                  f'fill="none" stroke="#9e9e9e"/>')
     parts.append(_x_ticks(axes))
     parts.append(_text(LEFT, 15, title, size=12, color="#111"))
-    legend_x = WIDTH - RIGHT
+    legend_x: float = WIDTH - RIGHT
     for s in reversed(series):
         parts.append(_text(legend_x, 15, s.label, "end", 11, s.color))
         legend_x -= 9 + 6.5 * len(s.label)
@@ -185,7 +187,7 @@ def plots(scenario: dict[str, Any]) -> list[str]:
                                 if op["outcome"] == outcome and op["latency_s"] is not None], color, "dots")
                for outcome, color in OUTCOME_COLORS.items()]
     top = nice(max((op["latency_s"] or 0 for op in ops), default=1.0) * 1.05)
-    errors = [(start - t0, 100 * share) for start, _, share in timeline.error_rate(ops, ERROR_BIN_S, t0)]
+    errors: list[tuple[float, float | None]] = [(start - t0, 100 * share) for start, _, share in timeline.error_rate(ops, ERROR_BIN_S, t0)]
     out.append(plot("order latency (s), by outcome", "s", top, t_end, latency, windows))
     out.append(plot(f"order error rate (failed or unanswered, per {ERROR_BIN_S:g} s)", "%", 100, t_end,
                     [Series("error rate", errors, "#c62828", "bars", ERROR_BIN_S)], windows))

@@ -31,6 +31,14 @@ def test_bad_values_and_targets_are_one_line_errors():
         Chaos(None).fault("nope", "payment_gateway")
 
 
+def test_a_fault_built_without_a_stack_says_so_when_asked_to_act():
+    """Parameters are checked with no stack (above); acting needs one. Catches Fault.stack handing
+    back None, which fails later as an AttributeError deep in a family instead of one line."""
+    fault = VendorStatus(None, "payment_gateway", FaultJournal())
+    with pytest.raises(HarnessError, match="http.status has no stack to act on"):
+        fault.stack
+
+
 def test_journal_windows_pair_inject_with_heal():
     journal = FaultJournal()
     journal.entries = [
