@@ -557,7 +557,8 @@ def _service_body(service: _Seen, port: int | None, edges: list[Edge], compose_d
 
 def _dump(document: Any) -> str:
     """Block style, with leaf mappings and lists in flow style (`command: [python3, -m, web]`)."""
-    return yaml.safe_dump(document, sort_keys=False, default_flow_style=None, allow_unicode=True, width=120)
+    text: str = yaml.safe_dump(document, sort_keys=False, default_flow_style=None, allow_unicode=True, width=120)
+    return text
 
 
 def topology_yaml(adoption: Adoption, source: str) -> str:

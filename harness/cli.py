@@ -98,7 +98,7 @@ def _doctor_toxiproxy(client: "docker.DockerClient") -> list[tuple[str, bool, st
                                      f"`chaos down --run {stack.run_id}` and `chaos up` again")]
 
 
-def _param_text(name: str, spec: dict) -> str:
+def _param_text(name: str, spec: dict[str, Any]) -> str:
     """``name=default`` with its choices or range, read from the JSON schema."""
     bounds = {**spec, **next((s for s in spec.get("anyOf", []) if "type" in s and s["type"] != "null"), {})}
     if "enum" in bounds:
@@ -430,7 +430,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
 
 
-def _stop_children(children: list[subprocess.Popen], signum: int) -> None:
+def _stop_children(children: list[subprocess.Popen[bytes]], signum: int) -> None:
     """Forwards an interrupt to the children still running and waits for them to tear down,
     bounded by one deadline; one still running after it is killed (the next start reaps its
     stack) and said. Signals to this process meanwhile are noted, not raised."""
@@ -497,7 +497,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     return 0 if summary["holds"] else 1
 
 
-def _gather(parts: list[tuple[subprocess.Popen, list[str], Path]],
+def _gather(parts: list[tuple[subprocess.Popen[bytes], list[str], Path]],
             began: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Each worker's matrix and scenario records, as they finish; one line for a worker that
     ended without a matrix (its pytest output's tail)."""
@@ -520,7 +520,7 @@ def say_progress(message: str) -> None:
     print(f"[matrix] {message}", file=sys.stderr, flush=True)
 
 
-def _matrix_worker(group: list[str], part: Path) -> tuple[subprocess.Popen, list[str], Path]:
+def _matrix_worker(group: list[str], part: Path) -> tuple[subprocess.Popen[bytes], list[str], Path]:
     """One pytest session of the matrix over `group`, its reports and output under `part`."""
     part.mkdir(parents=True, exist_ok=True)
     command = _scenarios_command("--matrix", f"--matrix-protection={','.join(group)}", f"--chaos-reports={part}", "-q")

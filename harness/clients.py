@@ -81,7 +81,7 @@ class ShopClient:
             time.sleep(max(0.0, interval_s - (time.monotonic() - began)))
         return ops
 
-    def order(self, order_id: str) -> dict | None:
+    def order(self, order_id: str) -> dict[str, Any] | None:
         """What the shop says of an order now; None when it does not know it (lost)."""
         response = self.http.get(f"/orders/{order_id}")
         return None if response.status_code == 404 else _json(response)
@@ -94,7 +94,7 @@ class ShopClient:
         """GET /orders/{id}/receipt: the order's receipt as node-A's data volume holds it."""
         return self.http.get(f"/orders/{order_id}/receipt")
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         return _json(self.http.get("/health"))
 
     def close(self) -> None:
@@ -113,7 +113,8 @@ def mint_token(stack: StackView, subject: str = "chaos-customer", audience: str 
                               headers=headers, timeout=5)
         if response.status_code == 201 or time.monotonic() > deadline:
             response.raise_for_status()
-            return response.json()["token"]
+            token: str = response.json()["token"]
+            return token
         time.sleep(0.2)
 
 
@@ -141,8 +142,7 @@ class Feeds:
 
     def _page(self, feed: str, since: int, limit: int) -> dict[str, Any]:
         response = self.http.get(self.FEEDS[feed], params={"since": since, "limit": limit})
-        response.raise_for_status()
-        return response.json()
+        return _answer(response)
 
     def newest(self, feed: str) -> int:
         """The sequence number of the list's newest item (0: none yet)."""
@@ -185,19 +185,17 @@ class VendorClient(Feeds):
     FEEDS: ClassVar[dict[str, str]] = {"journal": "/_control/journal", "charges": "/_control/charges"}
     SERVICE: ClassVar[str] = "payment_gateway"
 
-    def set_fault(self, status: int, duration_s: float | None = None, retry_after: int | None = None) -> dict:
+    def set_fault(self, status: int, duration_s: float | None = None, retry_after: int | None = None) -> dict[str, Any]:
         response = self.http.post("/_control/fault", json={"status": status, "duration_s": duration_s,
                                                            "retry_after": retry_after})
-        response.raise_for_status()
-        return response.json()
+        return _answer(response)
 
-    def clear_fault(self) -> dict:
-        response = self.http.delete("/_control/fault")
-        response.raise_for_status()
-        return response.json()
+    def clear_fault(self) -> dict[str, Any]:
+        return _answer(self.http.delete("/_control/fault"))
 
-    def fault(self) -> dict | None:
-        return self.http.get("/_control/fault").json()["fault"]
+    def fault(self) -> dict[str, Any] | None:
+        fault: dict[str, Any] | None = self.http.get("/_control/fault").json()["fault"]
+        return fault
 
     def probe_charge(self) -> int:
         """A marked request (kept out of the charges) that shows what the vendor answers now."""
@@ -206,11 +204,11 @@ class VendorClient(Feeds):
                                   headers={"Idempotency-Key": key, "X-Chaos-Probe": "1"})
         return response.status_code
 
-    def journal(self) -> list[dict]:
+    def journal(self) -> list[dict[str, Any]]:
         """Every request the vendor saw since the mark, probes excluded, in arrival order."""
         return [e for e in self.since_mark("journal") if not e.get("probe")]
 
-    def charges(self) -> dict[str, dict]:
+    def charges(self) -> dict[str, dict[str, Any]]:
         """The charges made since the mark, by idempotency key."""
         return {c["key"]: c for c in self.since_mark("charges")}
 
@@ -228,15 +226,15 @@ class SinkClient(Feeds):
     FEEDS: ClassVar[dict[str, str]] = {"alerts": "/alerts", "mails": "/mails"}
     SERVICE: ClassVar[str] = "alert_sink"
 
-    def alerts(self, status: str | None = None) -> list[dict]:
+    def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
         """Alerts received since the mark, optionally only those `firing` or `resolved`."""
         return [a for a in self.since_mark("alerts") if status is None or a.get("chaos", {}).get("status") == status]
 
-    def mails(self) -> list[dict]:
+    def mails(self) -> list[dict[str, Any]]:
         """Mails received since the mark."""
         return self.since_mark("mails")
 
-    def mails_of(self, order_id: str) -> list[dict]:
+    def mails_of(self, order_id: str) -> list[dict[str, Any]]:
         """The mails received for one order."""
         return [m for m in self.mails() if m["order_id"] == order_id]
 
@@ -265,7 +263,7 @@ class InventoryClient:
     def products(self) -> httpx.Response:
         return self.http.get("/products")
 
-    def reservation(self, order_id: str) -> dict | None:
+    def reservation(self, order_id: str) -> dict[str, Any] | None:
         response = self.http.get(f"/reservations/{order_id}")
         return response.json() if response.status_code == 200 else None
 
@@ -324,7 +322,8 @@ def queue_depth(host: str, port: int, queue: str) -> int | None:
 
     with channel(host, port) as amqp:
         try:
-            return amqp.queue_declare(queue, passive=True).method.message_count
+            count: int = amqp.queue_declare(queue, passive=True).method.message_count
+            return count
         except pika.exceptions.ChannelClosedByBroker:
             return None
 
@@ -394,7 +393,14 @@ def purge(host: str, port: int, queue: str) -> None:
             pass
 
 
-def _json(response: httpx.Response) -> dict:
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    """A control API's JSON answer; an error status raises (httpx.HTTPStatusError)."""
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -43,11 +44,11 @@ def proxies_json(topology: Topology | None = None) -> str:
     ], indent=2) + "\n"
 
 
-def _image(service: Service, topology: Topology, here: Path) -> dict:
+def _image(service: Service, topology: Topology, here: Path) -> dict[str, Any]:
     """A base image by its stable tag (overridable), a build context as compose builds it, or the
     reference the topology names."""
     if service.build:
-        build: dict = {"context": os.path.relpath(service.build.context, here), "dockerfile": service.build.dockerfile}
+        build: dict[str, Any] = {"context": os.path.relpath(service.build.context, here), "dockerfile": service.build.dockerfile}
         if service.build.base:
             build["args"] = {"BASE": f"chaos-harness/{service.build.base}:latest"}
         return {"build": build, "image": f"chaos-harness/{service.image}:latest"}
@@ -56,8 +57,8 @@ def _image(service: Service, topology: Topology, here: Path) -> dict:
     return {"image": service.image}
 
 
-def _service(service: Service, topology: Topology, sut_mode: str, here: Path, proxy_file: Path) -> dict:
-    body: dict = {
+def _service(service: Service, topology: Topology, sut_mode: str, here: Path, proxy_file: Path) -> dict[str, Any]:
+    body: dict[str, Any] = {
         **_image(service, topology, here),
         "environment": topology.service_env(service, sut_mode, secret=COMPOSE_SECRET),
         "networks": {"chaos": {"aliases": [service.host]}},
@@ -100,7 +101,8 @@ def compose_yaml(topology: Topology | None = None, sut_mode: str = "resilient") 
         "services": {name: _service(s, topology, sut_mode, here, proxy_file) for name, s in topology.services.items()},
         "networks": {"chaos": {"labels": {ownership.RUN_LABEL: ownership.COMPOSE_RUN}}},
     }
-    return header(topology) + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+    body: str = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+    return header(topology) + body
 
 
 def expected(topology: Topology | None = None) -> dict[Path, str]:

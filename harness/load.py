@@ -48,14 +48,14 @@ class Load:
             raise HarnessError(f"load out of bounds: users 1..{MAX_USERS}, rate 0..50/s per user, "
                                f"duration 1..{MAX_DURATION_S}s, workers 0..{MAX_WORKERS}")
         self.workers = workers
-        self.worker_processes: list[subprocess.Popen] = []
+        self.worker_processes: list[subprocess.Popen[bytes]] = []
         host = stack.edge_url
         if urlparse(host).hostname != "127.0.0.1":
             raise HarnessError(f"load only goes to 127.0.0.1, not {host}")
         self.host, self.users, self.rate, self.duration_s = host, users, rate, duration_s
         self.token = mint_token(stack)
         self.dir = Path(tempfile.mkdtemp(prefix="chaos-load-"))
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "Load":
         env = dict(os.environ, CHAOS_LOAD_HISTORY=str(self.dir / "history.jsonl"), CHAOS_TOKEN=self.token,
@@ -146,4 +146,5 @@ def _free_port() -> int:
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port

@@ -18,7 +18,7 @@ RATE = float(os.environ.get("CHAOS_LOAD_RATE", "2"))  # orders per second per us
 _sink = open(HISTORY, "a", encoding="utf-8") if HISTORY else None
 
 
-@events.quitting.add_listener
+@events.quitting.add_listener  # type: ignore[untyped-decorator]  # locust's event hooks are untyped
 def _close(**_: object) -> None:
     if _sink:
         _sink.close()

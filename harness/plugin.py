@@ -418,8 +418,8 @@ def load_settings(pytestconfig: pytest.Config) -> dict[str, Any]:
 @pytest.fixture
 def history(request: pytest.FixtureRequest) -> History:
     """The test's operation history (the ledger's input)."""
-    request.node.stash[HISTORY_KEY] = History()
-    return request.node.stash[HISTORY_KEY]
+    history = request.node.stash[HISTORY_KEY] = History()
+    return history
 
 
 @pytest.fixture
@@ -433,7 +433,8 @@ def shop(stack: StackView, history: History) -> Iterator[ShopClient]:
 def is_external(config: pytest.Config) -> bool:
     """Whether the session runs on a stack it did not start (--stack=external): one that is
     read, never reset."""
-    return config.getoption("chaos_stack") == "external"
+    chosen: str | None = config.getoption("chaos_stack")
+    return chosen == "external"
 
 
 def _fresh(client: Any, config: pytest.Config) -> Iterator[Any]:
@@ -518,7 +519,8 @@ def _scenario_name(item: pytest.Item) -> str:
 
 def _scenario_of(item: Any) -> str:
     """The scenario a test item (or its definition) belongs to, without its parameters."""
-    return getattr(item, "originalname", item.name).removeprefix("test_")
+    name: str = getattr(item, "originalname", item.name)
+    return name.removeprefix("test_")
 
 
 def _declared_protects(item: pytest.Item, marker: pytest.Mark, declared: dict[str, str | None]) -> dict[str, Any]:

@@ -180,7 +180,7 @@ def verdict(held: list[bool]) -> str:
     return "verified" if all(held) else "violated"
 
 
-def coverage(report: Mapping[str, Any] | None = None, scenarios_dir: Path = SCENARIOS_DIR) -> list[dict]:
+def coverage(report: Mapping[str, Any] | None = None, scenarios_dir: Path = SCENARIOS_DIR) -> list[dict[str, Any]]:
     """One row per root cause: its scenarios and the prescriptions their guards claim (from the
     markers); of the manual's steps, those verified by guards that ran and held in `report` (a
     run's report.json; without one nothing is verified), those violated there (a guard of it

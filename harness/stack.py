@@ -70,7 +70,7 @@ def new_run_id() -> str:
 
 # What a run is made of, in the order it is removed (containers first: they hold the network and
 # the volumes): how to list each kind by label and how to remove one.
-_KINDS: tuple[tuple[str, Callable[[docker.DockerClient, dict[str, str]], list], Callable[[Any], None]], ...] = (
+_KINDS: tuple[tuple[str, Callable[[docker.DockerClient, dict[str, str]], list[Any]], Callable[[Any], None]], ...] = (
     ("container", lambda client, selector: client.containers.list(all=True, sparse=True, filters=selector),
      lambda container: container.remove(force=True, v=True)),
     ("network", lambda client, selector: client.networks.list(filters=selector), lambda network: network.remove()),
@@ -212,7 +212,7 @@ class Stack(DerivedAccess):
         self._lock = threading.Lock()
         self._endpoints = EndpointCache()
         # The start threads' work, and the flag that tells them to give up (set by stop()).
-        self._starting: list[Future] = []
+        self._starting: list[Future[None]] = []
         self._cancelled = threading.Event()
 
     # lifecycle

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 T = TypeVar("T")
 
 
-def attempts_by_key(journal: list[dict]) -> dict[str, list[float]]:
+def attempts_by_key(journal: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Arrival times of the vendor requests per idempotency key."""
     out: dict[str, list[float]] = defaultdict(list)
     for entry in journal:
@@ -43,7 +43,7 @@ def grows(values: list[float], ratio: float = BACKOFF_RATIO, jitter_s: float = B
             and all(later + jitter_s >= ratio * earlier for earlier, later in zip(values, values[1:])))
 
 
-def breaker_windows(events: list[dict], until: float) -> list[tuple[float, float]]:
+def breaker_windows(events: list[dict[str, Any]], until: float) -> list[tuple[float, float]]:
     """(opened, left-open) intervals from breaker_state_changed events; one still open ends at until."""
     windows, opened = [], None
     for event in sorted(events, key=lambda e: e["ts"]):
@@ -89,7 +89,7 @@ def level_of(score: int) -> str:
 RECOVERY_STABLE_S = 1.0  # back to green only counts once it stayed green this long
 
 
-def fault_windows(entries: list[dict]) -> list[dict]:
+def fault_windows(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each injection as {fault, target, params, start, end} (end None while still active), in order."""
     from harness.faults.base import FaultJournal
 
@@ -99,21 +99,21 @@ def fault_windows(entries: list[dict]) -> list[dict]:
             for name, start, end in FaultJournal(entries=list(entries)).windows()]
 
 
-def active_faults(ts: float, windows: list[dict]) -> list[str]:
+def active_faults(ts: float, windows: list[dict[str, Any]]) -> list[str]:
     """Names of the faults active at ts (an open window is active until the end of time)."""
     return [w["fault"] for w in windows if w["start"] <= ts and (w["end"] is None or ts < w["end"])]
 
 
-def _when(entries: list[dict], action: str, pick: Callable[[list[float]], float]) -> float | None:
+def _when(entries: list[dict[str, Any]], action: str, pick: Callable[[list[float]], float]) -> float | None:
     times = [e["ts"] for e in entries if e["action"] == action]
     return pick(times) if times else None
 
 
-def first_inject(entries: list[dict]) -> float | None:
+def first_inject(entries: list[dict[str, Any]]) -> float | None:
     return _when(entries, "inject", min)
 
 
-def last_heal(entries: list[dict]) -> float | None:
+def last_heal(entries: list[dict[str, Any]]) -> float | None:
     return _when(entries, "heal", max)
 
 
@@ -124,7 +124,7 @@ def baseline_score(samples: Sequence[Mapping[str, Any]], start: float) -> int:
     return max((s["score"] for s in samples if s["ts"] < start and s["score"] is not None), default=100)
 
 
-def detected_at(entries: list[dict], samples: Sequence[Mapping[str, Any]], alerts: Sequence[dict] = ()) -> float | None:
+def detected_at(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], alerts: Sequence[dict[str, Any]] = ()) -> float | None:
     """The first sign after the first injection: a sample not green (an unanswered probe counts)
     or a firing alert. None when nothing showed. A system already below green when the fault
     came must get worse to count, or a degradation from before would pass for detection."""
@@ -159,12 +159,12 @@ def _elapsed(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round(end - start, 3)
 
 
-def time_to_detect(entries: list[dict], samples: Sequence[Mapping[str, Any]], alerts: Sequence[dict] = ()) -> float | None:
+def time_to_detect(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], alerts: Sequence[dict[str, Any]] = ()) -> float | None:
     """Seconds from the first injection to the first sign of it (None: not observed)."""
     return _elapsed(first_inject(entries), detected_at(entries, samples, alerts))
 
 
-def time_to_recover(entries: list[dict], samples: Sequence[Mapping[str, Any]], stable_s: float = RECOVERY_STABLE_S) -> float | None:
+def time_to_recover(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], stable_s: float = RECOVERY_STABLE_S) -> float | None:
     """Seconds from the last heal to stable green (None: not observed)."""
     return _elapsed(last_heal(entries), recovered_at(entries, samples, stable_s))
 
@@ -173,7 +173,7 @@ def _moment(sample: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None if sample is None else {"ts": sample["ts"], "score": sample["score"], "level": sample["level"]}
 
 
-def health_summary(samples: Sequence[Mapping[str, Any]], start: float | None = None, end: float | None = None) -> dict:
+def health_summary(samples: Sequence[Mapping[str, Any]], start: float | None = None, end: float | None = None) -> dict[str, Any]:
     """What the probe saw from start to end (the fault period; None: open-ended): the worst
     score and when, samples per level, breaker states, disk, the services that dropped below
     green; and the first sample of all, since a system may not be green when a scenario starts."""
@@ -202,10 +202,10 @@ def _share(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3) if ordered else None
 
 
-def order_impact(ops: list[dict], start: float | None, end: float | None) -> dict:
+def order_impact(ops: list[dict[str, Any]], start: float | None, end: float | None) -> dict[str, Any]:
     """Orders placed between start and end (the fault until recovery): counts per outcome and
     status, latency; and the same counts over the whole scenario."""
-    def counts(selected: list[dict]) -> dict:
+    def counts(selected: list[dict[str, Any]]) -> dict[str, Any]:
         latencies = [op["latency_s"] for op in selected if op["latency_s"] is not None]
         return {"orders": len(selected), "accepted": sum(op["outcome"] == "ok" for op in selected),
                 "failed": sum(op["outcome"] == "fail" for op in selected),
@@ -217,7 +217,7 @@ def order_impact(ops: list[dict], start: float | None, end: float | None) -> dic
     return {"during_fault": counts(window), "whole_scenario": counts(ops)}
 
 
-def error_rate(ops: list[dict], bin_s: float = 1.0, origin: float = 0.0) -> list[tuple[float, int, float]]:
+def error_rate(ops: list[dict[str, Any]], bin_s: float = 1.0, origin: float = 0.0) -> list[tuple[float, int, float]]:
     """(bin start, orders, share failed or unknown) per bin_s of invocation time, bins counted
     from origin (a plot's t0, so its bars line up with its axis)."""
     bins: dict[float, list[bool]] = defaultdict(list)
@@ -226,7 +226,7 @@ def error_rate(ops: list[dict], bin_s: float = 1.0, origin: float = 0.0) -> list
     return [(start, len(flags), sum(flags) / len(flags)) for start, flags in sorted(bins.items())]
 
 
-def log_summary(events: list[dict], manual_line: str | None, top: int = 8) -> dict:
+def log_summary(events: list[dict[str, Any]], manual_line: str | None, top: int = 8) -> dict[str, Any]:
     """The manual's line (how often, first seen) and the commonest warning/error events."""
     manual = [e["ts"] for e in events if manual_line and e.get("event") == manual_line]
     loud = Counter((e.get("service", "?"), e.get("event", "?")) for e in events
@@ -235,8 +235,8 @@ def log_summary(events: list[dict], manual_line: str | None, top: int = 8) -> di
             "loudest": [{"service": s, "event": ev, "count": n} for (s, ev), n in loud.most_common(top)]}
 
 
-def scenario_timeline(entries: list[dict], samples: Sequence[Mapping[str, Any]], alerts: list[dict], ops: list[dict],
-                      stable_s: float = RECOVERY_STABLE_S) -> dict:
+def scenario_timeline(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], alerts: list[dict[str, Any]], ops: list[dict[str, Any]],
+                      stable_s: float = RECOVERY_STABLE_S) -> dict[str, Any]:
     """Everything the reports derive from one scenario's raw timeline, in one JSON-ready dict."""
     detected, recovered = detected_at(entries, samples, alerts), recovered_at(entries, samples, stable_s)
     start, heal = first_inject(entries), last_heal(entries)
@@ -246,7 +246,7 @@ def scenario_timeline(entries: list[dict], samples: Sequence[Mapping[str, Any]],
             "impact": order_impact(ops, start, recovered or heal)}
 
 
-def active_faults_each(times: Sequence[float], windows: list[dict]) -> list[list[str]]:
+def active_faults_each(times: Sequence[float], windows: list[dict[str, Any]]) -> list[list[str]]:
     """active_faults(ts, windows) for every ts, in one sweep: a day of samples against a day of
     faults is a quarter of a million times a hundred comparisons the direct way. Consecutive
     times with the same faults share one list (read them, don't change them)."""
@@ -272,7 +272,7 @@ def active_faults_each(times: Sequence[float], windows: list[dict]) -> list[list
 PLOT_BUCKETS = 1000  # about one per pixel of report.html's plots
 
 
-def downsample(samples: list[dict], edges: Sequence[float] = (), buckets: int = PLOT_BUCKETS) -> list[dict]:
+def downsample(samples: list[dict[str, Any]], edges: Sequence[float] = (), buckets: int = PLOT_BUCKETS) -> list[dict[str, Any]]:
     """The samples a plot needs to look the same as all of them, in time order: per bucket of
     equal time, its first and last sample, its lowest and highest score and its first unanswered
     one; and around every edge (a fault injected, landed, healed) the last sample before and the

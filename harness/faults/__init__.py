@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any
 from harness import detached
 from harness.errors import HarnessError
 from harness.faults import catalog, registry
-from harness.faults.catalog import check, describe, lookup, unsupported  # noqa: F401  (the package's names)
+from harness.faults.catalog import check as check  # the package's names, re-exported
+from harness.faults.catalog import describe as describe
+from harness.faults.catalog import lookup as lookup
+from harness.faults.catalog import unsupported as unsupported
 
 if TYPE_CHECKING:
     from harness.faults.base import Fault

@@ -74,7 +74,8 @@ class AttachedStack(DerivedAccess):
         docker-compose has none: what its environment says, else resilient)."""
         for container in self.containers.values():
             if SUT_MODE_LABEL in container.labels:
-                return container.labels[SUT_MODE_LABEL]
+                mode: str = container.labels[SUT_MODE_LABEL]
+                return mode
         for container in self.containers.values():
             if "SUT_MODE" in container_env(container):
                 return container_env(container)["SUT_MODE"]

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.errors import HarnessError, first_line  # noqa: F401  (the fault families take it from here)
-from harness.ownership import REPLICA_LABEL, RUN_LABEL  # noqa: F401  (REPLICA_LABEL: the config family takes it from here)
+from harness.errors import HarnessError
+from harness.errors import first_line as first_line  # re-exported: the fault families take it from here
+from harness.ownership import REPLICA_LABEL as REPLICA_LABEL  # re-exported: the config family takes it from here
+from harness.ownership import RUN_LABEL
 from harness.view import StackView
 
 if TYPE_CHECKING:

@@ -83,4 +83,4 @@ def check(name: str, target: str, **params: Any) -> Fault:
     """Validates a fault's name, target and parameters without a stack (nothing is injected)."""
     from harness.faults.base import FaultJournal
 
-    return lookup(name)(None, target, FaultJournal(), **params)  # type: ignore[arg-type]
+    return lookup(name)(None, target, FaultJournal(), **params)

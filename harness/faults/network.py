@@ -167,11 +167,11 @@ def _delay_visible(seconds: Callable[[Any, Exchange], float]) -> Callable[[Any, 
     return lambda p, proto, base: seconds(p, base) >= MIN_EFFECT_S
 
 
-def _bandwidth_s(p: Any, answer: Exchange) -> float:
+def _bandwidth_s(p: BandwidthParams, answer: Exchange) -> float:
     return answer.received / (p.rate_kb * 1000)
 
 
-def _slicer_s(p: Any, answer: Exchange) -> float:
+def _slicer_s(p: SlicerParams, answer: Exchange) -> float:
     return (answer.received / p.average_size) * p.delay_us / 1e6
 
 

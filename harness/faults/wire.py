@@ -51,7 +51,7 @@ def _amqp_frame(data: bytes) -> bool:
     """A whole method frame on channel 0 (Connection.Start): header, payload, frame end."""
     if len(data) < 7 or data[0] != 1:
         return False
-    size = struct.unpack("!I", data[3:7])[0]
+    size: int = struct.unpack("!I", data[3:7])[0]
     return len(data) >= 8 + size and data[7 + size] == FRAME_END
 
 

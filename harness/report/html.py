@@ -146,7 +146,7 @@ def plot(title: str, unit: str, y_max: float, t_end: float, series: list[Series]
 
 def nice(value: float) -> float:
     """The smallest 1, 2, 2.5 or 5 times a power of ten at or above value: readable axis tops."""
-    power = 10 ** math.floor(math.log10(max(value, 1e-3)))
+    power: float = 10 ** math.floor(math.log10(max(value, 1e-3)))
     return next(step * power for step in NICE if step * power >= value)
 
 

@@ -112,7 +112,8 @@ def point_latest(run_dir: Path) -> None:
 
 def read(run_dir: Path) -> dict[str, Any]:
     """report.json of a run directory (raises OSError / ValueError when absent or damaged)."""
-    return json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    report: dict[str, Any] = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    return report
 
 
 def seconds(value: float | None) -> str:
