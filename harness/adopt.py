@@ -315,7 +315,9 @@ def _read_services(compose: dict[str, Any]) -> list[_Seen]:
             raise HarnessError(f"service {original!r} is not a mapping")
         ports = [spec for entry in body.get("ports") or [] for spec in port_specs(entry, published=True)]
         ports += [spec for entry in body.get("expose") or [] for spec in port_specs(entry, published=False)]
-        declared = [names.get(n, topology_name(n)) for n in names_of(body.get("depends_on")) + names_of(body.get("links"))]
+        declared = [
+            names.get(n, topology_name(n)) for n in names_of(body.get("depends_on")) + names_of(body.get("links"))
+        ]
         seen.append(_Seen(names[original], str(original), body, env_mapping(body.get("environment")), ports, declared))
     return seen
 
@@ -614,7 +616,9 @@ def read_compose(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise HarnessError(f"{path} is not YAML{where}: {getattr(exc, 'problem', None) or type(exc).__name__}") from None
+        raise HarnessError(
+            f"{path} is not YAML{where}: {getattr(exc, 'problem', None) or type(exc).__name__}"
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("services"), dict):
         raise HarnessError(f"{path} has no `services:` mapping: is it a docker-compose file?")
     return document

@@ -73,7 +73,8 @@ def _doctor_ports(client: "docker.DockerClient") -> list[tuple[str, bool, str]]:
     for port in (topology.TOXIPROXY_API_PORT, *(p.listen_port for p in topology.PROXIES.values() if p.published)):
         free = port_is_free(port)
         detail = ("free" if free else "held by the running docker-compose stack" if compose_up
-                  else "taken by another process: stop it to use docker-compose.chaos.yml (`chaos up` needs no fixed port)")
+                  else "taken by another process: stop it to use docker-compose.chaos.yml "
+                       "(`chaos up` needs no fixed port)")
         rows.append((f"port 127.0.0.1:{port}", free or compose_up, detail))
     return rows
 
@@ -91,7 +92,8 @@ def _doctor_toxiproxy(client: "docker.DockerClient") -> list[tuple[str, bool, st
     api = stack.endpoint("toxiproxy")
     try:
         answer = httpx.get(f"{api.url}/version", timeout=2)
-        version = answer.json().get("version", "?") if answer.headers.get("content-type", "").startswith("application/json") else answer.text.strip()
+        is_json = answer.headers.get("content-type", "").startswith("application/json")
+        version = answer.json().get("version", "?") if is_json else answer.text.strip()
         return [("toxiproxy", True, f"run {stack.run_id}: {api.url} answers, version {version}")]
     except httpx.HTTPError as exc:
         return [("toxiproxy", False, f"run {stack.run_id}: {api.url} does not answer ({type(exc).__name__}): "
@@ -668,12 +670,13 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 }
 
 JSON = (("--json",), {"action": "store_true", "help": "machine-readable output"})
-RUN = (("--run",), {"type": run_ids.valid, "help": "the run id (default: this checkout's kept stack, else its newest running one, "
-                            "else the docker-compose stack)"})
+RUN = (("--run",), {"type": run_ids.valid, "help": "the run id (default: this checkout's kept stack, else its newest "
+                                                   "running one, else the docker-compose stack)"})
 SUT_MODE = (("--sut-mode",), {"choices": ("resilient", "fragile"), "default": "resilient",
                               "help": "which build of the shop (default: resilient)"})
 SUT_DISABLE = (("--sut-disable",), {"action": "append", "default": [], "metavar": "NAME",
-                                    "help": "a protection to turn off (repeat, or comma-separate; `chaos protections`)"})
+                                    "help": "a protection to turn off (repeat, or comma-separate; "
+                                            "`chaos protections`)"})
 WITHOUT_TOPOLOGY = ("adopt",)  # it writes a topology; the one here (perhaps broken) is not read
 TOPOLOGY = (("--topology",), {"metavar": "FILE", "help": "the system's topology file (default: chaos.yaml here if "
                                                        "there is one, else the bundled shop)"})
@@ -705,9 +708,11 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
                                                           "(its state directory's records)"}), RUN),
     "run": ((("scenario",), {"nargs": "*", "help": "scenario names (default: all)"}), SUT_MODE, SUT_DISABLE,
             (("--reports",), {"default": "reports", "help": "where reports go (default: reports/)"}),
-            (("--abort-if",), {"metavar": "CONDITION", "help": "guardrail for every scenario (default: each scenario's own)"}),
+            (("--abort-if",), {"metavar": "CONDITION",
+                               "help": "guardrail for every scenario (default: each scenario's own)"}),
             (("--stack",), {"choices": ("containers", "external"), "default": "containers",
-                            "help": "external: use the running stack (`chaos up`, docker-compose) instead of starting one"})),
+                            "help": "external: use the running stack (`chaos up`, docker-compose) instead of "
+                                    "starting one"})),
     "report": ((("run",), {"nargs": "?", "default": run_ids.LATEST, "type": run_ids.valid_or_latest,
                            "help": "a run id under --reports (default: latest)"}),
                (("--reports",), {"default": "reports", "help": "where reports are (default: reports/)"}),
@@ -723,7 +728,8 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
     "down": ((("--run",), {"type": run_ids.valid, "help": "remove only this run"}),
              (("--all",), {"action": "store_true", "help": "remove every chaos-harness run on the daemon, other "
                                                           "checkouts' and sessions' too (each is named first)"}),
-             (("--reports",), {"default": "reports", "help": "where a kept stack's game-day report goes (default: reports/)"})),
+             (("--reports",), {"default": "reports",
+                               "help": "where a kept stack's game-day report goes (default: reports/)"})),
 }
 
 

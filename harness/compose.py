@@ -48,7 +48,10 @@ def _image(service: Service, topology: Topology, here: Path) -> dict[str, Any]:
     """A base image by its stable tag (overridable), a build context as compose builds it, or the
     reference the topology names."""
     if service.build:
-        build: dict[str, Any] = {"context": os.path.relpath(service.build.context, here), "dockerfile": service.build.dockerfile}
+        build: dict[str, Any] = {
+            "context": os.path.relpath(service.build.context, here),
+            "dockerfile": service.build.dockerfile,
+        }
         if service.build.base:
             build["args"] = {"BASE": f"chaos-harness/{service.build.base}:latest"}
         return {"build": build, "image": f"chaos-harness/{service.image}:latest"}

@@ -278,7 +278,8 @@ def _double_charge(ctx: Context) -> list[Anomaly]:
         ids = _unique(charge for order_id in charged for charge in ctx.charge_ids(order_id))
         if len(charged) > 1 and len(ids) > 1:
             found.append(Anomaly("double_charge", key, charged[0],
-                                 f"key {key} charged {len(ids)} times across orders {', '.join(charged)} ({', '.join(ids)})"))
+                                 f"key {key} charged {len(ids)} times across orders {', '.join(charged)} "
+                                 f"({', '.join(ids)})"))
     return found
 
 
@@ -305,7 +306,8 @@ def _stuck(ctx: Context) -> list[Anomaly]:
     """The shop answered the client and then left the order half-way: no worker, retry or sweep
     brought it to PAID, FAILED or REJECTED."""
     return [Anomaly("stuck", row.key, row.id,
-                    f"order {row.id} is still {row.status} although key {row.key} was answered ({ctx.answers(row.key)})")
+                    f"order {row.id} is still {row.status} although key {row.key} was answered "
+                    f"({ctx.answers(row.key)})")
             for row in ctx.judged if row.status not in TERMINAL and row.key not in ctx.only_unknown]
 
 
@@ -313,7 +315,8 @@ def _unknown_unresolved(ctx: Context) -> list[Anomaly]:
     """The client never learned anything (every try timed out) and the shop left the order it
     did create half-way: nothing finishes or cancels work whose caller went away."""
     return [Anomaly("unknown_unresolved", row.key, row.id,
-                    f"order {row.id} is still {row.status} and key {row.key} never got an answer ({ctx.answers(row.key)})")
+                    f"order {row.id} is still {row.status} and key {row.key} never got an answer "
+                    f"({ctx.answers(row.key)})")
             for row in ctx.judged if row.status not in TERMINAL and row.key in ctx.only_unknown]
 
 

@@ -80,8 +80,10 @@ def aggregate(cells: list[dict[str, Any]], protections: Iterable[str],
     some protections were asked for; then only those must be killed, and guards are reported
     but not required."""
     wanted = list(protections)
-    by_protection = {name: sorted({c["scenario"] for c in cells if c["protection"] == name and c["verdict"] == "killed"})
-                     for name in wanted}
+    by_protection = {
+        name: sorted({c["scenario"] for c in cells if c["protection"] == name and c["verdict"] == "killed"})
+        for name in wanted
+    }
     guards: dict[str, dict[str, Any]] = {}
     for scenario, protects in declared.items():
         for tag, names in protects.items():

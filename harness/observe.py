@@ -46,9 +46,9 @@ def observed(what: str, read: Callable[[], list[dict[str, Any]]], problems: list
         return []
 
 
-def entry(stack: StackView | None, *, window: dict[str, Any], probe: dict[str, Any], samples: Sequence[Mapping[str, Any]],
-          journal: list[dict[str, Any]], ops: list[dict[str, Any]], services: tuple[str, ...],
-          manual_line: str | None) -> dict[str, Any]:
+def entry(stack: StackView | None, *, window: dict[str, Any], probe: dict[str, Any],
+          samples: Sequence[Mapping[str, Any]], journal: list[dict[str, Any]], ops: list[dict[str, Any]],
+          services: tuple[str, ...], manual_line: str | None) -> dict[str, Any]:
     """The timeline part of a report entry: raw (samples, ops, journal) and what the reports
     derive from it (fault windows, TTD/TTR, health, impact), with alerts and log lines read from
     the stack since the window started (None: the stack is gone, nothing to read)."""

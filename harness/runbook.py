@@ -71,7 +71,8 @@ ROOT_CAUSES: dict[str, RootCause] = {
             (Step("pool_timeouts", "Bounded pool, connect and statement timeouts: 503 + Retry-After, no hung worker"),
              Step("recover_without_restart", "Recover by itself when the database is back"),
              Step("no_partial_writes", "Write nothing half-way during an outage"),
-             Step("alert_on_recovery", "Alert when the database stops answering, and when it answers again (the monitoring notes)"))),
+             Step("alert_on_recovery", "Alert when the database stops answering, and when it answers again "
+                                       "(the monitoring notes)"))),
         RootCause(
             "inventory_null_pointer", "Application bug: null values in inventory data",
             "アプリケーションコードのバグまたは予期せぬ状態",

@@ -74,7 +74,8 @@ _KINDS: tuple[tuple[str, Callable[[docker.DockerClient, dict[str, str]], list[An
     ("container", lambda client, selector: client.containers.list(all=True, sparse=True, filters=selector),
      lambda container: container.remove(force=True, v=True)),
     ("network", lambda client, selector: client.networks.list(filters=selector), lambda network: network.remove()),
-    ("volume", lambda client, selector: client.volumes.list(filters=selector), lambda volume: volume.remove(force=True)),
+    ("volume", lambda client, selector: client.volumes.list(filters=selector),
+     lambda volume: volume.remove(force=True)),
 )
 # What the engine (or the connection to it) raises when a listing or a removal fails.
 ENGINE_ERRORS = (docker.errors.DockerException, requests.RequestException)

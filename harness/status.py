@@ -74,7 +74,8 @@ def _health(stack: StackView) -> dict[str, Any]:
 
 def _fault_rows(now: float) -> list[dict[str, Any]]:
     return [{"id": r.id, "fault": r.fault, "target": r.target, "run_id": r.run_id, "params": r.params,
-             "age_s": round(now - r.injected_at, 1), "left_s": None if r.expires_at is None else round(r.expires_at - now, 1)}
+             "age_s": round(now - r.injected_at, 1),
+             "left_s": None if r.expires_at is None else round(r.expires_at - now, 1)}
             for r in state.records()]
 
 

@@ -84,7 +84,8 @@ LEVELS = ((GREEN_FLOOR, GREEN), (70, "yellow"), (50, "orange"), (0, "red"))  # t
 
 
 def level_of(score: int) -> str:
-    """The colour of a health score in the RabbitMQ-configuration incident's bands (the shop reports it too; this reads bare scores)."""
+    """The colour of a health score in the RabbitMQ-configuration incident's bands (the shop reports
+    it too; this reads bare scores)."""
     return next(name for floor, name in LEVELS if score >= floor)
 RECOVERY_STABLE_S = 1.0  # back to green only counts once it stayed green this long
 
@@ -124,7 +125,9 @@ def baseline_score(samples: Sequence[Mapping[str, Any]], start: float) -> int:
     return max((s["score"] for s in samples if s["ts"] < start and s["score"] is not None), default=100)
 
 
-def detected_at(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], alerts: Sequence[dict[str, Any]] = ()) -> float | None:
+def detected_at(
+    entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], alerts: Sequence[dict[str, Any]] = ()
+) -> float | None:
     """The first sign after the first injection: a sample not green (an unanswered probe counts)
     or a firing alert. None when nothing showed. A system already below green when the fault
     came must get worse to count, or a degradation from before would pass for detection."""
@@ -138,7 +141,9 @@ def detected_at(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, An
     return min(signs, default=None)
 
 
-def recovered_at(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], stable_s: float = RECOVERY_STABLE_S) -> float | None:
+def recovered_at(
+    entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], stable_s: float = RECOVERY_STABLE_S
+) -> float | None:
     """The first sample after the last heal that is green and stays green for stable_s (observed:
     a later sample must exist at least stable_s after it). None when not observed."""
     heal = last_heal(entries)
@@ -159,12 +164,16 @@ def _elapsed(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round(end - start, 3)
 
 
-def time_to_detect(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], alerts: Sequence[dict[str, Any]] = ()) -> float | None:
+def time_to_detect(
+    entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], alerts: Sequence[dict[str, Any]] = ()
+) -> float | None:
     """Seconds from the first injection to the first sign of it (None: not observed)."""
     return _elapsed(first_inject(entries), detected_at(entries, samples, alerts))
 
 
-def time_to_recover(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], stable_s: float = RECOVERY_STABLE_S) -> float | None:
+def time_to_recover(
+    entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], stable_s: float = RECOVERY_STABLE_S
+) -> float | None:
     """Seconds from the last heal to stable green (None: not observed)."""
     return _elapsed(last_heal(entries), recovered_at(entries, samples, stable_s))
 
@@ -173,7 +182,9 @@ def _moment(sample: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None if sample is None else {"ts": sample["ts"], "score": sample["score"], "level": sample["level"]}
 
 
-def health_summary(samples: Sequence[Mapping[str, Any]], start: float | None = None, end: float | None = None) -> dict[str, Any]:
+def health_summary(
+    samples: Sequence[Mapping[str, Any]], start: float | None = None, end: float | None = None
+) -> dict[str, Any]:
     """What the probe saw from start to end (the fault period; None: open-ended): the worst
     score and when, samples per level, breaker states, disk, the services that dropped below
     green; and the first sample of all, since a system may not be green when a scenario starts."""
@@ -235,8 +246,8 @@ def log_summary(events: list[dict[str, Any]], manual_line: str | None, top: int 
             "loudest": [{"service": s, "event": ev, "count": n} for (s, ev), n in loud.most_common(top)]}
 
 
-def scenario_timeline(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], alerts: list[dict[str, Any]], ops: list[dict[str, Any]],
-                      stable_s: float = RECOVERY_STABLE_S) -> dict[str, Any]:
+def scenario_timeline(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], alerts: list[dict[str, Any]],
+                      ops: list[dict[str, Any]], stable_s: float = RECOVERY_STABLE_S) -> dict[str, Any]:
     """Everything the reports derive from one scenario's raw timeline, in one JSON-ready dict."""
     detected, recovered = detected_at(entries, samples, alerts), recovered_at(entries, samples, stable_s)
     start, heal = first_inject(entries), last_heal(entries)
@@ -272,7 +283,9 @@ def active_faults_each(times: Sequence[float], windows: list[dict[str, Any]]) ->
 PLOT_BUCKETS = 1000  # about one per pixel of report.html's plots
 
 
-def downsample(samples: list[dict[str, Any]], edges: Sequence[float] = (), buckets: int = PLOT_BUCKETS) -> list[dict[str, Any]]:
+def downsample(
+    samples: list[dict[str, Any]], edges: Sequence[float] = (), buckets: int = PLOT_BUCKETS
+) -> list[dict[str, Any]]:
     """The samples a plot needs to look the same as all of them, in time order: per bucket of
     equal time, its first and last sample, its lowest and highest score and its first unanswered
     one; and around every edge (a fault injected, landed, healed) the last sample before and the

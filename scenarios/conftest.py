@@ -109,7 +109,9 @@ def retry_until_answered(shop: Any, key: str, budget_s: float = RECOVERY_BUDGET_
     while len(ops) < tries and time.monotonic() < deadline:
         op = shop.place_order(key=key)
         ops.append(op)
-        if op.status is not None and (400 <= op.status < 500 or (op.status < 300 and op.body.get("status") in TERMINAL)):
+        if op.status is not None and (
+            400 <= op.status < 500 or (op.status < 300 and op.body.get("status") in TERMINAL)
+        ):
             break
         try:
             pause = float(op.headers.get("retry-after", 0.25))

@@ -21,8 +21,9 @@ DB_TIMEOUT = "Database connection timed out."
 
 
 @pytest.mark.chaos(root_cause="database_bottleneck",
-                   guards={"db_503": "pool_timeouts", "health_red": None, "steady_state_after": "recover_without_restart",
-                           "db_alert": "alert_on_recovery", "recovery_alert": "alert_on_recovery"},
+                   guards={"db_503": "pool_timeouts", "health_red": None,
+                           "steady_state_after": "recover_without_restart", "db_alert": "alert_on_recovery",
+                           "recovery_alert": "alert_on_recovery"},
                    protects={"db_503": "db_timeouts", "health_red": "health_checks", "db_alert": "db_watch_alert",
                              "recovery_alert": "recovery_alerts"})
 def test_db_outage(stack, chaos, shop, vendor, sink, history, scenario_record, steady, evidence):
@@ -30,7 +31,9 @@ def test_db_outage(stack, chaos, shop, vendor, sink, history, scenario_record, s
     with chaos.inject("process.db_outage", target="postgres"):
         answers = [shop.place_order(timeout_s=ANSWER_BUDGET_S) for _ in range(3)]
         health = shop.http.get("/health/system", timeout=ANSWER_BUDGET_S).json()
-        paged, _ = wait_for(lambda: [a for a in sink.alerts("firing") if a["chaos"]["what"] == DB_TIMEOUT], ALERT_BUDGET_S, 0.2)
+        paged, _ = wait_for(
+            lambda: [a for a in sink.alerts("firing") if a["chaos"]["what"] == DB_TIMEOUT], ALERT_BUDGET_S, 0.2
+        )
     healed = time.time()
     recovery_s = steady("after", budget_s=30)
     scenario_record.update(answers=[(op.status or op.outcome, round(op.latency_s, 2)) for op in answers],

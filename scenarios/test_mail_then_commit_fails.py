@@ -1,5 +1,5 @@
-"""The duplicate notification of the duplicate-notification incident, from the consumer's side: the paid mail has gone out,
-then the commit of the event's transaction fails (the database is cut), the event is
+"""The duplicate notification of the duplicate-notification incident, from the consumer's side:
+the paid mail has gone out, then the commit of the event's transaction fails (the database is cut), the event is
 requeued, and a consumer that mails inside its transaction mails the customer again.
 
 Prescribed: one mail per order. The resilient consumer claims the mail in the event's
@@ -28,7 +28,9 @@ def test_mail_then_commit_fails(stack, chaos, shop, vendor, sink, history, stead
     try:
         op = shop.place_order()
         mailed, _ = wait_for(lambda: sink.mails_of(op.order_id), 10, 0.05)
-        expect("mail_sent", op.status == 201 and bool(mailed), f"the order was not paid and mailed: {op.status} {op.body}")
+        expect(
+            "mail_sent", op.status == 201 and bool(mailed), f"the order was not paid and mailed: {op.status} {op.body}"
+        )
         with chaos.inject("network.down", target="postgres"):
             time.sleep(CUT_S)  # the fault's window: how long the cut lasts, not a wait for a condition
     finally:

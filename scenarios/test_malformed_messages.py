@@ -52,10 +52,12 @@ def copies_taken(stack, order_id: str, since: float) -> bool:
 @pytest.mark.chaos(root_cause="malformed_messages",
                    guards={"log_line": None, "valid_traffic": None, "dlq_count": "dead_letter_queue",
                            "dlq_reason": "schema_validation", "idempotent": "idempotent_consumer"},
-                   protects={"valid_traffic": "consumer_isolation", "dlq_count": "dlq", "dlq_reason": "schema_validation",
-                             "idempotent": "dedup"},
+                   protects={"valid_traffic": "consumer_isolation", "dlq_count": "dlq",
+                             "dlq_reason": "schema_validation", "idempotent": "dedup"},
                    preconditions=("log_line",))
-def test_malformed_messages(stack, chaos, shop, vendor, sink, inventory, history, clean_dlq, scenario_record, steady, evidence):
+def test_malformed_messages(
+    stack, chaos, shop, vendor, sink, inventory, history, clean_dlq, scenario_record, steady, evidence
+):
     steady("before")
     broker = stack.endpoint("rabbitmq")
     injected = time.time()

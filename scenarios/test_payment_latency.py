@@ -1,5 +1,5 @@
-"""The duplicate-notification incident: the vendor is slower than the caller's timeout; the client (a load balancer with a
-short timeout) gives up and retries the same request.
+"""The duplicate-notification incident: the vendor is slower than the caller's timeout; the client
+(a load balancer with a short timeout) gives up and retries the same request.
 
 Prescribed: timeouts aligned and idempotency keys end to end, so each client request becomes
 exactly one order, one charge and one customer e-mail, however often it was retried. Aligned

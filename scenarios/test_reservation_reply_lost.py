@@ -29,7 +29,8 @@ def test_reservation_reply_lost(stack, chaos, shop, vendor, inventory, history, 
     steady("after")
     scenario_record.update(first_answer=first.status, retries=[(op.status, op.body.get("status")) for op in retries])
 
-    expect("reply_lost", first.status == 503, f"the cut reply did not reach the customer as 503: {first.status} {first.body}")
+    expect("reply_lost", first.status == 503,
+           f"the cut reply did not reach the customer as 503: {first.status} {first.body}")
     expect("retry_completes", last.status in (200, 201) and last.body.get("status") == "PAID",
            f"the customer's retry did not end in a paid order: {[(op.status, op.body) for op in retries]}")
     ledger_verdict(evidence, history)

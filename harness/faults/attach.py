@@ -104,7 +104,9 @@ def attach(run_id: str | None = None, client: docker.DockerClient | None = None)
     # A run counts while a container of it runs (one a process fault stopped is still the run's).
     # Sparse: other runs' teardowns on this daemon must not turn the listing into NotFound.
     newest: dict[str, int] = {}
-    for found in client.containers.list(sparse=True, filters={"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}):
+    for found in client.containers.list(
+        sparse=True, filters={"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}
+    ):
         run = found.attrs["Labels"][RUN_LABEL]
         newest[run] = max(newest.get(run, 0), int(found.attrs.get("Created") or 0))
     if run_id is None:

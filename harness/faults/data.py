@@ -69,9 +69,11 @@ class NullFields(Fault):
             return
         try:
             with connect_database(stack, autocommit=True) as conn:
-                conn.execute("UPDATE products SET name = COALESCE(name, %s), price_cents = COALESCE(price_cents, %s), "
-                             "stock = COALESCE(stock, %s) WHERE sku = %s", [state["row"]["name"], state["row"]["price_cents"],
-                                                state["row"]["stock"], state["sku"]])
+                conn.execute(
+                    "UPDATE products SET name = COALESCE(name, %s), price_cents = COALESCE(price_cents, %s), "
+                    "stock = COALESCE(stock, %s) WHERE sku = %s",
+                    [state["row"]["name"], state["row"]["price_cents"], state["row"]["stock"], state["sku"]],
+                )
                 conn.execute("DELETE FROM quarantine WHERE sku = %s", [state["sku"]])
         except psycopg.OperationalError as exc:
             raise HarnessError(f"could not restore product {state['sku']}: its database did not answer "

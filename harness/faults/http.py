@@ -54,7 +54,9 @@ class FirstNParams(Params):
 
 
 class DeclineParams(Params):
-    amount_cents: int = Field(default=4242, ge=0, le=10_000_000, description="charges of exactly this amount are declined")
+    amount_cents: int = Field(
+        default=4242, ge=0, le=10_000_000, description="charges of exactly this amount are declined"
+    )
     duration_s: float | None = _duration()
 
 

@@ -205,7 +205,9 @@ class Poison(Publish):
 
 class Duplicate(Publish):
     name = "message.duplicate"
-    description = "publish the same order.paid event several times (a redelivery, as in the duplicate-notification incident)"
+    description = (
+        "publish the same order.paid event several times (a redelivery, as in the duplicate-notification incident)"
+    )
     Params = EventParams
     params: EventParams
 

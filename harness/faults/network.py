@@ -343,7 +343,8 @@ class Latency(ToxicFault):
     name = "network.latency"
     kind = "latency"
     description = "adds latency_ms (± jitter_ms) to the data through a proxy"
-    proves = "a probe through the proxy, in the upstream's protocol, gets its first byte latency_ms late; heal: back near the baseline measured before"
+    proves = ("a probe through the proxy, in the upstream's protocol, gets its first byte latency_ms late; heal: back "
+              "near the baseline measured before")
     Params = LatencyParams
 
 
@@ -351,7 +352,9 @@ class Timeout(ToxicFault):
     name = "network.timeout"
     kind = "timeout"
     description = "stops all data through a proxy; closes the connection after timeout_ms (0: never)"
-    proves = "a probe through the proxy gets no byte back within its window; heal: back near the baseline measured before"
+    proves = (
+        "a probe through the proxy gets no byte back within its window; heal: back near the baseline measured before"
+    )
     Params = TimeoutParams
 
 
@@ -359,7 +362,8 @@ class ResetPeer(ToxicFault):
     name = "network.reset_peer"
     kind = "reset_peer"
     description = "resets connections (TCP RST) after timeout_ms"
-    proves = "a probe through the proxy is reset or closed without a byte (upstream stream: Toxiproxy's listing); heal: baseline again"
+    proves = ("a probe through the proxy is reset or closed without a byte (upstream stream: Toxiproxy's listing); "
+              "heal: baseline again")
     Params = TimeoutParams
 
 
@@ -367,7 +371,8 @@ class Bandwidth(ToxicFault):
     name = "network.bandwidth"
     kind = "bandwidth"
     description = "limits a proxy's throughput to rate_kb KB/s"
-    proves = "a probe's answer through the proxy comes no faster than rate_kb allows (too small an answer, or upstream: the listing); heal: baseline again"
+    proves = ("a probe's answer through the proxy comes no faster than rate_kb allows (too small an answer, or "
+              "upstream: the listing); heal: baseline again")
     Params = BandwidthParams
 
 
@@ -375,7 +380,8 @@ class SlowClose(ToxicFault):
     name = "network.slow_close"
     kind = "slow_close"
     description = "delays closing connections by delay_ms"
-    proves = "an HTTP probe through the proxy sees the close delay_ms late (Postgres and AMQP don't close, upstream: the listing); heal: baseline again"
+    proves = ("an HTTP probe through the proxy sees the close delay_ms late (Postgres and AMQP don't close, upstream: "
+              "the listing); heal: baseline again")
     Params = SlowCloseParams
 
 
@@ -383,7 +389,8 @@ class Slicer(ToxicFault):
     name = "network.slicer"
     kind = "slicer"
     description = "slices data into small pieces with delay_us between them"
-    proves = "a probe's answer through the proxy comes sliced and slowed by delay_us a piece (too small an answer, or upstream: the listing); heal: baseline again"
+    proves = ("a probe's answer through the proxy comes sliced and slowed by delay_us a piece (too small an answer, "
+              "or upstream: the listing); heal: baseline again")
     Params = SlicerParams
 
 
@@ -391,7 +398,8 @@ class LimitData(ToxicFault):
     name = "network.limit_data"
     kind = "limit_data"
     description = "closes each connection after `bytes` bytes"
-    proves = "a probe's answer through the proxy is cut after `bytes` (an answer shorter than that, or upstream: the listing); heal: baseline again"
+    proves = ("a probe's answer through the proxy is cut after `bytes` (an answer shorter than that, or upstream: the "
+              "listing); heal: baseline again")
     Params = LimitDataParams
 
 
@@ -399,7 +407,8 @@ class Down(NetworkFault):
     """The proxy is disabled: its dependency is unreachable (connections refused)."""
 
     name = "network.down"
-    proves = "a probe through the proxy's listener is refused or closed without a byte; heal: a probe answers as the baseline did"
+    proves = ("a probe through the proxy's listener is refused or closed without a byte; heal: a probe answers as the "
+              "baseline did")
     description = "disables a proxy: the dependency behind it is unreachable"
     Params = DownParams
 

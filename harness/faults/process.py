@@ -203,7 +203,8 @@ class ProcessFault(Fault):
 
 class Kill(ProcessFault):
     name = "process.kill"
-    proves = "the service's own protocol stops answering on its port (the window opens then) and the engine reports it exited"
+    proves = ("the service's own protocol stops answering on its port (the window opens then) and the engine reports "
+              "it exited")
     action = "kill"
     description = "kills a service's container (SIGKILL by default); heal starts it and waits until it answers"
     Params = KillParams
@@ -211,7 +212,8 @@ class Kill(ProcessFault):
 
 class Pause(ProcessFault):
     name = "process.pause"
-    proves = "the service's own protocol stops answering on its port (the window opens then) and the engine reports it paused"
+    proves = ("the service's own protocol stops answering on its port (the window opens then) and the engine reports "
+              "it paused")
     action = "pause"
     description = "freezes a service's container (docker pause): connections hang, nothing answers"
     Params = PauseParams
@@ -229,7 +231,8 @@ class Restart(ProcessFault):
 class Outage(ProcessFault):
     """A dependency stopped (gracefully, then killed after stop_timeout_s) until healed."""
 
-    proves = "the service's own protocol stops answering on its port (the window opens then) and the engine reports it exited"
+    proves = ("the service's own protocol stops answering on its port (the window opens then) and the engine reports "
+              "it exited")
     action = "stop"
     Params = StopParams
     landing_timeout_s = 30.0

@@ -23,7 +23,8 @@ from harness.runbook import ROOT_CAUSES
 
 WIDTH, HEIGHT = 1040, 210
 LEFT, RIGHT, TOP, BOTTOM = 58, 14, 24, 26
-LEVEL_BANDS = ((90, 100, "#e8f5e9"), (70, 90, "#fffde7"), (50, 70, "#fff3e0"), (0, 50, "#ffebee"))  # the health bands of the RabbitMQ-configuration incident
+# The health bands of the RabbitMQ-configuration incident.
+LEVEL_BANDS = ((90, 100, "#e8f5e9"), (70, 90, "#fffde7"), (50, 70, "#fff3e0"), (0, 50, "#ffebee"))
 OUTCOME_COLORS = {"ok": "#1565c0", "fail": "#c62828", "unknown": "#6d4c41", "pending": "#9e9e9e"}
 VERDICT_COLORS = {"passed": "#2e7d32", "failed": "#c62828", "skipped": "#757575"}
 # A matrix cell: a kill is the guard doing its job (green); a survivor is an unguarded protection.
@@ -187,7 +188,9 @@ def plots(scenario: dict[str, Any]) -> list[str]:
                                 if op["outcome"] == outcome and op["latency_s"] is not None], color, "dots")
                for outcome, color in OUTCOME_COLORS.items()]
     top = nice(max((op["latency_s"] or 0 for op in ops), default=1.0) * 1.05)
-    errors: list[tuple[float, float | None]] = [(start - t0, 100 * share) for start, _, share in timeline.error_rate(ops, ERROR_BIN_S, t0)]
+    errors: list[tuple[float, float | None]] = [
+        (start - t0, 100 * share) for start, _, share in timeline.error_rate(ops, ERROR_BIN_S, t0)
+    ]
     out.append(plot("order latency (s), by outcome", "s", top, t_end, latency, windows))
     out.append(plot(f"order error rate (failed or unanswered, per {ERROR_BIN_S:g} s)", "%", 100, t_end,
                     [Series("error rate", errors, "#c62828", "bars", ERROR_BIN_S)], windows))
@@ -316,13 +319,17 @@ def matrix_section(summary: dict[str, Any]) -> str:
              f"guards no protection killed: {', '.join(summary['unproven_guards'])}"
              if summary["complete"] and summary["unproven_guards"] else ""]
     verdict = "the matrix holds" if summary["holds"] else "the matrix does NOT hold"
-    return "".join([
-        "<h2>mutation matrix</h2>",
-        f"<p>each protection turned off on its own, the scenarios whose guards name it run: {counts}. "
-        "killed: failed on a guard of that protection; survived: passed without it; wrong: failed for another "
-        f"reason. <b>{verdict}</b>.</p>",
-        *[f"<p>{_e(n)}</p>" for n in notes if n],
-        f'<table class="matrix"><thead><tr><th>protection</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'])
+    return "".join(
+        [
+            "<h2>mutation matrix</h2>",
+            f"<p>each protection turned off on its own, the scenarios whose guards name it run: {counts}. "
+            "killed: failed on a guard of that protection; survived: passed without it; wrong: failed for another "
+            f"reason. <b>{verdict}</b>.</p>",
+            *[f"<p>{_e(n)}</p>" for n in notes if n],
+            f'<table class="matrix"><thead><tr><th>protection</th>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>',
+        ]
+    )
 
 
 def render(run: dict[str, Any], scenarios: list[dict[str, Any]]) -> str:

@@ -31,9 +31,9 @@ HEADINGS = {
 PHRASES = {
     "en": {
         "meta": "Run `{run}`, scenario `{name}` ({mode} shop), verdict: **{verdict}**. "
-                "Written from the run's own data.",
+        "Written from the run's own data.",
         "probe": "Health probe (GET /health/system, {hz} Hz): {samples} samples, {errors} unanswered; worst score "
-                 "during the fault {score} ({level}) at {at}.",
+        "during the fault {score} ({level}) at {at}.",
         "probe_none": "No health probe samples were recorded.",
         "at_start": "Health when the scenario started: {score} ({level}) at {at}.",
         "levels": "Share of the fault period's samples per level: {levels}.",
@@ -43,8 +43,8 @@ PHRASES = {
         "answers_none": "No order was placed during the fault.",
         "alert": "{at}: alert **{status}** from {who}: {what}",
         "alerts_none": "No alert was received.",
-        "log_line": "The manual's log line \"{line}\" was logged {count} time(s), first at {at}.",
-        "log_line_absent": "The manual's log line \"{line}\" was not logged.",
+        "log_line": 'The manual\'s log line "{line}" was logged {count} time(s), first at {at}.',
+        "log_line_absent": 'The manual\'s log line "{line}" was not logged.',
         "loud": "Loudest warnings and errors: {events}.",
         "failed": "The scenario failed: {reason}",
         "passed": "Every assertion of the scenario held.",
@@ -62,17 +62,17 @@ PHRASES = {
         "no_fault": "No fault was injected.",
         "injected": "Injected fault `{fault}` on {target}, parameters {params}.",
         "root_cause": "Root cause in the manual ({source}): {title}.",
-        "manual_line": "Its log line in the manual: \"{line}\"",
+        "manual_line": 'Its log line in the manual: "{line}"',
         "unknown_cause": "Root cause `{cause}` is not in the manual.",
         "no_cause": "No root cause of the manual was named: the faults were injected by hand (a game day).",
         "during": "During the fault (first injection until recovery): {orders} orders: {accepted} accepted, "
-                  "{failed} failed, {unknown} without an answer.",
+        "{failed} failed, {unknown} without an answer.",
         "whole": "Whole scenario: {orders} orders: {accepted} accepted, {failed} failed, {unknown} without an answer.",
         "no_history": "The scenario kept no order history.",
         "degraded": "Services whose health dropped below green (lowest score): {services}.",
         "not_degraded": "No service's health dropped below green in the answers the probe got.",
         "unanswered": "The health endpoint did not answer {errors} of {samples} probes during the fault: the whole "
-                      "system was unobservable then.",
+        "system was unobservable then.",
         "named": "Services the manual names for this cause: {services}.",
         "verified": "Verified by this run: ",
         "violated": "Violated (failed at {guard}): ",
@@ -84,9 +84,10 @@ PHRASES = {
         "no_answer": "no answer",
     },
     "ja": {
-        "meta": "実行 `{run}`、シナリオ `{name}`（{mode} 版のショップ）、判定: **{verdict}**。本記録は実行時のデータから作成。",
+        "meta": "実行 `{run}`、シナリオ `{name}`（{mode} 版のショップ）、判定: **{verdict}**。"
+                "本記録は実行時のデータから作成。",
         "probe": "ヘルスプローブ（GET /health/system、{hz} Hz）: サンプル {samples} 件、無応答 {errors} 件。"
-                 "障害中の最低スコア {score}（{level}）、時刻 {at}。",
+        "障害中の最低スコア {score}（{level}）、時刻 {at}。",
         "probe_none": "ヘルスプローブのサンプルは記録されていない。",
         "at_start": "シナリオ開始時のヘルス: {score}（{level}）、時刻 {at}。",
         "levels": "障害期間中のレベル別サンプル割合: {levels}。",
@@ -119,12 +120,13 @@ PHRASES = {
         "unknown_cause": "根本原因 `{cause}` はマニュアルにない。",
         "no_cause": "マニュアルの根本原因は指定されていない。障害は手動で注入された（ゲームデイ）。",
         "during": "障害中（最初の注入から復旧まで）: 注文 {orders} 件、受付 {accepted} 件、失敗 {failed} 件、"
-                  "応答なし {unknown} 件。",
+        "応答なし {unknown} 件。",
         "whole": "シナリオ全体: 注文 {orders} 件、受付 {accepted} 件、失敗 {failed} 件、応答なし {unknown} 件。",
         "no_history": "このシナリオは注文履歴を記録していない。",
         "degraded": "ヘルスが green を下回ったサービス（最低スコア）: {services}。",
         "not_degraded": "プローブが得た応答では、ヘルスが green を下回ったサービスはない。",
-        "unanswered": "障害中、ヘルスエンドポイントは {samples} 回中 {errors} 回応答しなかった（その間システム全体が観測不能）。",
+        "unanswered": "障害中、ヘルスエンドポイントは {samples} 回中 {errors} 回応答しなかった"
+                      "（その間システム全体が観測不能）。",
         "named": "マニュアルがこの原因で挙げるサービス: {services}。",
         "verified": "この実行で検証済み: ",
         "violated": "違反（{guard} で失敗）: ",
@@ -143,7 +145,8 @@ STEP_JA = {  # the manual's steps (harness.runbook) in Japanese, by stable id
     "circuit_breaker": "障害中のベンダーへの呼び出しをサーキットブレーカーで止める",
     "fallback": "フォールバック: 注文を失敗させず PAYMENT_PENDING として受け付ける",
     "exactly_once_settlement": "復旧後、保留中の注文をちょうど一度だけ決済する",
-    "give_up_after_refusals": "決済代行に拒否され続ける注文は注文ごとに間隔を空けて再試行し、上限で FAILED にして在庫を戻し通知する",
+    "give_up_after_refusals": "決済代行に拒否され続ける注文は注文ごとに間隔を空けて再試行し、"
+                              "上限で FAILED にして在庫を戻し通知する",
     "alert_on_recovery": "障害時だけでなく復旧時にもアラートを送る（監視の運用ノートより）",
     "check_db_metrics": "接続数、スロークエリ、リソース使用量を確認する",
     "tune_pool": "コネクションプールの上限とタイムアウトを見直す",
@@ -287,7 +290,9 @@ def cause_of(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -
                                   params=md(json.dumps(w.get("params", {}), ensure_ascii=False)))
              for w in s.get("faults", [])] or [p["no_fault"]]
     if cause is None:
-        return lines + [p["unknown_cause"].format(cause=md(s.get("root_cause"))) if s.get("root_cause") else p["no_cause"]]
+        return lines + [
+            p["unknown_cause"].format(cause=md(s.get("root_cause"))) if s.get("root_cause") else p["no_cause"]
+        ]
     lines.append(p["root_cause"].format(source=cause.source, title=cause.title_ja if lang == "ja" else cause.title))
     return lines + ([p["manual_line"].format(line=cause.log_line)] if cause.log_line else [])
 

@@ -32,7 +32,9 @@ def alert_body(service: str, status: str, what: str, why: str, how: str, severit
     text = f"{icon} [{title}] {what} ({service} on {where})"
     return {
         "text": text,
-        "blocks": [{"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*: {v}"} for k, v in fields.items()]}],
+        "blocks": [
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*: {v}"} for k, v in fields.items()]}
+        ],
         "chaos": fields,  # the same fields, machine-readable, for the harness
     }
 

@@ -261,7 +261,8 @@ async def _watch_database() -> None:
         down_since = down_since if down_since is not None else time.monotonic()
         if not firing and on("db_watch_alert") and time.monotonic() - down_since >= DB_ALERT_AFTER_S:
             firing = True
-            await _alert("firing", DB_TIMEOUT, f"api_gateway has had no answer from PostgreSQL for {DB_ALERT_AFTER_S:.0f}s",
+            await _alert("firing", DB_TIMEOUT,
+                         f"api_gateway has had no answer from PostgreSQL for {DB_ALERT_AFTER_S:.0f}s",
                          "orders are refused with 503 and Retry-After; check PostgreSQL and the network to it")
 
 
@@ -413,7 +414,9 @@ async def create_order(body: OrderIn, idempotency_key: str | None = Header(defau
                             status_code=503, headers={"Retry-After": "5"})
     order = {"id": str(uuid.uuid4()), **body.model_dump()}
     if not on("idempotency"):
-        idempotency_key = f"{idempotency_key}:{order['id']}"  # every retry is a new order (the duplicate-notification incident)
+        idempotency_key = (
+            f"{idempotency_key}:{order['id']}"  # every retry is a new order (the duplicate-notification incident)
+        )
     inserted = await state.db.execute(
         "INSERT INTO orders (id, idempotency_key, sku, quantity, amount_cents, customer_email, subject, status, "
         "lease_until) VALUES (%s, %s, %s, %s, %s, %s, %s, 'NEW', now() + make_interval(secs => %s)) "

@@ -1,4 +1,5 @@
-"""Broker configuration (the RabbitMQ-configuration incident): validated at start (config_validation), else silently defaulted.
+"""Broker configuration (the RabbitMQ-configuration incident): validated at start
+(config_validation), else silently defaulted.
 
 That incident: RABBITMQ_* were missing from a deployment, the workers fell back to
 hard-coded defaults without a word, and nothing was processed for 30 minutes. With the

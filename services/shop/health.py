@@ -1,4 +1,5 @@
-"""Health as a score 0-100 with a colour level (the RabbitMQ-configuration incident's bands), from a service's own checks."""
+"""Health as a score 0-100 with a colour level (the RabbitMQ-configuration incident's bands), from
+a service's own checks."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 What the operations manual prescribes, each a protection of its own (shop.protections):
 
-- broker settings are checked at start: a missing RABBITMQ_* stops the service naming it (the RabbitMQ-configuration incident);
+- broker settings are checked at start: a missing RABBITMQ_* stops the service naming it (the
+  RabbitMQ-configuration incident);
 - every database operation is bounded (connect 3 s, statement 2 s, pool 2 s, and a deadline the
   service measures itself, because a slow network delays a reply that statement_timeout never
   sees); past it the answer is 503 with Retry-After and the manual's line

@@ -162,7 +162,9 @@ def proof_costs(stack: Stack, reps: int) -> dict[tuple[str, str, str, str], list
 
 def proof_report(samples: dict[tuple[str, str, str, str], list[float]], reps: int) -> None:
     ms = lambda seconds: f"{seconds * 1000:8.1f}"  # noqa: E731
-    print(f"\nproof cost, {reps} repetitions: inject/heal returning proven vs the raw Toxiproxy API call (milliseconds)")
+    print(
+        f"\nproof cost, {reps} repetitions: inject/heal returning proven vs the raw Toxiproxy API call (milliseconds)"
+    )
     print(f"{'proxy':<13} {'toxic':<11} {'phase':<7} {'proven p50':>10} {'p99':>8} {'raw p50':>8} {'p99':>7} "
           f"{'ratio p50':>10} {'p99':>7}")
     for proxy in PROOF_PROXIES:

@@ -76,7 +76,8 @@ def test_ctrl_c_during_a_scenario_leaves_nothing(tmp_path):
     client = connect()
     state = tmp_path / "state"
     child = subprocess.Popen([str(BIN / "pytest"), "scenarios/", "-k", "payment_outage", "-p", "no:cacheprovider",
-                              f"--chaos-reports={tmp_path / 'reports'}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              f"--chaos-reports={tmp_path / 'reports'}"], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              env={**os.environ, "CHAOS_STATE_DIR": str(state)})
     try:
         run_id = _run_with_a_fault(state, child)
@@ -223,7 +224,8 @@ def _sigterm_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
     state = tmp_path / "state"
     with open(tmp_path / "stderr", "wb") as stderr:
         child = subprocess.Popen([str(BIN / "chaos"), *args, f"--reports={tmp_path}"], cwd=ROOT,
-                                 stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, "CHAOS_STATE_DIR": str(state)})
+                                 stdout=subprocess.DEVNULL, stderr=stderr,
+                                 env={**os.environ, "CHAOS_STATE_DIR": str(state)})
     try:
         run_id = _run_with_a_fault(state, child)
         child.send_signal(signal.SIGTERM)

@@ -156,7 +156,9 @@ def test_an_internal_edge_fault_is_in_effect_when_inject_returns_and_gone_when_h
     with chaos.inject(name, proxy, **params):
         assert effect(_through(stack, proxy)), f"{name} on {proxy} returned but is not in effect"
     seen = _through(stack, proxy)
-    assert seen.complete and seen.error is None and seen.first_byte_s < 0.2, f"{name} healed but {proxy} still misbehaves"
+    assert seen.complete and seen.error is None and seen.first_byte_s < 0.2, (
+        f"{name} healed but {proxy} still misbehaves"
+    )
 
 
 def test_a_toxic_that_has_no_effect_fails_the_inject_and_is_removed(stack, chaos, monkeypatch):

@@ -78,7 +78,8 @@ def kept(state, tmp_path_factory):
     assert result.returncode == 0, result.stderr
     run_id = re.search(r"^(?:already )?up: run (\S+)", result.stdout, re.M).group(1)
     try:
-        yield {"run_id": run_id, "stdout": result.stdout, "stack": attach(run_id), "started_here": result.stdout.startswith("up:")}
+        yield {"run_id": run_id, "stdout": result.stdout, "stack": attach(run_id),
+               "started_here": result.stdout.startswith("up:")}
     finally:
         run([CHAOS, "heal", "--all"])
         if result.stdout.startswith("up:"):  # started here: removed here
@@ -170,8 +171,8 @@ def test_a_second_abort_if_does_not_start_a_second_watcher(kept):
     ends (leaving no watcher file) once the faults are healed."""
     run_id = kept["run_id"]
     _wait(lambda: not _watchers(run_id), 30, "an earlier test's watcher ended with its faults")
-    first = run([CHAOS, "inject", "network.latency", "--target", "edge_gateway", "--set", "latency_ms=20", "--run", run_id,
-                 "--abort-if", "health<5"])
+    first = run([CHAOS, "inject", "network.latency", "--target", "edge_gateway", "--set", "latency_ms=20",
+                 "--run", run_id, "--abort-if", "health<5"])
     assert first.returncode == 0, first.stderr
     assert first.stdout.rstrip().endswith("while faults are active")
     second = run([CHAOS, "inject", "network.latency", "--target", "postgres", "--set", "latency_ms=20", "--run", run_id,

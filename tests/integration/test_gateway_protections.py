@@ -182,7 +182,8 @@ def _run_gateway_without(variable: str, mode: str) -> tuple[int | None, str]:
     env = topology.service_env(topology.SERVICES["api_gateway"], mode)
     env.pop(variable)
     container = client.containers.run(Builder(client).image("shop"), ["python3", "-m", "shop", "api_gateway"],
-                                      environment=env, detach=True, labels={RUN_LABEL: f"config-{uuid.uuid4().hex[:6]}"})
+                                      environment=env, detach=True,
+                                      labels={RUN_LABEL: f"config-{uuid.uuid4().hex[:6]}"})
     try:
         exited, _ = wait_for(lambda: (container.reload(), container.status)[1] == "exited", 20, 0.2)
         output = container.logs().decode(errors="replace")

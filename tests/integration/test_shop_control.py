@@ -139,6 +139,8 @@ def test_another_subject_reusing_an_idempotency_key_gets_neither_the_order_nor_a
     placed = shop.place_order()
     assert placed.status == 201, placed.body
     other = {"Authorization": f"Bearer {mint_token(stack, subject='someone-else')}", "Idempotency-Key": placed.key}
-    answer = httpx.post(f"{stack.edge_url}/orders", json={"sku": "sku-1", "amount_cents": 1250}, headers=other, timeout=10)
+    answer = httpx.post(
+        f"{stack.edge_url}/orders", json={"sku": "sku-1", "amount_cents": 1250}, headers=other, timeout=10
+    )
     assert answer.status_code == 409 and placed.order_id not in answer.text
     assert shop.place_order(key=placed.key).body.get("replayed")  # its own subject still gets the replay

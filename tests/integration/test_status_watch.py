@@ -21,8 +21,11 @@ def test_watch_on_a_terminal_redraws_one_table_in_place(tmp_path):
     or Ctrl-C leaving the watch with an error instead of exit 0."""
     term = Terminal("watch")
     try:
-        term.type(f"CHAOS_STATE_DIR={tmp_path} DOCKER_HOST=unix:///nonexistent/docker.sock {CHAOS} status --watch --interval 0.2 --watch-for 120; "
-                  "echo watch-ended-$?")
+        term.type(
+            f"CHAOS_STATE_DIR={tmp_path} DOCKER_HOST=unix:///nonexistent/docker.sock "
+            f"{CHAOS} status --watch --interval 0.2 --watch-for 120; "
+            "echo watch-ended-$?"
+        )
         term.wait_for(r"ACTIVE FAULTS: none")
         record = state.Record(id="network.down-postgres-watch", run_id="r-watch", fault="network.down",
                                  target="postgres", params={}, owner=owner_token(), undo={})

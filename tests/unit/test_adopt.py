@@ -51,7 +51,9 @@ def test_a_split_host_and_port_pair_is_one_edge():
     assert asked(a, "api") == []
     a = adopted({"cache": {"image": "redis"},
                  "api": {"image": "app", "expose": [80], "environment": {"REDIS_HOST": "cache", "REDIS_PORT": "7000"}}})
-    assert a.edges == [] and asked(a, "api") == ["REDIS_HOST/REDIS_PORT name cache:7000, but cache serves 6379; left as is"]
+    assert a.edges == [] and asked(a, "api") == [
+        "REDIS_HOST/REDIS_PORT name cache:7000, but cache serves 6379; left as is"
+    ]
 
 
 def test_a_container_name_or_network_alias_is_the_service_too():
@@ -103,7 +105,9 @@ def test_a_host_without_a_port_is_a_question():
 def test_depends_on_without_an_address_is_a_question():
     """Catches: a `depends_on` edge adopted with nothing telling the client (its proxy would be
     faulted while the client talks to the service directly) or dropped without a word."""
-    a = adopted({"db": PG, "web": {"image": "app", "expose": [1], "depends_on": {"db": {"condition": "service_healthy"}}}})
+    a = adopted(
+        {"db": PG, "web": {"image": "app", "expose": [1], "depends_on": {"db": {"condition": "service_healthy"}}}}
+    )
     assert a.edges == [] and "uses" not in a.services["web"]
     assert asked(a, "web") == ["depends on db but no env value names its address: how is it told where db is? "
                                "the edge is left direct"]
@@ -241,7 +245,9 @@ def test_build_context_is_relative_to_the_output_file():
     compose["services"]["web"]["build"]["dockerfile"] = "docker/Dockerfile.prod"
     assert adopt.adopt(compose, Path("/p"), Path("/p")).services["web"]["build"] == {
         "context": "./web", "dockerfile": "docker/Dockerfile.prod"}
-    assert adopt.adopt({"services": {"w": {"build": ".", "expose": [1]}}}, HERE, HERE).services["w"]["build"] == {"context": "."}
+    assert adopt.adopt({"services": {"w": {"build": ".", "expose": [1]}}}, HERE, HERE).services["w"]["build"] == {
+        "context": "."
+    }
 
 
 @pytest.mark.parametrize("base,expected", [("chaos-harness/shop:latest", "shop"), ("chaos-harness/python", "python"),

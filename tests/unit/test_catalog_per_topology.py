@@ -74,7 +74,9 @@ def test_a_declared_capability_brings_its_faults_to_the_declaring_services_only(
     """Catches a capability fault that targets every service, or its proxy fault (auth_down) that
     targets the service's name instead of the proxy in front of it."""
     path = plain(tmp_path).path
-    path.write_text(path.read_text().replace("    proxy: store\n", "    proxy: store\n    capabilities: [database, auth]\n"))
+    path.write_text(
+        path.read_text().replace("    proxy: store\n", "    proxy: store\n    capabilities: [database, auth]\n")
+    )
     system = topology.load(path)
     rows = {row["name"]: row for row in describe(system)}
     assert rows["process.db_outage"]["targets"] == ["db"]
@@ -100,7 +102,9 @@ def test_a_fault_the_topology_cannot_take_is_one_line_naming_the_capability(tmp_
     monkeypatch.setenv(topology.TOPOLOGY_ENV, str(path))
     with pytest.raises(HarnessError, match=r"capability 'vendor'.*`capabilities: \[vendor\]`"):
         check("http.status", "web")
-    result = run([str(BIN / "chaos"), "inject", "http.status", "--target", "web", "--topology", str(path)], env=NO_ENGINE)
+    result = run(
+        [str(BIN / "chaos"), "inject", "http.status", "--target", "web", "--topology", str(path)], env=NO_ENGINE
+    )
     _one_line_exit_2(result)
     assert "capabilities: [vendor]" in result.stderr
 

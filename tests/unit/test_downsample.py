@@ -56,7 +56,9 @@ def test_active_faults_of_every_sample_in_one_sweep_match_the_direct_way():
     windows = []
     for k in range(40):
         start = T0 + rng.uniform(0, 900)
-        windows.append({"fault": f"f{k % 7}", "start": start, "end": None if k % 13 == 0 else start + rng.uniform(0, 60)})
+        windows.append(
+            {"fault": f"f{k % 7}", "start": start, "end": None if k % 13 == 0 else start + rng.uniform(0, 60)}
+        )
     windows.sort(key=lambda w: w["start"])
     times = [T0 + rng.uniform(-10, 1000) for _ in range(3000)] + [w["start"] for w in windows] + \
         [w["end"] for w in windows if w["end"] is not None]

@@ -115,7 +115,9 @@ def test_a_replica_is_not_taken_for_its_service():
     and leaves the service itself as the fault made it."""
     from harness.faults.base import REPLICA_LABEL, run_container
 
-    replica = SimpleNamespace(name="chaos-x-gateway-replica-1", labels={RUN_LABEL: "run-a", REPLICA_LABEL: "api_gateway"})
+    replica = SimpleNamespace(
+        name="chaos-x-gateway-replica-1", labels={RUN_LABEL: "run-a", REPLICA_LABEL: "api_gateway"}
+    )
     stack = SimpleNamespace(run_id="run-a", docker_container=lambda service: replica)
     with pytest.raises(HarnessError, match="resolved to the replica"):
         run_container(stack, "api_gateway")

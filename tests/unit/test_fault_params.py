@@ -158,7 +158,8 @@ def test_the_recorder_keeps_a_record_while_active_and_journals_every_entry(tmp_p
     fault.journal = journal
     journal.record("inject", fault)
     (record,) = state.records(tmp_path)
-    assert (record.run_id, record.fault, record.target, record.owner) == ("20270115T080000-00000a", "network.down", "auth", "42:1")
+    assert (record.run_id, record.fault, record.target, record.owner) == (
+        "20270115T080000-00000a", "network.down", "auth", "42:1")
     assert record.undo == {"proxy": "auth"} and fault.record_id == record.id
     journal.record("landed", fault)
     journal.record("heal", fault)
@@ -203,10 +204,13 @@ def test_faults_that_cannot_be_healed_from_a_record_are_journaled_but_not_record
 
     assert not LocalOnly.recordable()
     assert all(cls.recordable() for cls in CATALOG.values() if cls.family in FAMILIES)
-    fault = LocalOnly(None, "x", FaultJournal(observers=[registry.Recorder("20270115T080000-00000b", "42:1", tmp_path)]))
+    fault = LocalOnly(
+        None, "x", FaultJournal(observers=[registry.Recorder("20270115T080000-00000b", "42:1", tmp_path)])
+    )
     fault.inject().heal()
     assert state.records(tmp_path) == []
-    assert [line["action"] for line in state.journal("20270115T080000-00000b", tmp_path)] == ["inject", "landed", "heal"]
+    lines = state.journal("20270115T080000-00000b", tmp_path)
+    assert [line["action"] for line in lines] == ["inject", "landed", "heal"]
 
 
 def test_a_clock_skew_beyond_an_hour_is_a_one_line_error_and_offsets_are_signed():

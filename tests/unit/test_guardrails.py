@@ -22,8 +22,10 @@ def test_conditions_parse(text, metric, op, threshold, hold):
     assert (condition.metric, condition.op, condition.threshold, condition.hold_s) == (metric, op, threshold, hold)
 
 
-@pytest.mark.parametrize("text", ["", "health", "health<", "latency<5", "health=50", "health<50 for", "health<50 for 9999s",
-                                  "health<50; rm -rf /"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "health", "health<", "latency<5", "health=50", "health<50 for", "health<50 for 9999s", "health<50; rm -rf /"],
+)
 def test_bad_conditions_are_one_line_errors(text):
     with pytest.raises(HarnessError) as error:
         parse(text)

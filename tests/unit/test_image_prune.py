@@ -23,8 +23,9 @@ class FakeImages:
 
 
 def test_only_older_local_builds_not_in_use_are_removed():
-    images = FakeImages([["chaos-harness/shop:local-new", "chaos-harness/shop:latest"], ["chaos-harness/shop:local-old"],
-                         ["chaos-harness/shop:local-busy"], ["chaos-harness/postgres:local-1"],
+    images = FakeImages([["chaos-harness/shop:local-new", "chaos-harness/shop:latest"],
+                         ["chaos-harness/shop:local-old"], ["chaos-harness/shop:local-busy"],
+                         ["chaos-harness/postgres:local-1"],
                          ["chaos-harness/debian:bookworm-abc"], ["other/thing:local-x"]],
                         in_use={"chaos-harness/shop:local-busy"})
     current = {"shop": "chaos-harness/shop:local-new", "postgres": "chaos-harness/postgres:local-1"}

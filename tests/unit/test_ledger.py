@@ -323,7 +323,9 @@ def render(shop: Shop, request: Request) -> OrderRow | None:
     first_ok = True
     for outcome in request.tries:
         if outcome == "ok":
-            status, body_status = (202, "PAYMENT_PENDING") if first_ok and request.pending else (201 if first_ok else 200, "PAID")
+            status, body_status = (
+                (202, "PAYMENT_PENDING") if first_ok and request.pending else (201 if first_ok else 200, "PAID")
+            )
             shop.answer(request.key, "ok", status, order_id, body_status)
             first_ok = False
         else:
@@ -360,8 +362,9 @@ def clean_runs(draw) -> tuple[History, World]:
         render(shop, draw(requests(f"k{index}")))
     for index in range(draw(st.integers(0, 3))):
         status = draw(st.sampled_from(["NEW", "PAYMENT_PENDING", "PAID", "FAILED", "REJECTED"]))
-        shop.order(f"other-{index}", f"x{index}", status, charges=draw(st.lists(st.sampled_from(["c8", "c9"]), max_size=2)),
-                   mails=draw(st.integers(0, 3)), reservation=draw(st.sampled_from(HELD + ("RELEASED", None))),
+        shop.order(f"other-{index}", f"x{index}", status,
+                   charges=draw(st.lists(st.sampled_from(["c8", "c9"]), max_size=2)), mails=draw(st.integers(0, 3)),
+                   reservation=draw(st.sampled_from(HELD + ("RELEASED", None))),
                    sku=draw(st.sampled_from(SKUS)))
     return shop.build()
 
@@ -397,7 +400,9 @@ def break_lost(history, world, data):
 
 def break_duplicate_order(history, world, data):
     row = _target(data, history, world, _fresh("dup", ["unknown", "ok"]), lambda r: True)
-    world.orders.append(OrderRow(f"{row.id}-again", row.key, data.draw(st.sampled_from(["FAILED", "REJECTED", "PAID"]))))
+    world.orders.append(
+        OrderRow(f"{row.id}-again", row.key, data.draw(st.sampled_from(["FAILED", "REJECTED", "PAID"])))
+    )
 
 
 def break_double_charge(history, world, data):
@@ -416,7 +421,9 @@ def break_paid_not_charged(history, world, data):
 
 
 def break_stuck(history, world, data):
-    row = _target(data, history, world, _fresh("stuck", ["fail", "ok"]), lambda r: _answers(history, r.key) - {"unknown"})
+    row = _target(
+        data, history, world, _fresh("stuck", ["fail", "ok"]), lambda r: _answers(history, r.key) - {"unknown"}
+    )
     _set(world, row, status=data.draw(st.sampled_from(["NEW", "PAYMENT_PENDING"])))
 
 
@@ -452,7 +459,9 @@ def break_stock_drift(history, world, data):
         row = _target(data, history, world, _fresh("sold", ["ok"]), lambda r: r.status == "PAID")
         status = data.draw(st.sampled_from(["RESERVED", "RELEASED", None]))
     elif how == "failed":
-        row = _target(data, history, world, _fresh("held", ["fail"], "FAILED"), lambda r: r.status in ("FAILED", "REJECTED"))
+        row = _target(
+            data, history, world, _fresh("held", ["fail"], "FAILED"), lambda r: r.status in ("FAILED", "REJECTED")
+        )
         status = data.draw(st.sampled_from(["RESERVED", "CONFIRMED"]))
     else:
         index = data.draw(st.integers(0, len(world.stock) - 1))

@@ -41,7 +41,9 @@ def test_on_a_terminal_the_display_names_what_is_built_and_its_current_step(monk
             steps.say("pulled something")
     out = stream.getvalue()
     assert "building chaos-harness/shop:local-1 (the shop)" in out and "making the Debian bookworm base" in out
-    assert "Step 2/9 : RUN pip install [wheels]" in out and "shop built in" in out and "[images] pulled something" in out
+    assert (
+        "Step 2/9 : RUN pip install [wheels]" in out and "shop built in" in out and "[images] pulled something" in out
+    )
     assert "[images] building" not in out and "\x1b[" in out
     assert steps._display is None  # the display ended with the last step
 

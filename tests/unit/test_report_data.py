@@ -64,7 +64,8 @@ def ops() -> list[dict]:
 # payment_outage's guards in the order they run, with the prescription each proves.
 GUARDS = (("steady_state_before", None), ("steady_state_after", None), ("fallback_202", "fallback"),
           ("latency_budget", None), ("log_line", None), ("alert", "alert_on_recovery"),
-          ("recovery_alert", "alert_on_recovery"), ("backoff", "retry_with_backoff"), ("breaker_opens", "circuit_breaker"),
+          ("recovery_alert", "alert_on_recovery"), ("backoff", "retry_with_backoff"),
+          ("breaker_opens", "circuit_breaker"),
           ("recovery", "exactly_once_settlement"), ("exactly_once", "exactly_once_settlement"), ("ledger", None))
 
 

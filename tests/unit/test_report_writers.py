@@ -40,7 +40,8 @@ def test_html_marks_a_remote_reference_even_when_text_mentions_one():
 
 
 def test_html_without_samples_or_history_still_draws_the_health_plot():
-    bare = {"name": "rabbitmq_config_missing", "outcome": "failed", "reason": "setup failed", "runbook": [], "guards": []}
+    bare = {"name": "rabbitmq_config_missing", "outcome": "failed", "reason": "setup failed", "runbook": [],
+            "guards": []}
     page = html.render(RUN, [bare])
     assert page.count("<svg") == 1 and "no probe samples" in page
 
@@ -52,7 +53,8 @@ def test_a_silent_stretch_breaks_the_score_line():
 
 def test_plot_shades_and_labels_windows_and_draws_marks():
     svg = html.plot("t", "", 100, 10, [html.Series("score", [(0, 100), (5, 40)], "#000")],
-                    [{"fault": "disk.fill", "target": "node_a", "start": 2.0, "end": None}], [(3.0, "detected", "#f00")])
+                    [{"fault": "disk.fill", "target": "node_a", "start": 2.0, "end": None}],
+                    [(3.0, "detected", "#f00")])
     assert svg.count('class="fault"') == 1 and "disk.fill @ node_a" in svg and "detected" in svg
     assert "<polyline" in svg and svg.startswith("<svg") and svg.endswith("</svg>")
 
@@ -156,7 +158,8 @@ def test_json_schema_2_keeps_the_raw_timeline_out_of_report_json(tmp_path):
 def test_summary_rows_and_times_for_people():
     rows = json_report.summary_rows([scenario(), {"name": "x", "outcome": "failed", "reason": "a\nb" + "c" * 200}],
                                     reason_chars=20)
-    assert rows[0] == {"scenario": "payment_outage", "verdict": "passed", "ttd": "0.20 s", "ttr": "1.70 s", "reason": ""}
+    assert rows[0] == {"scenario": "payment_outage", "verdict": "passed", "ttd": "0.20 s", "ttr": "1.70 s",
+                       "reason": ""}
     assert rows[1]["reason"] == "a" and rows[1]["ttd"] == "n/o"
     assert json_report.stamp(T0) == "2027-01-15 08:00:00.000 UTC"
     assert json_report.stamp(T0, "jst") == "2027-01-15 17:00:00.000 JST"

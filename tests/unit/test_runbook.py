@@ -16,8 +16,8 @@ MANUAL_LINES = {
 MARKER = """import pytest
 
 @pytest.mark.chaos(root_cause='invalid_token',
-                   guards={'fail_closed': 'fail_closed', 'reject_invalid': 'reject_invalid_tokens', 'bogus_guard': 'bogus',
-                           'latency': None})
+                   guards={'fail_closed': 'fail_closed', 'reject_invalid': 'reject_invalid_tokens',
+                           'bogus_guard': 'bogus', 'latency': None})
 def test_auth_outage():
     pass
 """
@@ -28,7 +28,9 @@ def _scenarios(tmp_path):
     return tmp_path
 
 
-def _report(*guards: tuple[str, str | None, bool], root_cause: str = "invalid_token", name: str = "auth_outage") -> dict:
+def _report(
+    *guards: tuple[str, str | None, bool], root_cause: str = "invalid_token", name: str = "auth_outage"
+) -> dict:
     """A report.json with one scenario whose guards ran as given: (tag, prescription, held)."""
     return {"schema_version": 2, "run": {"run_id": "r1", "sut_mode": "resilient"},
             "scenarios": [{"name": name, "root_cause": root_cause, "outcome": "passed" if all(g[2] for g in guards)
@@ -51,7 +53,8 @@ def test_step_ids_are_unique_within_a_root_cause():
 
 def test_guards_are_read_from_scenario_markers(tmp_path):
     assert declared(_scenarios(tmp_path)) == {"invalid_token": [("auth_outage", {
-        "fail_closed": "fail_closed", "reject_invalid": "reject_invalid_tokens", "bogus_guard": "bogus", "latency": None})]}
+        "fail_closed": "fail_closed", "reject_invalid": "reject_invalid_tokens", "bogus_guard": "bogus",
+        "latency": None})]}
     row = _row(coverage(None, _scenarios(tmp_path)))
     assert row["scenarios"] == ["auth_outage"]
     assert row["declared"] == ["bogus", "fail_closed", "reject_invalid_tokens"] and row["unknown"] == ["bogus"]
@@ -120,7 +123,9 @@ def test_runbook_judges_the_latest_run_or_a_named_one(tmp_path):
         result = _chaos_runbook("--reports", str(tmp_path), *args)
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
-        assert lines[0].startswith("judged run r1 (resilient shop, 1 scenario(s)): ") and lines[0].endswith("report.json")
+        assert lines[0].startswith("judged run r1 (resilient shop, 1 scenario(s)): ") and lines[0].endswith(
+            "report.json"
+        )
         block = "\n".join(lines[lines.index(next(line for line in lines if " invalid_token " in line)):][:4])
         assert "verified: fail_closed\n" in block + "\n"
         assert "FAILED:   reject_invalid_tokens (auth_outage [reject_invalid])" in block
@@ -154,6 +159,9 @@ def test_the_source_documents_are_named_by_their_titles():
              if path.suffix in (".py", ".md", ".yaml", ".html")] + [root / "reports" / "README.md"]
     found = [f"{path.relative_to(root)}:{n}" for path in files
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if numbered.search(line)]
-    found += [f"README.md:{n}" for n, line in enumerate((root / "README.md").read_text(encoding="utf-8").splitlines(), 1)
-              if numbered.search(line)]
+    found += [
+        f"README.md:{n}"
+        for n, line in enumerate((root / "README.md").read_text(encoding="utf-8").splitlines(), 1)
+        if numbered.search(line)
+    ]
     assert found == []

@@ -37,7 +37,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_shop_services_are_given_proxy_addresses_only():
     """Catches an edge wired past Toxiproxy: a service told a real host of the network."""
-    real_hosts = {s.host for s in SHOP.services.values()} - {"toxiproxy", "alert-sink"}  # the sink: the harness's observer
+    real_hosts = {s.host for s in SHOP.services.values()} - {
+        "toxiproxy",
+        "alert-sink",
+    }  # the sink: the harness's observer
     for service in SHOP.services.values():
         for key, value in SHOP.service_env(service, "resilient").items():
             if key == "SERVICE_NAME" or key.startswith("POSTGRES_"):
@@ -47,7 +50,8 @@ def test_shop_services_are_given_proxy_addresses_only():
     assert gateway["PAYMENT_URL"] == "http://toxiproxy:20003"
     assert "@toxiproxy:20004/" in gateway["DATABASE_URL"]
     assert gateway["RABBITMQ_HOST"] == "toxiproxy" and gateway["RABBITMQ_PORT"] == "20005"
-    assert (gateway["SUT_MODE"], gateway["SUT_DISABLE"], gateway["CHAOS_CONTROL_SECRET"]) == ("fragile", "a,b", "s3cret")
+    settings = (gateway["SUT_MODE"], gateway["SUT_DISABLE"], gateway["CHAOS_CONTROL_SECRET"])
+    assert settings == ("fragile", "a,b", "s3cret")
 
 
 def test_shop_proxies_are_derived_from_uses_and_entry():
