@@ -23,6 +23,7 @@ import httpx
 
 from harness import topology
 from harness.ledger import History, Operation, Outcome
+from harness.readiness import amqp_credentials, sql_keywords
 from harness.topology import control_headers
 from harness.view import StackView
 
@@ -274,9 +275,7 @@ class InventoryClient:
 def database_params_at(host: str, port: int, connect_timeout: int = 5) -> dict[str, Any]:
     """psycopg.connect() keywords for the run's database at a host and port, as the harness's user
     (the credentials its topology gives the database's readiness check)."""
-    params = topology.active().services[DATABASE].readiness_params
-    return {"host": host, "port": port, "user": params["user"], "password": params["password"],
-            "dbname": params["database"], "connect_timeout": connect_timeout}
+    return sql_keywords(topology.active().services[DATABASE].readiness_params, host, port, connect_timeout)
 
 
 def database_params(stack: StackView, connect_timeout: int = 5) -> dict[str, Any]:
@@ -294,10 +293,7 @@ def connect_database(stack: StackView, *, autocommit: bool = False, connect_time
 
 def broker_credentials() -> Any:
     """The broker's credentials, as its topology gives them to the readiness check."""
-    import pika
-
-    params = topology.active().services[BROKER].readiness_params
-    return pika.PlainCredentials(params["user"], params["password"])
+    return amqp_credentials(topology.active().services[BROKER].readiness_params)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ for a service that speaks none of them), with the credentials or path the topolo
 from __future__ import annotations
 
 import socket
-from typing import Callable
+from typing import Any, Callable
 
 import httpx
 
@@ -17,11 +17,24 @@ from harness.topology import Service
 CHECK_TIMEOUT_S = 2
 
 
+def sql_keywords(params: dict[str, str], host: str, port: int, connect_timeout: int) -> dict[str, Any]:
+    """psycopg.connect() keywords for a database at host:port, as the topology's sql readiness
+    names its user (the same for the check and for the harness's own connections)."""
+    return {"host": host, "port": port, "user": params["user"], "password": params["password"],
+            "dbname": params["database"], "connect_timeout": connect_timeout}
+
+
+def amqp_credentials(params: dict[str, str]) -> Any:
+    """pika credentials of a broker, as the topology's amqp readiness names them."""
+    import pika
+
+    return pika.PlainCredentials(params["user"], params["password"])
+
+
 def _sql(params: dict[str, str], host: str, port: int) -> bool:
     import psycopg
 
-    with psycopg.connect(host=host, port=port, user=params["user"], password=params["password"],
-                         dbname=params["database"], connect_timeout=CHECK_TIMEOUT_S) as conn:
+    with psycopg.connect(**sql_keywords(params, host, port, CHECK_TIMEOUT_S)) as conn:
         return conn.execute("SELECT 1").fetchone() == (1,)
 
 
@@ -34,7 +47,7 @@ def _amqp(params: dict[str, str], host: str, port: int) -> bool:
     connection = pika.BlockingConnection(pika.ConnectionParameters(
         host=host, port=port, connection_attempts=1, socket_timeout=CHECK_TIMEOUT_S,
         blocked_connection_timeout=CHECK_TIMEOUT_S,
-        credentials=pika.PlainCredentials(params["user"], params["password"])))
+        credentials=amqp_credentials(params)))
     connection.close()
     return True
 

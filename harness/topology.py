@@ -474,15 +474,3 @@ def __getattr__(name: str) -> Any:
     if name == "PROXIES":
         return active().proxies
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def upstream_address(proxy: Proxy) -> str:
-    return active().upstream_address(proxy)
-
-
-def service_env(service: Service, sut_mode: str, disabled: tuple[str, ...] = (), secret: str = "") -> dict[str, str]:
-    return active().service_env(service, sut_mode, disabled, secret)
-
-
-def start_order() -> list[list[str]]:
-    return active().start_order()

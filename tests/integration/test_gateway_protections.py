@@ -179,7 +179,7 @@ def _run_gateway_without(variable: str, mode: str) -> tuple[int | None, str]:
     from harness.engine import connect
 
     client = connect()
-    env = topology.service_env(topology.SERVICES["api_gateway"], mode)
+    env = topology.active().service_env(topology.SERVICES["api_gateway"], mode)
     env.pop(variable)
     container = client.containers.run(Builder(client).image("shop"), ["python3", "-m", "shop", "api_gateway"],
                                       environment=env, detach=True,

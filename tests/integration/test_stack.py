@@ -33,7 +33,7 @@ def test_services_are_configured_with_proxy_addresses(stack):
     assert "@toxiproxy:20004/" in env["DATABASE_URL"]
     proxies = stack.toxiproxy.proxies()
     assert {name: proxy.upstream for name, proxy in proxies.items()} == {
-        p.name: topology.upstream_address(p) for p in topology.PROXIES.values()}
+        p.name: topology.active().upstream_address(p) for p in topology.PROXIES.values()}
 
 
 def test_gateway_reaches_the_vendor_only_through_its_proxy(stack, shop, vendor):

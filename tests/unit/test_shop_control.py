@@ -106,7 +106,7 @@ def test_every_shop_service_is_given_the_secret_and_compose_an_overridable_defau
     """Catches a service started without the run's secret (its control calls all refused), and a
     compose file with a secret fixed in it (an operator could not set one on a shared host)."""
     for service in topology.SERVICES.values():
-        env = topology.service_env(service, "resilient", secret="run-secret")
+        env = topology.active().service_env(service, "resilient", secret="run-secret")
         assert env.get(topology.CONTROL_SECRET_ENV) == ("run-secret" if service.image == "shop" else None)
     text = compose.compose_yaml()
     assert f"{topology.CONTROL_SECRET_ENV}: ${{{topology.CONTROL_SECRET_ENV}:-" in text
