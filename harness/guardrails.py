@@ -189,10 +189,9 @@ def watch(run_id: str, max_s: float = MAX_WATCH_S) -> list[dict[str, Any]]:
     def heal_run(trip: dict[str, Any]) -> None:
         pending = [r for r in state.records() if r.run_id == run_id]
         trip["healed"] = [r.id for r in pending]
-        try:
-            registry.heal_all(pending)
-        finally:
-            state.append_journal(run_id, {"ts": time.time(), "action": "abort", **trip})
+        # Journalled before healing: whoever waits for the faults to end then finds the abort.
+        state.append_journal(run_id, {"ts": time.time(), "action": "abort", **trip})
+        registry.heal_all(pending)
 
     guards: dict[str, Guardrail] = {}
     trips: list[dict[str, Any]] = []

@@ -387,11 +387,13 @@ def _guard(request: pytest.FixtureRequest, injector: Chaos) -> Callable[[Any], N
 
     def on_trip(trip: dict[str, Any]) -> None:
         trip["healed"] = [f"{f.name} on {f.target}" for f in injector.active if f.active]
+        # Kept before healing: the scenario may be waiting for its fault to end, and must not
+        # finish (and be reported passed) between the heal and the trip being known.
+        request.node.stash[TRIP_KEY] = trip
         try:
             injector.heal_all()
         except HarnessError as exc:
             trip["error"] = str(exc)
-        request.node.stash[TRIP_KEY] = trip
 
     guard = guardrails.Guardrail(guardrails.parse(text), on_trip)
 

@@ -65,3 +65,30 @@ def test_reset_forgets_a_condition_that_held_before_faults():
 def test_disk_without_a_reading_does_not_trip():
     assert not Guardrail(parse("disk>=95"), lambda trip: None).feed(sample(1, 100, disk=None))
     assert Guardrail(parse("disk>=95"), lambda trip: None).feed(sample(1, 100, disk=97.0))
+
+
+def test_a_trip_is_known_to_the_scenario_before_its_faults_heal():
+    """The broken behaviour: the trip was kept after heal_all, so a scenario waiting for its
+    fault to end could finish, and be reported passed, in between (seen in CI)."""
+    from types import SimpleNamespace
+
+    from harness.plugin import TRIP_KEY, _guard
+
+    node = SimpleNamespace(stash=pytest.Stash(), get_closest_marker=lambda name: None)
+    request = SimpleNamespace(node=node, config=SimpleNamespace(getoption=lambda name: "health<50"))
+    seen_at_heal = []
+
+    class Fault:
+        name, target, active = "network.down", "postgres", True
+
+    class Injector:
+        active = [Fault()]
+
+        def heal_all(self):
+            seen_at_heal.append(TRIP_KEY in node.stash)
+            Fault.active = False
+
+    listen = _guard(request, Injector())
+    listen(sample(1, 10))
+    assert seen_at_heal == [True]
+    assert node.stash[TRIP_KEY]["healed"] == ["network.down on postgres"]
