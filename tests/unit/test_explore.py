@@ -1,0 +1,167 @@
+"""Exploration's pure parts: schedules, what is drawn, and the search with its shrinking, driven
+by synthetic judges on a fake clock (each schedule "takes" 20 s)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from pydantic import ValidationError
+
+from harness.errors import HarnessError
+from harness.explore.schedule import MAX_DURATION_S, MAX_START_S, MAX_STEPS, MIN_DURATION_S, Schedule, Step
+from harness.explore.search import Judgement, explore, within_a_failure
+from harness.explore.space import EXPLORE_RANGES, explorable, parameter, schedules
+from harness.faults import describe
+
+RUN_S = 20.0
+
+
+def step(fault="network.latency", target="payment", start=0.0, duration=1.0, **params) -> Step:
+    return Step(fault=fault, target=target, params=params, start_s=start, duration_s=duration)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def judged(rule, clock: Clock):
+    """A judge applying `rule(schedule) -> {anomaly: evidence}`, each run advancing the clock."""
+    def judge(schedule: Schedule) -> Judgement:
+        clock.now += RUN_S
+        return Judgement(rule(schedule))
+    return judge
+
+
+def slow(schedule: Schedule) -> dict[str, str]:
+    return {"lost": "an order went missing"} if any(
+        s.fault == "network.latency" and s.params["latency_ms"] >= 500 for s in schedule.steps) else {}
+
+
+NETWORK = explorable(describe(), only=["network"])
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+def test_a_schedule_orders_its_steps_and_heals_before_it_injects_at_one_instant():
+    """Catches overlapping a step that ends as the next begins (two faults at once for no time)."""
+    schedule = Schedule(steps=(step(target="auth", start=1.0), step(start=0.0, duration=1.0)))
+    assert [s.target for s in schedule.steps] == ["payment", "auth"]
+    assert schedule.events() == [(0.0, "inject", 0), (1.0, "heal", 0), (1.0, "inject", 1), (2.0, "heal", 1)]
+    assert schedule.span_s == 2.0 and schedule.size() == (2, 2.0, 2.0)
+
+
+def raw(target="payment", start=0.0, duration=1.0) -> dict:
+    return {"fault": "network.latency", "target": target, "start_s": start, "duration_s": duration}
+
+
+@pytest.mark.parametrize("bad", [
+    dict(steps=()), dict(steps=[raw(target=f"t{i}") for i in range(MAX_STEPS + 1)]),
+    dict(steps=[raw(start=MAX_START_S + 0.5)]), dict(steps=[raw(duration=MAX_DURATION_S + 0.5)]),
+    dict(steps=[raw(duration=MIN_DURATION_S / 2)]), dict(steps=[raw(), raw(start=2.0)]),
+    dict(steps=[{**raw(), "extra": 1}]),
+])
+def test_a_schedule_out_of_its_bounds_is_refused(bad):
+    """Catches an open-ended schedule from a replay file or a hand edit (a 10-minute outage)."""
+    with pytest.raises(ValidationError):
+        Schedule.model_validate(bad)
+
+
+def test_a_schedule_reads_back_from_its_json():
+    schedule = Schedule(steps=(step(latency_ms=750, stream="downstream"), step("process.pause", "postgres", 1.5, 2)))
+    assert Schedule.model_validate_json(schedule.model_dump_json()) == schedule
+
+
+# --- what is drawn ---------------------------------------------------------------------------
+
+def test_parameters_are_drawn_within_the_explored_range_and_enums_offer_the_default_first():
+    low, high = EXPLORE_RANGES["latency_ms"]
+    latency = parameter("latency_ms", {"type": "integer", "minimum": 0, "maximum": 60000, "default": 1000})
+    assert min(latency.elements) == low and max(latency.elements) == high
+    status = parameter("status", {"enum": [500, 503, 429], "default": 503, "type": "integer"})
+    assert list(status.elements) == [503, 500, 429]  # shrinks to the default
+    assert parameter("order_id", {"type": "string", "minLength": 1}) is None  # an order id can't be guessed
+    assert parameter("duration_s", {"anyOf": [{"type": "number"}, {"type": "null"}], "default": None}).value is None
+
+
+def test_explorable_keeps_the_named_families_and_targets_and_drops_faults_it_cannot_fill():
+    """Catches a fault with a required parameter the catalog can't know (message.duplicate's
+    order id) drawn and failing every schedule it is in."""
+    rows = explorable(describe())
+    names = {row["name"] for row in rows}
+    assert "message.duplicate" not in names and "network.latency" in names
+    only = explorable(describe(), only=["network", "process.pause"], targets=["postgres"])
+    assert {row["family"] for row in only} == {"network", "process"} and all(r["targets"] == ["postgres"] for r in only)
+
+
+def test_nothing_to_explore_is_one_line():
+    with pytest.raises(HarnessError) as error:
+        explorable(describe(), only=["network"], targets=["no-such-target"])
+    assert "\n" not in str(error.value) and "chaos faults" in str(error.value)
+
+
+@settings(max_examples=50, deadline=None)
+@given(schedules(NETWORK))
+def test_every_drawn_schedule_is_valid_and_bounded(schedule):
+    assert 1 <= len(schedule.steps) <= MAX_STEPS and schedule.span_s <= MAX_START_S + MAX_DURATION_S
+    assert Schedule.model_validate_json(schedule.model_dump_json()) == schedule
+
+
+# --- the search ------------------------------------------------------------------------------
+
+def test_a_failure_is_shrunk_to_one_short_early_step_at_the_mildest_failing_parameter():
+    """Catches a search that reports the first failing schedule as found (several steps, long,
+    at full strength) instead of the smallest that fails for the same reason."""
+    clock = Clock()
+    found = explore(judged(slow, clock), schedules(NETWORK), seed=1, budget_s=3600, clock=clock)
+    (finding,) = found.findings()
+    smallest = finding.smallest.schedule
+    assert finding.anomaly == "lost" and len(smallest.steps) == 1
+    (only,) = smallest.steps
+    assert only.fault == "network.latency" and only.start_s == 0 and only.duration_s == MIN_DURATION_S
+    assert only.params["latency_ms"] == min(v for v in range(0, 3001) if v >= 500 and v % 375 == 0)
+    assert smallest.size() <= finding.first.schedule.size() and slow(smallest)
+
+
+def test_after_a_failure_only_its_own_steps_are_run():
+    """Catches shrinking that runs other faults and targets (each a wasted schedule on a real system)."""
+    clock = Clock()
+    found = explore(judged(slow, clock), schedules(NETWORK), seed=1, budget_s=3600, clock=clock)
+    first = next(t for t in found.trials if t.anomaly)
+    after = found.trials[first.index + 1:]
+    assert after and all(within_a_failure(t.schedule, [first.schedule]) for t in after)
+
+
+def test_the_budget_bounds_the_search():
+    """Catches a search that runs on past its budget (Hypothesis would run 500 schedules)."""
+    clock = Clock()
+    found = explore(judged(lambda s: {}, clock), schedules(NETWORK), seed=3, budget_s=100, clock=clock)
+    assert found.stopped == "budget" and not found.findings()
+    assert len(found.trials) == 5 and found.elapsed_s == 100
+
+
+def test_a_finding_that_does_not_fail_again_is_kept_unshrunk():
+    """Catches a crash (Hypothesis's Flaky) when the real system fails a schedule once and not
+    when it is run again."""
+    clock = Clock()
+    calls = []
+
+    def once(schedule):
+        calls.append(schedule)
+        return {"lost": "once"} if len(calls) == 3 else {}
+
+    found = explore(judged(once, clock), schedules(NETWORK), seed=4, budget_s=3600, clock=clock)
+    (finding,) = found.findings()
+    assert finding.first is finding.smallest and finding.first.index == 2
+
+
+def test_one_seed_draws_the_same_schedules():
+    runs = []
+    for _ in range(2):
+        clock = Clock()
+        runs.append([t.schedule for t in explore(judged(lambda s: {}, clock), schedules(NETWORK), seed=7,
+                                                 budget_s=200, clock=clock).trials])
+    assert runs[0] == runs[1] and len(runs[0]) == 10
