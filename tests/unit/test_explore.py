@@ -3,6 +3,8 @@ by synthetic judges on a fake clock (each schedule "takes" 20 s)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from pydantic import ValidationError
@@ -165,3 +167,41 @@ def test_one_seed_draws_the_same_schedules():
         runs.append([t.schedule for t in explore(judged(lambda s: {}, clock), schedules(NETWORK), seed=7,
                                                  budget_s=200, clock=clock).trials])
     assert runs[0] == runs[1] and len(runs[0]) == 10
+
+
+# --- replay files ----------------------------------------------------------------------------
+
+def test_a_finding_is_written_as_a_replay_file_and_a_scenario_module(tmp_path):
+    """Catches a replay file that does not read back (or a module that does not compile): the
+    finding could not be run again."""
+    from harness.explore import replay
+
+    clock = Clock()
+    found = explore(judged(slow, clock), schedules(NETWORK), seed=1, budget_s=3600, clock=clock)
+    (path,) = replay.write(tmp_path / "explore", found, "scenarios.shop.explore:SHOP", None, ["idempotency"])
+    back = replay.load(path)
+    assert back.schedule == found.findings()[0].smallest.schedule and back.seed == 1 and back.anomaly == "lost"
+    assert back.shrinks and back.sut_disable == ["idempotency"]
+    module = (tmp_path / "explore" / "test_explored_lost.py").read_text()
+    compile(module, "test_explored_lost.py", "exec")
+    assert "from scenarios.shop.explore import SHOP as SYSTEM" in module and "--seed 1" in module
+    summary = json.loads((tmp_path / "explore" / "explore.json").read_text())
+    assert len(summary["trials"]) == len(found.trials) and summary["findings"] == ["lost.json"]
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d.pop("schedule"), lambda d: d["schedule"]["steps"][0].update(duration_s=600),
+    lambda d: d.update(surprise=1),
+])
+def test_a_bad_replay_file_is_one_line_naming_the_field(tmp_path, edit):
+    from harness.explore import replay
+
+    clock = Clock()
+    found = explore(judged(slow, clock), schedules(NETWORK), seed=1, budget_s=3600, clock=clock)
+    (path,) = replay.write(tmp_path, found, "m:S", None, [])
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+    with pytest.raises(HarnessError) as error:
+        replay.load(path)
+    assert "\n" not in str(error.value) and str(path) in str(error.value)
