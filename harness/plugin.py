@@ -41,6 +41,8 @@ from harness.report import write_all
 from harness.runbook import ROOT_CAUSES
 from harness.view import StackView
 
+pytest_plugins = ["harness.explore.pytest_plugin"]  # exploration's options and selection
+
 SCENARIO_KEY = pytest.StashKey[dict[str, Any]]()
 JOURNAL_KEY = pytest.StashKey[FaultJournal]()  # the chaos fixture's journal: the fault windows
 HISTORY_KEY = pytest.StashKey[History]()  # the history fixture's operations
