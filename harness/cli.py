@@ -424,12 +424,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     command += [f"--sut-disable={name}" for name in protections.checked(args.sut_disable)]
     if args.scenario:
         command += ["-k", " or ".join(args.scenario)]
+    return _pytest(command)
+
+
+def _pytest(command: list[str]) -> int:
+    """Runs one pytest session in the foreground; its exit code is ours."""
     child = subprocess.Popen(command, env=dict(os.environ))
     try:
         return child.wait()
     except BaseException:  # an interrupt: pytest gets it too, heals, removes its stack; then we go
         _stop_children([child], signals.pending() or signal.SIGINT)
         raise
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    """`pytest scenarios/ --explore` with the search's options: exit 1 when a failing schedule
+    was found (its replay file and scenario module are under reports/<run>/explore/)."""
+    from harness.explore.pytest_plugin import parse_budget
+
+    parse_budget(args.budget, "--budget")  # one line here rather than from the child
+    command = _scenarios_command("--explore", f"--chaos-reports={args.reports}", f"--explore-budget={args.budget}",
+                                 f"--explore-seed={args.seed}")
+    command += [f"--explore-faults={name}" for name in args.faults] + [f"--explore-targets={t}" for t in args.targets]
+    command += [f"--sut-disable={name}" for name in protections.checked(args.sut_disable)]
+    return _pytest(command)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """`pytest scenarios/ --explore-replay FILE`: runs a finding's schedule --times times on a
+    fresh stack with the protections the finding had off; exit 1 while it still fails."""
+    from harness.explore import replay
+
+    found = replay.load(Path(args.file))  # a bad file: one line before any stack starts
+    command = _scenarios_command(f"--explore-replay={Path(args.file).resolve()}", f"--explore-times={args.times}",
+                                 f"--chaos-reports={args.reports}")
+    command += [f"--sut-disable={name}" for name in found.sut_disable]
+    return _pytest(command)
 
 
 def _stop_children(children: list[subprocess.Popen[bytes]], signum: int) -> None:
@@ -659,6 +689,9 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "inject": (cmd_inject, "inject a fault into the running stack (until `chaos heal`, or for --for seconds)"),
     "heal": (cmd_heal, "heal active faults by name or record id, or --all (the emergency stop)"),
     "run": (cmd_run, "run scenarios by name (as pytest scenarios/ -k NAME) and write reports"),
+    "explore": (cmd_explore, "search for failing fault schedules under load, shrink what fails to the smallest "
+                             "schedule and write it as a replay file and a scenario module"),
+    "replay": (cmd_replay, "run a replay file from `chaos explore` again: how often out of --times it still fails"),
     "report": (cmd_report, "summarise a run's reports (scenario, verdict, TTD, TTR, reason) and locate report.html"),
     "runbook": (cmd_runbook, "the manual's root causes -> scenarios -> prescriptions verified by guards that held "
                              "in a run (default: the latest)"),
@@ -713,6 +746,17 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
             (("--stack",), {"choices": ("containers", "external"), "default": "containers",
                             "help": "external: use the running stack (`chaos up`, docker-compose) instead of "
                                     "starting one"})),
+    "explore": (SUT_DISABLE,
+                (("--budget",), {"default": "5m", "help": "the whole search's time, e.g. 90s, 10m (default 5m)"}),
+                (("--seed",), {"type": int, "default": 1, "help": "the seed of the schedules (default 1)"}),
+                (("--faults",), {"action": "append", "default": [], "metavar": "FAMILY|FAULT",
+                                 "help": "draw only these fault families or faults (repeat or comma-separate)"}),
+                (("--targets",), {"action": "append", "default": [], "metavar": "TARGET",
+                                  "help": "draw only these targets (repeat or comma-separate)"}),
+                (("--reports",), {"default": "reports", "help": "where reports go (default: reports/)"})),
+    "replay": ((("file",), {"metavar": "FILE", "help": "a replay file (reports/<run>/explore/<anomaly>.json)"}),
+               (("--times",), {"type": int, "default": 5, "help": "how often to run it (default 5)"}),
+               (("--reports",), {"default": "reports", "help": "where reports go (default: reports/)"})),
     "report": ((("run",), {"nargs": "?", "default": run_ids.LATEST, "type": run_ids.valid_or_latest,
                            "help": "a run id under --reports (default: latest)"}),
                (("--reports",), {"default": "reports", "help": "where reports are (default: reports/)"}),

@@ -21,11 +21,11 @@ MAX_TIMES = 50
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
-def parse_budget(text: str) -> float:
+def parse_budget(text: str, option: str = "--explore-budget") -> float:
     """"10m", "90s", "1h" or seconds; one line naming the option otherwise."""
     found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text or "")
     if not found or not 0 < float(found[1]) * UNITS[found[2]] <= MAX_BUDGET_S:
-        raise HarnessError(f"bad --explore-budget {text!r}: write e.g. 90s, 10m or 1h (at most 24h)")
+        raise HarnessError(f"bad {option} {text!r}: write e.g. 90s, 10m or 1h (at most 24h)")
     return float(found[1]) * UNITS[found[2]]
 
 
