@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.clients import SinkClient, VendorClient, connect_database
 from harness.ledger import TERMINAL, ChargeRow, History, OrderRow, ReservationRow, StockRow, Verdict, World, check
-from harness.timeline import wait_for
+from harness.polling import wait_for
 from harness.view import StackView
 
 # Per SKU: stock now, and what RESERVED or CONFIRMED reservations hold (RELEASED gave it back).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
-from harness import timeline as timelines
+from harness import recovery
 from harness.clients import SinkClient
 from harness.view import StackView
 
@@ -64,6 +64,6 @@ def entry(stack: StackView | None, *, window: dict[str, Any], probe: dict[str, A
         alerts = observed("alerts", lambda: alerts_since(stack, window["started"]), problems)
         events = observed("logs", lambda: log_events(stack, services, window["started"]), problems)
     return {"window": window, "probe": probe, "unobserved": problems,
-            **timelines.scenario_timeline(journal, samples, alerts, ops), "alerts": alerts,
-            "logs": timelines.log_summary(events, manual_line),
+            **recovery.findings(journal, samples, alerts, ops), "alerts": alerts,
+            "logs": recovery.log_summary(events, manual_line),
             json_report.RAW: {"samples": samples, "ops": ops, "journal": journal}}

@@ -29,8 +29,7 @@ from typing import Any, Literal
 import pytest
 from pluggy import Result
 
-from harness import guardrails, guards, matrix, observe, protections, signals
-from harness import timeline as timelines
+from harness import guardrails, guards, matrix, observe, protections, recovery, signals
 from harness.clients import ShopClient, SinkClient, VendorClient, mint_token
 from harness.errors import HarnessError
 from harness.faults import Chaos
@@ -511,8 +510,8 @@ def timeline(request: pytest.FixtureRequest) -> Iterator[Probe | None]:
     finally:
         journal = request.node.stash.get(JOURNAL_KEY, None)
         entries = list(journal.entries) if journal else []
-        if timelines.last_heal(entries) is not None and signals.pending() is None:
-            probe.wait_until(lambda seen: timelines.recovered_at(entries, seen) is not None, RECOVERY_LINGER_S)
+        if recovery.last_heal(entries) is not None and signals.pending() is None:
+            probe.wait_until(lambda seen: recovery.recovered_at(entries, seen) is not None, RECOVERY_LINGER_S)
         probe.stop()
         request.node.stash[TIMELINE_KEY] = _gather(stack, request.node, probe, entries)
 

@@ -10,7 +10,7 @@ guardrail watcher, the game-day recorder, wait_green), in one of two ways the to
 - the harness samples the ``health:`` URL of each service that has one itself, at its published
   port, all of them in parallel, one request at a time per service with a short timeout, and the
   system's score is the weakest service's (one that does not answer counts 0), its level the
-  monitoring guide's band of that score (harness/timeline.py LEVELS).
+  monitoring guide's band of that score (harness/recovery.py LEVELS).
 
 Either way a slow system lowers the rate instead of piling requests on it. The probe is bounded
 in time and samples; it stops at exit whatever happens in between.
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Protocol, Se
 import httpx
 
 from harness.errors import HarnessError, first_line
-from harness.timeline import level_of
+from harness.recovery import level_of
 from harness.view import StackView
 
 if TYPE_CHECKING:

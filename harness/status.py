@@ -168,7 +168,7 @@ def headline(document: dict[str, Any]) -> list[str]:
 
 def service_rows(document: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """One row per service of the snapshot: name, container state, health score, its level."""
-    from harness.timeline import level_of
+    from harness.recovery import level_of
 
     return [(s["name"], s["state"], "-" if s["score"] is None else str(s["score"]),
              "-" if s["score"] is None else level_of(s["score"])) for s in document["services"]]

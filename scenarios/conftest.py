@@ -20,8 +20,8 @@ from harness.evidence import Evidence
 from harness.guards import expect
 from harness.ledger import TERMINAL, History, Operation, Verdict
 from harness.plugin import is_external
+from harness.polling import wait_for
 from harness.probes import health_of
-from harness.timeline import wait_for
 
 RECOVERY_BUDGET_S = 20.0
 EVENT_BUDGET_S = 5.0  # a paid order's event consumed and its mail received, on a healthy shop

@@ -14,7 +14,7 @@ import pytest
 from conftest import RECOVERY_BUDGET_S, ledger_verdict
 
 from harness.guards import expect
-from harness.timeline import wait_for
+from harness.polling import wait_for
 
 ORDERS = 3
 HOLE_S = 3.0  # the relay tries every 0.2 s: long enough for each event to be sent into the hole

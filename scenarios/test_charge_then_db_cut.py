@@ -17,7 +17,7 @@ import pytest
 from conftest import RECOVERY_BUDGET_S, ledger_verdict, retry_until_answered
 
 from harness.guards import expect
-from harness.timeline import wait_for
+from harness.polling import wait_for
 
 VENDOR_DELAY_MS = 1500  # under the gateway's payment timeout (2 s): the charge succeeds, late
 SETTLE_BUDGET_S = RECOVERY_BUDGET_S  # the order lease (10 s) plus settling

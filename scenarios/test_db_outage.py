@@ -13,7 +13,7 @@ import pytest
 from conftest import ledger_verdict
 
 from harness.guards import expect
-from harness.timeline import wait_for
+from harness.polling import wait_for
 
 ANSWER_BUDGET_S = 3.5
 ALERT_BUDGET_S = 10.0

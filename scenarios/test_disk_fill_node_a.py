@@ -12,7 +12,7 @@ import pytest
 from conftest import ledger_verdict
 
 from harness.guards import expect
-from harness.timeline import wait_for
+from harness.polling import wait_for
 
 DISK_LOW = "Disk space is critically low on server node-A."
 DETECT_BUDGET_S = 5.0  # from the fill to the alert, and to the manual's line

@@ -12,7 +12,7 @@ from conftest import ledger_verdict
 
 from harness.clients import queue_depth, redrive
 from harness.guards import expect
-from harness.timeline import wait_for
+from harness.polling import wait_for
 
 DLQ = "inventory.order-events.dlq"
 COPIES = 2

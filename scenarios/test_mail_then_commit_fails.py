@@ -13,7 +13,7 @@ import pytest
 from conftest import RECOVERY_BUDGET_S, ledger_verdict
 
 from harness.guards import expect
-from harness.timeline import wait_for
+from harness.polling import wait_for
 
 MAIL_SERVER_DELAY_MS = 2500  # the consumer waits this long for the mail server's 250
 CUT_S = 4.0  # longer than the rest of that wait: the commit (or the "sent" mark) meets the cut

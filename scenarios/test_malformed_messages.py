@@ -13,7 +13,7 @@ from conftest import ledger_verdict
 
 from harness.clients import peek, queue_depth
 from harness.guards import expect
-from harness.timeline import wait_for
+from harness.polling import wait_for
 
 MALFORMED = "Failed to process message from queue: malformed JSON."
 DLQ = "inventory.order-events.dlq"

@@ -15,7 +15,8 @@ from conftest import RECOVERY_BUDGET_S, ledger_verdict
 
 from harness.clients import connect_database
 from harness.guards import expect
-from harness.timeline import intervals, wait_for
+from harness.polling import wait_for
+from harness.retries import intervals
 
 VENDOR_DELAY_MS = 3000  # longer than the gateway's payment timeout (2 s)
 PAYMENT_TIMEOUT_S = 2.0  # the gateway's (services/shop/settings.py: payment_timeout_s)

@@ -19,7 +19,7 @@ from collections import Counter
 import pytest
 from conftest import ledger_verdict
 
-from harness import timeline
+from harness import polling, retries
 from harness.guards import expect
 
 PAYMENT_503 = "Payment gateway API returned 503 Service Unavailable."
@@ -48,15 +48,15 @@ def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_reco
     healed = time.time()
 
     accepted = [op.order_id for op in history.accepted()]
-    final, recovery_s = timeline.wait_for(
+    final, recovery_s = polling.wait_for(
         lambda: (lambda states: states if all(s and s.get("status") == "PAID" for s in states.values()) else None)(
             {oid: shop.order(oid) for oid in accepted}),
         RECOVERY_BUDGET_S, 0.2)
 
     journal, charges = vendor.journal(), vendor.charges()
     events = stack.logs("api_gateway", since=injected - 1)
-    attempts = timeline.attempts_by_key([e for e in journal if injected <= e["ts"] <= healed])
-    windows = timeline.breaker_windows(events, until=healed)
+    attempts = retries.attempts_by_key([e for e in journal if injected <= e["ts"] <= healed])
+    windows = retries.breaker_windows(events, until=healed)
     scenario_record.update(
         orders_during_outage=len(during), recovery_s=round(recovery_s, 3),
         vendor_calls_during_outage=sum(len(t) for t in attempts.values()),
@@ -74,15 +74,15 @@ def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_reco
            f"not accepted {bad}, slower {slow}")
     # Breaker: it opened, the vendor got no call while it was open, and orders kept coming meanwhile.
     expect("breaker_opens", windows, "the circuit breaker never opened")
-    calls_while_open = [e for e in journal if timeline.inside(e["ts"], windows, margin=0.05)]
+    calls_while_open = [e for e in journal if retries.inside(e["ts"], windows, margin=0.05)]
     expect("breaker_opens", not calls_while_open, f"{len(calls_while_open)} vendor calls while the breaker was open")
-    shielded = [op for op in during if timeline.inside(op.invoked, windows)]
+    shielded = [op for op in during if retries.inside(op.invoked, windows)]
     expect("breaker_opens", len(shielded) >= 3, f"only {len(shielded)} orders arrived while the breaker was open")
     # Backoff: the first order's retries reach the vendor at growing intervals. Only the calls made
     # before its answer are its retries; the settler may call again for it later.
     first = during[0]
-    gaps = timeline.intervals([ts for ts in attempts.get(first.order_id, []) if ts <= first.completed])
-    expect("backoff", len(gaps) >= 2 and timeline.grows(gaps),
+    gaps = retries.intervals([ts for ts in attempts.get(first.order_id, []) if ts <= first.completed])
+    expect("backoff", len(gaps) >= 2 and retries.grows(gaps),
            f"retry intervals of the first order do not grow: {[round(g, 3) for g in gaps]}")
     # Recovery: every pending order is PAID within the budget, charged exactly once, judged from
     # the vendor's charge records (each names its order), not from its answers: a repeated key

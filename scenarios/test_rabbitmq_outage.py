@@ -12,7 +12,7 @@ from conftest import RECOVERY_BUDGET_S, ledger_verdict
 
 from harness.clients import connect_database
 from harness.guards import expect
-from harness.timeline import wait_for
+from harness.polling import wait_for
 
 ORDERS_DURING_OUTAGE = 4
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import RECOVERY_BUDGET_S, ledger_verdict
 
 from harness.guards import expect
-from harness.timeline import wait_for
+from harness.polling import wait_for
 
 DECLINED_CENTS = 4242
 BEHIND = 3

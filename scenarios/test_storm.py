@@ -16,7 +16,7 @@ from conftest import ledger_verdict
 from harness.clients import queue_depth
 from harness.guards import expect
 from harness.load import Load
-from harness.timeline import wait_for
+from harness.polling import wait_for
 
 DURATION_S = 20
 CALM_S, STORM_S = 4, 8

@@ -8,7 +8,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from harness import timeline
+from harness import recovery
 from harness.report.json_report import RAW, iso_stamps
 
 COLUMNS = ("run", "scenario", "ts", "t_rel", "score", "level", "breaker", "disk_used_percent", "fault_active", "error")
@@ -19,7 +19,7 @@ def rows(run_id: str, scenario: dict[str, Any]) -> list[tuple[Any, ...]]:
     no probe)."""
     samples = scenario.get(RAW, {}).get("samples", [])
     t0 = scenario.get("window", {}).get("started") or (samples[0]["ts"] if samples else 0.0)
-    active = timeline.active_faults_each([s["ts"] for s in samples], scenario.get("faults", []))
+    active = recovery.active_faults_each([s["ts"] for s in samples], scenario.get("faults", []))
     name = scenario["name"]
     stamps = iso_stamps([s["ts"] for s in samples])
     return [(run_id, name, when, f"{s['ts'] - t0:.3f}", s["score"], s["level"], s["breaker"],

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from harness import timeline
+from harness import recovery
 from harness.report.incident import LANGUAGES, filename, prescription_verdicts, slug
 from harness.report.json_report import RAW, SCHEMA_VERSION, seconds, stamp, summary_rows
 from harness.runbook import ROOT_CAUSES
@@ -175,7 +175,7 @@ def plots(scenario: dict[str, Any]) -> list[str]:
              (("detected_at", "detected", "#ad1457"), ("recovered_at", "recovered", "#2e7d32")) if scenario.get(key)]
     marks += [(a["ts"] - t0, f"alert {a['chaos'].get('status')}", "#6a1b9a") for a in scenario.get("alerts", [])]
     edges = [e["ts"] for e in raw.get("journal", []) if e.get("action") in EDGE_ACTIONS]
-    drawn = timeline.downsample(samples, edges)  # a day of samples, drawn as the eye sees it
+    drawn = recovery.downsample(samples, edges)  # a day of samples, drawn as the eye sees it
     health = [Series("score", [(s["ts"] - t0, s["score"]) for s in drawn], "#1565c0"),
               Series("no answer", [(s["ts"] - t0, 0.0) for s in drawn if s["score"] is None], "#616161", "dots")]
     hz = scenario.get("probe", {}).get("hz", 0)
@@ -189,7 +189,7 @@ def plots(scenario: dict[str, Any]) -> list[str]:
                for outcome, color in OUTCOME_COLORS.items()]
     top = nice(max((op["latency_s"] or 0 for op in ops), default=1.0) * 1.05)
     errors: list[tuple[float, float | None]] = [
-        (start - t0, 100 * share) for start, _, share in timeline.error_rate(ops, ERROR_BIN_S, t0)
+        (start - t0, 100 * share) for start, _, share in recovery.error_rate(ops, ERROR_BIN_S, t0)
     ]
     out.append(plot("order latency (s), by outcome", "s", top, t_end, latency, windows))
     out.append(plot(f"order error rate (failed or unanswered, per {ERROR_BIN_S:g} s)", "%", 100, t_end,

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.escape import markdown as md
+from harness.recovery import RECOVERY_STABLE_S
 from harness.report.json_report import RAW, seconds, stamp
 from harness.runbook import ROOT_CAUSES, RootCause, Step, verdict
-from harness.timeline import RECOVERY_STABLE_S
 
 LANGUAGES = ("ja", "en")
 FIELDS = ("symptoms", "recovery", "duration", "cause", "impact", "prevention")

@@ -24,8 +24,8 @@ import pytest
 from harness import gameday, state, topology
 from harness.faults import Chaos
 from harness.probes import health_of
+from harness.recovery import recovered_at
 from harness.stack import Stack
-from harness.timeline import recovered_at
 from harness.topology import Topology
 from tests.conftest import BIN, ROOT, run
 

@@ -9,7 +9,7 @@ import pytest
 from harness.clients import connect_database, queue_depth
 from harness.errors import HarnessError
 from harness.faults import Chaos
-from harness.timeline import wait_for
+from harness.polling import wait_for
 
 pytestmark = pytest.mark.integration
 

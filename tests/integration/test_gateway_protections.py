@@ -13,8 +13,8 @@ import pytest
 from harness import protections
 from harness.clients import SinkClient, mint_token
 from harness.images import Builder
+from harness.polling import wait_for
 from harness.stack import RUN_LABEL
-from harness.timeline import wait_for
 
 pytestmark = pytest.mark.integration
 

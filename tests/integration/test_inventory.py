@@ -24,8 +24,8 @@ from harness import topology
 from harness.clients import connect_database, mint_token
 from harness.engine import connect
 from harness.images import Builder
+from harness.polling import wait_for
 from harness.stack import RUN_LABEL, Endpoint, Stack
-from harness.timeline import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -26,9 +26,9 @@ from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
 
 from harness import clients, topology
+from harness.polling import wait_for
 from harness.readiness import ready
 from harness.stack import Stack
-from harness.timeline import wait_for
 from tests.integration.test_inventory import SERVICE, Inventory, published
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from harness import timeline
+from harness import recovery
 
 T0 = 1_800_000_000.0
 
@@ -23,7 +23,7 @@ def test_downsampling_keeps_every_edge_and_the_extremes_of_every_bucket():
     just before and at/after it are drawn, and per bucket its lowest and highest score, first
     and last sample and an unanswered one if it had any."""
     samples, edges = day()
-    kept = timeline.downsample(samples, edges, buckets=100)
+    kept = recovery.downsample(samples, edges, buckets=100)
     assert len(kept) < len(samples) / 10
     assert [s["ts"] for s in kept] == sorted(s["ts"] for s in kept)
     ids = {id(s) for s in kept}
@@ -47,7 +47,7 @@ def test_downsampling_keeps_every_edge_and_the_extremes_of_every_bucket():
 def test_few_samples_are_drawn_as_they_are():
     """Catches thinning a scenario's few seconds of samples (nothing to gain, detail lost)."""
     samples, _ = day(n=300)
-    assert timeline.downsample(samples, [], buckets=100) == samples
+    assert recovery.downsample(samples, [], buckets=100) == samples
 
 
 def test_active_faults_of_every_sample_in_one_sweep_match_the_direct_way():
@@ -62,4 +62,4 @@ def test_active_faults_of_every_sample_in_one_sweep_match_the_direct_way():
     windows.sort(key=lambda w: w["start"])
     times = [T0 + rng.uniform(-10, 1000) for _ in range(3000)] + [w["start"] for w in windows] + \
         [w["end"] for w in windows if w["end"] is not None]
-    assert timeline.active_faults_each(times, windows) == [timeline.active_faults(t, windows) for t in times]
+    assert recovery.active_faults_each(times, windows) == [recovery.active_faults(t, windows) for t in times]

@@ -31,7 +31,7 @@ def test_the_system_is_as_healthy_as_its_weakest_service():
 
 
 def test_the_harness_reads_levels_as_the_shop_reports_them():
-    from harness.timeline import level_of
+    from harness.recovery import level_of
 
     assert [level_of(score) for score in range(101)] == [health.level(score) for score in range(101)]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from harness import timeline
+from harness import recovery
 from harness.report.json_report import RAW
 
 T0 = 1_800_000_000.0
@@ -94,8 +94,8 @@ def scenario(name: str = "payment_outage", outcome: str = "passed", reason: str 
             "outcome": outcome, "duration_s": 11.9, "reason": reason, "figures": {"recovery_s": 1.2},
             "window": {"started": T0, "finished": T0 + 12.0},
             "probe": {"samples": len(s), "errors": 0, "hz": 10.0, "cpu_s": 0.05, "cpu_percent": 0.4, "wall_s": 12.0},
-            "unobserved": [], **timeline.scenario_timeline(j, s, a, o), "alerts": a,
-            "logs": timeline.log_summary(
+            "unobserved": [], **recovery.findings(j, s, a, o), "alerts": a,
+            "logs": recovery.log_summary(
                 [{"ts": T0 + 2.1, "service": "api_gateway", "level": "error",
                   "event": "Payment gateway API returned 503 Service Unavailable."}],
                 "Payment gateway API returned 503 Service Unavailable."),

@@ -1,82 +1,18 @@
-"""Time-ordered facts read back from a run: retry intervals, breaker windows, recovery time.
+"""Detection and recovery judged from one scenario's or game day's timeline: health levels, fault
+windows, time to detect and to recover (TTD/TTR), health and order impact during the fault, and
+the series the reports draw (error rate, active faults, downsampled samples).
 
-Pure functions over journals and log events (epoch seconds), so the judging logic is unit
-tested on recorded data and the scenarios only gather the data and assert.
+Pure functions over the recorded timeline: samples are harness.probes.Sample dicts, journal
+entries FaultJournal.entries, alerts what the sink received, ops History operations as dicts
+(see plugin.op_record). Times are epoch seconds.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-import time
 from collections import Counter, defaultdict
-from typing import Any, Callable, Mapping, Sequence, TypeVar
-
-T = TypeVar("T")
-
-
-def attempts_by_key(journal: list[dict[str, Any]]) -> dict[str, list[float]]:
-    """Arrival times of the vendor requests per idempotency key."""
-    out: dict[str, list[float]] = defaultdict(list)
-    for entry in journal:
-        out[entry["key"]].append(entry["ts"])
-    return {key: sorted(times) for key, times in out.items()}
-
-
-def intervals(times: list[float]) -> list[float]:
-    return [later - earlier for earlier, later in zip(times, times[1:])]
-
-
-BACKOFF_RATIO = 1.5  # exponential backoff doubles; a ratio this far above 1 tells it from a flat retry loop
-BACKOFF_JITTER_S = 0.05  # the shop's retry jitter (services/shop/settings.py: retry_jitter_s)
-
-
-def grows(values: list[float], ratio: float = BACKOFF_RATIO, jitter_s: float = BACKOFF_JITTER_S) -> bool:
-    """Exponential backoff as the callee sees it: at least two intervals, each at least `ratio`
-    times the one before, allowing `jitter_s` of absolute jitter (later + jitter_s >= ratio *
-    earlier). Merely increasing is not enough: a fixed delay plus noise (0.20, 0.21, 0.23) also
-    increases. And the growth must be larger than the jitter: retries sent back to back (a few
-    milliseconds apart, all "within jitter" of each other) do not back off. A backoff that has
-    reached its cap stops growing, so callers judge the intervals below the cap (the shop's 4
-    attempts from 0.1 s never reach its 1.0 s cap)."""
-    return (len(values) >= 2 and values[-1] - values[0] > jitter_s
-            and all(later + jitter_s >= ratio * earlier for earlier, later in zip(values, values[1:])))
-
-
-def breaker_windows(events: list[dict[str, Any]], until: float) -> list[tuple[float, float]]:
-    """(opened, left-open) intervals from breaker_state_changed events; one still open ends at until."""
-    windows, opened = [], None
-    for event in sorted(events, key=lambda e: e["ts"]):
-        if event.get("event") != "breaker_state_changed":
-            continue
-        if event.get("state") == "opened" and opened is None:
-            opened = event["ts"]
-        elif event.get("state") != "opened" and opened is not None:
-            windows.append((opened, event["ts"]))
-            opened = None
-    if opened is not None:
-        windows.append((opened, until))
-    return windows
-
-
-def inside(ts: float, windows: list[tuple[float, float]], margin: float = 0.0) -> bool:
-    return any(start + margin < ts < end - margin for start, end in windows)
-
-
-def wait_for(check: Callable[[], T], timeout_s: float, interval_s: float = 0.1) -> tuple[T, float]:
-    """Polls until check() is truthy or the time runs out; returns (last value, seconds taken)."""
-    began = time.monotonic()
-    value = check()
-    while not value and time.monotonic() - began < timeout_s:
-        time.sleep(interval_s)
-        value = check()
-    return value, time.monotonic() - began
-
-
-# --- Detection and recovery (TTD/TTR) over probe samples, fault journals and alerts ---------
-#
-# Samples are harness.probes.Sample dicts, journal entries FaultJournal.entries, alerts what the
-# sink received, ops History operations as dicts (see plugin.op_record). Times are epoch seconds.
+from typing import Any, Callable, Mapping, Sequence
 
 GREEN = "green"
 GREEN_FLOOR = 90  # the RabbitMQ-configuration incident's bands: a score of 90 or more is green
@@ -246,8 +182,8 @@ def log_summary(events: list[dict[str, Any]], manual_line: str | None, top: int 
             "loudest": [{"service": s, "event": ev, "count": n} for (s, ev), n in loud.most_common(top)]}
 
 
-def scenario_timeline(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], alerts: list[dict[str, Any]],
-                      ops: list[dict[str, Any]], stable_s: float = RECOVERY_STABLE_S) -> dict[str, Any]:
+def findings(entries: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]], alerts: list[dict[str, Any]],
+             ops: list[dict[str, Any]], stable_s: float = RECOVERY_STABLE_S) -> dict[str, Any]:
     """Everything the reports derive from one scenario's raw timeline, in one JSON-ready dict."""
     detected, recovered = detected_at(entries, samples, alerts), recovered_at(entries, samples, stable_s)
     start, heal = first_inject(entries), last_heal(entries)

@@ -1,10 +1,10 @@
-"""TTD/TTR and the other pure timeline functions the reports stand on."""
+"""TTD/TTR and the other pure recovery judgements the reports stand on."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness import timeline
+from harness import recovery
 from tests.unit.test_report_data import HEAL, INJECT, T0, alerts, journal, ops, samples
 
 SCORES = {"green": 100, "yellow": 80, "orange": 50, "red": 0, "unreachable": None}  # a score per level
@@ -17,85 +17,85 @@ def _sample(t: float, level: str) -> dict:
 
 
 def test_ttd_is_the_first_firing_alert_when_it_beats_the_probe():
-    assert timeline.time_to_detect(journal(), samples(), alerts()) == pytest.approx(0.2)
-    assert timeline.detected_at(journal(), samples(), alerts()) == pytest.approx(T0 + 2.2)
+    assert recovery.time_to_detect(journal(), samples(), alerts()) == pytest.approx(0.2)
+    assert recovery.detected_at(journal(), samples(), alerts()) == pytest.approx(T0 + 2.2)
 
 
 def test_ttd_from_samples_alone_and_resolved_alerts_do_not_count():
     resolved_only = [a for a in alerts() if a["chaos"]["status"] == "resolved"]
-    assert timeline.time_to_detect(journal(), samples(), resolved_only) == pytest.approx(0.3)
+    assert recovery.time_to_detect(journal(), samples(), resolved_only) == pytest.approx(0.3)
 
 
 def test_an_unanswered_probe_counts_as_a_detection():
     seen = [_sample(1.0, "green"), _sample(2.4, "unreachable"), _sample(2.5, "red")]
-    assert timeline.time_to_detect(journal(), seen) == pytest.approx(0.4)
+    assert recovery.time_to_detect(journal(), seen) == pytest.approx(0.4)
 
 
 def test_a_system_degraded_before_the_fault_must_get_worse_to_count_as_detected():
     seen = [_sample(1.9, "orange"), _sample(2.1, "orange"), _sample(2.2, "yellow"), _sample(2.4, "red")]
-    assert timeline.time_to_detect(journal(), seen) == pytest.approx(0.4)
-    assert timeline.time_to_detect(journal(), seen[:3]) is None
-    assert timeline.baseline_score(seen, INJECT) == 50 and timeline.baseline_score([], INJECT) == 100
+    assert recovery.time_to_detect(journal(), seen) == pytest.approx(0.4)
+    assert recovery.time_to_detect(journal(), seen[:3]) is None
+    assert recovery.baseline_score(seen, INJECT) == 50 and recovery.baseline_score([], INJECT) == 100
 
 
 def test_a_fault_showing_while_it_is_applied_is_detected_at_once():
     # recorded (rabbitmq_outage): green, then orange 2.1 s before the journal's inject entry,
     # because stopping the broker took that long; orange is the fault, not an older degradation
     seen = [_sample(-0.4, "green"), _sample(-0.1, "orange"), _sample(2.05, "orange"), _sample(4.0, "green")]
-    assert timeline.baseline_score(seen, INJECT) == 100
-    assert timeline.time_to_detect(journal(), seen) == pytest.approx(0.05)
+    assert recovery.baseline_score(seen, INJECT) == 100
+    assert recovery.time_to_detect(journal(), seen) == pytest.approx(0.05)
 
 
 def test_ttd_ignores_signs_before_the_injection_and_is_none_when_nothing_showed():
     before = [_sample(1.0, "red"), _sample(3.0, "green")]
-    assert timeline.time_to_detect(journal(), before) is None
-    assert timeline.time_to_detect([], samples(), alerts()) is None
+    assert recovery.time_to_detect(journal(), before) is None
+    assert recovery.time_to_detect([], samples(), alerts()) is None
 
 
 def test_ttr_waits_for_green_that_stays_green_for_a_second():
     # green at 7.0 is broken by the orange blip at 7.6; green from 7.7 holds through 8.7
-    assert timeline.recovered_at(journal(), samples()) == pytest.approx(T0 + 7.7)
-    assert timeline.time_to_recover(journal(), samples()) == pytest.approx(1.7)
+    assert recovery.recovered_at(journal(), samples()) == pytest.approx(T0 + 7.7)
+    assert recovery.time_to_recover(journal(), samples()) == pytest.approx(1.7)
 
 
 def test_ttr_is_none_when_stable_green_was_not_observed():
     short = [s for s in samples() if s["ts"] < T0 + 8.5]  # green from 7.7 but seen only for 0.7 s
-    assert timeline.time_to_recover(journal(), short) is None
-    assert timeline.time_to_recover(journal()[:2], samples()) is None  # never healed
-    assert timeline.time_to_recover(journal(), samples(), stable_s=0.3) == pytest.approx(1.0)
+    assert recovery.time_to_recover(journal(), short) is None
+    assert recovery.time_to_recover(journal()[:2], samples()) is None  # never healed
+    assert recovery.time_to_recover(journal(), samples(), stable_s=0.3) == pytest.approx(1.0)
 
 
 def test_fault_windows_and_active_faults():
     entries = journal() + [{"ts": T0 + 9, "action": "inject", "fault": "network.latency", "target": "postgres",
                             "params": {"latency_ms": 6000}}]
-    windows = timeline.fault_windows(entries)
+    windows = recovery.fault_windows(entries)
     assert [(w["fault"], w["target"], w["end"]) for w in windows] == [
         ("http.status", "payment_gateway", HEAL), ("network.latency", "postgres", None)]
-    assert timeline.active_faults(INJECT + 1, windows) == ["http.status"]
-    assert timeline.active_faults(HEAL, windows) == []
-    assert timeline.active_faults(T0 + 100, windows) == ["network.latency"]
+    assert recovery.active_faults(INJECT + 1, windows) == ["http.status"]
+    assert recovery.active_faults(HEAL, windows) == []
+    assert recovery.active_faults(T0 + 100, windows) == ["network.latency"]
 
 
 def test_order_impact_counts_the_orders_of_the_fault_until_recovery():
-    impact = timeline.order_impact(ops(), INJECT, T0 + 7.7)
+    impact = recovery.order_impact(ops(), INJECT, T0 + 7.7)
     during = impact["during_fault"]
     assert during["orders"] == 23 and (during["accepted"], during["failed"], during["unknown"]) == (21, 1, 1)
     assert during["statuses"] == {"0": 1, "202": 21, "503": 1}
     assert impact["whole_scenario"]["orders"] == 33
-    assert timeline.order_impact(ops(), None, None)["during_fault"]["orders"] == 0
+    assert recovery.order_impact(ops(), None, None)["during_fault"]["orders"] == 0
 
 
 def test_error_rate_bins_failed_and_unanswered_orders():
-    rates = {round(start - T0, 3): (n, share) for start, n, share in timeline.error_rate(ops(), 1.0)}
+    rates = {round(start - T0, 3): (n, share) for start, n, share in recovery.error_rate(ops(), 1.0)}
     assert rates[3.0] == (4, 0.25) and rates[4.0] == (4, 0.25) and rates[1.0] == (4, 0.0)
-    shifted = {round(start - T0, 3): n for start, n, _ in timeline.error_rate(ops(), 1.0, T0 + 0.5)}
+    shifted = {round(start - T0, 3): n for start, n, _ in recovery.error_rate(ops(), 1.0, T0 + 0.5)}
     assert shifted[0.5] == 2 and shifted[1.5] == 4  # bins from the origin: [0.5, 1.5), [1.5, 2.5), ...
 
 
 def test_health_summary_names_the_worst_moment_and_services_below_green():
-    worst = timeline.health_summary(samples())["worst"]
+    worst = recovery.health_summary(samples())["worst"]
     assert worst == {"ts": pytest.approx(T0 + 2.3), "score": 60, "level": "orange"}
-    summary = timeline.health_summary(samples() + [_sample(11.5, "unreachable")])
+    summary = recovery.health_summary(samples() + [_sample(11.5, "unreachable")])
     assert summary["worst"] == {"ts": T0 + 11.5, "score": None, "level": "unreachable"}  # no answer is the worst
     assert summary["services_below_green"] == {"api_gateway": 60}
     assert summary["errors"] == 1 and summary["breaker_states"] == ["closed", "opened"]
@@ -106,17 +106,17 @@ def test_log_summary_counts_the_manual_line_and_the_loudest_events():
     events = [{"ts": T0 + 3, "service": "api_gateway", "level": "error", "event": line},
               {"ts": T0 + 2, "service": "api_gateway", "level": "error", "event": line},
               {"ts": T0 + 4, "service": "api_gateway", "level": "info", "event": "order_paid"}]
-    summary = timeline.log_summary(events, line)
+    summary = recovery.log_summary(events, line)
     assert summary["manual_count"] == 2 and summary["manual_first"] == T0 + 2
     assert summary["loudest"] == [{"service": "api_gateway", "event": line, "count": 2}]
 
 
 def test_health_summary_covers_the_fault_period_and_names_the_start():
     seen = [_sample(1.0, "orange"), _sample(2.5, "red"), _sample(4.0, "green"), _sample(9.0, "red")]
-    summary = timeline.health_summary(seen, INJECT, T0 + 5.0)
+    summary = recovery.health_summary(seen, INJECT, T0 + 5.0)
     assert summary["samples"] == 2 and summary["levels"] == {"red": 1, "green": 1}
     assert summary["at_start"] == {"ts": T0 + 1.0, "score": 50, "level": "orange"}
-    assert timeline.health_summary([])["at_start"] is None and timeline.health_summary(seen)["samples"] == 4
+    assert recovery.health_summary([])["at_start"] is None and recovery.health_summary(seen)["samples"] == 4
 
 
 # Recorded: a real payment_outage run on the resilient shop: the time of every probe sample in
@@ -140,6 +140,6 @@ def test_ttd_and_ttr_on_a_recorded_timeline():
                {"ts": INJECT + RECORDED_HEAL_S, "action": "heal", "fault": "http.status", "target": "payment_gateway",
                 "params": {}}]
     seen = [_sample(2.0 + t, level) for t, level in RECORDED]
-    assert timeline.time_to_detect(entries, seen) == pytest.approx(0.015, abs=1e-6)
-    assert timeline.time_to_recover(entries, seen) == pytest.approx(5.112 - RECORDED_HEAL_S, abs=1e-6)
-    assert timeline.health_summary(seen, INJECT, INJECT + 5.112)["at_start"]["level"] == "orange"
+    assert recovery.time_to_detect(entries, seen) == pytest.approx(0.015, abs=1e-6)
+    assert recovery.time_to_recover(entries, seen) == pytest.approx(5.112 - RECORDED_HEAL_S, abs=1e-6)
+    assert recovery.health_summary(seen, INJECT, INJECT + 5.112)["at_start"]["level"] == "orange"
