@@ -4,7 +4,7 @@ Registered through the `pytest11` entry point, so `pytest scenarios/` needs no c
 stack starts once per session (faults are healed and the vendor reset between scenarios);
 when the engine is unusable the session stops with one line and exit code 2.
 
-Every chaos scenario also gets a health probe (the autouse `timeline` fixture) whose samples,
+Every chaos scenario also gets a health probe (the autouse `record_timeline` fixture) whose samples,
 with the fault journal, the order history, the alerts and the loudest log lines, become the
 scenario's timeline in the reports (TTD/TTR, plots, incident records), without scenario edits;
 and a guard log (harness.guards): which guards ran and held, the only ground on which the
@@ -45,10 +45,10 @@ pytest_plugins = ["harness.explore.pytest_plugin"]  # exploration's options and 
 SCENARIO_KEY = pytest.StashKey[dict[str, Any]]()
 JOURNAL_KEY = pytest.StashKey[FaultJournal]()  # the chaos fixture's journal: the fault windows
 HISTORY_KEY = pytest.StashKey[History]()  # the history fixture's operations
-TIMELINE_KEY = pytest.StashKey[dict[str, Any]]()  # what the timeline fixture gathered
+TIMELINE_KEY = pytest.StashKey[dict[str, Any]]()  # what the record_timeline fixture recorded
 RECORD_KEY = pytest.StashKey[dict[str, Any]]()  # the scenario's entry in the run's report
 
-PROBE_KEY = pytest.StashKey[Probe]()  # the timeline fixture's probe, which guardrails listen to
+PROBE_KEY = pytest.StashKey[Probe]()  # the record_timeline fixture's probe, which guardrails listen to
 TRIP_KEY = pytest.StashKey[dict[str, Any]]()  # a guardrail trip during the scenario
 GUARDS_KEY = pytest.StashKey[guards.GuardLog]()  # the scenario's guards as they ran
 MUTANT_KEY = pytest.StashKey[str]()  # the protection a matrix cell turned off
@@ -493,7 +493,7 @@ def _gather(stack: StackView, item: pytest.Item, probe: Probe, entries: list[dic
 
 
 @pytest.fixture(autouse=True)
-def timeline(request: pytest.FixtureRequest) -> Iterator[Probe | None]:
+def record_timeline(request: pytest.FixtureRequest) -> Iterator[Probe | None]:
     """Probes the system's health at 10 Hz through every chaos scenario that uses the stack.
 
     Set up before the scenario's own fixtures, so it is torn down after them: the `chaos`
@@ -590,7 +590,7 @@ def pytest_runtest_makereport(
     marker = item.get_closest_marker("chaos")
     if marker is None:
         return
-    if report.when == "teardown":  # the timeline fixture has finished by now
+    if report.when == "teardown":  # the record_timeline fixture has finished by now
         guards.deactivate(item.stash.get(GUARDS_KEY, None))
         if RECORD_KEY in item.stash and TIMELINE_KEY in item.stash:
             gathered: dict[str, Any] = item.stash[TIMELINE_KEY]
