@@ -169,7 +169,7 @@ class ProtocolReady(WaitStrategy):
             try:
                 if readiness.ready(self.service, host, port):
                     return
-            except Exception as exc:  # any failure of the probe means "not ready yet"
+            except Exception as exc:  # any failure of the readiness check means "not ready yet"
                 last_error = f"{type(exc).__name__}: {str(exc)[:120]}"
             container.reload()
             if container.status in ("exited", "dead"):

@@ -226,7 +226,7 @@ class Proxy:
     listen_port: int  # port inside the Toxiproxy container
     env: dict[str, str] = field(default_factory=dict)  # what clients are told; {host} {port}
     # At its own port on the host (the harness's entry, a fixed port in the compose file); every
-    # listener is also reachable from the host at a port the engine picks, for the fault probes.
+    # listener is also reachable from the host at a port the engine picks, for the faults' wire checks.
     published: bool = False
 
 

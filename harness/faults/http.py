@@ -2,7 +2,7 @@
 
 Each fault is one ``kind`` of the simulator's FaultSpec (services/shop/payment_gateway.py);
 the vendor keeps at most one fault per kind, so faults of different kinds combine and healing
-one leaves the others. Landed means a marked probe charge (never a real charge, never using
+one leaves the others. Landed means a marked charge (never a real charge, never using
 up a first_n failure) gets the faulted answer from the vendor itself. Refusals (status, rate,
 first_n) answer before the vendor charges, so while one refuses, a fault of the answer
 (slow_body, malformed_body) can't be seen, and injecting one then fails to land. The control
@@ -70,9 +70,10 @@ class MalformedParams(Params):
     duration_s: float | None = _duration()
 
 
-def probe(base_url: str, timeout_s: float = 5.0, amount_cents: int = 0) -> httpx.Response | None:
-    """A marked charge (kept out of the charges) showing what the vendor answers now; None
-    when no answer came within the timeout."""
+def marked_charge(base_url: str, timeout_s: float = 5.0, amount_cents: int = 0) -> httpx.Response | None:
+    """A charge marked X-Chaos-Probe (the vendor keeps it out of its charges) showing what the
+    vendor answers now: the effect check of the vendor faults. None when no answer came within
+    the timeout."""
     key = "probe-" + uuid.uuid4().hex
     try:
         return httpx.post(f"{base_url}/charges", json={"order_id": key, "amount_cents": amount_cents},
@@ -102,19 +103,19 @@ def _not_json(response: httpx.Response) -> bool:
 
 
 def _refused(url: str, p: Any) -> bool:
-    seen = probe(url)
+    seen = marked_charge(url)
     return seen is not None and seen.status_code == p.status
 
 
 def _declined(url: str, p: Any) -> bool:
-    seen = probe(url, amount_cents=p.amount_cents)
+    seen = marked_charge(url, amount_cents=p.amount_cents)
     return seen is not None and seen.status_code == 402
 
 
 def _rate_limited(url: str, p: Any) -> bool:
-    """A burst of one more probe than the limit must end in 429 (probes count, like any caller)."""
+    """A burst of one more marked charge than the limit must end in 429 (they count, like any caller's)."""
     for _ in range(p.per_s + 1):
-        seen = probe(url)
+        seen = marked_charge(url)
         if seen is not None and seen.status_code == 429 and "retry-after" in seen.headers:
             return True
     return False
@@ -123,20 +124,20 @@ def _rate_limited(url: str, p: Any) -> bool:
 def _late(url: str, p: Any) -> bool:
     """No answer within 90% of the delay, where the vendor otherwise answers in milliseconds."""
     began = time.monotonic()
-    seen = probe(url, timeout_s=0.9 * p.delay_ms / 1000)
+    seen = marked_charge(url, timeout_s=0.9 * p.delay_ms / 1000)
     return seen is None and time.monotonic() - began >= 0.85 * p.delay_ms / 1000
 
 
 def _garbled(url: str, p: Any) -> bool:
-    seen = probe(url)
+    seen = marked_charge(url)
     return seen is not None and seen.status_code == 200 and _not_json(seen)
 
 
-# How a marked probe charge recognises each kind of fault, given the vendor's URL and params.
+# How a marked charge recognises each kind of fault, given the vendor's URL and params.
 LANDED: dict[str, Callable[[str, Any], bool]] = {
     "status": _refused,
     "rate": _rate_limited,
-    "first_n": _refused,  # probes do not use up a failure, so they keep seeing it
+    "first_n": _refused,  # marked charges do not use up a failure, so they keep seeing it
     "decline": _declined,
     "slow_body": _late,
     "malformed_body": _garbled,
@@ -148,7 +149,7 @@ class VendorFault(Fault):
 
     family = "http"
     capability = "vendor"
-    proves = "a marked probe charge to the vendor gets the misbehaviour (its status, 429, a decline, late or garbled)"
+    proves = "a marked charge to the vendor gets the misbehaviour (its status, 429, a decline, late or garbled)"
     kind: ClassVar[str]
 
     @property

@@ -3,9 +3,9 @@
 Every toxic the harness adds is named ``chaos_<kind>_<stream>``, so healing and the reaper
 remove exactly what the harness added and nothing an operator put there by hand. Every proxy's
 listener is published on 127.0.0.1, so each fault is proven through the proxy itself: before
-applying, a first-byte probe in the upstream's protocol (harness/faults/wire.py) measures the
-baseline; a fault has landed when Toxiproxy lists it and a probe shows its effect, and is healed
-when Toxiproxy no longer lists it and a probe answers as the baseline did. A toxic a probe can't
+applying, a first-byte wire check in the upstream's protocol (harness/faults/wire.py) measures the
+baseline; a fault has landed when Toxiproxy lists it and a wire check shows its effect, and is healed
+when Toxiproxy no longer lists it and a wire check answers as the baseline did. A toxic a wire check can't
 see (on the upstream stream, or too small to tell from the baseline) is proven by the listing.
 """
 
@@ -24,14 +24,14 @@ from toxiproxy.proxy import Proxy
 from harness import topology
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params
-from harness.faults.wire import PROTOCOLS, Exchange, Probe, Protocol, exchange
+from harness.faults.wire import PROTOCOLS, Exchange, Protocol, WireCheck, exchange
 from harness.view import StackView
 
-__all__ = ["Exchange", "exchange"]  # the probe's names, as the tests knew them here
+__all__ = ["Exchange", "exchange"]  # the wire check's names, as the tests knew them here
 
 PREFIX = "chaos_"
 HEAL_MARGIN_S = 0.1  # a healed proxy answers within this of its baseline (less for small effects)
-MIN_EFFECT_S = 0.02  # a delay a probe tells from a busy machine's noise
+MIN_EFFECT_S = 0.02  # a delay a wire check tells from a busy machine's noise
 
 
 # ---------------------------------------------------------------- Toxiproxy access
@@ -150,17 +150,17 @@ class DownParams(Params):
 
 @dataclass(frozen=True)
 class Toxic:
-    """How one Toxiproxy toxic is made from a fault's parameters and how a probe sees it."""
+    """How one Toxiproxy toxic is made from a fault's parameters and how a wire check sees it."""
 
     type: str
     attributes: Callable[[Any], dict[str, int]]
     shows: Callable[[Exchange, Any], bool]  # does this exchange show the toxic's effect?
-    window_s: Callable[[Any], float]  # how long the probe waits for the whole answer
-    # Whether a probe can see it at all, given the parameters, the protocol and the baseline
+    window_s: Callable[[Any], float]  # how long the wire check waits for the whole answer
+    # Whether a wire check can see it at all, given the parameters, the protocol and the baseline
     # answer (a 1-byte answer shows no bandwidth limit, an answer shorter than the limit no cut).
     visible: Callable[[Any, Protocol, Exchange], bool] = lambda p, proto, base: True
     effect_s: Callable[[Any], float] = lambda p: math.inf  # the delay it adds, if it is one
-    upstream_probe: bool = False  # the probe's judgement also holds on the upstream stream
+    upstream_check: bool = False  # the wire check's judgement also holds on the upstream stream
 
 
 def _delay_visible(seconds: Callable[[Any, Exchange], float]) -> Callable[[Any, Protocol, Exchange], bool]:
@@ -181,10 +181,10 @@ TOXICS: dict[str, Toxic] = {
         lambda x, p: x.first_byte_s is not None and x.first_byte_s >= 0.9 * (p.latency_ms - p.jitter_ms) / 1000,
         lambda p: (p.latency_ms + p.jitter_ms) / 1000 + 1.0,
         visible=_delay_visible(lambda p, base: (p.latency_ms - p.jitter_ms) / 1000),
-        effect_s=lambda p: (p.latency_ms - p.jitter_ms) / 1000, upstream_probe=True),
+        effect_s=lambda p: (p.latency_ms - p.jitter_ms) / 1000, upstream_check=True),
     "timeout": Toxic(
         "timeout", lambda p: {"timeout": p.timeout_ms},
-        lambda x, p: x.silent, lambda p: 0.5, upstream_probe=True),
+        lambda x, p: x.silent, lambda p: 0.5, upstream_check=True),
     "reset_peer": Toxic(
         "reset_peer", lambda p: {"timeout": p.timeout_ms},
         lambda x, p: x.closed_empty, lambda p: p.timeout_ms / 1000 + 1.0),
@@ -214,8 +214,8 @@ def toxic_name(kind: str, stream: str) -> str:
     return f"{PREFIX}{kind}_{stream}"
 
 
-def probe_through(stack: StackView, proxy: str) -> Probe:
-    """A probe through a proxy's Toxiproxy listener (every one is published on 127.0.0.1), in
+def check_through(stack: StackView, proxy: str) -> WireCheck:
+    """A wire check through a proxy's Toxiproxy listener (every one is published on 127.0.0.1), in
     the protocol of the service behind it."""
     try:
         endpoint = stack.proxy_endpoint(proxy)
@@ -224,16 +224,16 @@ def probe_through(stack: StackView, proxy: str) -> Probe:
                            f"can't be proven ({exc}): restart the stack (`chaos down`, `chaos up`)") from None
     system = stack.topology
     protocol = PROTOCOLS[system.services[system.proxies[proxy].upstream].readiness]
-    return Probe(endpoint.host, endpoint.port, protocol, f"the {proxy} proxy")
+    return WireCheck(endpoint.host, endpoint.port, protocol, f"the {proxy} proxy")
 
 
-def probe_sees(kind: str, params: Any, probe: Probe) -> bool:
-    """Whether a probe can see this toxic: on the stream and protocol it affects, and large
+def check_sees(kind: str, params: Any, wire_check: WireCheck) -> bool:
+    """Whether a wire check can see this toxic: on the stream and protocol it affects, and large
     enough to tell from the baseline. Where it can't, Toxiproxy's listing is the proof."""
     toxic = TOXICS[kind]
-    if params.stream == "upstream" and not toxic.upstream_probe:
+    if params.stream == "upstream" and not toxic.upstream_check:
         return False  # the request is small: an upstream limit seldom shows on it
-    return toxic.visible(params, probe.protocol, probe.baseline or probe.measure_baseline())
+    return toxic.visible(params, wire_check.protocol, wire_check.baseline or wire_check.measure_baseline())
 
 
 def heal_margin_s(kind: str, params: Any) -> float:
@@ -242,40 +242,40 @@ def heal_margin_s(kind: str, params: Any) -> float:
     return max(MIN_EFFECT_S, min(HEAL_MARGIN_S, 0.5 * TOXICS[kind].effect_s(params)))
 
 
-def toxic_landed(api: str, proxy: str, name: str, kind: str, params: Any, probe: Probe) -> bool:
-    """Toxiproxy lists the toxic and, where a probe can see it, one probe shows it. With
-    toxicity below 1 only that share of connections is affected: the landing loop probes
+def toxic_landed(api: str, proxy: str, name: str, kind: str, params: Any, wire_check: WireCheck) -> bool:
+    """Toxiproxy lists the toxic and, where a wire check can see it, one wire check shows it. With
+    toxicity below 1 only that share of connections is affected: the landing loop checks
     again until one is (bounded by the landing timeout).
 
     Shared with the benchmark, so toxics added by other tools are judged the same way.
     """
     if name not in toxic_names(api, proxy):
         return False
-    if not probe_sees(kind, params, probe):
+    if not check_sees(kind, params, wire_check):
         return True
     toxic = TOXICS[kind]
-    return toxic.shows(probe.exchange(toxic.window_s(params)), params)
+    return toxic.shows(wire_check.exchange(toxic.window_s(params)), params)
 
 
-def toxic_gone(api: str, proxy: str, name: str, probe: Probe, margin_s: float = HEAL_MARGIN_S) -> bool:
+def toxic_gone(api: str, proxy: str, name: str, wire_check: WireCheck, margin_s: float = HEAL_MARGIN_S) -> bool:
     """Not listed any more, and the proxy answers as it did before the fault."""
-    return name not in toxic_names(api, proxy) and probe.normal(margin_s)
+    return name not in toxic_names(api, proxy) and wire_check.normal(margin_s)
 
 
-def down_landed(api: str, proxy: str, probe: Probe) -> bool:
-    """Disabled, and a probe is refused or closed without a byte (Docker's port forwarder
+def down_landed(api: str, proxy: str, wire_check: WireCheck) -> bool:
+    """Disabled, and a wire check is refused or closed without a byte (Docker's port forwarder
     accepts, then closes when the listener behind it is gone)."""
-    return not proxy_enabled(api, proxy) and probe.exchange(1.0).closed_empty
+    return not proxy_enabled(api, proxy) and wire_check.exchange(1.0).closed_empty
 
 
-def down_gone(api: str, proxy: str, probe: Probe) -> bool:
-    return proxy_enabled(api, proxy) and probe.normal(HEAL_MARGIN_S)
+def down_gone(api: str, proxy: str, wire_check: WireCheck) -> bool:
+    return proxy_enabled(api, proxy) and wire_check.normal(HEAL_MARGIN_S)
 
 
 # ---------------------------------------------------------------- the faults
 
 class NetworkFault(Fault):
-    """Shared by the network faults: where the run's Toxiproxy API and the probe are."""
+    """Shared by the network faults: where the run's Toxiproxy API and the wire check are."""
 
     family = "network"
 
@@ -295,8 +295,8 @@ class NetworkFault(Fault):
     def _prepare(self) -> None:
         """The proxy's baseline answer, before anything is applied: what landing is told from
         and what healing must come back to."""
-        self.probe = probe_through(self.stack, self.target)
-        self.probe.measure_baseline()
+        self.wire_check = check_through(self.stack, self.target)
+        self.wire_check.measure_baseline()
 
 
 class ToxicFault(NetworkFault):
@@ -326,10 +326,10 @@ class ToxicFault(NetworkFault):
                                "heal it first (`chaos heal`)") from None
 
     def _landed(self) -> bool:
-        return toxic_landed(self.api, self.target, self.toxic, self.kind, self.params, self.probe)
+        return toxic_landed(self.api, self.target, self.toxic, self.kind, self.params, self.wire_check)
 
     def _healed(self) -> bool:
-        return toxic_gone(self.api, self.target, self.toxic, self.probe, heal_margin_s(self.kind, self.params))
+        return toxic_gone(self.api, self.target, self.toxic, self.wire_check, heal_margin_s(self.kind, self.params))
 
     def undo_state(self) -> dict[str, Any]:
         return {"proxy": self.target, "toxic": self.toxic}
@@ -343,8 +343,8 @@ class Latency(ToxicFault):
     name = "network.latency"
     kind = "latency"
     description = "adds latency_ms (± jitter_ms) to the data through a proxy"
-    proves = ("a probe through the proxy, in the upstream's protocol, gets its first byte latency_ms late; heal: back "
-              "near the baseline measured before")
+    proves = ("a wire check through the proxy, in the upstream's protocol, gets its first byte latency_ms late; "
+              "heal: back near the baseline measured before")
     Params = LatencyParams
 
 
@@ -352,9 +352,8 @@ class Timeout(ToxicFault):
     name = "network.timeout"
     kind = "timeout"
     description = "stops all data through a proxy; closes the connection after timeout_ms (0: never)"
-    proves = (
-        "a probe through the proxy gets no byte back within its window; heal: back near the baseline measured before"
-    )
+    proves = ("a wire check through the proxy gets no byte back within its window; heal: back near the baseline "
+              "measured before")
     Params = TimeoutParams
 
 
@@ -362,8 +361,8 @@ class ResetPeer(ToxicFault):
     name = "network.reset_peer"
     kind = "reset_peer"
     description = "resets connections (TCP RST) after timeout_ms"
-    proves = ("a probe through the proxy is reset or closed without a byte (upstream stream: Toxiproxy's listing); "
-              "heal: baseline again")
+    proves = ("a wire check through the proxy is reset or closed without a byte (upstream stream: Toxiproxy's "
+              "listing); heal: baseline again")
     Params = TimeoutParams
 
 
@@ -371,7 +370,7 @@ class Bandwidth(ToxicFault):
     name = "network.bandwidth"
     kind = "bandwidth"
     description = "limits a proxy's throughput to rate_kb KB/s"
-    proves = ("a probe's answer through the proxy comes no faster than rate_kb allows (too small an answer, or "
+    proves = ("a wire check's answer through the proxy comes no faster than rate_kb allows (too small an answer, or "
               "upstream: the listing); heal: baseline again")
     Params = BandwidthParams
 
@@ -380,8 +379,8 @@ class SlowClose(ToxicFault):
     name = "network.slow_close"
     kind = "slow_close"
     description = "delays closing connections by delay_ms"
-    proves = ("an HTTP probe through the proxy sees the close delay_ms late (Postgres and AMQP don't close, upstream: "
-              "the listing); heal: baseline again")
+    proves = ("an HTTP wire check through the proxy sees the close delay_ms late (Postgres and AMQP don't close, "
+              "upstream: the listing); heal: baseline again")
     Params = SlowCloseParams
 
 
@@ -389,8 +388,8 @@ class Slicer(ToxicFault):
     name = "network.slicer"
     kind = "slicer"
     description = "slices data into small pieces with delay_us between them"
-    proves = ("a probe's answer through the proxy comes sliced and slowed by delay_us a piece (too small an answer, "
-              "or upstream: the listing); heal: baseline again")
+    proves = ("a wire check's answer through the proxy comes sliced and slowed by delay_us a piece (too small an "
+              "answer, or upstream: the listing); heal: baseline again")
     Params = SlicerParams
 
 
@@ -398,8 +397,8 @@ class LimitData(ToxicFault):
     name = "network.limit_data"
     kind = "limit_data"
     description = "closes each connection after `bytes` bytes"
-    proves = ("a probe's answer through the proxy is cut after `bytes` (an answer shorter than that, or upstream: the "
-              "listing); heal: baseline again")
+    proves = ("a wire check's answer through the proxy is cut after `bytes` (an answer shorter than that, or "
+              "upstream: the listing); heal: baseline again")
     Params = LimitDataParams
 
 
@@ -407,8 +406,8 @@ class Down(NetworkFault):
     """The proxy is disabled: its dependency is unreachable (connections refused)."""
 
     name = "network.down"
-    proves = ("a probe through the proxy's listener is refused or closed without a byte; heal: a probe answers as the "
-              "baseline did")
+    proves = ("a wire check through the proxy's listener is refused or closed without a byte; heal: a wire check "
+              "answers as the baseline did")
     description = "disables a proxy: the dependency behind it is unreachable"
     Params = DownParams
 
@@ -419,10 +418,10 @@ class Down(NetworkFault):
             raise no_proxy(self.target) from None
 
     def _landed(self) -> bool:
-        return down_landed(self.api, self.target, self.probe)
+        return down_landed(self.api, self.target, self.wire_check)
 
     def _healed(self) -> bool:
-        return down_gone(self.api, self.target, self.probe)
+        return down_gone(self.api, self.target, self.wire_check)
 
     def undo_state(self) -> dict[str, Any]:
         return {"proxy": self.target}

@@ -1,8 +1,8 @@
 """Process faults: what happens to a service's container (killed, frozen, restarted, stopped).
 
 The fault's window opens when the target stopped answering, not when the engine was asked:
-the action runs in a thread while a first-byte probe in the service's own protocol
-(harness/faults/wire.py) polls its published port, and the first probe that gets no whole
+the action runs in a thread while a first-byte wire check in the service's own protocol
+(harness/faults/wire.py) polls its published port, and the first wire check that gets no whole
 answer marks the start (a graceful stop takes seconds to go quiet). Landed is then the container
 state the engine reports (exited, paused; for a restart: running again, started anew and
 answering). Healing brings the container back whatever happened to
@@ -25,10 +25,10 @@ from harness import topology
 from harness.errors import HarnessError
 from harness.faults.attach import published
 from harness.faults.base import Fault, Params, run_container
-from harness.faults.wire import PROTOCOLS, Probe
+from harness.faults.wire import PROTOCOLS, WireCheck
 from harness.view import StackView
 
-ANSWER_WINDOW_S = 0.5  # a probe with no whole answer in this long: the service stopped answering
+ANSWER_WINDOW_S = 0.5  # a wire check with no whole answer in this long: the service stopped answering
 
 READY_TIMEOUT_S = 90.0
 
@@ -43,7 +43,7 @@ def ready_now(container: Container, spec: topology.Service) -> bool:
         return False
     try:
         return ready(spec, endpoint.host, endpoint.port)
-    except Exception:  # any failure of the probe means "not ready yet"
+    except Exception:  # any failure of the attempt means "not ready yet"
         return False
 
 
@@ -103,28 +103,28 @@ def _act(action: Action, container: Container, params: Any, failure: list[BaseEx
         failure.append(exc)
 
 
-def service_probe(container: Container, spec: topology.Service) -> Probe | None:
-    """A first-byte probe of the service's own protocol on its published port (None: none)."""
+def service_check(container: Container, spec: topology.Service) -> WireCheck | None:
+    """A first-byte wire check of the service's own protocol on its published port (None: none)."""
     endpoint = published(container, spec.port)
     if endpoint is None:
         return None
-    return Probe(endpoint.host, endpoint.port, PROTOCOLS[spec.readiness], spec.name)
+    return WireCheck(endpoint.host, endpoint.port, PROTOCOLS[spec.readiness], spec.name)
 
 
-def answers(probe: Probe) -> bool:
-    seen = probe.exchange(ANSWER_WINDOW_S)
+def answers(wire_check: WireCheck) -> bool:
+    seen = wire_check.exchange(ANSWER_WINDOW_S)
     return seen.complete and seen.error is None
 
 
-def stopped_answering(probe: Probe | None, worker: threading.Thread) -> float | None:
-    """When the service stopped answering (the start of the probe that got no whole answer),
-    polling while the engine acts and once after; None when every probe was answered."""
-    if probe is None:
+def stopped_answering(wire_check: WireCheck | None, worker: threading.Thread) -> float | None:
+    """When the service stopped answering (the start of the wire check that got no whole answer),
+    polling while the engine acts and once after; None when every wire check was answered."""
+    if wire_check is None:
         return None
     while True:
         done = not worker.is_alive()
         began = time.time()
-        if not answers(probe):
+        if not answers(wire_check):
             return began
         if done:
             return None
@@ -153,13 +153,13 @@ class ProcessFault(Fault):
     def _apply(self) -> None:
         container = self.stack.docker_container(self.target)
         self._booted_at = container.attrs["State"].get("StartedAt")
-        probe = service_probe(container, self.spec)
+        wire_check = service_check(container, self.spec)
         failure: list[BaseException] = []
         worker = threading.Thread(target=_act, args=(ACTIONS[self.action], container, self.params, failure),
                                   name=f"chaos-{self.action}", daemon=True)
         worker.start()
         try:
-            quiet_at = stopped_answering(probe, worker)
+            quiet_at = stopped_answering(wire_check, worker)
         except BaseException:  # Ctrl-C while the engine works: the container comes back
             worker.join()
             self._undo()

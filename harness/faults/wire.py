@@ -1,6 +1,6 @@
-"""First-byte probes in each upstream's own protocol: the harness's way to see a fault in effect.
+"""First-byte wire checks in each upstream's own protocol: the harness's way to see a fault in effect.
 
-A probe opens one TCP connection (to a Toxiproxy listener, or to a container's published port),
+A wire check opens one TCP connection (to a Toxiproxy listener, or to a container's published port),
 sends the protocol's opening and reads the answer with a raw socket, timing the connect, the
 first byte, the complete answer and the peer's close. Raw, because the effects live below the
 protocols: when bytes arrive, in how many reads, whether and when the peer closes or resets.
@@ -11,7 +11,7 @@ The openings are the cheapest thing each server answers without credentials or s
 - PostgreSQL: an SSLRequest (length 8, code 80877103), answered by one byte, ``N`` or ``S``;
 - AMQP 0-9-1: the protocol header, answered by a Connection.Start frame.
 
-Every probe is bounded by its window, and only ever talks to the loopback.
+Every wire check is bounded by its window, and only ever talks to the loopback.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ PROTOCOLS: dict[str, Protocol] = {
 
 @dataclass
 class Exchange:
-    """What one probe saw, every time in seconds from the start of the connect."""
+    """What one wire check saw, every time in seconds from the start of the connect."""
 
     received: int = 0
     reads: int = 0
@@ -96,7 +96,7 @@ class Exchange:
 
 
 def exchange(host: str, port: int, window_s: float, protocol: Protocol = PROTOCOLS["http"]) -> Exchange:
-    """One probe: connect, send the opening, read until the answer is whole (and, for a protocol
+    """One wire check: connect, send the opening, read until the answer is whole (and, for a protocol
     whose server closes, until EOF) or the window ends."""
     started = time.monotonic()
     deadline = started + window_s
@@ -136,7 +136,7 @@ BASELINE_WINDOW_S = 2.0
 
 
 @dataclass
-class Probe:
+class WireCheck:
     """Traffic to one listener in the protocol of the service behind it, and what it looked like
     before any fault (the baseline a heal must come back to)."""
 
@@ -150,7 +150,7 @@ class Probe:
         return exchange(self.host, self.port, window_s, self.protocol)
 
     def measure_baseline(self) -> Exchange:
-        """The fastest whole answer of a few (a busy machine slows single probes down, never
+        """The fastest whole answer of a few (a busy machine slows single wire checks down, never
         speeds them up); an error when none is whole, since nothing could be compared then."""
         answers = [seen for seen in (self.exchange(BASELINE_WINDOW_S) for _ in range(BASELINE_TRIES))
                    if seen.complete and seen.error is None]
@@ -161,7 +161,7 @@ class Probe:
         return self.baseline
 
     def normal(self, margin_s: float) -> bool:
-        """One probe answers as the baseline did: whole, no error, no later than margin_s after
+        """One wire check answers as the baseline did: whole, no error, no later than margin_s after
         the baseline's answer (and close, where the server closes)."""
         base = self.baseline or self.measure_baseline()
         seen = self.exchange(BASELINE_WINDOW_S + margin_s)

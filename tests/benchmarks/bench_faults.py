@@ -3,8 +3,8 @@
     python tests/benchmarks/bench_faults.py [--reps N] [--proof-reps M]
 
 First, per network toxic and the disabled proxy, on the client edge and on internal edges
-(postgres, rabbitmq): inject-to-proven (inject() returns once a probe through the proxy shows
-the effect) and heal-to-proven (heal() returns once a probe answers as the baseline did), p50
+(postgres, rabbitmq): inject-to-proven (inject() returns once a wire check through the proxy shows
+the effect) and heal-to-proven (heal() returns once a wire check answers as the baseline did), p50
 and p99 over M repetitions, next to the raw Toxiproxy API call that adds (removes) the same
 toxic in the same run, and their ratio: the price of the proof.
 
@@ -13,7 +13,7 @@ Then, when chaostoolkit-toxiproxy is installed:
 For each Toxiproxy toxic and the disabled proxy, on the published edge proxy: inject-to-landed
 and heal-to-gone seconds, p50 and p99 over N repetitions, once through our faults and once
 through chaostoolkit-toxiproxy's actions against the same Toxiproxy, alternating. Both are
-judged by the same observation (the toxic is listed and a probe through the proxy shows its
+judged by the same observation (the toxic is listed and a wire check through the proxy shows its
 effect; gone: not listed and a normal answer), so the figures compare the work around it:
 validation, recording, and for ours the landing check built into inject(). Needs
 chaostoolkit-toxiproxy (not a dependency of the harness); without it, says so and exits 0.
@@ -35,9 +35,9 @@ from harness import state
 from harness.faults import Chaos, check
 from harness.faults.network import (
     TOXICS,
+    check_through,
     down_gone,
     down_landed,
-    probe_through,
     proxy_at,
     remove_toxic,
     set_enabled,
@@ -154,9 +154,9 @@ def proof_costs(stack: Stack, reps: int) -> dict[tuple[str, str, str, str], list
                 chaos.active.clear()
                 timed(("raw", proxy, kind, "inject"), lambda: _raw_apply(api, proxy, kind, fault, params))
                 timed(("raw", proxy, kind, "heal"), lambda: _raw_undo(api, proxy, kind))
-            probe = probe_through(stack, proxy)  # nothing of the raw calls may be left behind
-            probe.measure_baseline()
-            until(lambda: probe.normal(0.1))
+            wire_check = check_through(stack, proxy)  # nothing of the raw calls may be left behind
+            wire_check.measure_baseline()
+            until(lambda: wire_check.normal(0.1))
     return samples
 
 
@@ -182,21 +182,21 @@ class Bench:
 
     def __init__(self, stack: Stack) -> None:
         api = stack.endpoint("toxiproxy")
-        self.stack, self.probe, self.api = stack, probe_through(stack, "edge_gateway"), f"{api.host}:{api.port}"
-        self.probe.measure_baseline()
+        self.stack, self.wire_check, self.api = stack, check_through(stack, "edge_gateway"), f"{api.host}:{api.port}"
+        self.wire_check.measure_baseline()
         self.configuration = {"toxiproxy_host": api.host, "toxiproxy_port": api.port}
         self.chaos = Chaos(stack)
         self.samples: dict[tuple[str, str, str], list[float]] = {}
 
     def landed(self, kind: str, name: str, params: Any) -> Callable[[], bool]:
         if kind == "down":
-            return lambda: down_landed(self.api, "edge_gateway", self.probe)
-        return lambda: toxic_landed(self.api, "edge_gateway", name, kind, params, self.probe)
+            return lambda: down_landed(self.api, "edge_gateway", self.wire_check)
+        return lambda: toxic_landed(self.api, "edge_gateway", name, kind, params, self.wire_check)
 
     def gone(self, kind: str, name: str) -> Callable[[], bool]:
         if kind == "down":
-            return lambda: down_gone(self.api, "edge_gateway", self.probe)
-        return lambda: toxic_gone(self.api, "edge_gateway", name, self.probe)
+            return lambda: down_gone(self.api, "edge_gateway", self.wire_check)
+        return lambda: toxic_gone(self.api, "edge_gateway", name, self.wire_check)
 
     def note(self, tool: str, kind: str, phase: str, began: float) -> None:
         self.samples.setdefault((tool, kind, phase), []).append(time.monotonic() - began)
@@ -267,7 +267,7 @@ def main() -> int:
                 first(kind, case)
                 second(kind, case)
         print(f"{args.reps} repetitions x {len(cases)} faults x 2 tools in {time.monotonic() - began:.1f}s "
-              f"(run {stack.run_id}, probes through the edge proxy)", file=sys.stderr)
+              f"(run {stack.run_id}, wire checks through the edge proxy)", file=sys.stderr)
         report(bench, list(cases))
     return 0
 

@@ -15,7 +15,7 @@ import pytest
 
 from harness import state
 from harness.faults import registry
-from harness.faults.http import probe
+from harness.faults.http import marked_charge
 from tests.conftest import BIN, ROOT, run
 
 pytestmark = pytest.mark.integration
@@ -78,7 +78,7 @@ def orphaned(stack):
     records = state.records()
     assert sorted(r.fault for r in records) == ["http.status", "network.latency", "process.pause"]
     assert _edge_seconds(stack) >= 0.45
-    assert probe(stack.endpoint("payment_gateway").url).status_code == 503
+    assert marked_charge(stack.endpoint("payment_gateway").url).status_code == 503
     assert stack.docker_container("alert_sink").status == "paused"
     return records
 
@@ -86,7 +86,7 @@ def orphaned(stack):
 def _all_healed(stack) -> None:
     assert state.records() == []
     assert _edge_prompt(stack)
-    assert probe(stack.endpoint("payment_gateway").url).status_code == 201
+    assert marked_charge(stack.endpoint("payment_gateway").url).status_code == 201
     assert stack.docker_container("alert_sink").status == "running"
     assert httpx.get(stack.endpoint("alert_sink").url + "/health", timeout=2).status_code == 200
 
@@ -120,7 +120,7 @@ def test_the_reaper_heals_expired_faults_drops_gone_runs_and_keeps_the_rest(stac
                 if e["action"] == "heal" and e.get("by") == "reaper"}
     assert outcomes == {expired.record_id: registry.HEALED, ghost.id: registry.RUN_GONE}  # said apart
     assert _edge_prompt(stack)
-    assert probe(stack.endpoint("payment_gateway").url).status_code == 503
+    assert marked_charge(stack.endpoint("payment_gateway").url).status_code == 503
     kept.heal()
 
 
@@ -153,5 +153,5 @@ def test_cli_injects_into_a_stack_it_did_not_start_and_heals_by_name_or_record(s
     assert stack.toxiproxy.get_proxy("auth").enabled is True
     (left,) = state.records()
     _chaos("heal", left.id)
-    assert state.records() == [] and probe(stack.endpoint("payment_gateway").url).status_code == 201
+    assert state.records() == [] and marked_charge(stack.endpoint("payment_gateway").url).status_code == 201
     assert {e["action"] for e in state.journal(stack.run_id)} == {"inject", "landed", "heal"}

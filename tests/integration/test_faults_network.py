@@ -12,7 +12,7 @@ import pytest
 from harness import state
 from harness.errors import HarnessError
 from harness.faults import network
-from harness.faults.network import exchange, probe_through, toxic_names
+from harness.faults.network import check_through, exchange, toxic_names
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,7 @@ def test_upstream_latency_delays_the_request(stack, chaos):
     assert _answers_normally(stack)
 
 
-def test_partial_toxicity_lands_once_a_probe_meets_it(stack, chaos):
+def test_partial_toxicity_lands_once_a_wire_check_meets_it(stack, chaos):
     with chaos.inject("network.latency", "edge_gateway", latency_ms=2000, toxicity=0.5) as fault:
         (toxic,) = stack.toxiproxy.get_proxy("edge_gateway").toxics().values()
         assert toxic.name == fault.toxic and toxic.toxicity == 0.5 and toxic.attributes["latency"] == 2000
@@ -133,9 +133,9 @@ def test_a_second_injection_of_the_same_toxic_is_refused_and_heal_spares_foreign
 # ---------------------------------------------------------------- internal edges, proven through the proxy
 
 def _through(stack: Any, proxy: str, window_s: float = 2.0):
-    """One probe through an internal proxy's published listener, independent of the fault's own."""
-    probe = probe_through(stack, proxy)
-    return probe.exchange(window_s)
+    """One wire check through an internal proxy's published listener, independent of the fault's own."""
+    wire_check = check_through(stack, proxy)
+    return wire_check.exchange(window_s)
 
 
 INTERNAL: dict[tuple[str, str], tuple[dict[str, Any], Callable[[Any], bool]]] = {

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from harness import state, topology
-from harness.faults.http import probe
+from harness.faults.http import marked_charge
 from harness.readiness import ready
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,7 @@ def _settled(stack, shop) -> bool:
 
 def test_rate_limit_answers_429_with_retry_after_beyond_the_rate(stack, chaos, vendor):
     fault = chaos.inject("http.rate", "payment_gateway", per_s=3, retry_after=2)
-    time.sleep(1.1)  # let the landing probes leave the one-second window
+    time.sleep(1.1)  # let the landing's marked charges leave the one-second window
     answers = [_charge(vendor.base_url) for _ in range(5)]
     assert [a.status_code for a in answers] == [201, 201, 201, 429, 429]
     assert answers[-1].headers["retry-after"] == "2"
@@ -74,7 +74,7 @@ def test_rate_limit_answers_429_with_retry_after_beyond_the_rate(stack, chaos, v
 
 def test_first_n_fails_the_first_charges_then_answers(stack, chaos, vendor):
     fault = chaos.inject("http.first_n", "payment_gateway", count=2, status=500)
-    assert probe(vendor.base_url).status_code == 500  # probes do not use up a failure
+    assert marked_charge(vendor.base_url).status_code == 500  # marked charges do not use up a failure
     key = uuid.uuid4().hex
     assert [_charge(vendor.base_url, key).status_code for _ in range(4)] == [500, 500, 201, 200]
     assert len(vendor.charges()) == 1  # charged once, then replayed
@@ -112,12 +112,12 @@ def test_http_faults_combine_and_heal_one_kind_at_a_time(stack, chaos, vendor):
     malformed = chaos.inject("http.malformed_body", "payment_gateway")
     assert set(vendor.http.get("/_control/fault").json()["faults"]) == {"slow_body", "malformed_body"}
     began = time.monotonic()
-    assert probe(vendor.base_url).text.startswith("<html>") and time.monotonic() - began >= 0.38
+    assert marked_charge(vendor.base_url).text.startswith("<html>") and time.monotonic() - began >= 0.38
     slow.heal()
     assert set(vendor.http.get("/_control/fault").json()["faults"]) == {"malformed_body"}  # the delay is gone
-    assert probe(vendor.base_url).text.startswith("<html>")
+    assert marked_charge(vendor.base_url).text.startswith("<html>")
     malformed.heal()
-    assert probe(vendor.base_url).json()["replayed"] is False
+    assert marked_charge(vendor.base_url).json()["replayed"] is False
 
 
 # ---------------------------------------------------------------- process
@@ -175,7 +175,7 @@ def test_dependency_outage_stops_it_and_heal_waits_for_its_protocol(stack, chaos
 
 def test_a_broker_outage_opens_its_window_when_amqp_went_quiet_not_when_asked(stack, chaos, shop):
     """The journal's inject time lies between the request and the container's exit: the broker
-    answered until it stopped, and the window opens at the first probe it did not answer."""
+    answered until it stopped, and the window opens at the first wire check it did not answer."""
     asked = time.time()
     with chaos.inject("process.broker_outage", "rabbitmq", stop_timeout_s=10) as fault:
         finished = stack.docker_container("rabbitmq").attrs["State"]["FinishedAt"]

@@ -16,7 +16,7 @@ from harness import state as harness_state
 from harness import topology
 from harness.escape import markdown
 from harness.faults.attach import attach
-from harness.faults.http import probe
+from harness.faults.http import marked_charge
 from harness.stack import KEPT_LABEL, KEPT_OWNER, RUN_LABEL, port_is_free
 from tests.conftest import BIN, ROOT, run
 
@@ -241,7 +241,7 @@ def test_heal_all_after_a_sigkill_of_the_injector_leaves_nothing(kept, terminal,
     assert not [c for c in containers if "chaos-harness.replica-of" in c.labels]
     listing = stack.docker_container("api_gateway").exec_run(["ls", "-a", "/data"]).output.decode()
     assert ".chaos-fill" not in listing
-    assert probe(stack.endpoint("payment_gateway").url).status_code == 201
+    assert marked_charge(stack.endpoint("payment_gateway").url).status_code == 201
     _wait(lambda: _healthy(stack), 30, "health back to green")
 
 

@@ -12,7 +12,7 @@ from harness import topology
 from harness.cli import unsupported_line
 from harness.errors import HarnessError
 from harness.faults import CATALOG, check, describe, unsupported
-from harness.faults.network import probe_through
+from harness.faults.network import check_through
 from harness.faults.process import Kill
 from harness.faults.wire import PROTOCOLS
 from harness.ownership import RUN_LABEL
@@ -114,7 +114,7 @@ def test_a_heal_reads_the_run_topology_not_the_active_one(tmp_path, monkeypatch)
     from another system's directory, healing the shop's fault fails on a name it does not know."""
     monkeypatch.setenv(topology.TOPOLOGY_ENV, str(plain(tmp_path).path))
     stack = SimpleNamespace(topology=SHOP, run_id="r1", proxy_endpoint=lambda proxy: Endpoint("127.0.0.1", 1))
-    assert probe_through(stack, "payment").protocol == PROTOCOLS["http"]
+    assert check_through(stack, "payment").protocol == PROTOCOLS["http"]
 
     asked: list[str] = []
     monkeypatch.setattr("harness.readiness.ready", lambda spec, host, port: asked.append(spec.name) or True)
