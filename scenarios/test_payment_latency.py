@@ -37,13 +37,13 @@ def orders_per_key(stack, keys: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def slow_retry_gaps(journal: list[dict]) -> dict[str, list[float]]:
+def slow_retry_gaps(attempts: list[dict]) -> dict[str, list[float]]:
     """Per vendor key, the gaps between consecutive attempts that were both answered late (the
     vendor's slow_body fault): how long the gateway waited on a slow call before its retry
     arrived. Attempts after the fault are left out: the settler's later take-over of a pending
     order waits on the breaker, not on the vendor."""
     slow: dict[str, list[float]] = {}
-    for entry in journal:
+    for entry in attempts:
         if entry.get("fault") == "slow_body":
             slow.setdefault(entry["key"], []).append(entry["ts"])
     return {key: [round(gap, 3) for gap in intervals(sorted(times))] for key, times in slow.items() if len(times) > 1}

@@ -53,13 +53,13 @@ def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_reco
             {oid: shop.order(oid) for oid in accepted}),
         RECOVERY_BUDGET_S, 0.2)
 
-    journal, charges = vendor.journal(), vendor.charges()
+    attempts, charges = vendor.journal(), vendor.charges()
     events = stack.logs("api_gateway", since=injected - 1)
-    attempts = retries.attempts_by_key([e for e in journal if injected <= e["ts"] <= healed])
+    by_key = retries.attempts_by_key([e for e in attempts if injected <= e["ts"] <= healed])
     windows = retries.breaker_windows(events, until=healed)
     scenario_record.update(
         orders_during_outage=len(during), recovery_s=round(recovery_s, 3),
-        vendor_calls_during_outage=sum(len(t) for t in attempts.values()),
+        vendor_calls_during_outage=sum(len(t) for t in by_key.values()),
         breaker_windows=[(round(a - injected, 3), round(b - injected, 3)) for a, b in windows],
         health_during=health_during)
 
@@ -74,14 +74,14 @@ def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_reco
            f"not accepted {bad}, slower {slow}")
     # Breaker: it opened, the vendor got no call while it was open, and orders kept coming meanwhile.
     expect("breaker_opens", windows, "the circuit breaker never opened")
-    calls_while_open = [e for e in journal if retries.inside(e["ts"], windows, margin=0.05)]
+    calls_while_open = [e for e in attempts if retries.inside(e["ts"], windows, margin=0.05)]
     expect("breaker_opens", not calls_while_open, f"{len(calls_while_open)} vendor calls while the breaker was open")
     shielded = [op for op in during if retries.inside(op.invoked, windows)]
     expect("breaker_opens", len(shielded) >= 3, f"only {len(shielded)} orders arrived while the breaker was open")
     # Backoff: the first order's retries reach the vendor at growing intervals. Only the calls made
     # before its answer are its retries; the settler may call again for it later.
     first = during[0]
-    gaps = retries.intervals([ts for ts in attempts.get(first.order_id, []) if ts <= first.completed])
+    gaps = retries.intervals([ts for ts in by_key.get(first.order_id, []) if ts <= first.completed])
     expect("backoff", len(gaps) >= 2 and retries.grows(gaps),
            f"retry intervals of the first order do not grow: {[round(g, 3) for g in gaps]}")
     # Recovery: every pending order is PAID within the budget, charged exactly once, judged from
