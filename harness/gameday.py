@@ -97,19 +97,19 @@ def scenario(run_id: str, stack: StackView | None) -> dict[str, Any]:
     seen = samples(run_id)
     began = min([s["ts"] for s in seen[:1]] + [e["ts"] for e in journal[:1]], default=time.time())
     finished = seen[-1]["ts"] if seen else time.time()
-    timeline = observe.entry(stack, window={"started": began, "finished": finished},
+    observed = observe.entry(stack, window={"started": began, "finished": finished},
                              probe=rate(seen, began, finished), samples=seen, journal=entries, ops=[],
                              services=logged_services(stack), manual_line=None)
     reason = None
     if trips:
         reason = guardrails.reason(trips[-1])
-    elif entries and timeline["recovered_at"] is None:
+    elif entries and observed["recovered_at"] is None:
         reason = "[not_recovered] health was not back to green, and stable, after the last heal"
     return {
         "name": "game_day", "nodeid": f"game day {run_id}", "root_cause": None, "runbook": [], "guards": [],
-        "outcome": "failed" if reason else "passed", "duration_s": timeline["probe"]["wall_s"], "reason": reason,
+        "outcome": "failed" if reason else "passed", "duration_s": observed["probe"]["wall_s"], "reason": reason,
         "figures": {"faults_injected": sum(e["action"] == "inject" for e in entries), "guardrail_trips": len(trips)},
-        "guardrail": trips[-1] if trips else None, **timeline,
+        "guardrail": trips[-1] if trips else None, **observed,
     }
 
 

@@ -44,9 +44,11 @@ class Params(BaseModel):
 
 @dataclass
 class FaultJournal:
-    """Every inject and heal with its time: the fault windows reports and timelines read.
+    """A scenario's journal: every fault action (inject, landed, heal, heal_skipped) with its time,
+    from which the reports read the fault windows.
 
-    Observers see each entry as it is written (the registry keeps its per-run file that way).
+    Observers see each entry as it is written (the registry keeps the run's journal on disk that
+    way, in the same format, adding the guardrails' abort entries).
     """
 
     entries: list[dict[str, Any]] = field(default_factory=list)

@@ -1,6 +1,6 @@
 """report.json (the whole run) and one <scenario>.json per scenario, in a versioned schema.
 
-Schema 2 (described in reports/README.md) adds to each scenario the probe's findings (fault
+Schema 2 (described in reports/README.md) adds to each scenario the findings of its timeline (fault
 windows, TTD/TTR, health, order impact, alerts, log lines); the raw timeline (probe samples,
 order operations, fault journal) goes only into the per-scenario file, so report.json stays
 small enough to read and every other report can be rebuilt from the per-scenario files.

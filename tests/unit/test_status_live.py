@@ -133,9 +133,9 @@ def test_a_one_shot_status_does_not_import_rich(tmp_path):
     """Catches rich imported by `chaos status` when no live table is drawn (by the CLI at start,
     or by httpx, whose command-line tool imports rich when it is installed): status is kept
     small, and rich is only for a person watching on a terminal."""
-    probe = ("import sys; from harness import cli; cli._attached_or_none = lambda run, said: None; "
-             "code = cli.main(['status']); print('rich' in sys.modules, file=sys.stderr); sys.exit(code)")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60,
+    script = ("import sys; from harness import cli; cli._attached_or_none = lambda run, said: None; "
+              "code = cli.main(['status']); print('rich' in sys.modules, file=sys.stderr); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
                             env={**os.environ, state.STATE_ENV: str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().splitlines()[-1] == "False"

@@ -103,7 +103,7 @@ def _check_with_baseline(protocol: str, received: int) -> WireCheck:
                  baseline=Exchange(received=received, done_s=0.002, end_s=0.003, complete=True))
 
 
-def test_what_a_probe_can_see_depends_on_protocol_size_and_stream():
+def test_what_a_wire_check_can_see_depends_on_protocol_size_and_stream():
     sees = lambda fault, proto, size, **p: check_sees(  # noqa: E731
         check(fault, "postgres", **p).__class__.kind, check(fault, "postgres", **p).params,
         _check_with_baseline(proto, size))
