@@ -21,8 +21,9 @@ from harness.explore.schedule import MAX_SPAN_S, Schedule
 from harness.explore.search import Judgement
 from harness.faults import Chaos
 from harness.faults.base import Fault
+from harness.polling import wait_for
 from harness.probes import health_of
-from harness.timeline import GREEN_FLOOR, wait_for
+from harness.recovery import GREEN_FLOOR
 from harness.view import StackView
 
 LEAD_S = 1.0  # the workload runs this long before the first step: a baseline in the same history
