@@ -6,7 +6,7 @@ never spends an exploration budget. Loaded by harness.plugin (its `pytest_plugin
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,6 @@ class Settings:
     replay: Path | None = None
     times: int = DEFAULT_TIMES
     enabled: bool = False
-    sut_disable: list[str] = field(default_factory=list)
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -83,6 +82,12 @@ def pytest_configure(config: pytest.Config) -> None:
             faults=_split(config.getoption("explore_faults")), targets=_split(config.getoption("explore_targets")),
             replay=Path(replay) if replay else None, times=times,
             enabled=bool(config.getoption("explore") or replay or "explore" in keyword))
+        settings = config.stash[SETTINGS_KEY]
+        if settings.enabled and settings.replay is None:
+            from harness.explore.space import explorable
+            from harness.faults import describe
+
+            explorable(describe(), settings.faults, settings.targets)  # nothing to draw: one line now
     except HarnessError as exc:
         _fail_fast(str(exc), config)
 

@@ -1,21 +1,22 @@
-"""The search: Hypothesis draws schedules, a judge runs each on the system and names what went
-wrong, and a failing schedule is shrunk to the smallest that still fails for the same anomaly
-class.
+"""The search: Hypothesis draws schedules from a seed, a judge runs each on the system and
+names what went wrong, and the first failing schedule is shrunk to the smallest that still
+fails for the same anomaly class.
 
-Each anomaly class is raised as its own exception type, so Hypothesis (with multiple-bug
-reporting on) shrinks each class apart and never slips from one to another. The budget bounds
-the whole search: past it, a schedule not judged before counts as passing, which ends
-generation and lets the shrinker stop at the smallest failure it has. Judgements are kept by
-schedule, so Hypothesis's closing replay of a finding, or a schedule drawn twice, is answered
-from what was seen rather than run again.
+The shrinking is the harness's own, not Hypothesis's. Hypothesis's shrinker is made for
+examples that cost microseconds and tries hundreds of candidates, many of them other faults
+and targets; here a candidate is a schedule run on a real stack (seconds each), so the
+shrinker tries only what makes the failing schedule smaller, in the order that tells most per
+run: each step alone, then without one step, then each step shorter, earlier, and with one
+parameter turned down (harness.explore.space.milder). A candidate is kept only when it fails
+for the same anomaly class, so a finding never slips into another one. The budget bounds the
+whole search, generation and shrinking; judgements are kept by schedule, so nothing is run twice.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +26,11 @@ from hypothesis import strategies as st
 from hypothesis.control import current_build_context
 from hypothesis.errors import HypothesisException
 
-from harness.explore.schedule import Schedule
+from harness.explore.schedule import MIN_DURATION_S, Schedule, Step
 
 MAX_EXAMPLES = 500  # far above what a budget of minutes runs; past the budget each is a no-op
+MAX_SHRINK_TRIES = 200  # a bound of its own on the shrinker's candidates, whatever the budget
+GRID_S = 0.5  # durations are halved on this grid
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Judgement:
 
 
 Judge = Callable[[Schedule], Judgement]
+Milder = Callable[[Step], list[Step]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Trial:
     judgement: Judgement
     ended_s: float
     took_s: float
+    phase: str = "generate"  # or "shrink"
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class Finding:
     anomaly: str
     first: Trial
     smallest: Trial
-    shrinks: tuple[Trial, ...]  # every failing trial of this class, in the order run
+    shrinks: tuple[Trial, ...]  # every schedule the shrinker kept, in order (the first is `first`)
 
 
 @dataclass
@@ -76,92 +81,119 @@ class Exploration:
     budget_s: float
     trials: list[Trial] = field(default_factory=list)
     elapsed_s: float = 0.0
-    stopped: str = "searched"  # "searched" (Hypothesis ran its course) or "budget"
+    stopped: str = "searched"  # "searched", "found" (and shrunk) or "budget"
+    kept: list[Trial] = field(default_factory=list)  # the failing schedule as the shrinker made it smaller
 
     def findings(self) -> list[Finding]:
-        """One per anomaly class seen, in the order first seen; the smallest is the least by
-        Schedule.size (steps, fault time, span), the latest of equals (the shrinker's last word
-        on its parameters)."""
-        by_class: dict[str, list[Trial]] = {}
-        for trial in self.trials:
-            if trial.anomaly is not None:
-                by_class.setdefault(trial.anomaly, []).append(trial)
-        return [Finding(name, seen[0], min(seen, key=lambda t: (t.schedule.size(), -t.index)), tuple(seen))
-                for name, seen in by_class.items()]
+        if not self.kept:
+            return []
+        return [Finding(self.kept[0].anomaly or "", self.kept[0], self.kept[-1], tuple(self.kept))]
 
 
 class ScheduleFailed(Exception):
-    """A schedule showed an anomaly; one subclass per anomaly class (see failure_type)."""
-
-    anomaly = ""
-
-
-@functools.cache
-def failure_type(anomaly: str) -> type[ScheduleFailed]:
-    return type(f"Found_{anomaly}", (ScheduleFailed,), {"anomaly": anomaly})
+    """A generated schedule showed an anomaly: ends Hypothesis's generation."""
 
 
 def _key(schedule: Schedule) -> str:
     return json.dumps(schedule.model_dump(mode="json"), sort_keys=True)
 
 
-def _pairs(schedule: Schedule) -> frozenset[tuple[str, str]]:
-    return frozenset((step.fault, step.target) for step in schedule.steps)
+def _replaced(schedule: Schedule, index: int, step: Step) -> Schedule:
+    return Schedule(steps=schedule.steps[:index] + (step,) + schedule.steps[index + 1:])
 
 
-def within_a_failure(schedule: Schedule, failures: Sequence[Schedule]) -> bool:
-    """Whether a candidate only keeps, shortens or turns down steps of a schedule that failed.
-
-    Once a failure is seen, only such candidates are run: Hypothesis's shrinker also tries
-    other faults and targets (they are earlier choices), and on a real system each of those is
-    a schedule run that tells nothing about the failure being shrunk."""
-    return any(_pairs(schedule) <= _pairs(failed) for failed in failures)
+def candidates(schedule: Schedule, milder: Milder) -> Iterator[Schedule]:
+    """Smaller schedules than `schedule`, the most telling first (see the module's doc); each
+    is smaller in steps, time or a parameter's mildness, so keeping one always ends."""
+    steps = schedule.steps
+    if len(steps) > 1:
+        for step in steps:
+            yield Schedule(steps=(step.model_copy(update={"start_s": 0.0}),))
+        for index in range(len(steps)):
+            yield Schedule(steps=steps[:index] + steps[index + 1:])
+    for index, step in enumerate(steps):
+        shorter = {MIN_DURATION_S, max(MIN_DURATION_S, round(step.duration_s / 2 / GRID_S) * GRID_S)}
+        for duration in sorted(d for d in shorter if d < step.duration_s):
+            yield _replaced(schedule, index, step.model_copy(update={"duration_s": duration}))
+        if step.start_s > 0:
+            yield _replaced(schedule, index, step.model_copy(update={"start_s": 0.0}))
+        for variant in milder(step):
+            yield _replaced(schedule, index, variant)
 
 
 def explore(judge: Judge, strategy: st.SearchStrategy[Schedule], *, seed: int, budget_s: float,
-            order: Sequence[str] = (), on_trial: Callable[[Trial], None] | None = None,
-            clock: Callable[[], float] = time.monotonic, max_examples: int = MAX_EXAMPLES) -> Exploration:
-    """Searches for schedules that fail, within budget_s, from a fixed seed. `order` ranks the
-    anomaly classes (the checker's): a schedule showing several is filed under the first."""
+            order: Sequence[str] = (), milder: Milder = lambda step: [],
+            on_trial: Callable[[Trial], None] | None = None, clock: Callable[[], float] = time.monotonic,
+            max_examples: int = MAX_EXAMPLES) -> Exploration:
+    """Searches for a schedule that fails, within budget_s, from a fixed seed, and shrinks the
+    first one found. `order` ranks the anomaly classes (the checker's): a schedule showing
+    several is filed under the first."""
     result = Exploration(seed=seed, budget_s=budget_s)
     began = clock()
     seen: dict[str, Trial] = {}
-    failures: list[Schedule] = []
 
-    def raise_if_failed(trial: Trial) -> None:
-        if trial.anomaly is not None:
-            raise failure_type(trial.anomaly)(f"{trial.anomaly}: {trial.judgement.anomalies[trial.anomaly]}")
+    def over() -> bool:
+        if clock() - began >= budget_s:
+            result.stopped = "budget"
+            return True
+        return False
 
-    def body(schedule: Schedule) -> None:
+    def trial(schedule: Schedule, phase: str) -> Trial:
         known = seen.get(_key(schedule))
         if known is not None:
-            raise_if_failed(known)
-            return
-        if current_build_context().is_final or clock() - began >= budget_s:
-            result.stopped = "budget" if clock() - began >= budget_s else result.stopped
-            return
-        if failures and not within_a_failure(schedule, failures):
-            return  # counted as passing, unrun: see within_a_failure
+            return known
         started = clock()
         judgement = judge(schedule)
         ended = clock()
-        trial = Trial(len(result.trials), schedule, judgement.first(order), judgement, round(ended - began, 3),
-                      round(ended - started, 3))
-        seen[_key(schedule)] = trial
-        result.trials.append(trial)
-        if trial.anomaly is not None:
-            failures.append(schedule)
+        done = Trial(len(result.trials), schedule, judgement.first(order), judgement, round(ended - began, 3),
+                     round(ended - started, 3), phase)
+        seen[_key(schedule)] = done
+        result.trials.append(done)
         if on_trial is not None:
-            on_trial(trial)
-        raise_if_failed(trial)
+            on_trial(done)
+        return done
+
+    def body(schedule: Schedule) -> None:
+        known = seen.get(_key(schedule))
+        if known is None and (current_build_context().is_final or over()):
+            return
+        if (known or trial(schedule, "generate")).anomaly is not None:
+            raise ScheduleFailed
 
     search = given(strategy)(body)
     search = settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
-                      phases=(Phase.generate, Phase.shrink), report_multiple_bugs=True, print_blob=False,
-                      verbosity=Verbosity.quiet, suppress_health_check=list(HealthCheck))(search)
+                      phases=(Phase.generate,), print_blob=False, verbosity=Verbosity.quiet,
+                      suppress_health_check=list(HealthCheck))(search)
     try:
         hypothesis_seed(seed)(search)()
-    except (ScheduleFailed, HypothesisException, BaseExceptionGroup):
-        pass  # the trials hold what was found; Hypothesis's own report of it is not ours to print
+    except (ScheduleFailed, HypothesisException):
+        pass
+    first = next((t for t in result.trials if t.anomaly is not None), None)
+    if first is not None:
+        result.kept.append(first)
+        _shrink(result, first, milder, trial, over)
     result.elapsed_s = round(clock() - began, 3)
     return result
+
+
+def _shrink(result: Exploration, first: Trial, milder: Milder, trial: Callable[[Schedule, str], Trial],
+            over: Callable[[], bool]) -> None:
+    """Greedy: keep the first candidate that fails for the same class, then start over from it."""
+    current, tries = first, 0
+    kept = {_key(first.schedule)}
+    while True:
+        for candidate in candidates(current.schedule, milder):
+            if over() or tries >= MAX_SHRINK_TRIES:
+                return
+            tries += 1
+            tried = trial(candidate, "shrink")
+            # Kept once: a candidate that is one already kept (a variant that changed nothing)
+            # must not start the round over, or the shrinker would go round for ever.
+            if tried.anomaly == first.anomaly and _key(candidate) not in kept:
+                current = tried
+                kept.add(_key(candidate))
+                result.kept.append(tried)
+                break
+        else:
+            result.stopped = "found"
+            return

@@ -1,15 +1,15 @@
 """What exploration draws from: the faults a topology supports, their targets and their
-parameters, as Hypothesis strategies that shrink towards the small.
+parameters, as Hypothesis strategies, and the milder variants of a step the shrinker tries.
 
 Parameters come from each fault's own model (its JSON schema: enums, bounds, defaults), clipped
-by EXPLORE_RANGES to what fits a schedule of seconds: a 600 s timeout in a 6 s step tells
-nothing a 3 s one does not. Hypothesis shrinks integers towards their lower bound and choices
-towards their first, so an enum is offered default first and a range from its mildest end.
+by EXPLORE_RANGES to what fits a schedule of seconds: a 600 s timeout in a 4 s step tells
+nothing a 3 s one does not. Each parameter's values are listed mildest first (an enum's
+default, a range's low end): the shrinker turns a parameter down towards the head of its list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from hypothesis import strategies as st
@@ -37,7 +37,7 @@ def _bounds(spec: dict[str, Any]) -> tuple[float | None, float | None]:
     return low, high
 
 
-def _integers(name: str, spec: dict[str, Any]) -> st.SearchStrategy[int]:
+def _integers(name: str, spec: dict[str, Any]) -> list[int]:
     low, high = _bounds(spec)
     want_low, want_high = EXPLORE_RANGES.get(name, (int(low if low is not None else 0), None))
     low_i = max(int(low), want_low) if low is not None else want_low
@@ -45,33 +45,31 @@ def _integers(name: str, spec: dict[str, Any]) -> st.SearchStrategy[int]:
         low_i = int(spec["exclusiveMinimum"]) + 1
     high_i = want_high if want_high is not None else low_i + FALLBACK_SPAN
     high_i = max(low_i, min(int(high), high_i) if high is not None else high_i)
-    # On a grid of GRID_POINTS: on a real system every shrink step is a schedule run, and a
-    # binary search over 8 points takes three, where one over 3000 values takes twelve.
-    points = sorted({low_i + round((high_i - low_i) * i / GRID_POINTS) for i in range(GRID_POINTS + 1)})
-    return st.sampled_from(points)
+    # On a grid: on a real system every shrink step is a schedule run, and halving over 8
+    # points takes three, where over 3000 values it takes twelve.
+    return sorted({low_i + round((high_i - low_i) * i / GRID_POINTS) for i in range(GRID_POINTS + 1)})
 
 
-def _numbers(spec: dict[str, Any]) -> st.SearchStrategy[float]:
+def _numbers(spec: dict[str, Any]) -> list[float]:
     low, high = _bounds(spec)
     low_f, high_f = float(low if low is not None else 0.0), float(high if high is not None else 1.0)
     exclusive = "exclusiveMinimum" in spec
-    # Tenths of the range, lowest first (a toxicity shrinks towards 0.1, never to 0).
-    tenths = [round(low_f + (high_f - low_f) * i / 10, 3) for i in range(1 if exclusive else 0, 11)]
-    return st.sampled_from(tenths)
+    # Tenths of the range, lowest first (a toxicity turns down towards 0.1, never to 0).
+    return [round(low_f + (high_f - low_f) * i / 10, 3) for i in range(1 if exclusive else 0, 11)]
 
 
-def parameter(name: str, spec: dict[str, Any]) -> st.SearchStrategy[Any] | None:
-    """The strategy of one parameter, or None when it can't be explored (a required value the
-    catalog can't know, such as an order id)."""
+def points(name: str, spec: dict[str, Any]) -> list[Any] | None:
+    """The values of one parameter exploration draws from, mildest first (what a shrink turns
+    it down towards), or None when it can't be explored (a required value the catalog can't
+    know, such as an order id)."""
     if name in FIXED:
-        return st.just(FIXED[name])
+        return [FIXED[name]]
     if "enum" in spec:
         default = spec.get("default")
-        choices = [default] + [v for v in spec["enum"] if v != default] if default in spec["enum"] else spec["enum"]
-        return st.sampled_from(choices)
+        return [default] + [v for v in spec["enum"] if v != default] if default in spec["enum"] else list(spec["enum"])
     branches = [b for b in spec.get("anyOf", []) if b.get("type") != "null"]
     if branches and spec.get("default") is None:
-        return st.just(None)  # optional and off by default: a schedule keeps it off
+        return [None]  # optional and off by default: a schedule keeps it off
     kind = spec.get("type") or (branches[0].get("type") if branches else None)
     bounded = {**spec, **(branches[0] if branches else {})}
     if kind == "integer":
@@ -79,8 +77,14 @@ def parameter(name: str, spec: dict[str, Any]) -> st.SearchStrategy[Any] | None:
     if kind == "number":
         return _numbers(bounded)
     if "default" in spec:
-        return st.just(spec["default"])
+        return [spec["default"]]
     return None
+
+
+def parameter(name: str, spec: dict[str, Any]) -> st.SearchStrategy[Any] | None:
+    """The strategy of one parameter (see points)."""
+    values = points(name, spec)
+    return None if values is None else st.sampled_from(values)
 
 
 def explorable(rows: Iterable[dict[str, Any]], only: Sequence[str] = (),
@@ -93,7 +97,7 @@ def explorable(rows: Iterable[dict[str, Any]], only: Sequence[str] = (),
         if only and row["family"] not in only and row["name"] not in only:
             continue
         aimed = [t for t in row["targets"] if not targets or t in targets]
-        if aimed and all(parameter(n, s) is not None for n, s in row["params"].items()):
+        if aimed and all(points(n, s) is not None for n, s in row["params"].items()):
             chosen.append({**row, "targets": aimed})
     if not chosen:
         raise HarnessError(f"nothing to explore: no fault of {list(only) or 'the catalog'} can target "
@@ -112,9 +116,27 @@ def step(row: dict[str, Any]) -> st.SearchStrategy[Step]:
 
 
 def schedules(rows: Sequence[dict[str, Any]], max_steps: int = MAX_STEPS) -> st.SearchStrategy[Schedule]:
-    """Schedules of 1..max_steps steps drawn from the rows; shrinking drops steps, moves them
-    earlier, shortens them and turns their parameters down."""
+    """Schedules of 1..max_steps steps drawn from the rows (Hypothesis draws them from the seed)."""
     any_step = st.one_of([step(row) for row in rows])
     # One step per fault and target: the same fault twice on one target is one fault, healed twice.
     return st.lists(any_step, min_size=1, max_size=max_steps, unique_by=lambda s: (s.fault, s.target)).map(
         lambda steps: Schedule(steps=tuple(steps)))
+
+
+def milder(rows: Sequence[dict[str, Any]]) -> Callable[[Step], list[Step]]:
+    """For a step, the same step with one parameter turned down: to its mildest value, then
+    halfway there, one parameter at a time (what the shrinker tries)."""
+    specs = {row["name"]: row["params"] for row in rows}
+
+    def variants(step: Step) -> list[Step]:
+        out = []
+        for name, spec in specs.get(step.fault, {}).items():
+            values = points(name, spec) or []
+            if step.params.get(name) not in values:
+                continue
+            at = values.index(step.params[name])
+            for index in dict.fromkeys((0, at // 2)):
+                if index < at:
+                    out.append(step.model_copy(update={"params": {**step.params, name: values[index]}}))
+        return out
+    return variants

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from harness.errors import HarnessError
 from harness.explore.schedule import MAX_DURATION_S, MAX_START_S, MAX_STEPS, MIN_DURATION_S, Schedule, Step
-from harness.explore.search import Judgement, explore, within_a_failure
-from harness.explore.space import EXPLORE_RANGES, explorable, parameter, schedules
+from harness.explore.search import Judgement, candidates, explore
+from harness.explore.space import EXPLORE_RANGES, explorable, milder, parameter, points, schedules
 from harness.faults import describe
 
 RUN_S = 20.0
@@ -114,59 +114,92 @@ def test_every_drawn_schedule_is_valid_and_bounded(schedule):
 
 # --- the search ------------------------------------------------------------------------------
 
+def search(rule, seed=1, budget_s=3600.0, rows=NETWORK, **options):
+    clock = Clock()
+    options.setdefault("milder", milder(rows))
+    return explore(judged(rule, clock), schedules(rows), seed=seed, budget_s=budget_s, clock=clock, **options)
+
+
 def test_a_failure_is_shrunk_to_one_short_early_step_at_the_mildest_failing_parameter():
     """Catches a search that reports the first failing schedule as found (several steps, long,
     at full strength) instead of the smallest that fails for the same reason."""
-    clock = Clock()
-    found = explore(judged(slow, clock), schedules(NETWORK), seed=1, budget_s=3600, clock=clock)
+    found = search(slow)
     (finding,) = found.findings()
     smallest = finding.smallest.schedule
-    assert finding.anomaly == "lost" and len(smallest.steps) == 1
+    assert finding.anomaly == "lost" and found.stopped == "found" and len(smallest.steps) == 1
     (only,) = smallest.steps
     assert only.fault == "network.latency" and only.start_s == 0 and only.duration_s == MIN_DURATION_S
-    assert only.params["latency_ms"] == min(v for v in range(0, 3001) if v >= 500 and v % 375 == 0)
+    assert only.params["latency_ms"] == 750  # the grid's first point at or above the 500 that fails
     assert smallest.size() <= finding.first.schedule.size() and slow(smallest)
 
 
-def test_after_a_failure_only_its_own_steps_are_run():
+def test_the_shrinker_runs_only_parts_of_the_failing_schedule():
     """Catches shrinking that runs other faults and targets (each a wasted schedule on a real system)."""
-    clock = Clock()
-    found = explore(judged(slow, clock), schedules(NETWORK), seed=1, budget_s=3600, clock=clock)
-    first = next(t for t in found.trials if t.anomaly)
-    after = found.trials[first.index + 1:]
-    assert after and all(within_a_failure(t.schedule, [first.schedule]) for t in after)
+    found = search(slow, rows=explorable(describe(), only=["network", "process"]))
+    first = found.findings()[0].first
+    pairs = {(s.fault, s.target) for s in first.schedule.steps}
+    shrinks = [t for t in found.trials if t.phase == "shrink"]
+    assert shrinks and all({(s.fault, s.target) for s in t.schedule.steps} <= pairs for t in shrinks)
 
 
-def test_the_budget_bounds_the_search():
-    """Catches a search that runs on past its budget (Hypothesis would run 500 schedules)."""
-    clock = Clock()
-    found = explore(judged(lambda s: {}, clock), schedules(NETWORK), seed=3, budget_s=100, clock=clock)
+def test_the_same_anomaly_class_is_kept_while_shrinking():
+    """Catches a shrinker that slips to another failure: a two-step "stuck" schedule shrunk
+    into a one-step one that only shows "lost"."""
+    def rule(schedule):
+        if len(schedule.steps) >= 2:
+            return {"stuck": "two faults at once"}
+        return {"lost": "an order went missing"} if schedule.steps[0].start_s >= 1 else {}
+
+    def first_two_step(seed):
+        return search(rule, seed=seed, order=["stuck", "lost"])
+
+    found = next(f for f in map(first_two_step, range(1, 30)) if f.findings()[0].anomaly == "stuck")
+    finding = found.findings()[0]
+    assert all(len(t.schedule.steps) == 2 for t in finding.shrinks) and finding.smallest.anomaly == "stuck"
+    assert any(t.anomaly == "lost" for t in found.trials if t.phase == "shrink"), "a slip was on offer"
+
+
+def test_the_budget_bounds_the_search_and_its_shrinking():
+    """Catches a search that runs on past its budget (Hypothesis would run 500 schedules), or a
+    shrinker that does."""
+    found = search(lambda s: {}, seed=3, budget_s=100)
     assert found.stopped == "budget" and not found.findings()
     assert len(found.trials) == 5 and found.elapsed_s == 100
+    cut = search(slow, budget_s=2 * RUN_S)
+    assert cut.findings() and len(cut.trials) == 2 and cut.stopped == "budget"
 
 
-def test_a_finding_that_does_not_fail_again_is_kept_unshrunk():
-    """Catches a crash (Hypothesis's Flaky) when the real system fails a schedule once and not
-    when it is run again."""
-    clock = Clock()
+def test_a_failure_that_does_not_show_again_is_kept_unshrunk():
+    """Catches a finding lost when the real system fails a schedule once and never again."""
     calls = []
 
     def once(schedule):
         calls.append(schedule)
         return {"lost": "once"} if len(calls) == 3 else {}
 
-    found = explore(judged(once, clock), schedules(NETWORK), seed=4, budget_s=3600, clock=clock)
+    found = search(once, seed=4)
     (finding,) = found.findings()
-    assert finding.first is finding.smallest and finding.first.index == 2
+    assert finding.first is finding.smallest and finding.first.index == 2 and found.stopped == "found"
 
 
 def test_one_seed_draws_the_same_schedules():
-    runs = []
-    for _ in range(2):
-        clock = Clock()
-        runs.append([t.schedule for t in explore(judged(lambda s: {}, clock), schedules(NETWORK), seed=7,
-                                                 budget_s=200, clock=clock).trials])
+    runs = [[t.schedule for t in search(lambda s: {}, seed=7, budget_s=200).trials] for _ in range(2)]
     assert runs[0] == runs[1] and len(runs[0]) == 10
+
+
+def test_every_shrink_candidate_is_smaller():
+    """Catches a candidate as big as the schedule it came from: the greedy shrinker would never end."""
+    schedule = Schedule(steps=(step(latency_ms=1500, jitter_ms=0, stream="downstream", toxicity=1.0, start=1.0,
+                                    duration=3.0), step("network.down", "auth", 0.5, 2.0)))
+    variants = milder(NETWORK)
+    rank = {row["name"]: row["params"] for row in NETWORK}
+
+    def weight(s):
+        mildness = sum((points(n, rank[st.fault][n]) or [v]).index(v) for st in s.steps for n, v in st.params.items())
+        return (len(s.steps), sum(st.duration_s for st in s.steps), sum(st.start_s for st in s.steps), mildness)
+
+    seen = list(candidates(schedule, variants))
+    assert len(seen) > 5 and all(weight(c) < weight(schedule) for c in seen)
 
 
 # --- replay files ----------------------------------------------------------------------------
@@ -205,3 +238,10 @@ def test_a_bad_replay_file_is_one_line_naming_the_field(tmp_path, edit):
     with pytest.raises(HarnessError) as error:
         replay.load(path)
     assert "\n" not in str(error.value) and str(path) in str(error.value)
+
+
+def test_a_variant_that_changes_nothing_does_not_keep_the_shrinker_going():
+    """Catches a shrinker that goes round for ever when a candidate is the schedule it came from
+    (its judgement is the cached one, so no schedule run bounds it)."""
+    found = search(slow, milder=lambda s: [s])
+    assert found.stopped == "found" and found.findings()[0].smallest.schedule.size()[0] == 1

@@ -1,0 +1,95 @@
+"""The shop as exploration sees it (harness.explore.runner.System): a customer placing orders
+steadily and retrying each one with its key until it has a final answer, judged afterwards by
+the ledger against the vendor's charges, the database, the mails and the stock.
+
+A user's own system provides the same three things: its anomaly classes in order, a workload
+that runs while a schedule does, and a judge that reads the outcome from the outside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from harness.clients import ShopClient, SinkClient, VendorClient, mint_token
+from harness.evidence import Evidence
+from harness.ledger import ANOMALIES, TERMINAL, History, Operation, Verdict
+from harness.view import StackView
+
+PAUSE_S = 0.2  # between one order's final answer and the next order
+ORDER_BUDGET_S = 20.0  # one order's retries, from its first attempt (bounded like every loop)
+RETRY_PAUSE_S = 0.25  # between attempts of one order (a Retry-After is honoured up to 1 s)
+MAX_ORDERS = 400  # far above what a schedule of seconds places
+SETTLE_S = 20.0  # after the workload, how long the world may take to settle before it is read
+CLIENT_TIMEOUT_S = 3.0  # a customer's patience per attempt: past it the attempt is unknown, and retried
+
+
+def answered(op: Operation) -> bool:
+    """A final answer: a terminal order, or a 4xx (the customer stops asking)."""
+    return op.status is not None and (400 <= op.status < 500 or (op.status < 300 and op.body.get("status") in TERMINAL))
+
+
+@dataclass
+class Work:
+    history: History
+    evidence: Evidence
+    keys: list[str] = field(default_factory=list)
+
+
+def _customer(shop: ShopClient, prefix: str, stop: threading.Event, keys: list[str]) -> None:
+    for n in range(MAX_ORDERS):
+        if stop.is_set():
+            return
+        key = f"{prefix}-{n}"
+        keys.append(key)
+        deadline = time.monotonic() + ORDER_BUDGET_S
+        while time.monotonic() < deadline:
+            op = shop.place_order(key=key, timeout_s=CLIENT_TIMEOUT_S)
+            if answered(op):
+                break
+            try:
+                pause = float(op.headers.get("retry-after", RETRY_PAUSE_S))
+            except ValueError:
+                pause = RETRY_PAUSE_S
+            time.sleep(min(1.0, max(RETRY_PAUSE_S, pause)))
+        stop.wait(PAUSE_S)
+
+
+class ShopSystem:
+    """The shop's workload and judge for exploration."""
+
+    import_path = "scenarios.shop.explore:SHOP"
+    anomaly_order = ANOMALIES
+
+    @contextlib.contextmanager
+    def workload(self, stack: StackView, seed: int) -> Iterator[Work]:
+        history = History()
+        vendor, sink = VendorClient.of(stack), SinkClient.of(stack)
+        vendor.mark()
+        sink.mark()
+        work = Work(history, Evidence(stack, vendor, sink).start())
+        shop = ShopClient(stack.edge_url, history, token=mint_token(stack))
+        stop = threading.Event()
+        # Keys from the seed, made unique per schedule: the vendor remembers every key it charged.
+        prefix = f"explore-{seed}-{uuid.uuid4().hex[:8]}"
+        customer = threading.Thread(target=_customer, args=(shop, prefix, stop, work.keys), daemon=True)
+        customer.start()
+        try:
+            yield work
+        finally:
+            stop.set()
+            customer.join(ORDER_BUDGET_S + CLIENT_TIMEOUT_S + 5)
+            shop.close()
+
+    def judge(self, stack: StackView, work: Work) -> Mapping[str, str]:
+        verdict, _ = work.evidence.verdict(work.history, SETTLE_S)
+        work.evidence.vendor.close()
+        work.evidence.sink.close()
+        return {kind: Verdict(verdict.of(kind)).explain() for kind in verdict.counts()}
+
+
+SHOP = ShopSystem()

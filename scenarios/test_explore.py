@@ -1,0 +1,80 @@
+"""Exploration of the shop: generated fault schedules under a steady customer, each judged by
+the ledger; a failure is shrunk to the smallest schedule that fails for the same anomaly class
+and written as a replay file and a scenario module (reports/<run>/explore/).
+
+Run only when asked: `pytest scenarios/ -k explore` (or `--explore`; `chaos explore`), with
+`--explore-budget`, `--explore-seed`, `--explore-faults`, `--explore-targets`, `--sut-disable`.
+`--explore-replay FILE` (`chaos replay FILE`) runs a finding again, `--explore-times` times.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import protections
+from harness.explore import replay, runner, search
+from harness.explore.space import explorable, milder, schedules
+from harness.faults import describe
+from harness.guards import expect
+from harness.plugin import SCENARIO_KEY, reports_dir
+from scenarios.shop.explore import SHOP
+
+GUARDS = {"explore": None}
+# The ledger's verdict on every schedule guards whatever protection the schedule leans on.
+PROTECTS = {"explore": list(protections.names())}
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """Progress on the terminal, past pytest's capture: a search runs for minutes."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+
+
+@pytest.mark.explore
+@pytest.mark.chaos(root_cause=None, guards=GUARDS, protects=PROTECTS)
+def test_explore(stack, chaos, explore_settings, scenario_record, pytestconfig):
+    settings = explore_settings
+    rows = explorable(describe(stack.topology), settings.faults, settings.targets)
+    order = (*SHOP.anomaly_order, *runner.HARNESS_ANOMALIES)
+
+    def judge(schedule):
+        return runner.run(stack, schedule, SHOP, settings.seed, injector=chaos)
+
+    def said(trial):
+        verdict = trial.anomaly or "held"
+        _say(pytestconfig, f"explore: {trial.phase} {trial.index + 1} at {trial.ended_s:.0f}s: {verdict}: "
+                           f"{trial.schedule}")
+
+    found = search.explore(judge, schedules(rows), seed=settings.seed, budget_s=settings.budget_s,
+                           order=order, milder=milder(rows), on_trial=said)
+    run_id = pytestconfig.stash[SCENARIO_KEY]["run_id"]
+    files = replay.write(reports_dir(pytestconfig) / run_id / "explore", found, SHOP.import_path,
+                         pytestconfig.getoption("chaos_topology"), list(pytestconfig.getoption("sut_disable")))
+    findings = found.findings()
+    scenario_record.update({
+        "schedules": len(found.trials), "elapsed_s": found.elapsed_s, "stopped": found.stopped,
+        "per_minute": round(60 * len(found.trials) / found.elapsed_s, 2) if found.elapsed_s else None,
+        "findings": [{"anomaly": f.anomaly, "first_s": f.first.ended_s, "shrunk_s": f.smallest.ended_s,
+                      "smallest": str(f.smallest.schedule), "steps": len(f.smallest.schedule.steps),
+                      "replay": str(path)} for f, path in zip(findings, files)]})
+    expect("explore", not findings, "; ".join(
+        f"{f.anomaly} after {f.smallest.schedule} ({f.smallest.judgement.anomalies[f.anomaly]}); "
+        f"replay: chaos replay {path}" for f, path in zip(findings, files)))
+
+
+@pytest.mark.explore(replay=True)
+@pytest.mark.chaos(root_cause=None, guards=GUARDS, protects=PROTECTS)
+def test_replay(stack, chaos, explore_settings, scenario_record, pytestconfig):
+    settings = explore_settings
+    found = replay.load(settings.replay)
+    outcomes = []
+    for n in range(settings.times):
+        judgement = runner.run(stack, found.schedule, SHOP, found.seed, injector=chaos)
+        outcomes.append(found.anomaly in judgement.anomalies)
+        seen = "reproduced" if outcomes[-1] else "held"
+        _say(pytestconfig, f"replay {n + 1}/{settings.times}: {seen}: {found.anomaly}")
+    scenario_record.update({"replay": str(settings.replay), "anomaly": found.anomaly, "times": settings.times,
+                            "reproduced": sum(outcomes)})
+    expect("explore", not any(outcomes), f"{found.anomaly} reproduced {sum(outcomes)} of {settings.times} times "
+                                         f"after {found.schedule}")
