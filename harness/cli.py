@@ -441,7 +441,6 @@ def cmd_explore(args: argparse.Namespace) -> int:
     """`pytest scenarios/ --explore` with the search's options: exit 1 when a failing schedule
     was found (its replay file and scenario module are under reports/<run>/explore/)."""
     from harness.explore.pytest_plugin import parse_budget
-
     from harness.explore.space import explorable
     from harness.faults import describe
 
