@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -58,29 +59,40 @@ def _slug(text: str) -> str:
 
 
 def scenario_module(replay: Replay, replay_file: str) -> str:
-    """A scenario that runs the smallest schedule once and fails on its anomaly."""
+    """A scenario that runs the smallest schedule once and fails on its anomaly (a guard, so it
+    stands with the others in scenarios/: the protections it guards are those that were off)."""
     module, _, name = replay.system.partition(":")
     disabled = f" (with --sut-disable {','.join(replay.sut_disable)})" if replay.sut_disable else ""
+    protects = repr(replay.sut_disable).replace("'", '"') if replay.sut_disable else "list(protections.names())"
+    imports = "" if replay.sut_disable else "from harness import protections\n"
+    steps = textwrap.indent(json.dumps(replay.schedule.model_dump(mode="json"), indent=4), "    ")
+    about = "\n".join(textwrap.wrap(f"Smallest schedule: {replay.schedule}. Evidence: {replay.evidence[:400]}", 96))
     return f'''"""Found by `chaos explore --seed {replay.seed}`{disabled}: {replay.anomaly}.
 
-Smallest schedule: {replay.schedule}.
-Evidence: {replay.evidence}
-Replay it with `chaos replay {replay_file}`; this module fails while the bug is there.
+{about}
+
+Replay it with:
+    chaos replay {replay_file}
+This module fails while the bug is there.
 """
 
 import pytest
 
-from harness.explore.runner import run
+{imports}from harness.explore.runner import run
 from harness.explore.schedule import Schedule
+from harness.guards import expect
 from {module} import {name} as SYSTEM
 
-SCHEDULE = Schedule.model_validate_json({json.dumps(replay.schedule.model_dump_json())})
+SCHEDULE = Schedule.model_validate(
+{steps}
+)
 
 
-@pytest.mark.chaos(root_cause=None)
+@pytest.mark.chaos(root_cause=None, guards={{"explored": None}}, protects={{"explored": {protects}}})
 def test_explored_{_slug(replay.anomaly)}(stack, chaos):
     judgement = run(stack, SCHEDULE, SYSTEM, seed={replay.seed}, injector=chaos)
-    assert {json.dumps(replay.anomaly)} not in judgement.anomalies, judgement.anomalies[{json.dumps(replay.anomaly)}]
+    expect("explored", {json.dumps(replay.anomaly)} not in judgement.anomalies,
+           judgement.anomalies.get({json.dumps(replay.anomaly)}, ""))
 '''
 
 

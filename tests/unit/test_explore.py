@@ -4,6 +4,9 @@ by synthetic judges on a fake clock (each schedule "takes" 20 s)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -217,6 +220,11 @@ def test_a_finding_is_written_as_a_replay_file_and_a_scenario_module(tmp_path):
     assert back.shrinks and back.sut_disable == ["idempotency"]
     module = (tmp_path / "explore" / "test_explored_lost.py").read_text()
     compile(module, "test_explored_lost.py", "exec")
+    # A person moves it into scenarios/: `make lint` must pass on it as it is.
+    lint = subprocess.run([str(Path(sys.executable).with_name("ruff")), "check", "--select", "E,F,I",
+                           "--line-length", "120", str(tmp_path / "explore" / "test_explored_lost.py")],
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
     assert "from scenarios.shop.explore import SHOP as SYSTEM" in module and "--seed 1" in module
     summary = json.loads((tmp_path / "explore" / "explore.json").read_text())
     assert len(summary["trials"]) == len(found.trials) and summary["findings"] == ["lost.json"]
