@@ -131,7 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # SIGTERM (CI cancelling a job) unwinds like Ctrl-C, so fixtures tear the stack down; once
     # teardown runs, further signals wait for it (harness/signals.py).
     signals.reset()
-    signals.install(signals.INTERRUPTS, say=lambda line: _say_past_capture(line, config))
+    signals.install(signals.INTERRUPTS, say=lambda line: say_past_capture(line, config))
 
 
 def reports_dir(config: pytest.Config) -> Path:
@@ -145,7 +145,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     signals.uninstall()
 
 
-def _say_past_capture(line: str, config: pytest.Config) -> None:
+def say_past_capture(line: str, config: pytest.Config) -> None:
     """One line on the terminal's stderr even while pytest captures output (a fixture's teardown)."""
     capture = config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():

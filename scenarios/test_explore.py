@@ -16,19 +16,12 @@ from harness.explore import replay, runner, search
 from harness.explore.space import explorable, milder, schedules
 from harness.faults import describe
 from harness.guards import expect
-from harness.plugin import SCENARIO_KEY, reports_dir
+from harness.plugin import SCENARIO_KEY, reports_dir, say_past_capture
 from scenarios.shop.explore import SHOP
 
 GUARDS = {"explore": None}
 # The ledger's verdict on every schedule guards whatever protection the schedule leans on.
 PROTECTS = {"explore": list(protections.names())}
-
-
-def _say(config: pytest.Config, line: str) -> None:
-    """Progress on the terminal, past pytest's capture: a search runs for minutes."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)
 
 
 @pytest.mark.explore
@@ -43,8 +36,8 @@ def test_explore(stack, chaos, explore_settings, scenario_record, pytestconfig):
 
     def said(trial):
         verdict = trial.anomaly or "held"
-        _say(pytestconfig, f"explore: {trial.phase} {trial.index + 1} at {trial.ended_s:.0f}s: {verdict}: "
-                           f"{trial.schedule}")
+        say_past_capture(f"explore: {trial.phase} {trial.index + 1} at {trial.ended_s:.0f}s: {verdict}: "
+                         f"{trial.schedule}", pytestconfig)
 
     found = search.explore(judge, schedules(rows), seed=settings.seed, budget_s=settings.budget_s,
                            order=order, milder=milder(rows), on_trial=said)
@@ -73,7 +66,7 @@ def test_replay(stack, chaos, explore_settings, scenario_record, pytestconfig):
         judgement = runner.run(stack, found.schedule, SHOP, found.seed, injector=chaos)
         outcomes.append(found.anomaly in judgement.anomalies)
         seen = "reproduced" if outcomes[-1] else "held"
-        _say(pytestconfig, f"replay {n + 1}/{settings.times}: {seen}: {found.anomaly}")
+        say_past_capture(f"replay {n + 1}/{settings.times}: {seen}: {found.anomaly}", pytestconfig)
     scenario_record.update({"replay": str(settings.replay), "anomaly": found.anomaly, "times": settings.times,
                             "reproduced": sum(outcomes)})
     expect("explore", not any(outcomes), f"{found.anomaly} reproduced {sum(outcomes)} of {settings.times} times "
