@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field
 
 from harness import topology
-from harness.clients import connect_database
+from harness.datastores import connect_database
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params, first_line, run_container
 from harness.faults.network import Down

@@ -16,8 +16,8 @@ import uuid
 
 import httpx
 
-from harness.clients import mint_token
 from harness.stack import Stack
+from scenarios.shop.clients import mint_token
 
 
 def percentile(values: list[float], p: float) -> float:
