@@ -355,7 +355,7 @@ class AuthDown(Down):
 
     name = "auth.auth_down"
     family = "auth"
-    description = "auth_service unreachable for api_gateway and inventory_service (its proxy is down)"
+    description = "auth_service unreachable for its callers (its proxy is down)"
     proves = ("Toxiproxy reports the `auth` proxy disabled, and a connection through it gets nothing back "
               "(refused or closed at once)")
     capability = "auth"  # the proxies in front of the services that declare it
