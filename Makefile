@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PYTEST_FLAGS ?=
-LINTED := harness tests scenarios services
+LINTED := harness tests scenarios services conftest.py
 
 .PHONY: setup engine venv images chaos lint test bench down clean
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 # Structure in CommonMark comes from these; each is backslash-escaped (a rendered backslash
-# escape is the character itself). Intraword underscores (api_gateway) make no emphasis, so
+# escape is the character itself). Intraword underscores (order_id) make no emphasis, so
 # only the others are escaped and identifiers stay readable in the raw file.
 MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]<>|#!&~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 # Line breaks would start a new block (a heading, a list, a table row): one line, always.

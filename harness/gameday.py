@@ -5,7 +5,7 @@ written as the same reports a scenario run gets.
 the stack's health through its edge at 2 Hz into the state directory for as long as the run
 exists (bounded: a day). The registry already keeps the run's fault journal (every inject,
 landing, heal and guardrail trip, whoever made it: the CLI, a guardrail, a pytest session on
-``--stack=external``). `chaos down` turns both, with the alerts the sink received and the
+``--stack=external``). `chaos down` turns both, with the alerts the alert receiver got and the
 loudest log lines, into reports/<run-id>/: report.json, report.html, timeline.csv and the
 incident records, one entry named ``game_day``. Its verdict: passed when no guardrail tripped
 and health was back to green after the last heal.

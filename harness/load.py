@@ -1,8 +1,14 @@
 """Load from Locust, run headless in a subprocess (it patches its process with gevent), bounded in
 users, rate and time, aimed at the run's edge proxy on 127.0.0.1 only.
 
-`with Load(stack, users=5, rate=2, duration_s=20) as load:` starts it; on exit it waits for the
-end (or stops it), and `load.history()` returns every answer as ledger operations while
+The workload is the system's own (a Workload: its locustfile and the environment it needs, e.g.
+a token; the shop's is scenarios/shop/workload.py). The harness's contract with a locustfile:
+it reads its rate per user from CHAOS_LOAD_RATE and appends each answer to the file named by
+CHAOS_LOAD_HISTORY as one JSON line (key, status: 0 for no answer, id, order_status, invoked,
+completed), which is read back as history operations (kind `place_order`).
+
+`with Load(stack, workload, users=5, rate=2, duration_s=20) as load:` starts it; on exit it waits for the
+end (or stops it), and `load.history()` returns every answer as history operations while
 `load.stats()` gives Locust's own aggregate (requests, failures, p50, p99). With `workers=N`
 Locust runs distributed: one master and N worker processes (for users who outgrow one core);
 the master binds its port on 127.0.0.1 only.
@@ -18,16 +24,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from harness.clients import mint_token
 from harness.errors import HarnessError
-from harness.ledger import History, Outcome
+from harness.history import History, Outcome
 from harness.view import StackView
 
-LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 MAX_USERS, MAX_DURATION_S, MAX_WORKERS = 200, 3600, 16
 
 
@@ -40,9 +46,17 @@ def parse_load(text: str) -> tuple[int, float]:
         raise HarnessError(f"bad --load {text!r}: use USERS:RATE, e.g. 4:2") from None
 
 
+@dataclass(frozen=True)
+class Workload:
+    """A system's Locust workload: its locustfile and what its users need in their environment."""
+
+    locustfile: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
 class Load:
-    def __init__(self, stack: StackView, users: int = 5, rate: float = 2.0, duration_s: int = 20,
-                 workers: int = 0) -> None:
+    def __init__(self, stack: StackView, workload: Workload, users: int = 5, rate: float = 2.0,
+                 duration_s: int = 20, workers: int = 0) -> None:
         if not (1 <= users <= MAX_USERS and 0 < rate <= 50 and 1 <= duration_s <= MAX_DURATION_S
                 and 0 <= workers <= MAX_WORKERS):
             raise HarnessError(f"load out of bounds: users 1..{MAX_USERS}, rate 0..50/s per user, "
@@ -53,14 +67,14 @@ class Load:
         if urlparse(host).hostname != "127.0.0.1":
             raise HarnessError(f"load only goes to 127.0.0.1, not {host}")
         self.host, self.users, self.rate, self.duration_s = host, users, rate, duration_s
-        self.token = mint_token(stack)
+        self.workload = workload
         self.dir = Path(tempfile.mkdtemp(prefix="chaos-load-"))
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "Load":
-        env = dict(os.environ, CHAOS_LOAD_HISTORY=str(self.dir / "history.jsonl"), CHAOS_TOKEN=self.token,
+        env = dict(os.environ, **self.workload.env, CHAOS_LOAD_HISTORY=str(self.dir / "history.jsonl"),
                    CHAOS_LOAD_RATE=str(self.rate))
-        locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING"]
+        locust = [sys.executable, "-m", "locust", "-f", str(self.workload.locustfile), "--loglevel", "WARNING"]
         log = open(self.dir / "locust.log", "w")
         role: list[str] = []
         if self.workers:
@@ -103,7 +117,7 @@ class Load:
         self.stop()
 
     def history(self) -> History:
-        """Every answer Locust got, as ledger operations (a client timeout is `unknown`)."""
+        """Every answer Locust got, as history operations (a client timeout is `unknown`)."""
         history = History()
         path = self.dir / "history.jsonl"
         lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []

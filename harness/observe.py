@@ -1,9 +1,9 @@
 """What the reports read from a stack after the fact, and the report entry made of it.
 
 A scenario (the pytest plugin) and a game day (harness.gameday) end the same way: the health
-samples, the fault journal and the orders, with the alerts the sink received and the services'
+samples, the fault journal and the orders, with the alerts the alert receiver got and the services'
 log events since the start, become one entry of a run's report. Observing must never change a
-verdict, so a read that fails (sink gone, engine hiccup) gives nothing and is noted under
+verdict, so a read that fails (alert receiver gone, engine hiccup) gives nothing and is noted under
 ``unobserved`` instead.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Sequence
 
 from harness import recovery
-from harness.clients import SinkClient
+from harness.alerts import AlertReader
 from harness.view import StackView
 
 ALERT_FIELDS = ("status", "severity", "who", "where", "what", "when_utc", "when_jst")
@@ -24,9 +24,12 @@ def alert_row(alert: dict[str, Any]) -> dict[str, Any]:
 
 
 def alerts_since(stack: StackView, since: float) -> list[dict[str, Any]]:
-    """The alerts the run's sink received since a time (of those it still holds), as the
-    reports keep them."""
-    client = SinkClient.of(stack)
+    """The alerts the run's alert receiver (the service declaring the `alerts` capability)
+    received since a time (of those it still holds), as the reports keep them; none when the
+    system has no such service."""
+    if AlertReader.service_in(stack.topology) is None:
+        return []
+    client = AlertReader.of(stack)
     try:
         return [alert_row(a) for a in client.alerts() if a.get("ts", 0) >= since]
     finally:

@@ -30,11 +30,10 @@ import pytest
 from pluggy import Result
 
 from harness import guardrails, guards, matrix, observe, protections, recovery, signals
-from harness.clients import ShopClient, SinkClient, VendorClient, mint_token
 from harness.errors import HarnessError
 from harness.faults import Chaos
 from harness.faults.base import FaultJournal
-from harness.ledger import History, Operation
+from harness.history import History, Operation
 from harness.probes import Probe, health_of
 from harness.report import write_all
 from harness.runbook import ROOT_CAUSES
@@ -425,44 +424,11 @@ def history(request: pytest.FixtureRequest) -> History:
     return history
 
 
-@pytest.fixture
-def shop(stack: StackView, history: History) -> Iterator[ShopClient]:
-    """The customer's client, through the edge proxy."""
-    client = ShopClient(stack.edge_url, history, token=mint_token(stack))
-    yield client
-    client.close()
-
-
 def is_external(config: pytest.Config) -> bool:
     """Whether the session runs on a stack it did not start (--stack=external): one that is
     read, never reset."""
     chosen: str | None = config.getoption("chaos_stack")
     return chosen == "external"
-
-
-def _fresh(client: Any, config: pytest.Config) -> Iterator[Any]:
-    """An observer client that reads only what the test caused: marked at the test's start.
-    A stack this session started is emptied first too (the vendor's idempotency table and
-    faults with it); a kept one is only marked, so the operator's faults, the vendor's memory
-    of charges (a later settle must replay, not charge again) and the game day's evidence stay."""
-    if is_external(config):
-        client.mark()
-    else:
-        client.reset()
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def vendor(stack: StackView, pytestconfig: pytest.Config) -> Iterator[VendorClient]:
-    """The payment vendor's control API, journal and charges (since the test's start)."""
-    yield from _fresh(VendorClient.of(stack), pytestconfig)
-
-
-@pytest.fixture
-def sink(stack: StackView, pytestconfig: pytest.Config) -> Iterator[SinkClient]:
-    """The alert and mail sink (what arrived since the test's start)."""
-    yield from _fresh(SinkClient.of(stack), pytestconfig)
 
 
 @pytest.fixture

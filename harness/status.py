@@ -2,7 +2,7 @@
 
 `chaos up` prints ``endpoints``; `chaos status` prints ``render(snapshot(...))`` once, as JSON,
 or redrawn every second with ``--watch``. Reading is bounded (one health request with a short
-timeout, two small sink requests) and never fails the command: what can't be read shows as such.
+timeout, two small requests to the alert receiver) and never fails the command: what can't be read shows as such.
 Alerts are read after a cursor (AlertTail): --watch keeps it between redraws, so each redraw
 reads only the alerts that are new, and holds the newest few, however long the game day.
 """
@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, TypeVar
 
 from harness import observe, protections, run_ids, state
-from harness.clients import SinkClient
+from harness.alerts import AlertReader
 from harness.errors import HarnessError
 from harness.escape import terminal
 from harness.view import StackView
@@ -81,8 +81,8 @@ def _fault_rows(now: float) -> list[dict[str, Any]]:
 
 @dataclass
 class AlertTail:
-    """The newest RECENT_ALERTS alerts of one run, and the sink's cursor after them: a redraw
-    reads only what came after it. Another run starts it over; a restarted sink (its numbers
+    """The newest RECENT_ALERTS alerts of one run, and the alert receiver's cursor after them: a redraw
+    reads only what came after it. Another run starts it over; a restarted receiver (its numbers
     below the cursor) is read from its newest again."""
 
     run_id: str | None = None
@@ -93,7 +93,7 @@ class AlertTail:
         if stack.run_id != self.run_id:
             self.run_id, self.cursor = stack.run_id, None
             self.alerts.clear()
-        client = SinkClient.of(stack)
+        client = AlertReader.of(stack)
         try:
             new, self.cursor = client.recent("alerts", self.cursor, RECENT_ALERTS)
         finally:
@@ -121,7 +121,7 @@ def snapshot(stack: StackView | None, tail: AlertTail | None = None) -> dict[str
         container = stack.containers.get(name)
         found = container.status if container is not None else "missing"
         document["services"].append({"name": name, "state": found, "score": scores.get(name)})
-    if SinkClient.SERVICE in stack.topology.services:  # a system without the shop's sink has no alerts to show
+    if AlertReader.service_in(stack.topology) is not None:  # a system without an alert receiver has none to show
         tail = tail or AlertTail()
         document["alerts"] = observe.observed("alerts", lambda: tail.read(stack), document["unreadable"])
     journal = state.journal(stack.run_id) if run_ids.is_run_id(stack.run_id) else []

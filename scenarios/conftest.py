@@ -15,13 +15,15 @@ from typing import Any
 
 import pytest
 
-from harness.clients import InventoryClient, SinkClient, connect_database, mint_token, purge, queue_depth
-from harness.evidence import Evidence
+from harness.datastores import connect_database, purge, queue_depth
 from harness.guards import expect
-from harness.ledger import TERMINAL, History, Operation, Verdict
+from harness.history import History, Operation
 from harness.plugin import is_external
 from harness.polling import wait_for
 from harness.probes import health_of
+from scenarios.shop.clients import InventoryClient, SinkClient, mint_token
+from scenarios.shop.evidence import Evidence
+from scenarios.shop.ledger import TERMINAL, Verdict
 
 RECOVERY_BUDGET_S = 20.0
 EVENT_BUDGET_S = 5.0  # a paid order's event consumed and its mail received, on a healthy shop

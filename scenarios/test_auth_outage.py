@@ -7,8 +7,8 @@ unverified; service resumes by itself when auth is back.
 import pytest
 from conftest import ledger_verdict
 
-from harness.clients import ShopClient
 from harness.guards import expect
+from scenarios.shop.clients import ShopClient
 
 ANSWER_BUDGET_S = 3.0
 

@@ -18,8 +18,8 @@ import time
 import pytest
 from conftest import ledger_verdict
 
-from harness.clients import ShopClient, mint_token
 from harness.guards import expect
+from scenarios.shop.clients import ShopClient, mint_token
 
 TTL_S = 60  # the ahead cases' tokens: short-lived, so a clock a minute ahead sees them expire
 # case -> the verifier's skew in seconds (negative: behind the issuer); the guard of a case is

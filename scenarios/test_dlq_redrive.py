@@ -10,7 +10,7 @@ import uuid
 import pytest
 from conftest import ledger_verdict
 
-from harness.clients import queue_depth, redrive
+from harness.datastores import queue_depth, redrive
 from harness.guards import expect
 from harness.polling import wait_for
 
@@ -32,7 +32,7 @@ def test_dlq_redrive(stack, chaos, shop, vendor, sink, inventory, history, clean
     expect("redrive", parked, f"the early event was not parked in the DLQ (it holds "
                               f"{queue_depth(broker.host, broker.port, DLQ)}, {COPIES} copies were sent)")
     fixed = inventory.http.post("/reservations", json={"order_id": early, "sku": "sku-1", "quantity": 1})
-    moved = redrive(broker.host, broker.port, DLQ)
+    moved = redrive(broker.host, broker.port, DLQ, exchange="orders")
     # Confirmed and mailed: the mail goes out after the commit that confirms the reservation.
     redriven, _ = wait_for(lambda: (inventory.reservation(early) or {}).get("status") == "CONFIRMED"
                            and bool(sink.mails_of(early)), SETTLE_S, 0.3)

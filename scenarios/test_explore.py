@@ -1,6 +1,7 @@
 """Exploration of the shop: generated fault schedules under a steady customer, each judged by
-the ledger; a failure is shrunk to the smallest schedule that fails for the same anomaly class
-and written as a replay file and a scenario module (reports/<run>/explore/).
+the ledger (its guard, which any protection may fail); a failure is shrunk to the smallest
+schedule that fails for the same anomaly class and written as a replay file and a scenario
+module (reports/<run>/explore/).
 
 Run only when asked: `pytest scenarios/ -k explore` (or `--explore`; `chaos explore`), with
 `--explore-budget`, `--explore-seed`, `--explore-faults`, `--explore-targets`, `--sut-disable`.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 
-from harness import protections
 from harness.explore import replay, runner, search
 from harness.explore.space import explorable, milder, schedules
 from harness.faults import describe
@@ -19,13 +19,9 @@ from harness.guards import expect
 from harness.plugin import SCENARIO_KEY, reports_dir, say_past_capture
 from scenarios.shop.explore import SHOP
 
-GUARDS = {"explore": None}
-# The ledger's verdict on every schedule guards whatever protection the schedule leans on.
-PROTECTS = {"explore": list(protections.names())}
-
 
 @pytest.mark.explore
-@pytest.mark.chaos(root_cause=None, guards=GUARDS, protects=PROTECTS)
+@pytest.mark.chaos(root_cause=None)
 def test_explore(stack, chaos, explore_settings, scenario_record, pytestconfig):
     settings = explore_settings
     rows = explorable(describe(stack.topology), settings.faults, settings.targets)
@@ -51,13 +47,13 @@ def test_explore(stack, chaos, explore_settings, scenario_record, pytestconfig):
         "findings": [{"anomaly": f.anomaly, "first_s": f.first.ended_s, "shrunk_s": f.smallest.ended_s,
                       "smallest": str(f.smallest.schedule), "steps": len(f.smallest.schedule.steps),
                       "replay": str(path)} for f, path in zip(findings, files)]})
-    expect("explore", not findings, "; ".join(
+    expect("ledger", not findings, "; ".join(
         f"{f.anomaly} after {f.smallest.schedule} ({f.smallest.judgement.anomalies[f.anomaly]}); "
         f"replay: chaos replay {path}" for f, path in zip(findings, files)))
 
 
 @pytest.mark.explore(replay=True)
-@pytest.mark.chaos(root_cause=None, guards=GUARDS, protects=PROTECTS)
+@pytest.mark.chaos(root_cause=None)
 def test_replay(stack, chaos, explore_settings, scenario_record, pytestconfig):
     settings = explore_settings
     found = replay.load(settings.replay)
@@ -69,5 +65,5 @@ def test_replay(stack, chaos, explore_settings, scenario_record, pytestconfig):
         say_past_capture(f"replay {n + 1}/{settings.times}: {seen}: {found.anomaly}", pytestconfig)
     scenario_record.update({"replay": str(settings.replay), "anomaly": found.anomaly, "times": settings.times,
                             "reproduced": sum(outcomes)})
-    expect("explore", not any(outcomes), f"{found.anomaly} reproduced {sum(outcomes)} of {settings.times} times "
+    expect("ledger", not any(outcomes), f"{found.anomaly} reproduced {sum(outcomes)} of {settings.times} times "
                                          f"after {found.schedule}")

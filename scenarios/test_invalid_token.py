@@ -10,8 +10,8 @@ import time
 import pytest
 from conftest import ledger_verdict
 
-from harness.clients import ShopClient
 from harness.guards import expect
+from scenarios.shop.clients import ShopClient
 
 INVALID_TOKEN = "User authentication failed: invalid token."
 TOKEN_FAULTS = ("auth.invalid_signature", "auth.expired", "auth.wrong_audience", "auth.garbage")

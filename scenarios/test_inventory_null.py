@@ -10,7 +10,7 @@ import time
 import pytest
 from conftest import ledger_verdict
 
-from harness.clients import connect_database
+from harness.datastores import connect_database
 from harness.guards import expect
 
 INVENTORY_NULL = "Unexpected null pointer exception in inventory service."

@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import ledger_verdict
 
-from harness.clients import peek, queue_depth
+from harness.datastores import peek, queue_depth
 from harness.guards import expect
 from harness.polling import wait_for
 

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from conftest import RECOVERY_BUDGET_S, ledger_verdict
 
-from harness.clients import connect_database
+from harness.datastores import connect_database
 from harness.guards import expect
 from harness.polling import wait_for
 from harness.retries import intervals

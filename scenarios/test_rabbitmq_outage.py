@@ -10,7 +10,7 @@ one published once it is back.
 import pytest
 from conftest import RECOVERY_BUDGET_S, ledger_verdict
 
-from harness.clients import connect_database
+from harness.datastores import connect_database
 from harness.guards import expect
 from harness.polling import wait_for
 

@@ -13,10 +13,11 @@ import time
 import pytest
 from conftest import ledger_verdict
 
-from harness.clients import queue_depth
+from harness.datastores import queue_depth
 from harness.guards import expect
 from harness.load import Load
 from harness.polling import wait_for
+from scenarios.shop.workload import customers
 
 DURATION_S = 20
 CALM_S, STORM_S = 4, 8
@@ -48,7 +49,7 @@ def in_effect(journal, fault: str) -> tuple[float, float]:
 def test_storm(stack, chaos, shop, vendor, history, scenario_record, clean_dlq, load_settings, steady, evidence):
     steady("before")
     broker = stack.endpoint("rabbitmq")
-    with Load(stack, duration_s=DURATION_S, **load_settings) as load:
+    with Load(stack, customers(stack), duration_s=DURATION_S, **load_settings) as load:
         time.sleep(CALM_S)
         with chaos.inject("http.status", target="payment_gateway", status=503), \
                 chaos.inject("network.latency", target="inventory", latency_ms=INVENTORY_LATENCY_MS), \

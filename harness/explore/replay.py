@@ -59,12 +59,10 @@ def _slug(text: str) -> str:
 
 
 def scenario_module(replay: Replay, replay_file: str) -> str:
-    """A scenario that runs the smallest schedule once and fails on its anomaly (a guard, so it
-    stands with the others in scenarios/: the protections it guards are those that were off)."""
+    """A scenario that runs the smallest schedule once and fails on its anomaly, through the
+    ledger's guard (the one every scenario shares), so it stands with the others in scenarios/."""
     module, _, name = replay.system.partition(":")
     disabled = f" (with --sut-disable {','.join(replay.sut_disable)})" if replay.sut_disable else ""
-    protects = repr(replay.sut_disable).replace("'", '"') if replay.sut_disable else "list(protections.names())"
-    imports = "" if replay.sut_disable else "from harness import protections\n"
     steps = textwrap.indent(json.dumps(replay.schedule.model_dump(mode="json"), indent=4), "    ")
     about = "\n".join(textwrap.wrap(f"Smallest schedule: {replay.schedule}. Evidence: {replay.evidence[:400]}", 96))
     return f'''"""Found by `chaos explore --seed {replay.seed}`{disabled}: {replay.anomaly}.
@@ -78,7 +76,7 @@ This module fails while the bug is there.
 
 import pytest
 
-{imports}from harness.explore.runner import run
+from harness.explore.runner import run
 from harness.explore.schedule import Schedule
 from harness.guards import expect
 from {module} import {name} as SYSTEM
@@ -88,10 +86,10 @@ SCHEDULE = Schedule.model_validate(
 )
 
 
-@pytest.mark.chaos(root_cause=None, guards={{"explored": None}}, protects={{"explored": {protects}}})
+@pytest.mark.chaos(root_cause=None)
 def test_explored_{_slug(replay.anomaly)}(stack, chaos):
     judgement = run(stack, SCHEDULE, SYSTEM, seed={replay.seed}, injector=chaos)
-    expect("explored", {json.dumps(replay.anomaly)} not in judgement.anomalies,
+    expect("ledger", {json.dumps(replay.anomaly)} not in judgement.anomalies,
            judgement.anomalies.get({json.dumps(replay.anomaly)}, ""))
 '''
 

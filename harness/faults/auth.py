@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field
 
 from harness import topology
-from harness.clients import connect_database
+from harness.datastores import connect_database
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params, first_line, run_container
 from harness.faults.network import Down
@@ -355,7 +355,7 @@ class AuthDown(Down):
 
     name = "auth.auth_down"
     family = "auth"
-    description = "auth_service unreachable for api_gateway and inventory_service (its proxy is down)"
+    description = "auth_service unreachable for its callers (its proxy is down)"
     proves = ("Toxiproxy reports the `auth` proxy disabled, and a connection through it gets nothing back "
               "(refused or closed at once)")
     capability = "auth"  # the proxies in front of the services that declare it

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 from pydantic import Field
 
-from harness.clients import connect_database
+from harness.datastores import connect_database
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params, first_line
 from harness.view import StackView

@@ -21,7 +21,7 @@ import pika
 import pika.exceptions
 from pydantic import Field
 
-from harness.clients import broker_credentials
+from harness.datastores import broker_credentials
 from harness.errors import HarnessError
 from harness.faults.base import Fault, Params
 from harness.view import StackView
@@ -112,7 +112,7 @@ class Publish(Fault):
         endpoint = self.stack.endpoint(self.target)
         return pika.BlockingConnection(pika.ConnectionParameters(
             host=endpoint.host, port=endpoint.port, connection_attempts=3, retry_delay=0.5,
-            credentials=broker_credentials()))
+            credentials=broker_credentials(self.stack.topology, self.target)))
 
     def _apply(self) -> None:
         connection = self._connect()

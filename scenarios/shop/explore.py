@@ -15,10 +15,11 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from harness.clients import ShopClient, SinkClient, VendorClient, mint_token
-from harness.evidence import Evidence
-from harness.ledger import ANOMALIES, TERMINAL, History, Operation, Verdict
+from harness.history import History, Operation
 from harness.view import StackView
+from scenarios.shop.clients import ShopClient, SinkClient, VendorClient, mint_token
+from scenarios.shop.evidence import Evidence
+from scenarios.shop.ledger import ANOMALIES, TERMINAL, Verdict
 
 PAUSE_S = 0.2  # between one order's final answer and the next order
 ORDER_BUDGET_S = 20.0  # one order's retries, from its first attempt (bounded like every loop)

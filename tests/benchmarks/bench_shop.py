@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 
-from harness.clients import mint_token
-from harness.stack import Stack
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the shop's package is scenarios.shop
+
+from harness.stack import Stack  # noqa: E402
+from scenarios.shop.clients import mint_token  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -12,7 +12,7 @@ import docker.errors
 import pytest
 
 from harness import detached, state
-from harness.clients import connect_database
+from harness.datastores import connect_database
 from harness.faults import registry
 from harness.stack import OWNER_LABEL, RUN_LABEL, owner_token
 from tests.conftest import BIN, run

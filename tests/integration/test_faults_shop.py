@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from harness.clients import connect_database, queue_depth
+from harness.datastores import connect_database, queue_depth
 from harness.errors import HarnessError
 from harness.faults import Chaos
 from harness.polling import wait_for
@@ -86,7 +86,7 @@ def test_clock_skew_moves_auth_services_clock_and_heals_from_its_record(stack, s
 
 
 def test_tokens_issued_before_a_skew_meet_the_skewed_verifier(stack):
-    from harness.clients import mint_token
+    from scenarios.shop.clients import mint_token
 
     verify = lambda token: httpx.post(stack.endpoint("auth_service").url + "/verify",  # noqa: E731
                                       json={"token": token}, timeout=5).status_code
@@ -100,7 +100,7 @@ def test_tokens_issued_before_a_skew_meet_the_skewed_verifier(stack):
 
 
 def test_key_rotation_lands_keeps_old_tokens_valid_and_heals(stack):
-    from harness.clients import mint_token
+    from scenarios.shop.clients import mint_token
 
     old_token = mint_token(stack)
     fault = Chaos(stack).inject("auth.key_rotation", target="auth_service")

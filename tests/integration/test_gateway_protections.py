@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from harness import protections
-from harness.clients import SinkClient, mint_token
 from harness.images import Builder
 from harness.polling import wait_for
 from harness.stack import RUN_LABEL
+from scenarios.shop.clients import SinkClient, mint_token
 
 pytestmark = pytest.mark.integration
 

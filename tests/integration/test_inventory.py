@@ -21,11 +21,12 @@ import httpx
 import pytest
 
 from harness import topology
-from harness.clients import connect_database, mint_token
+from harness.datastores import connect_database
 from harness.engine import connect
 from harness.images import Builder
 from harness.polling import wait_for
 from harness.stack import RUN_LABEL, Endpoint, Stack
+from scenarios.shop.clients import mint_token
 
 pytestmark = pytest.mark.integration
 

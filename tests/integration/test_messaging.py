@@ -25,7 +25,7 @@ import pytest
 from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
 
-from harness import clients, topology
+from harness import datastores, topology
 from harness.polling import wait_for
 from harness.readiness import ready
 from harness.stack import Stack
@@ -59,7 +59,7 @@ class Broker:
 
     def channel(self) -> contextlib.AbstractContextManager[Any]:
         mq = published(self.stack, "rabbitmq")
-        return clients.channel(mq.host, mq.port, retry_delay=1, socket_timeout=5, blocked_connection_timeout=5)
+        return datastores.channel(mq.host, mq.port, retry_delay=1, socket_timeout=5, blocked_connection_timeout=5)
 
     def publish(self, *bodies: bytes, routing_key: str = "order.paid") -> None:
         """Publishes with confirms and `mandatory`, so a message no queue takes fails here."""

@@ -9,8 +9,10 @@ import pika
 import pytest
 
 from harness import protections
-from harness.clients import SinkClient, VendorClient, channel, control_headers, mint_token, peek, purge
+from harness.datastores import channel, peek, purge
 from harness.faults.attach import attach
+from harness.topology import control_headers
+from scenarios.shop.clients import SinkClient, VendorClient, mint_token
 from tests.conftest import BIN, run
 
 pytestmark = pytest.mark.integration

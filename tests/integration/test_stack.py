@@ -6,7 +6,7 @@ import pika
 import pytest
 
 from harness import topology
-from harness.clients import connect_database
+from harness.datastores import connect_database
 from harness.faults import Chaos
 from harness.stack import OWNER_LABEL, RUN_LABEL, container_env, owner_token
 

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.ledger import (
+from harness.history import History
+from scenarios.shop.ledger import (
     ANOMALIES,
     CHECKS,
     Anomaly,
     ChargeRow,
-    History,
     OrderRow,
     ReservationRow,
     StockRow,

@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import pytest
 
 from harness.errors import HarnessError
-from harness.load import Load, parse_load
+from harness.load import Load, Workload, parse_load
+
+WORKLOAD = Workload(Path("locustfile.py"))
 
 
 class _Stack:
@@ -18,12 +22,12 @@ def test_load_option_reads_users_and_rate():
 @pytest.mark.parametrize("kwargs", [{"users": 0}, {"users": 201}, {"rate": 0}, {"duration_s": 0}, {"workers": 17}])
 def test_load_is_bounded(kwargs):
     with pytest.raises(HarnessError, match="out of bounds"):
-        Load(_Stack(), **kwargs)
+        Load(_Stack(), WORKLOAD, **kwargs)
 
 
 def test_load_only_goes_to_loopback():
     with pytest.raises(HarnessError, match="only goes to 127.0.0.1"):
-        Load(_Stack())
+        Load(_Stack(), WORKLOAD)
 
 
 def _stats(tmp_path, csv_text=None):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness import compose, topology
-from harness.clients import SinkClient
+from scenarios.shop.clients import SinkClient
 
 SHOP = Path(__file__).resolve().parents[2] / "services" / "shop"
 

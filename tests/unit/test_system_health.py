@@ -143,7 +143,8 @@ def test_the_topology_says_how_a_stacks_health_is_read(tmp_path):
 
 def test_status_shows_a_system_that_is_not_the_shop(tmp_path, monkeypatch):
     """Catches `chaos status` listing the active topology's (the shop's) services for another
-    system's run, calling every system "shop", or reading alerts from a sink it does not have."""
+    system's run, calling every system "shop", or reading alerts from an alert receiver (a service
+    declaring the `alerts` capability) it does not have."""
     from harness import status
 
     path = tmp_path / "chaos.yaml"
@@ -159,7 +160,7 @@ def test_status_shows_a_system_that_is_not_the_shop(tmp_path, monkeypatch):
     stack = Stack(topology.load(path))
     stack.run_id, stack.owner, stack.sut_mode, stack.control_secret = "r1", "chaos-up", "resilient", ""
     stack.containers = {"web": SimpleNamespace(status="running")}
-    monkeypatch.setattr(status.SinkClient, "of", lambda stack: pytest.fail("read alerts from a sink it has not"))
+    monkeypatch.setattr(status.AlertReader, "of", lambda stack: pytest.fail("read alerts from a receiver it has not"))
     document = status.snapshot(stack)
     assert [s["name"] for s in document["services"]] == ["toxiproxy", "web"] and document["endpoints"]["web"].startswith("http://")
     assert document["health"]["level"] == UNREACHABLE  # nothing listens at port 1

@@ -1,5 +1,5 @@
 """What the outside world says once a history is over: the shop's database, the vendor's charge
-records, the mails received, the stock table. The ledger (harness.ledger) judges a history
+records, the mails received, the stock table. The ledger (scenarios/shop/ledger.py) judges a history
 against this, never against the shop's own counters or answers.
 
 The shop's database is read straight on its published port, as an operator would; the vendor
@@ -16,10 +16,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.clients import SinkClient, VendorClient, connect_database
-from harness.ledger import TERMINAL, ChargeRow, History, OrderRow, ReservationRow, StockRow, Verdict, World, check
+from harness.datastores import connect_database
+from harness.history import History
 from harness.polling import wait_for
 from harness.view import StackView
+from scenarios.shop.clients import SinkClient, VendorClient
+from scenarios.shop.ledger import TERMINAL, ChargeRow, OrderRow, ReservationRow, StockRow, Verdict, World, check
 
 # Per SKU: stock now, and what RESERVED or CONFIRMED reservations hold (RELEASED gave it back).
 STOCK = ("SELECT p.sku, p.stock, COALESCE(SUM(r.quantity) FILTER (WHERE r.status IN ('RESERVED', 'CONFIRMED')), 0) "

@@ -1,8 +1,9 @@
 """The shop's customers for Locust: each places orders through the edge with its own token.
 
-Run by harness/load.py in a subprocess (Locust patches the process with gevent). Every answer is
-appended to CHAOS_LOAD_HISTORY as one JSON line (key, status, order id, times), which the harness
-reads back as history for the ledger: load is judged the same way as single orders.
+Run by harness/load.py in a subprocess (Locust patches the process with gevent), as the workload
+of scenarios/shop/workload.py. Every answer is appended to CHAOS_LOAD_HISTORY as one JSON line (key,
+status, order id, times), which the harness reads back as history for the ledger: load is judged
+the same way as single orders.
 """
 
 import json

@@ -1,8 +1,6 @@
-"""A Jepsen-style history of client operations and the checker that judges it afterwards.
+"""The shop's checker: judges a history of client operations (harness.history) afterwards.
 
-Each operation is recorded when it is invoked and when it completes, with the outcome the
-client could know: ok, fail, or unknown (a timeout: the shop may have acted on it). Once the
-history is over, the checker reads it against what the outside world says, not what the shop
+Once the history is over, the checker reads it against what the outside world says, not what the shop
 says of itself: the shop's orders table, the vendor's charge records, the mails received and
 the stock table. Each broken promise is reported under the name of its class (ANOMALIES), one
 small check per class (CHECKS), so a verdict says what went wrong rather than only that
@@ -11,61 +9,12 @@ something did.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
-Outcome = Literal["pending", "ok", "fail", "unknown"]
-TERMINAL = frozenset({"PAID", "FAILED", "REJECTED"})
+from harness.history import History, Operation
 
-
-@dataclass
-class Operation:
-    index: int
-    kind: str
-    key: str
-    request: dict[str, Any]
-    invoked: float
-    completed: float | None = None
-    outcome: Outcome = "pending"
-    status: int | None = None
-    body: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def latency_s(self) -> float:
-        return (self.completed or time.time()) - self.invoked
-
-    @property
-    def order_id(self) -> str | None:
-        return self.body.get("id")
-
-
-class History:
-    """An append-only, thread-safe list of operations."""
-
-    def __init__(self) -> None:
-        self.ops: list[Operation] = []
-        self._lock = threading.Lock()
-
-    def invoke(self, kind: str, key: str, request: dict[str, Any]) -> Operation:
-        with self._lock:
-            op = Operation(len(self.ops), kind, key, request, time.time())
-            self.ops.append(op)
-            return op
-
-    def complete(self, op: Operation, outcome: Outcome, status: int | None, body: dict[str, Any]) -> Operation:
-        op.completed, op.outcome, op.status, op.body = time.time(), outcome, status, body
-        return op
-
-    def between(self, start: float, end: float) -> list[Operation]:
-        return [op for op in self.ops if start <= op.invoked <= end]
-
-    def accepted(self) -> list[Operation]:
-        """Orders the shop took responsibility for (any 2xx with an order id)."""
-        return [op for op in self.ops if op.outcome == "ok" and op.order_id]
+TERMINAL = frozenset({"PAID", "FAILED", "REJECTED"})  # the statuses an order ends in
 
 
 # What the outside world says once the history is over. The checker trusts these rows over
