@@ -19,10 +19,10 @@ from collections import Counter
 import pytest
 from conftest import ledger_verdict
 
-from harness import polling, retries
+from harness import polling, retries, runbook
 from harness.guards import expect
 
-PAYMENT_503 = "Payment gateway API returned 503 Service Unavailable."
+PAYMENT_503 = runbook.log_line("payment_gateway_outage")
 ORDERS_DURING_OUTAGE = 12
 ORDER_INTERVAL_S = 0.25
 ACCEPT_LATENCY_BUDGET_S = 2.5  # all retries of one order fit well inside this
