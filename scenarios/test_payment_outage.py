@@ -97,6 +97,7 @@ def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_reco
     first = during[0]
     own = retries_end(events, first.order_id, first.completed)
     gaps = retries.intervals([ts for ts in by_key.get(first.order_id, []) if ts <= own])
+    scenario_record.update(first_order_retry_intervals=[round(g, 3) for g in gaps])
     expect("backoff", retries.backs_off(gaps, RETRY_INITIAL_S, RETRY_MAX_S),
            f"retry intervals of the first order do not back off: {[round(g, 3) for g in gaps]}, owed at least "
            f"{[round(f, 3) for f in retries.backoff_floors(len(gaps), RETRY_INITIAL_S, RETRY_MAX_S)]}")
