@@ -170,14 +170,17 @@ def _values(pairs: list[str]) -> dict[str, object]:
 def cmd_inject(args: argparse.Namespace) -> int:
     """Injects into a running stack and leaves the fault there (until `chaos heal`, or --for)."""
     from harness import guardrails
-    from harness.faults import Chaos, check, registry
+    from harness.faults import Chaos, check, check_params, registry
     from harness.faults.attach import attach
 
     values = _values(args.set)
-    check(args.fault, args.target, **values)  # bad input fails here, before anything is touched
+    check_params(args.fault, **values)  # bad input fails here, before anything is touched
     registry.check_for(args.for_s)
     condition = guardrails.parse(args.abort_if) if args.abort_if else None
     stack = attach(args.run)
+    # The target is the run's: its own topology (its containers' label) says which there are,
+    # not the one this command was given, which may describe another system.
+    check(args.fault, args.target, stack.topology, **values)
     # The fault outlives this command: it belongs to whoever owns the stack.
     fault = Chaos(stack, owner=stack.owner).inject(args.fault, args.target, for_s=args.for_s, **values)
     until = f", healed in {args.for_s:g}s" if args.for_s else "; `chaos heal` removes it"

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -33,6 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILES = Path(__file__).resolve().parent / "dockerfiles"
 CACHE = ROOT / ".cache"
 LABEL = "chaos-harness.image"
+
+REPOSITORY = "chaos-harness"  # the namespace of every image the harness names (repository/NAME:tag)
+LOCAL = "local-"  # the tag prefix of a local build; the rest is the digest of its inputs
 
 TOXIPROXY_VERSION = "v2.12.0"
 DEBIAN_SUITE = "bookworm"
@@ -121,6 +125,17 @@ IMAGES: dict[str, ImageSpec] = {
 }
 
 
+def repository(name: str) -> str:
+    """The repository of an image the harness names: a base image key (`shop`) or a
+    topology's built service (`notes-web`, the system's name and the service's)."""
+    return f"{REPOSITORY}/{name}"
+
+
+def local_build(name: str, digest: str) -> str:
+    """The tag of a local build of `name` made from inputs whose digest is `digest`."""
+    return f"{repository(name)}:{LOCAL}{digest}"
+
+
 def _tree_digest(path: Path) -> str:
     h = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
@@ -170,12 +185,15 @@ class Builder:
         h = hashlib.sha256(parent.encode())
         h.update(build.dockerfile.encode())
         h.update(_tree_digest(build.context).encode())
-        tag = f"chaos-harness/{service.image}:local-{h.hexdigest()[:12]}"
+        tag = local_build(service.image, h.hexdigest()[:12])
         if self._present(tag):
             return tag
         with STEPS.step(f"building {tag} (service {service.name}, from {build.context.name}/)",
                         done=f"{service.name} built in {{elapsed:.1f}}s") as detail:
             self._docker_build(build.context, tag, parent, detail, build.dockerfile)
+        # Each change to the service's source makes a new build: the older ones of this service
+        # (not another system's, whose repository differs) go once no container uses them.
+        prune(self.client, {repository(service.image): tag})
         return tag
 
     def _resolve(self, spec: ImageSpec) -> str:
@@ -247,7 +265,7 @@ class Builder:
                 h.update((DOCKERFILES / name).read_bytes())
             if spec.extra:
                 h.update(spec.extra(self, context).encode())
-            tag = f"chaos-harness/{spec.name}:local-{h.hexdigest()[:12]}"
+            tag = local_build(spec.name, h.hexdigest()[:12])
             if self._present(tag):
                 return tag
             with STEPS.step(f"building {tag} ({spec.description})",
@@ -278,24 +296,37 @@ def ensure_all(client: docker.DockerClient | None = None) -> dict[str, str]:
     refs = {name: builder.image(name) for name in IMAGES}
     for name, ref in refs.items():  # a stable name for docker-compose.chaos.yml
         builder.client.images.get(ref).tag(f"chaos-harness/{name}", "latest")
-    prune(builder.client, refs)
+    prune(builder.client, {repository(name): ref for name, ref in refs.items()})
     return refs
 
 
-def prune(client: docker.DockerClient, current: dict[str, str]) -> list[str]:
-    """Removes local builds older than the current ones (each change to the shop's source makes
-    a new one); an image a container still uses stays until that container is gone."""
-    removed = []
-    for image in client.images.list(filters={"label": LABEL}):
-        for tag in image.tags:
+def stale_builds(images: Iterable[tuple[str, Iterable[str]]], current: Mapping[str, str],
+                 in_use: Set[str]) -> list[str]:
+    """The local builds to remove, of (image id, its tags) listed: a `local-` tag of a repository
+    `current` names (repository -> the reference it runs now), other than that reference, on an
+    image no container uses (`in_use`: image ids). A repository `current` does not name (another
+    system's service, a base image not resolved here) is never touched."""
+    stale = []
+    for image_id, tags in images:
+        for tag in tags:
             name, _, version = tag.partition(":")
-            short = name.removeprefix("chaos-harness/")
-            if version.startswith("local-") and short in current and tag != current[short]:
-                try:
-                    client.images.remove(tag)
-                    removed.append(tag)
-                except docker.errors.APIError:  # in use by a container: the next setup removes it
-                    continue
+            if (version.startswith(LOCAL) and name in current and tag != current[name]
+                    and image_id not in in_use):
+                stale.append(tag)
+    return sorted(stale)
+
+
+def prune(client: docker.DockerClient, current: Mapping[str, str]) -> list[str]:
+    """Removes the local builds stale_builds chooses (each change to a source makes a new one);
+    an image a container uses, even a stopped one, stays until that container is gone."""
+    in_use = {c.attrs.get("ImageID", "") for c in client.containers.list(all=True, sparse=True)}
+    removed = []
+    for tag in stale_builds(((i.id, i.tags) for i in client.images.list(filters={"label": LABEL})), current, in_use):
+        try:
+            client.images.remove(tag)
+            removed.append(tag)
+        except docker.errors.APIError:  # came into use since the listing: the next prune removes it
+            continue
     if removed:
         say(f"removed older local builds: {', '.join(sorted(removed))}")
     return removed

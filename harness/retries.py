@@ -23,20 +23,28 @@ def intervals(times: list[float]) -> list[float]:
     return [later - earlier for earlier, later in zip(times, times[1:])]
 
 
-BACKOFF_RATIO = 1.5  # exponential backoff doubles; a ratio this far above 1 tells it from a flat retry loop
-BACKOFF_JITTER_S = 0.05  # the shop's retry jitter (services/shop/settings.py: retry_jitter_s)
+CLOCK_SLACK_S = 0.005  # how far apart two stamps of one instant may read (timer and clock granularity)
 
 
-def grows(values: list[float], ratio: float = BACKOFF_RATIO, jitter_s: float = BACKOFF_JITTER_S) -> bool:
-    """Exponential backoff as the callee sees it: at least two intervals, each at least `ratio`
-    times the one before, allowing `jitter_s` of absolute jitter (later + jitter_s >= ratio *
-    earlier). Merely increasing is not enough: a fixed delay plus noise (0.20, 0.21, 0.23) also
-    increases. And the growth must be larger than the jitter: retries sent back to back (a few
-    milliseconds apart, all "within jitter" of each other) do not back off. A backoff that has
-    reached its cap stops growing, so callers judge the intervals below the cap (the shop's 4
-    attempts from 0.1 s never reach its 1.0 s cap)."""
-    return (len(values) >= 2 and values[-1] - values[0] > jitter_s
-            and all(later + jitter_s >= ratio * earlier for earlier, later in zip(values, values[1:])))
+def backoff_floors(count: int, initial_s: float, max_s: float) -> list[float]:
+    """The waits an exponential backoff owes before each of `count` retries: initial_s,
+    doubling, capped at max_s."""
+    return [min(initial_s * 2 ** k, max_s) for k in range(count)]
+
+
+def backs_off(values: list[float], initial_s: float, max_s: float, slack_s: float = CLOCK_SLACK_S) -> bool:
+    """Exponential backoff as the callee sees it: at least two intervals between attempts, each
+    at least the wait the backoff owes before that retry (backoff_floors).
+
+    Judged by those floors alone, because they are what the caller guarantees whatever the
+    machine's load: a retry can't reach the callee sooner than its wait after the attempt before
+    (that attempt arrived, was answered, then the wait began), while load can deliver it any
+    amount later. A ratio between successive intervals can't be held to on a loaded machine
+    (0.1 s stretched to 0.18 s, then 0.2 s to 0.21 s, reads as no growth); the floors still tell
+    retries sent back to back (milliseconds apart), a fixed delay (0.1 s each) and a linear one
+    (0.1, 0.2, 0.3 s) from a backoff that doubles."""
+    return len(values) >= 2 and all(
+        value + slack_s >= floor for value, floor in zip(values, backoff_floors(len(values), initial_s, max_s)))
 
 
 def breaker_windows(events: list[dict[str, Any]], until: float) -> list[tuple[float, float]]:

@@ -10,9 +10,10 @@ import time
 import pytest
 from conftest import ledger_verdict
 
+from harness import runbook
 from harness.guards import expect
 
-DB_TIMEOUT = "Database connection timed out."
+DB_TIMEOUT = runbook.log_line("database_bottleneck")
 ANSWER_BUDGET_S = 3.5
 # Nothing is restarted here: the steady state after the heal is the shop recovering on its own
 # (a service that crashed or hung would leave it red).

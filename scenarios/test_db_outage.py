@@ -12,12 +12,13 @@ import time
 import pytest
 from conftest import ledger_verdict
 
+from harness import runbook
 from harness.guards import expect
 from harness.polling import wait_for
 
 ANSWER_BUDGET_S = 3.5
 ALERT_BUDGET_S = 10.0
-DB_TIMEOUT = "Database connection timed out."
+DB_TIMEOUT = runbook.log_line("database_bottleneck")
 
 
 @pytest.mark.chaos(root_cause="database_bottleneck",

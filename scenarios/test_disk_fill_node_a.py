@@ -11,10 +11,11 @@ import time
 import pytest
 from conftest import ledger_verdict
 
+from harness import runbook
 from harness.guards import expect
 from harness.polling import wait_for
 
-DISK_LOW = "Disk space is critically low on server node-A."
+DISK_LOW = runbook.log_line("disk_full_node_a")
 DETECT_BUDGET_S = 5.0  # from the fill to the alert, and to the manual's line
 WAIT_S = DETECT_BUDGET_S + 2.0  # how long to watch: a late alert is measured, not missed
 

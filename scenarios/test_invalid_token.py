@@ -10,10 +10,11 @@ import time
 import pytest
 from conftest import ledger_verdict
 
+from harness import runbook
 from harness.guards import expect
 from scenarios.shop.clients import ShopClient
 
-INVALID_TOKEN = "User authentication failed: invalid token."
+INVALID_TOKEN = runbook.log_line("invalid_token")
 TOKEN_FAULTS = ("auth.invalid_signature", "auth.expired", "auth.wrong_audience", "auth.garbage")
 
 

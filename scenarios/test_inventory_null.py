@@ -10,10 +10,11 @@ import time
 import pytest
 from conftest import ledger_verdict
 
+from harness import runbook
 from harness.datastores import connect_database
 from harness.guards import expect
 
-INVENTORY_NULL = "Unexpected null pointer exception in inventory service."
+INVENTORY_NULL = runbook.log_line("inventory_null_pointer")
 CORRUPTED = "sku-5"
 
 

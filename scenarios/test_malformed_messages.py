@@ -11,11 +11,12 @@ import time
 import pytest
 from conftest import ledger_verdict
 
+from harness import runbook
 from harness.datastores import peek, queue_depth
 from harness.guards import expect
 from harness.polling import wait_for
 
-MALFORMED = "Failed to process message from queue: malformed JSON."
+MALFORMED = runbook.log_line("malformed_messages")
 DLQ = "inventory.order-events.dlq"
 BAD = {"message.malformed_json": 3, "message.schema_invalid": 2, "message.poison": 2}
 # Each fault's messages carry a message id starting with its prefix (harness/faults/message.py);

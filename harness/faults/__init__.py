@@ -9,6 +9,7 @@ from harness import detached
 from harness.errors import HarnessError
 from harness.faults import catalog, registry
 from harness.faults.catalog import check as check  # the package's names, re-exported
+from harness.faults.catalog import check_params as check_params
 from harness.faults.catalog import describe as describe
 from harness.faults.catalog import lookup as lookup
 from harness.faults.catalog import unsupported as unsupported

@@ -146,8 +146,11 @@ class Fault(ABC):
     healing_timeout_s: float = 10.0
     poll_s: ClassVar[float] = 0.05
 
-    def __init__(self, stack: StackView | None, target: str, journal: FaultJournal, **params: Any) -> None:
-        system = stack.topology if stack is not None else _active_topology()
+    def __init__(self, stack: StackView | None, target: str, journal: FaultJournal,
+                 system: "Topology | None" = None, /, **params: Any) -> None:
+        """The target is checked against the stack's topology (the run's own); without a stack,
+        against `system`, else the active topology. Positional: a parameter may be named so."""
+        system = stack.topology if stack is not None else system or _active_topology()
         targets = self.targets_in(system)
         if not targets:
             raise HarnessError(unsupported(self, system))

@@ -79,8 +79,18 @@ def lookup(name: str) -> type[Fault]:
     return catalog[name]
 
 
-def check(name: str, target: str, **params: Any) -> Fault:
-    """Validates a fault's name, target and parameters without a stack (nothing is injected)."""
+def check(name: str, target: str, system: "Topology | None" = None, /, **params: Any) -> Fault:
+    """Validates a fault's name, target and parameters without a stack (nothing is injected).
+    The target is one of `system` (a run's topology: `chaos inject` passes the run's), else of
+    the active topology."""
     from harness.faults.base import FaultJournal
 
-    return lookup(name)(None, target, FaultJournal(), **params)
+    return lookup(name)(None, target, FaultJournal(), system, **params)
+
+
+def check_params(name: str, /, **params: Any) -> None:
+    """Validates a fault's name and parameters alone: they hold whatever the topology, so they
+    are judged before the run (whose topology the target is judged by) is looked for."""
+    from harness.faults.base import validate_params
+
+    validate_params(name, lookup(name).Params, params)

@@ -138,49 +138,6 @@ PHRASES = {
         "no_answer": "応答なし",
     },
 }
-STEP_JA = {  # the manual's steps (harness.runbook) in Japanese, by stable id
-    "check_vendor_status": "ベンダーのステータスページを確認し、待つか切り替える",
-    "triage_alerts": "アラートを重要度で仕分け、影響するサービスと利用者を特定する",
-    "retry_with_backoff": "外部呼び出しを指数バックオフで再試行する",
-    "circuit_breaker": "障害中のベンダーへの呼び出しをサーキットブレーカーで止める",
-    "fallback": "フォールバック: 注文を失敗させず PAYMENT_PENDING として受け付ける",
-    "exactly_once_settlement": "復旧後、保留中の注文をちょうど一度だけ決済する",
-    "give_up_after_refusals": "決済代行に拒否され続ける注文は注文ごとに間隔を空けて再試行し、"
-                              "上限で FAILED にして在庫を戻し通知する",
-    "alert_on_recovery": "障害時だけでなく復旧時にもアラートを送る（監視の運用ノートより）",
-    "check_db_metrics": "接続数、スロークエリ、リソース使用量を確認する",
-    "tune_pool": "コネクションプールの上限とタイムアウトを見直す",
-    "pool_timeouts": "プール・接続・ステートメントのタイムアウトを設け、503 + Retry-After を返しワーカーを固まらせない",
-    "recover_without_restart": "データベースが戻れば再起動なしで自動復旧する",
-    "no_partial_writes": "障害中に中途半端な書き込みをしない",
-    "restart_service": "影響のあるインスタンスを慎重に再起動する",
-    "null_safe_handling": "null チェック: 不正なレコードを隔離し、残りは提供する",
-    "no_500_to_clients": "内部エラーを利用者に返さない",
-    "inspect_dlq": "デッドレターキューを確認し、修正後に再投入する",
-    "schema_validation": "すべてのメッセージを JSON Schema で検証する",
-    "dead_letter_queue": "処理できないメッセージを理由付きで DLQ に隔離する",
-    "idempotent_consumer": "二重配信されても各メッセージを一度だけ処理する",
-    "df_check": "node-A のディスクを確認する（df -h）",
-    "clean_disk": "一時ファイル、古いログ、キャッシュを削除する",
-    "disk_alert": "書き込みが失敗する前、使用率 90 % 以上でアラートを出す",
-    "shed_writes": "読み取りを提供しつつ書き込みをきれいに制限する",
-    "check_auth_service": "auth_service のヘルス、レイテンシ、エラーを確認する",
-    "reject_invalid_tokens": "不正なトークンを 401 で拒否し、副作用を起こさない",
-    "fail_closed": "認証に到達できないときは拒否側に倒す（fail closed）",
-    "clock_skew_leeway": "小さな時刻ずれは許容し、時刻を同期しておく",
-    "check_duplicates": "注文ごとの通知数を数える",
-    "timeouts_aligned": "呼び出し側のタイムアウトを待つ処理より長くする",
-    "idempotency_keys": "冪等キーを端から端まで通す: 注文ごとに課金一回、メール一通",
-    "check_env": "デプロイの RABBITMQ_* 設定を確認する",
-    "config_validation": "RABBITMQ_* がなければ変数名を示して起動を拒否する",
-    "broker_monitoring": "ヘルススコアにブローカー接続を含める",
-    "worker_auto_recovery": "ブローカー障害の後、コンシューマが再接続する",
-    "outbox": "ブローカー不在の間、イベントをアウトボックスに保持する",
-    "shed_traffic": "トラフィックを制限するか機能を止めて負荷を下げる",
-    "zero_lost": "受け付けた注文を一件も失わない",
-    "zero_duplicated": "注文を二重に課金・通知しない",
-    "slo_under_faults": "障害中も SLO 内で利用者に応える",
-}
 GUARD = re.compile(r"\[([a-z0-9_]+)\]")
 
 
@@ -199,7 +156,7 @@ def _when(ts: float | None, p: dict[str, str]) -> str:
 
 
 def _step_text(step: Step, lang: str) -> str:
-    return STEP_JA.get(step.id, step.text) if lang == "ja" else step.text
+    return step.text_ja if lang == "ja" else step.text
 
 
 def _score(score: int | None, p: dict[str, str]) -> str:

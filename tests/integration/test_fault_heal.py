@@ -184,3 +184,23 @@ def test_a_heal_from_records_reads_the_runs_topology_not_the_healers(stack, tmp_
     assert state.records() == []
     assert stack.docker_container("rabbitmq").status == "running"
     assert stack.toxiproxy.get_proxy("payment").enabled
+
+
+def test_inject_judges_the_target_by_the_runs_topology_not_the_injectors(stack, tmp_path):
+    """Catches `chaos inject` judging its target by the topology active where it runs (another
+    system's file, with no proxy at all): the shop run's `payment` proxy refused, and a target the
+    run does not have answered with that other file's targets instead of the run's."""
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(PLAIN_TOPOLOGY, encoding="utf-8")
+    cut = _chaos("inject", "network.down", "--target", "payment", "--run", stack.run_id, "--topology", str(plain))
+    try:
+        assert cut.returncode == 0, cut.stderr
+        assert not stack.toxiproxy.get_proxy("payment").enabled
+    finally:
+        assert _chaos("heal", "--all").returncode == 0
+    assert state.records() == []
+    refused = _chaos("inject", "network.down", "--target", "web", "--run", stack.run_id, "--topology", str(plain))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "can't target 'web': choose one of " in refused.stderr
+    assert set(refused.stderr.split("choose one of ")[1].strip().split(", ")) == set(stack.topology.proxies)
+    assert state.records() == []  # refused before anything was touched

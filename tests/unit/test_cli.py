@@ -72,7 +72,8 @@ BAD_INPUT = [
     (["status", "--run", "../x"], "bad run id '../x'"),
     (["faults", "--table"], "unrecognized arguments: --table"),
     (["inject", "network.explode", "--target", "edge_gateway"], "unknown fault 'network.explode'"),
-    (["inject", "network.latency", "--target", "mainframe"], "can't target 'mainframe'"),
+    # A target is judged by the run's own topology, so without an engine (no run) it can't be.
+    (["inject", "network.latency", "--target", "mainframe"], "Docker engine is not reachable"),
     (["inject", "network.latency", "--target", "edge_gateway", "--set", "latency_ms=-5"], "latency_ms"),
     (["inject", "network.latency", "--target", "edge_gateway", "--abort-if", "health=<50"], "bad guardrail"),
     (["heal"], "say what to heal"),

@@ -1,28 +1,37 @@
 from harness import retries
 
+INITIAL_S, MAX_S = 0.1, 1.0  # the shop's retry schedule (services/shop/settings.py)
 
-def test_intervals_and_growth():
+
+def test_intervals_and_the_backoff_floors():
     times = [10.0, 10.1, 10.3, 10.7]
     gaps = retries.intervals(times)
     assert [round(g, 3) for g in gaps] == [0.1, 0.2, 0.4]
-    assert retries.grows(gaps)
-    assert not retries.grows([0.2, 0.2, 0.4])
-    assert not retries.grows([0.3])
+    assert retries.backoff_floors(5, INITIAL_S, MAX_S) == [0.1, 0.2, 0.4, 0.8, 1.0]
+    assert retries.backs_off(gaps, INITIAL_S, MAX_S)
 
 
-def test_a_fixed_delay_with_noise_is_not_backoff():
-    assert not retries.grows([0.20, 0.21, 0.23])  # increasing, but nowhere near exponential
-    assert not retries.grows([0.5, 0.5, 0.5])
+def test_retries_that_do_not_double_are_not_backoff():
+    """Catches a judgement that lets through what the protection switch (`--sut-disable backoff`)
+    turns the shop into, retries back to back, or a retry loop with a fixed or linear delay, or a
+    single interval (no growth can be seen in one)."""
+    assert not retries.backs_off([0.004, 0.003, 0.005], INITIAL_S, MAX_S)
+    assert not retries.backs_off([0.1, 0.1, 0.1], INITIAL_S, MAX_S)
+    assert not retries.backs_off([0.1, 0.2, 0.3], INITIAL_S, MAX_S)
+    assert not retries.backs_off([0.3], INITIAL_S, MAX_S)
+    assert not retries.backs_off([0.1, 0.19], INITIAL_S, MAX_S, slack_s=0)
 
 
-def test_exponential_backoff_with_the_shops_jitter_is_backoff():
-    # The shop waits min(0.1 * 2**n + uniform(0, 0.05), 1.0) between its 4 attempts; the worst
-    # draws for the ratio are full jitter on one wait and none on the next.
-    assert retries.grows([0.15, 0.20, 0.45])
-    assert retries.grows([0.15, 0.25, 0.40])
-    assert retries.grows([0.104, 0.231, 0.418])
-    assert not retries.grows([0.15, 0.20, 0.45], jitter_s=0.0)  # the allowance is what lets it through
-    assert retries.grows([0.1, 0.2, 0.4], ratio=2.0) and not retries.grows([0.1, 0.2, 0.39], ratio=2.0, jitter_s=0)
+def test_backoff_stretched_by_a_loaded_machine_is_still_backoff():
+    """Catches a judgement by wall time that load stretches: the shop's waits (0.1, 0.2, 0.4 s
+    plus up to 0.05 s of jitter), each delivered late by a busy machine, no longer double one
+    another (a judgement by the ratio between them, 1.5 with 0.05 s of slack, fails on
+    [0.18, 0.21, 0.43]), but each still arrives no sooner than its wait; and its cap, which stops
+    the growth."""
+    assert retries.backs_off([0.18, 0.21, 0.43], INITIAL_S, MAX_S)
+    assert retries.backs_off([0.35, 0.22, 0.9], INITIAL_S, MAX_S)
+    assert retries.backs_off([0.104, 0.231, 0.418], INITIAL_S, MAX_S)
+    assert retries.backs_off([0.1, 0.2, 0.4, 0.8, 1.0, 1.0], INITIAL_S, MAX_S)
 
 
 def test_attempts_by_key_sorts_each_key():
