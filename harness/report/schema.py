@@ -181,8 +181,9 @@ class Logs(Part):
     loudest: list[LoudLine]
 
 
-# The probe's findings: an entry has all of them or none (it failed in setup before its probe ran).
-TIMELINE_FIELDS = ("window", "probe", "unobserved", "faults", "detected_at", "recovered_at", "ttd_s", "ttr_s",
+# The findings of the entry's timeline (recovery.findings and observe.entry): an entry has all of
+# them or none (it failed in setup before its probe ran).
+FINDINGS = ("window", "probe", "unobserved", "faults", "detected_at", "recovered_at", "ttd_s", "ttr_s",
                    "health", "impact", "alerts", "logs")
 
 
@@ -217,12 +218,12 @@ class ScenarioEntry(Part):
     logs: Logs = UNWRITTEN
 
     @model_validator(mode="after")
-    def _whole_timeline(self) -> ScenarioEntry:
-        present = [name for name in TIMELINE_FIELDS if name in self.model_fields_set]
-        missing = [name for name in TIMELINE_FIELDS if name not in self.model_fields_set]
+    def _all_findings_or_none(self) -> ScenarioEntry:
+        present = [name for name in FINDINGS if name in self.model_fields_set]
+        missing = [name for name in FINDINGS if name not in self.model_fields_set]
         if present and missing:
-            raise ValueError(f"{missing[0]}: missing (an entry with {present[0]} has every probe finding: "
-                             f"{', '.join(TIMELINE_FIELDS)})")
+            raise ValueError(f"{missing[0]}: missing (an entry with {present[0]} has every finding of its timeline: "
+                             f"{', '.join(FINDINGS)})")
         return self
 
 

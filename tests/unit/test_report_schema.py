@@ -41,8 +41,8 @@ def test_a_plugin_entry_and_a_game_day_entry_both_fit_and_have_the_same_keys(tmp
     assert [s["name"] for s in document["scenarios"]] == ["payment_outage", "game_day"]
 
 
-def test_an_entry_that_ended_before_its_probe_fits_without_probe_findings():
-    """Catches the schema demanding the probe's findings of a scenario that failed in setup
+def test_an_entry_that_ended_before_its_probe_fits_without_findings():
+    """Catches the schema demanding the findings of a timeline of a scenario that failed in setup
     (its report would not be written), or writing them as nulls it never observed."""
     entry = schema.scenario_entry(verdict_only("rabbitmq_outage", "failed"))
     assert "window" not in entry and "ttd_s" not in entry and entry["outcome"] == "failed"
@@ -71,14 +71,14 @@ def test_the_schema_writes_back_what_the_writer_gave():
     (lambda s: s["guards"][1].pop("held"), "report schema 3: scenario.guards[1].held: Field required"),
     (lambda s: s.update(ttd=0.2), "report schema 3: scenario.ttd: Extra inputs are not permitted (got 0.2)"),
     (lambda s: s.pop("health"),
-     "report schema 3: scenario: health: missing (an entry with window has every probe finding: window, probe, "
-     "unobserved, faults, detected_at, recovered_at, ttd_s, ttr_s, health, impact, alerts, logs)"),
+     "report schema 3: scenario: health: missing (an entry with window has every finding of its timeline: "
+     "window, probe, unobserved, faults, detected_at, recovered_at, ttd_s, ttr_s, health, impact, alerts, logs)"),
     (lambda s: s[RAW].pop("ops"), "report schema 3: scenario.timeline: should hold samples, ops, journal "
                                   "(got ['journal', 'samples'])"),
 ])
 def test_a_field_that_does_not_fit_is_one_line_naming_it(change, message):
     """Catches a bad field passing (a missing verdict, a count as text, a renamed key, half the
-    probe's findings) or being reported as pydantic's screenful instead of the field's path."""
+    findings of its timeline) or being reported as pydantic's screenful instead of the field's path."""
     bad = scenario()
     change(bad)
     with pytest.raises(ReportSchemaError) as caught:
