@@ -501,7 +501,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     cores), then one matrix from their parts: exit 0 only when every protection asked for was
     killed and (for the whole matrix) every guard was killed by one."""
     from harness import matrix
-    from harness.report import run_directory, write_all
+    from harness.report import run_directory, schema, write_all
     from harness.stack import new_run_id
 
     if args.workers < 1:
@@ -520,9 +520,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         _stop_children([worker for worker, _, _ in parts], signals.pending() or signal.SIGINT)
         raise
     summary = matrix.merge(summaries, wanted, complete=not only)
-    run = {"run_id": run_id, "started": started, "finished": time.time(), "sut_mode": "resilient", "disabled": [],
-           "stack": "containers", "workers": len(groups), "exit_status": 0 if summary["holds"] else 1,
-           "matrix": summary}
+    run = schema.run_block({
+        "run_id": run_id, "started": started, "finished": time.time(), "sut_mode": "resilient", "disabled": [],
+        "stack": "containers", "workers": len(groups), "exit_status": 0 if summary["holds"] else 1,
+        "matrix": summary})
     run_dir = run_directory(Path(args.reports), run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "matrix.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

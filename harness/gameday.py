@@ -24,7 +24,7 @@ from typing import Any, Iterator
 from harness import detached, guardrails, observe, run_ids, state
 from harness.errors import HarnessError
 from harness.probes import rate
-from harness.report import run_directory, write_all
+from harness.report import run_directory, schema, write_all
 from harness.report.json_report import EncodedItems
 from harness.view import StackView
 
@@ -105,12 +105,18 @@ def scenario(run_id: str, stack: StackView | None) -> dict[str, Any]:
         reason = guardrails.reason(trips[-1])
     elif entries and observed["recovered_at"] is None:
         reason = "[not_recovered] health was not back to green, and stable, after the last heal"
-    return {
-        "name": "game_day", "nodeid": f"game day {run_id}", "root_cause": None, "runbook": [], "guards": [],
+    return schema.scenario_entry({
+        "name": "game_day", "scenario": "game_day", "mutant": None, "protects": {}, "preconditions": [],
+        "nodeid": f"game day {run_id}", "root_cause": None, "runbook": [], "guards": [],
         "outcome": "failed" if reason else "passed", "duration_s": observed["probe"]["wall_s"], "reason": reason,
         "figures": {"faults_injected": sum(e["action"] == "inject" for e in entries), "guardrail_trips": len(trips)},
-        "guardrail": trips[-1] if trips else None, **observed,
-    }
+        "guardrail": trip_of(trips[-1]) if trips else None, **observed,
+    }, "game_day")
+
+
+def trip_of(abort: dict[str, Any]) -> dict[str, Any]:
+    """A guardrail trip from its journal entry (the watcher's ``abort``): the trip without the journal's action."""
+    return {key: value for key, value in abort.items() if key != "action"}
 
 
 @contextlib.contextmanager
@@ -135,9 +141,10 @@ def write_report(run_id: str, reports: Path, stack: StackView | None) -> Path | 
         return None
     with _no_cyclic_gc():
         entry = scenario(run_id, stack)
-        run = {"run_id": run_id, "started": entry["window"]["started"], "finished": entry["window"]["finished"],
-               "sut_mode": stack.sut_mode if stack is not None else "unknown", "stack": "game-day",
-               "exit_status": 0 if entry["outcome"] == "passed" else 1}
+        run = schema.run_block({
+            "run_id": run_id, "started": entry["window"]["started"], "finished": entry["window"]["finished"],
+            "sut_mode": stack.sut_mode if stack is not None else "unknown", "disabled": None, "stack": "game-day",
+            "exit_status": 0 if entry["outcome"] == "passed" else 1})
         run_dir = write_all(run_directory(reports, run_id), run, [entry])
     samples_path(run_id).unlink(missing_ok=True)
     return run_dir

@@ -35,7 +35,7 @@ from harness.faults import Chaos
 from harness.faults.base import FaultJournal
 from harness.history import History, Operation
 from harness.probes import Probe, health_of
-from harness.report import write_all
+from harness.report import schema, write_all
 from harness.runbook import ROOT_CAUSES
 from harness.view import StackView
 
@@ -559,8 +559,8 @@ def pytest_runtest_makereport(
     if report.when == "teardown":  # the record_timeline fixture has finished by now
         guards.deactivate(item.stash.get(GUARDS_KEY, None))
         if RECORD_KEY in item.stash and TIMELINE_KEY in item.stash:
-            gathered: dict[str, Any] = item.stash[TIMELINE_KEY]
-            item.stash[RECORD_KEY].update(gathered)
+            record, gathered = item.stash[RECORD_KEY], item.stash[TIMELINE_KEY]  # updated in place: the run's list
+            record.update(schema.scenario_entry({**record, **gathered}, item.nodeid))  # holds the record
         return
     if report.when == "setup" and report.passed:
         return
@@ -576,7 +576,7 @@ def pytest_runtest_makereport(
             reason = f"[guardrail] {trip['condition']} tripped and healed every fault; then: {reason}"
     log = item.stash.get(GUARDS_KEY, None)
     protects: dict[str, Any] = item.stash.get(PROTECTS_KEY, {"protects": {}, "preconditions": []})
-    item.stash[RECORD_KEY] = {
+    item.stash[RECORD_KEY] = schema.scenario_entry({
         "name": _scenario_name(item),
         "scenario": _scenario_of(item),
         "mutant": item.stash.get(MUTANT_KEY, None),
@@ -590,7 +590,7 @@ def pytest_runtest_makereport(
         "reason": reason,
         "figures": item.stash.get(SCENARIO_KEY, {}),
         "guardrail": trip,
-    }
+    }, item.nodeid)
     item.config.stash[SCENARIO_KEY]["scenarios"].append(item.stash[RECORD_KEY])
 
 
@@ -603,14 +603,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not state["scenarios"]:
         _drop_own_junit(state.get("own_junit"))
         return
-    run = {"run_id": state["run_id"], "started": state["started"], "finished": time.time(),
-           "sut_mode": state["sut_mode"], "disabled": state["disabled"],
-           "stack": session.config.getoption("chaos_stack"), "exit_status": int(exitstatus)}
+    fields = {"run_id": state["run_id"], "started": state["started"], "finished": time.time(),
+              "sut_mode": state["sut_mode"], "disabled": state["disabled"],
+              "stack": session.config.getoption("chaos_stack"), "exit_status": int(exitstatus)}
     run_dir, began = Path(reports) / state["run_id"], time.perf_counter()
     if session.config.getoption("chaos_matrix"):
         only = state["matrix_only"]
-        run["matrix"] = matrix.summarise(state["scenarios"], only or protections.names(), state["declared"],
-                                         complete=not only and not session.config.getoption("keyword"))
+        fields["matrix"] = matrix.summarise(state["scenarios"], only or protections.names(), state["declared"],
+                                            complete=not only and not session.config.getoption("keyword"))
+    run = schema.run_block(fields)
+    if "matrix" in run:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "matrix.json").write_text(json.dumps(run["matrix"], indent=2), encoding="utf-8")
     write_all(run_dir, run, state["scenarios"])

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import run_ids
-from harness.report import csv_timeline, html, incident, json_report
+from harness.report import csv_timeline, html, incident, json_report, schema
 
 # Written before report.json, whose writer moves reports/latest: latest is complete when it moves.
 WRITERS = (csv_timeline.write, html.write, incident.write, json_report.write)
@@ -19,8 +19,11 @@ def run_directory(reports: Path, run_id: str) -> Path:
 
 def write_all(run_dir: Path, run: dict[str, Any], scenarios: list[dict[str, Any]]) -> Path:
     """Every report of a run (pytest's scenarios or a game day), latest moved last; the run's
-    id is checked first, as it is wherever a run id meets a path."""
-    run_ids.valid(run["run_id"])
+    id is checked first, as it is wherever a run id meets a path, and the whole document against
+    the schema (ReportSchemaError), so a run that does not fit leaves no file at all. The writers
+    get the entries as the schema keeps them."""
+    document, entries = schema.report(run, scenarios)
+    run_ids.valid(document["run"]["run_id"])
     for writer in WRITERS:
-        writer(run_dir, run, scenarios)
+        writer(run_dir, document["run"], entries)
     return run_dir

@@ -1,9 +1,10 @@
 """report.json (the whole run) and one <scenario>.json per scenario, in a versioned schema.
 
-Schema 2 (described in reports/README.md) adds to each scenario the findings of its timeline (fault
-windows, TTD/TTR, health, order impact, alerts, log lines); the raw timeline (probe samples,
-order operations, fault journal) goes only into the per-scenario file, so report.json stays
-small enough to read and every other report can be rebuilt from the per-scenario files.
+The schema (harness.report.schema, described in reports/README.md) holds each scenario's
+verdict and its timeline's findings (fault windows, TTD/TTR, health, order impact, alerts, log
+lines); the raw timeline (probe samples, order operations, fault journal) goes only into the
+per-scenario file, so report.json stays small enough to read and every other report can be
+rebuilt from the per-scenario files. A document that does not fit the schema is not written.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2
-RAW = "timeline"  # the per-scenario-only key holding samples, ops and journal entries
-
+from harness.report import schema
+from harness.report.schema import RAW as RAW  # re-exported: the writers and readers take them from here
+from harness.report.schema import SCHEMA_VERSION as SCHEMA_VERSION
 
 COMPACT = json.JSONEncoder(default=str)  # one for every item: json.dumps(default=) makes one per call
 
@@ -85,14 +86,15 @@ def _dump(path: Path, document: dict[str, Any]) -> None:
 
 
 def write(run_dir: Path, run: dict[str, Any], scenarios: list[dict[str, Any]]) -> Path:
-    """Writes the run's JSON files and points <reports>/latest at the run directory."""
+    """Writes the run's JSON files and points <reports>/latest at the run directory; a run or
+    scenario that does not fit the schema is refused (ReportSchemaError) before anything is written."""
+    document, entries = schema.report(run, scenarios)
     run_dir.mkdir(parents=True, exist_ok=True)
-    summary = [{k: v for k, v in scenario.items() if k != RAW} for scenario in scenarios]
     path = run_dir / "report.json"
-    _dump(path, {"schema_version": SCHEMA_VERSION, "run": run, "scenarios": summary})
-    for scenario in scenarios:
-        _dump(run_dir / f"{scenario['name']}.json",
-              {"schema_version": SCHEMA_VERSION, "run_id": run["run_id"], **scenario})
+    _dump(path, document)
+    for entry in entries:
+        _dump(run_dir / f"{entry['name']}.json",
+              {"schema_version": SCHEMA_VERSION, "run_id": document["run"]["run_id"], **entry})
     point_latest(run_dir)
     return path
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import incident
+from harness.report import incident, json_report
 from tests.conftest import BIN, run
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def test_every_report_file_exists(run_dir: Path):
 
 def test_json_parses_with_ttd_ttr_and_the_raw_timeline(run_dir: Path):
     document = json.loads((run_dir / "report.json").read_text())
-    assert document["schema_version"] == 2
+    assert document["schema_version"] == json_report.SCHEMA_VERSION
     (scenario,) = document["scenarios"]
     assert scenario["outcome"] == "passed" and scenario["faults"][0]["fault"] == "http.status"
     assert scenario["ttd_s"] is not None and scenario["ttr_s"] is not None, scenario

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from harness import recovery
+from harness import observe, recovery
 from harness.report.json_report import RAW
 
 T0 = 1_800_000_000.0
@@ -42,9 +42,12 @@ def journal() -> list[dict]:
 
 
 def alerts() -> list[dict]:
-    return [{"ts": T0 + 2.2, "chaos": {"status": "firing", "who": "api_gateway", "what": "Payment gateway API returned "
-                                        "503 Service Unavailable.", "severity": "critical"}},
-            {"ts": T0 + 8.0, "chaos": {"status": "resolved", "who": "api_gateway", "what": "payment vendor recovered"}}]
+    """As the reports keep them (observe.alert_row: every 5W1H field, null when the sink had none)."""
+    received = [{"ts": T0 + 2.2, "chaos": {"status": "firing", "who": "api_gateway", "what": "Payment gateway API "
+                                            "returned 503 Service Unavailable.", "severity": "critical"}},
+                {"ts": T0 + 8.0, "chaos": {"status": "resolved", "who": "api_gateway",
+                                           "what": "payment vendor recovered"}}]
+    return [observe.alert_row(alert) for alert in received]
 
 
 def ops() -> list[dict]:
@@ -82,16 +85,18 @@ def guards_ran(failed_at: str | None) -> list[dict]:
 
 
 def scenario(name: str = "payment_outage", outcome: str = "passed", reason: str | None = None) -> dict:
-    """A scenario entry as the plugin builds it (schema 2), raw timeline included; its guards ran
-    until the one its reason names."""
+    """A scenario entry as the plugin builds it (harness.report.schema), raw timeline included;
+    its guards ran until the one its reason names."""
     s, j, a, o = samples(), journal(), alerts(), ops()
     tag = re.search(r"\[([a-z0-9_]+)\]", reason or "")
     failed_at = None if outcome == "passed" else tag.group(1) if tag else ""
-    return {"name": name, "nodeid": f"scenarios/test_{name}.py::test_{name}", "root_cause": "payment_gateway_outage",
+    return {"name": name, "scenario": name.partition("[")[0], "mutant": None,
+            "protects": {"fallback_202": ["fallback"], "backoff": ["retry", "backoff"]}, "preconditions": ["log_line"],
+            "nodeid": f"scenarios/test_{name}.py::test_{name}", "root_cause": "payment_gateway_outage",
             "runbook": ["fallback", "alert_on_recovery", "retry_with_backoff", "circuit_breaker",
                         "exactly_once_settlement"],
             "guards": guards_ran(failed_at),
-            "outcome": outcome, "duration_s": 11.9, "reason": reason, "figures": {"recovery_s": 1.2},
+            "outcome": outcome, "duration_s": 11.9, "reason": reason, "figures": {"recovery_s": 1.2}, "guardrail": None,
             "window": {"started": T0, "finished": T0 + 12.0},
             "probe": {"samples": len(s), "errors": 0, "hz": 10.0, "cpu_s": 0.05, "cpu_percent": 0.4, "wall_s": 12.0},
             "unobserved": [], **recovery.findings(j, s, a, o), "alerts": a,
@@ -102,8 +107,21 @@ def scenario(name: str = "payment_outage", outcome: str = "passed", reason: str 
             RAW: {"samples": s, "ops": o, "journal": j}}
 
 
+def verdict_only(name: str = "payment_outage", outcome: str = "passed") -> dict:
+    """The entry of a scenario that ended before its probe ran (setup failed): no probe findings."""
+    return {"name": name, "scenario": name, "mutant": None, "protects": {}, "preconditions": [],
+            "nodeid": f"scenarios/test_{name}.py::test_{name}", "root_cause": None, "runbook": [], "guards": [],
+            "outcome": outcome, "duration_s": 0.5, "reason": None if outcome == "passed" else "setup failed",
+            "figures": {}, "guardrail": None}
+
+
+def run_of(run_id: str) -> dict:
+    """A run block of a containers session with the resilient shop."""
+    return {**RUN, "run_id": run_id}
+
+
 RUN = {"run_id": "20270115T080000-abcdef", "started": T0 - 5, "finished": T0 + 20, "sut_mode": "resilient",
-       "exit_status": 0}
+       "disabled": [], "stack": "containers", "exit_status": 0}
 
 
 def test_the_synthetic_scenario_is_consistent():

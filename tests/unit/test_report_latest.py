@@ -12,10 +12,11 @@ WRITER = """
 import sys
 from pathlib import Path
 from harness.report import json_report
+from tests.unit.test_report_data import run_of, verdict_only
 reports, tag = Path(sys.argv[1]), sys.argv[2]
 for n in range(int(sys.argv[3])):
     run_id = f"2027011{tag}T080000-{n:06x}"
-    json_report.write(reports / run_id, {"run_id": run_id}, [{"name": "s", "outcome": "passed"}])
+    json_report.write(reports / run_id, run_of(run_id), [verdict_only("s")])
 print("done", flush=True)
 """
 

@@ -1,4 +1,4 @@
-"""The files a run leaves: report.html, timeline.csv, the incident records, the JSON schema 2."""
+"""The files a run leaves: report.html, timeline.csv, the incident records, the JSON report."""
 
 from __future__ import annotations
 
@@ -145,10 +145,10 @@ def test_csv_has_one_row_per_sample_with_active_faults(tmp_path):
     assert by_t["3.000"]["level"] == "orange" and by_t["3.000"]["ts"].endswith("Z")
 
 
-def test_json_schema_2_keeps_the_raw_timeline_out_of_report_json(tmp_path):
+def test_json_report_keeps_the_raw_timeline_out_of_report_json(tmp_path):
     json_report.write(tmp_path / "r", RUN, [scenario()])
     document = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert document["schema_version"] == 2
+    assert document["schema_version"] == json_report.SCHEMA_VERSION
     summary = document["scenarios"][0]
     assert RAW not in summary and summary["ttd_s"] == pytest.approx(0.2) and summary["ttr_s"] == pytest.approx(1.7)
     own = json.loads((tmp_path / "r" / "payment_outage.json").read_text())

@@ -4,12 +4,12 @@ import yaml
 
 from harness import compose, topology
 from harness.report import json_report
+from tests.unit.test_report_data import run_of, verdict_only
 
 
 def test_json_report_writes_run_and_scenarios_and_moves_latest(tmp_path):
     for run_id in ("r1", "r2"):
-        path = json_report.write(tmp_path / run_id, {"run_id": run_id},
-                                 [{"name": "payment_outage", "outcome": "passed"}])
+        path = json_report.write(tmp_path / run_id, run_of(run_id), [verdict_only("payment_outage")])
         assert json.loads(path.read_text())["schema_version"] == json_report.SCHEMA_VERSION
     assert (tmp_path / "latest").resolve() == (tmp_path / "r2").resolve()
     scenario = json.loads((tmp_path / "latest" / "payment_outage.json").read_text())
