@@ -8,7 +8,8 @@ RUN apt-get update \
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data
 COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
-RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh
+# The cluster is made here, once, not at every start (the entrypoint names its superuser).
+RUN chmod 0755 /usr/local/bin/docker-entrypoint.sh && docker-entrypoint.sh prepare
 EXPOSE 5432
 STOPSIGNAL SIGINT
 ENTRYPOINT ["docker-entrypoint.sh"]
