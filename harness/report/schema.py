@@ -190,7 +190,7 @@ FINDINGS = ("window", "probe", "unobserved", "faults", "detected_at", "recovered
 class ScenarioEntry(Part):
     """One scenario's entry in report.json (its <scenario>.json adds run_id and the raw timeline)."""
 
-    name: str  # with its parameters: rabbitmq_config_missing[api_gateway-RABBITMQ_HOST]
+    name: str  # with its parameters, e.g. NAME[PARAM-VALUE]
     scenario: str  # without them
     mutant: str | None  # the protection a matrix cell turned off
     protects: dict[str, list[str]]  # guard tag -> the protections it guards (the marker's protects=)
