@@ -1,0 +1,48 @@
+"""`chaos explore` and `chaos replay` on the real shop: with one protection off, a 5-minute
+search from seed 1, told no fault, finds a failing schedule judged by the ledger, shrinks it to
+one or two steps, writes it as a replay file and a scenario module, and the replay reproduces it.
+
+Each broken behaviour is the protection itself: without idempotency a retried request is a
+second order, without settlement a charge the gateway could not read is never settled, without
+dedup a redelivered event mails the customer twice. A search that found nothing, shrank nothing,
+or wrote a replay that does not fail again, fails here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.explore import replay
+from tests.conftest import BIN, run
+
+pytestmark = pytest.mark.integration
+CHAOS = str(BIN / "chaos")
+SEARCH_TIMEOUT_S = 900  # the 5-minute budget, the stack's start and teardown, on a busy machine
+
+FOUND = {  # protection off -> the anomaly classes its absence shows as
+    "idempotency": {"duplicate_order"},
+    "settlement": {"charged_not_paid", "pending_not_settled", "stuck"},
+    "dedup": {"double_mail"},
+}
+
+
+@pytest.mark.parametrize("protection", sorted(FOUND))
+def test_explore_finds_shrinks_and_replays_a_failure_with_one_protection_off(protection, tmp_path):
+    searched = run([CHAOS, "explore", "--budget", "5m", "--seed", "1", "--sut-disable", protection,
+                    "--reports", str(tmp_path / "explore")], timeout=SEARCH_TIMEOUT_S)
+    assert searched.returncode == 1, searched.stdout[-3000:] + searched.stderr[-2000:]
+    found = tmp_path / "explore" / "latest" / "explore"
+    summary = json.loads((found / "explore.json").read_text())
+    (replay_file,) = [found / name for name in summary["findings"]]
+    finding = replay.load(replay_file)
+    assert finding.anomaly in FOUND[protection], finding.evidence
+    assert 1 <= len(finding.schedule.steps) <= 2 and finding.sut_disable == [protection]
+    assert finding.schedule.size() <= finding.first.size()
+    assert (found / f"test_explored_{finding.anomaly}.py").exists()
+    again = run([CHAOS, "replay", str(replay_file), "--times", "1", "--reports", str(tmp_path / "replay")],
+                timeout=SEARCH_TIMEOUT_S)
+    assert again.returncode == 1, again.stdout[-3000:] + again.stderr[-2000:]
+    (entry,) = json.loads((tmp_path / "replay" / "latest" / "report.json").read_text())["scenarios"]
+    assert entry["figures"]["reproduced"] == 1 and entry["figures"]["anomaly"] == finding.anomaly
