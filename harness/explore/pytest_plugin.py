@@ -97,10 +97,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     settings = config.stash[SETTINGS_KEY]
     replaying = settings.replay is not None
 
+    # Asked by option (`--explore`, `--explore-replay`, which `chaos explore` and `chaos replay`
+    # pass), the session is the exploration alone; by `-k explore`, the keyword already chose.
+    alone = bool(config.getoption("explore") or replaying)
+
     def wanted(item: pytest.Item) -> bool:
         marker = item.get_closest_marker(MARKER)
         if marker is None:
-            return True
+            return not alone
         return settings.enabled and bool(marker.kwargs.get("replay", False)) == replaying
 
     drop = [item for item in items if not wanted(item)]

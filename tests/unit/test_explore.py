@@ -253,3 +253,20 @@ def test_a_variant_that_changes_nothing_does_not_keep_the_shrinker_going():
     (its judgement is the cached one, so no schedule run bounds it)."""
     found = search(slow, milder=lambda s: [s])
     assert found.stopped == "found" and found.findings()[0].smallest.schedule.size()[0] == 1
+
+
+@pytest.mark.parametrize("options,selected", [
+    ([], None), (["--explore"], ["test_explore"]), (["-k", "explore"], ["test_explore"]),
+    (["--explore-replay", "x.json"], ["test_replay"]),
+])
+def test_exploring_scenarios_run_only_when_asked_and_then_alone(options, selected):
+    """Catches a plain `pytest scenarios/` spending an exploration budget, and `chaos explore`
+    (which passes --explore) running every scenario before its search (seen)."""
+    root = Path(__file__).resolve().parents[2]
+    listed = subprocess.run([str(Path(sys.executable).with_name("pytest")), "scenarios/", "--collect-only", "-q",
+                             "-p", "no:cacheprovider", *options], capture_output=True, text=True, cwd=root)
+    names = [line.split("::")[1] for line in listed.stdout.splitlines() if "::" in line]
+    if selected is None:
+        assert names and not any("explore" in name or "replay" in name for name in names)
+    else:
+        assert [name.split("[")[0] for name in names] == selected, listed.stdout[-2000:]
