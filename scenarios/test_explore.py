@@ -47,6 +47,8 @@ def test_explore(stack, chaos, explore_settings, scenario_record, pytestconfig):
         "findings": [{"anomaly": f.anomaly, "first_s": f.first.ended_s, "shrunk_s": f.smallest.ended_s,
                       "smallest": str(f.smallest.schedule), "steps": len(f.smallest.schedule.steps),
                       "replay": str(path)} for f, path in zip(findings, files)]})
+    if found.stopped == "interrupted":  # written above; now the session stops as asked
+        raise KeyboardInterrupt
     expect("ledger", not findings, "; ".join(
         f"{f.anomaly} after {f.smallest.schedule} ({f.smallest.judgement.anomalies[f.anomaly]}); "
         f"replay: chaos replay {path}" for f, path in zip(findings, files)))

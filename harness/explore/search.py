@@ -81,7 +81,7 @@ class Exploration:
     budget_s: float
     trials: list[Trial] = field(default_factory=list)
     elapsed_s: float = 0.0
-    stopped: str = "searched"  # "searched", "found" (and shrunk) or "budget"
+    stopped: str = "searched"  # "searched", "found" (and shrunk), "budget" or "interrupted"
     kept: list[Trial] = field(default_factory=list)  # the failing schedule as the shrinker made it smaller
 
     def findings(self) -> list[Finding]:
@@ -165,13 +165,20 @@ def explore(judge: Judge, strategy: st.SearchStrategy[Schedule], *, seed: int, b
                       phases=(Phase.generate,), print_blob=False, verbosity=Verbosity.quiet,
                       suppress_health_check=list(HealthCheck))(search)
     try:
-        hypothesis_seed(seed)(search)()
-    except (ScheduleFailed, HypothesisException):
-        pass
-    first = next((t for t in result.trials if t.anomaly is not None), None)
-    if first is not None:
-        result.kept.append(first)
-        _shrink(result, first, milder, trial, over)
+        try:
+            hypothesis_seed(seed)(search)()
+        except (ScheduleFailed, HypothesisException):
+            pass
+        first = next((t for t in result.trials if t.anomaly is not None), None)
+        if first is not None:
+            result.kept.append(first)
+            _shrink(result, first, milder, trial, over)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM (harness.signals): what was found so far is returned for the caller
+        # to write, and the caller then stops; the schedule that was running heals with its injector.
+        result.stopped = "interrupted"
+        if not result.kept and (first := next((t for t in result.trials if t.anomaly is not None), None)):
+            result.kept.append(first)
     result.elapsed_s = round(clock() - began, 3)
     return result
 

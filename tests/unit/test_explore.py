@@ -270,3 +270,20 @@ def test_exploring_scenarios_run_only_when_asked_and_then_alone(options, selecte
         assert names and not any("explore" in name or "replay" in name for name in names)
     else:
         assert [name.split("[")[0] for name in names] == selected, listed.stdout[-2000:]
+
+
+def test_an_interrupt_returns_what_was_found_so_far():
+    """Catches Ctrl-C losing a finding: the search is stopped mid-shrink and must still hand
+    back the failing schedule (the scenario writes it, then stops the session)."""
+    calls = []
+
+    def interrupted(schedule):
+        calls.append(schedule)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return {"lost": "an order went missing"}
+
+    found = search(interrupted)
+    assert found.stopped == "interrupted" and len(found.trials) == 2
+    (finding,) = found.findings()
+    assert finding.smallest.index == 1
