@@ -39,7 +39,7 @@ def test_explore(stack, chaos, explore_settings, scenario_record, pytestconfig):
                            order=order, milder=milder(rows), on_trial=said)
     run_id = pytestconfig.stash[SCENARIO_KEY]["run_id"]
     files = replay.write(reports_dir(pytestconfig) / run_id / "explore", found, SHOP.import_path,
-                         pytestconfig.getoption("chaos_topology"), list(pytestconfig.getoption("sut_disable")))
+                         pytestconfig.getoption("chaos_topology"), list(pytestconfig.stash[SCENARIO_KEY]["disabled"]))
     findings = found.findings()
     scenario_record.update({
         "schedules": len(found.trials), "elapsed_s": found.elapsed_s, "stopped": found.stopped,
