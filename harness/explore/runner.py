@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from harness import state
 from harness.errors import HarnessError
 from harness.explore.schedule import MAX_SPAN_S, Schedule
-from harness.explore.search import Judgement
+from harness.explore.search import UNJUDGED, Judgement
 from harness.faults import Chaos
 from harness.faults.base import Fault
 from harness.polling import wait_for
@@ -28,7 +28,7 @@ from harness.view import StackView
 
 LEAD_S = 1.0  # the workload runs this long before the first step: a baseline in the same history
 RECOVERY_S = 20.0  # after the last heal, health must be green again within this long
-HARNESS_ANOMALIES = ("no_recovery", "fault_left")
+HARNESS_ANOMALIES = ("no_recovery", "fault_left", UNJUDGED)
 
 
 class System(Protocol):

@@ -28,6 +28,7 @@ from hypothesis.errors import HypothesisException
 
 from harness.explore.schedule import MIN_DURATION_S, Schedule, Step
 
+UNJUDGED = "unjudged"  # the anomaly class of a schedule whose run or judgement raised
 MAX_EXAMPLES = 500  # far above what a budget of minutes runs; past the budget each is a no-op
 MAX_SHRINK_TRIES = 200  # a bound of its own on the shrinker's candidates, whatever the budget
 GRID_S = 0.5  # durations are halved on this grid
@@ -143,7 +144,13 @@ def explore(judge: Judge, strategy: st.SearchStrategy[Schedule], *, seed: int, b
         if known is not None:
             return known
         started = clock()
-        judgement = judge(schedule)
+        try:
+            judgement = judge(schedule)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is this schedule's finding
+            # A schedule the harness could not run or judge to the end (the evidence unreadable,
+            # a heal that raised) is a finding of its own: named, shrunk and replayable like any
+            # other, rather than an error that ends the search with nothing said.
+            judgement = Judgement({UNJUDGED: " ".join(f"{type(exc).__name__}: {exc}".split())[:500]})
         ended = clock()
         done = Trial(len(result.trials), schedule, judgement.first(order), judgement, round(ended - began, 3),
                      round(ended - started, 3), phase)

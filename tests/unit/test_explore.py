@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from harness.errors import HarnessError
 from harness.explore.schedule import MAX_DURATION_S, MAX_START_S, MAX_STEPS, MIN_DURATION_S, Schedule, Step
-from harness.explore.search import Judgement, candidates, explore
+from harness.explore.search import UNJUDGED, Judgement, candidates, explore
 from harness.explore.space import EXPLORE_RANGES, explorable, milder, parameter, points, schedules
 from harness.faults import describe
 
@@ -287,3 +287,18 @@ def test_an_interrupt_returns_what_was_found_so_far():
     assert found.stopped == "interrupted" and len(found.trials) == 2
     (finding,) = found.findings()
     assert finding.smallest.index == 1
+
+
+def test_a_schedule_that_cannot_be_judged_is_a_finding_with_its_error():
+    """Catches an exception in a schedule's run ending the search silently with nothing found
+    (seen: Hypothesis took it for a flaky failure and stopped)."""
+    def broken(schedule):
+        if len(schedule.steps) > 1:
+            raise RuntimeError("evidence unreadable:\n the database did not answer")
+        return {}
+
+    found = search(broken, seed=1)
+    (finding,) = found.findings()
+    assert finding.anomaly == UNJUDGED and "RuntimeError: evidence unreadable: the database" in (
+        finding.first.judgement.anomalies[UNJUDGED])
+    assert len(finding.smallest.schedule.steps) == 2
