@@ -24,7 +24,7 @@ from scenarios.shop.explore import SHOP
 @pytest.mark.chaos(root_cause=None)
 def test_explore(stack, chaos, explore_settings, scenario_record, pytestconfig):
     settings = explore_settings
-    rows = explorable(describe(stack.topology), settings.faults, settings.targets)
+    rows = explorable(describe(stack.topology), settings.faults, settings.targets, SHOP.witnesses)
     order = (*SHOP.anomaly_order, *runner.HARNESS_ANOMALIES)
 
     def judge(schedule):

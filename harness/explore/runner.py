@@ -36,6 +36,8 @@ class System(Protocol):
 
     #: where a scenario module finds this object again: "package.module:NAME"
     import_path: str
+    #: the services whose records the judge reads: exploration never kills or restarts them
+    witnesses: Sequence[str]
     #: the system's anomaly classes in its checker's order (a schedule showing several is
     #: filed under the first); the harness's own come after them.
     anomaly_order: Sequence[str]

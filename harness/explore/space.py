@@ -87,16 +87,24 @@ def parameter(name: str, spec: dict[str, Any]) -> st.SearchStrategy[Any] | None:
     return None if values is None else st.sampled_from(values)
 
 
+SPARING_FAMILIES = ("process",)  # the faults that kill, restart or stop a container
+
+
 def explorable(rows: Iterable[dict[str, Any]], only: Sequence[str] = (),
-               targets: Sequence[str] = ()) -> list[dict[str, Any]]:
+               targets: Sequence[str] = (), witnesses: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The catalog rows (harness.faults.describe) exploration may draw: the faults named by
     `only` (a family such as "network", or a fault name; all when empty), on `targets` (all
-    when empty), whose every parameter can be drawn. One line when nothing is left."""
+    when empty), whose every parameter can be drawn. One line when nothing is left.
+
+    `witnesses` are the services whose records the judge reads (a vendor's charges, a mailbox):
+    the process faults spare them, since a witness restarted forgets what it saw, and the
+    judgement would be of the lost evidence, not of the system's promise."""
     chosen = []
     for row in rows:
         if only and row["family"] not in only and row["name"] not in only:
             continue
-        aimed = [t for t in row["targets"] if not targets or t in targets]
+        spared = witnesses if row["family"] in SPARING_FAMILIES else ()
+        aimed = [t for t in row["targets"] if (not targets or t in targets) and t not in spared]
         if aimed and all(points(n, s) is not None for n, s in row["params"].items()):
             chosen.append({**row, "targets": aimed})
     if not chosen:

@@ -64,6 +64,7 @@ class ShopSystem:
     """The shop's workload and judge for exploration."""
 
     import_path = "scenarios.shop.explore:SHOP"
+    witnesses = ("payment_gateway", "alert_sink")  # the vendor's charges, the mails received
     anomaly_order = ANOMALIES
 
     @contextlib.contextmanager

@@ -19,6 +19,7 @@ from tests.conftest import BIN, run
 
 pytestmark = pytest.mark.integration
 CHAOS = str(BIN / "chaos")
+REPLAYS = 3
 SEARCH_TIMEOUT_S = 900  # the 5-minute budget, the stack's start and teardown, on a busy machine
 
 FOUND = {  # protection off -> the anomaly classes its absence shows as
@@ -41,8 +42,10 @@ def test_explore_finds_shrinks_and_replays_a_failure_with_one_protection_off(pro
     assert 1 <= len(finding.schedule.steps) <= 2 and finding.sut_disable == [protection]
     assert finding.schedule.size() <= finding.first.size()
     assert (found / f"test_explored_{finding.anomaly}.py").exists()
-    again = run([CHAOS, "replay", str(replay_file), "--times", "1", "--reports", str(tmp_path / "replay")],
+    # Timing on the machine is not fixed by the seed: the replay says how often out of N it
+    # reproduced, and fails (exit 1) while it does at all.
+    again = run([CHAOS, "replay", str(replay_file), "--times", str(REPLAYS), "--reports", str(tmp_path / "replay")],
                 timeout=SEARCH_TIMEOUT_S)
     assert again.returncode == 1, again.stdout[-3000:] + again.stderr[-2000:]
     (entry,) = json.loads((tmp_path / "replay" / "latest" / "report.json").read_text())["scenarios"]
-    assert entry["figures"]["reproduced"] == 1 and entry["figures"]["anomaly"] == finding.anomaly
+    assert entry["figures"]["reproduced"] >= 1 and entry["figures"]["anomaly"] == finding.anomaly

@@ -302,3 +302,12 @@ def test_a_schedule_that_cannot_be_judged_is_a_finding_with_its_error():
     assert finding.anomaly == UNJUDGED and "RuntimeError: evidence unreadable: the database" in (
         finding.first.judgement.anomalies[UNJUDGED])
     assert len(finding.smallest.schedule.steps) == 2
+
+
+def test_the_process_faults_spare_the_witnesses():
+    """Catches a search that restarts the mailbox or the vendor and then judges the evidence it
+    lost (seen: a restarted mail sink ended a search)."""
+    rows = {r["name"]: r for r in explorable(describe(), witnesses=["alert_sink", "payment_gateway"])}
+    assert "alert_sink" not in rows["process.restart"]["targets"] and "postgres" in rows["process.restart"]["targets"]
+    assert "payment_gateway" not in rows["process.kill"]["targets"]
+    assert rows["http.status"]["targets"] == ["payment_gateway"]  # its own faults still reach it
