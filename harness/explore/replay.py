@@ -108,7 +108,7 @@ def write(directory: Path, exploration: Exploration, system: str, topology: str 
             scenario_module(replay, str(path)), encoding="utf-8")
         files.append(path)
     summary = {"seed": exploration.seed, "budget_s": exploration.budget_s, "elapsed_s": exploration.elapsed_s,
-               "stopped": exploration.stopped,
+               "stopped": exploration.stopped, "unconfirmed": [_trial(t) for t in exploration.unconfirmed],
                "trials": [{**_trial(t), "anomaly": t.anomaly} for t in exploration.trials],
                "findings": [p.name for p in files]}
     (directory / "explore.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

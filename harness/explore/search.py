@@ -1,5 +1,6 @@
 """The search: Hypothesis draws schedules from a seed, a judge runs each on the system and
-names what went wrong, and the first failing schedule is shrunk to the smallest that still
+names what went wrong, a failing schedule is run once more before it counts (on a real system
+a failure may hang on timing), and the first confirmed one is shrunk to the smallest that still
 fails for the same anomaly class.
 
 The shrinking is the harness's own, not Hypothesis's. Hypothesis's shrinker is made for
@@ -63,7 +64,7 @@ class Trial:
     judgement: Judgement
     ended_s: float
     took_s: float
-    phase: str = "generate"  # or "shrink"
+    phase: str = "generate"  # "confirm" (the same schedule run again) or "shrink"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Exploration:
     elapsed_s: float = 0.0
     stopped: str = "searched"  # "searched", "found" (and shrunk), "budget" or "interrupted"
     kept: list[Trial] = field(default_factory=list)  # the failing schedule as the shrinker made it smaller
+    unconfirmed: list[Trial] = field(default_factory=list)  # failed once, not when run again
 
     def findings(self) -> list[Finding]:
         if not self.kept:
@@ -139,9 +141,9 @@ def explore(judge: Judge, strategy: st.SearchStrategy[Schedule], *, seed: int, b
             return True
         return False
 
-    def trial(schedule: Schedule, phase: str) -> Trial:
+    def trial(schedule: Schedule, phase: str, fresh: bool = False) -> Trial:
         known = seen.get(_key(schedule))
-        if known is not None:
+        if known is not None and not fresh:
             return known
         started = clock()
         try:
@@ -154,7 +156,7 @@ def explore(judge: Judge, strategy: st.SearchStrategy[Schedule], *, seed: int, b
         ended = clock()
         done = Trial(len(result.trials), schedule, judgement.first(order), judgement, round(ended - began, 3),
                      round(ended - started, 3), phase)
-        seen[_key(schedule)] = done
+        seen.setdefault(_key(schedule), done)
         result.trials.append(done)
         if on_trial is not None:
             on_trial(done)
@@ -164,8 +166,18 @@ def explore(judge: Judge, strategy: st.SearchStrategy[Schedule], *, seed: int, b
         known = seen.get(_key(schedule))
         if known is None and (current_build_context().is_final or over()):
             return
-        if (known or trial(schedule, "generate")).anomaly is not None:
-            raise ScheduleFailed
+        found = known or trial(schedule, "generate")
+        if found.anomaly is None or found in result.unconfirmed:
+            return
+        if known is None and not over():
+            # Run again before it counts: on a real system a failure may hang on timing (an
+            # outage that caught an event in flight); one that does not show twice is kept as
+            # unconfirmed, and the search goes on.
+            again = trial(schedule, "confirm", fresh=True)
+            if again.anomaly != found.anomaly:
+                result.unconfirmed.append(found)
+                return
+        raise ScheduleFailed
 
     search = given(strategy)(body)
     search = settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
@@ -176,7 +188,7 @@ def explore(judge: Judge, strategy: st.SearchStrategy[Schedule], *, seed: int, b
             hypothesis_seed(seed)(search)()
         except (ScheduleFailed, HypothesisException):
             pass
-        first = next((t for t in result.trials if t.anomaly is not None), None)
+        first = _first_finding(result)
         if first is not None:
             result.kept.append(first)
             _shrink(result, first, milder, trial, over)
@@ -184,10 +196,17 @@ def explore(judge: Judge, strategy: st.SearchStrategy[Schedule], *, seed: int, b
         # Ctrl-C or SIGTERM (harness.signals): what was found so far is returned for the caller
         # to write, and the caller then stops; the schedule that was running heals with its injector.
         result.stopped = "interrupted"
-        if not result.kept and (first := next((t for t in result.trials if t.anomaly is not None), None)):
+        first = _first_finding(result)
+        if not result.kept and first is not None:
             result.kept.append(first)
     result.elapsed_s = round(clock() - began, 3)
     return result
+
+
+def _first_finding(result: Exploration) -> Trial | None:
+    """The first generated schedule that failed and was not left unconfirmed."""
+    return next((t for t in result.trials if t.anomaly is not None and t.phase == "generate"
+                 and t not in result.unconfirmed), None)
 
 
 def _shrink(result: Exploration, first: Trial, milder: Milder, trial: Callable[[Schedule, str], Trial],

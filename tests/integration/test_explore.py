@@ -4,8 +4,10 @@ one or two steps, writes it as a replay file and a scenario module, and the repl
 
 Each broken behaviour is the protection itself: without idempotency a retried request is a
 second order, without settlement a charge the gateway could not read is never settled, without
-dedup a redelivered event mails the customer twice. A search that found nothing, shrank nothing,
-or wrote a replay that does not fail again, fails here.
+the vendor's idempotency key a vendor call retried after an unreadable answer charges twice. A
+search that found nothing, shrank nothing, or wrote a replay that does not fail again, fails
+here. (dedup is not among them: the one schedule of seed 1 that shows a double mail, a broker
+outage, shows it only when it catches an event in flight, about one run in two.)
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from tests.conftest import BIN, run
 
 pytestmark = pytest.mark.integration
 CHAOS = str(BIN / "chaos")
-REPLAYS = 3
+REPLAYS = 5
 SEARCH_TIMEOUT_S = 900  # the 5-minute budget, the stack's start and teardown, on a busy machine
 
 FOUND = {  # protection off -> the anomaly classes its absence shows as
     "idempotency": {"duplicate_order"},
     "settlement": {"charged_not_paid", "pending_not_settled", "stuck"},
-    "dedup": {"double_mail"},
+    "vendor_idempotency": {"double_charge"},
 }
 
 
