@@ -199,6 +199,7 @@ SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 def declared(scenarios_dir: Path = SCENARIOS_DIR) -> dict[str, list[tuple[str, dict[str, str | None]]]]:
     """root cause -> [(scenario, {guard tag: prescription id or None})] read from the scenarios'
     chaos markers (`guards=`; the shared guards of harness.guards.COMMON are not repeated here).
+    A scenario marked `root_cause=None` (exploration's) belongs to no root cause and is left out.
 
     Read from the source (not by importing), so the table is printed without a stack or pytest.
     """
@@ -210,6 +211,8 @@ def declared(scenarios_dir: Path = SCENARIOS_DIR) -> dict[str, list[tuple[str, d
             for decorator in node.decorator_list:
                 if isinstance(decorator, ast.Call) and ast.unparse(decorator.func).endswith("mark.chaos"):
                     kwargs = {k.arg: ast.literal_eval(k.value) for k in decorator.keywords}
+                    if "root_cause" in kwargs and kwargs["root_cause"] is None:
+                        continue  # of no root cause of the manual: an exploring or explored scenario
                     found.setdefault(kwargs.get("root_cause", "?"), []).append(
                         (node.name.removeprefix("test_"), dict(kwargs.get("guards") or {})))
     return found
