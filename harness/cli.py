@@ -443,13 +443,12 @@ def _pytest(command: list[str]) -> int:
 def cmd_explore(args: argparse.Namespace) -> int:
     """`pytest scenarios/ --explore` with the search's options: exit 1 when a failing schedule
     was found (its replay file and scenario module are under reports/<run>/explore/)."""
-    from harness.explore.pytest_plugin import parse_budget
+    from harness.explore.pytest_plugin import parse_budget, split_names
     from harness.explore.space import explorable
     from harness.faults import describe
 
     parse_budget(args.budget, "--budget")  # one line here rather than from the child
-    explorable(describe(), [n for item in args.faults for n in item.split(",") if n],
-               [t for item in args.targets for t in item.split(",") if t])
+    explorable(describe(), split_names(args.faults), split_names(args.targets))
     command = _scenarios_command("--explore", f"--chaos-reports={args.reports}", f"--explore-budget={args.budget}",
                                  f"--explore-seed={args.seed}")
     command += [f"--explore-faults={name}" for name in args.faults] + [f"--explore-targets={t}" for t in args.targets]

@@ -17,17 +17,16 @@ import pytest
 
 from harness.datastores import connect_database, purge, queue_depth
 from harness.guards import expect
-from harness.history import History, Operation
+from harness.history import History
 from harness.plugin import is_external
 from harness.polling import wait_for
 from harness.probes import health_of
 from scenarios.shop.clients import InventoryClient, SinkClient, mint_token
 from scenarios.shop.evidence import Evidence
-from scenarios.shop.ledger import TERMINAL, Verdict
+from scenarios.shop.ledger import Verdict
 
 RECOVERY_BUDGET_S = 20.0
 EVENT_BUDGET_S = 5.0  # a paid order's event consumed and its mail received, on a healthy shop
-RETRY_AFTER_CAP_S = 1.0  # a client honours Retry-After, but a scenario's retries stay quick
 
 
 class SteadyState:
@@ -101,26 +100,6 @@ def ledger_verdict(evidence: Evidence, history: History, *, strict: bool = True,
         expect("ledger", rest.ok and not missing,
                rest.explain() + (f"; expected but not reported: {sorted(missing)}" if missing else ""))
     return rest
-
-
-def retry_until_answered(shop: Any, key: str, budget_s: float = RECOVERY_BUDGET_S, tries: int = 40) -> list[Operation]:
-    """A client told 503 + Retry-After retries the same request (same key) until it gets a final
-    answer: a terminal order, or a 4xx. Bounded in tries and time."""
-    ops: list[Operation] = []
-    deadline = time.monotonic() + budget_s
-    while len(ops) < tries and time.monotonic() < deadline:
-        op = shop.place_order(key=key)
-        ops.append(op)
-        if op.status is not None and (
-            400 <= op.status < 500 or (op.status < 300 and op.body.get("status") in TERMINAL)
-        ):
-            break
-        try:
-            pause = float(op.headers.get("retry-after", 0.25))
-        except ValueError:
-            pause = 0.25
-        time.sleep(min(RETRY_AFTER_CAP_S, max(0.25, pause)))
-    return ops
 
 
 @pytest.fixture

@@ -14,10 +14,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import RECOVERY_BUDGET_S, ledger_verdict, retry_until_answered
+from conftest import RECOVERY_BUDGET_S, ledger_verdict
 
 from harness.guards import expect
 from harness.polling import wait_for
+from scenarios.shop.workload import retry_until_answered
 
 VENDOR_DELAY_MS = 1500  # under the gateway's payment timeout (2 s): the charge succeeds, late
 SETTLE_BUDGET_S = RECOVERY_BUDGET_S  # the order lease (10 s) plus settling

@@ -11,9 +11,10 @@ marks the order REJECTED answers the retry 200 REJECTED for ever and leaves the 
 import uuid
 
 import pytest
-from conftest import ledger_verdict, retry_until_answered
+from conftest import ledger_verdict
 
 from harness.guards import expect
+from scenarios.shop.workload import retry_until_answered
 
 
 @pytest.mark.chaos(root_cause="timeout_mismatch",

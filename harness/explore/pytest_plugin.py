@@ -42,7 +42,8 @@ class Settings:
     enabled: bool = False
 
 
-def _split(values: list[str] | None) -> tuple[str, ...]:
+def split_names(values: list[str] | None) -> tuple[str, ...]:
+    """Names given repeated or comma-separated, each once, in order."""
     return tuple(dict.fromkeys(v.strip() for item in values or () for v in item.split(",") if v.strip()))
 
 
@@ -79,7 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
         keyword = config.getoption("keyword") or ""
         config.stash[SETTINGS_KEY] = Settings(
             budget_s=parse_budget(config.getoption("explore_budget")), seed=config.getoption("explore_seed"),
-            faults=_split(config.getoption("explore_faults")), targets=_split(config.getoption("explore_targets")),
+            faults=split_names(config.getoption("explore_faults")),
+            targets=split_names(config.getoption("explore_targets")),
             replay=Path(replay) if replay else None, times=times,
             enabled=bool(config.getoption("explore") or replay or "explore" in keyword))
         settings = config.stash[SETTINGS_KEY]

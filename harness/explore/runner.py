@@ -21,9 +21,7 @@ from harness.explore.schedule import MAX_SPAN_S, Schedule
 from harness.explore.search import UNJUDGED, Judgement
 from harness.faults import Chaos
 from harness.faults.base import Fault
-from harness.polling import wait_for
-from harness.probes import health_of
-from harness.recovery import GREEN_FLOOR
+from harness.status import wait_green
 from harness.view import StackView
 
 LEAD_S = 1.0  # the workload runs this long before the first step: a baseline in the same history
@@ -54,12 +52,6 @@ class System(Protocol):
 def _sleep_until(deadline: float) -> None:
     """The schedule's clock: a step starts at its offset (bounded by the schedule's span)."""
     time.sleep(max(0.0, min(deadline - time.monotonic(), MAX_SPAN_S)))
-
-
-def _green(stack: StackView) -> bool:
-    with health_of(stack) as health:
-        sample = health.sample()
-    return bool(sample["ok"]) and (sample["score"] or 0) >= GREEN_FLOOR
 
 
 def _steps_run(stack: StackView, schedule: Schedule, injector: Chaos, notes: list[str]) -> Iterator[str]:
@@ -99,12 +91,16 @@ def run(stack: StackView, schedule: Schedule, system: System, seed: int, injecto
                 injector.heal_all()
             except HarnessError as exc:
                 anomalies["fault_left"] = str(exc)
-        green, took = wait_for(lambda: _green(stack), recovery_s, interval_s=0.25)
-        if not green:
+        healed_at = time.monotonic()
+        try:
+            wait_green(lambda: stack, recovery_s, f"run {stack.run_id}")
+            recovered_s: float | None = round(time.monotonic() - healed_at, 2)
+        except HarnessError:
+            recovered_s = None
             anomalies["no_recovery"] = f"health not green {recovery_s:.0f}s after the last heal"
     left = [r.id for r in state.records() if r.run_id == stack.run_id]
     if left:
         anomalies.setdefault("fault_left", f"fault records left after healing: {', '.join(left)}")
     anomalies = {**system.judge(stack, work), **anomalies}
-    return Judgement(anomalies, tuple(notes), {"landed": landed, "recovered_s": round(took, 2) if green else None,
+    return Judgement(anomalies, tuple(notes), {"landed": landed, "recovered_s": recovered_s,
                                                 "journal": injector.journal.entries[first_entry:]})

@@ -10,28 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from harness.history import History, Operation
+from harness.history import History
 from harness.view import StackView
 from scenarios.shop.clients import ShopClient, SinkClient, VendorClient, mint_token
 from scenarios.shop.evidence import Evidence
-from scenarios.shop.ledger import ANOMALIES, TERMINAL, Verdict
+from scenarios.shop.ledger import ANOMALIES, Verdict
+from scenarios.shop.workload import RETRY_PAUSE_S, retry_until_answered
 
 PAUSE_S = 0.2  # between one order's final answer and the next order
 ORDER_BUDGET_S = 20.0  # one order's retries, from its first attempt (bounded like every loop)
-RETRY_PAUSE_S = 0.25  # between attempts of one order (a Retry-After is honoured up to 1 s)
+MAX_ATTEMPTS = int(ORDER_BUDGET_S / RETRY_PAUSE_S)  # its time bounds it: attempts at least RETRY_PAUSE_S apart
 MAX_ORDERS = 400  # far above what a schedule of seconds places
 SETTLE_S = 20.0  # after the workload, how long the world may take to settle before it is read
 CLIENT_TIMEOUT_S = 3.0  # a customer's patience per attempt: past it the attempt is unknown, and retried
-
-
-def answered(op: Operation) -> bool:
-    """A final answer: a terminal order, or a 4xx (the customer stops asking)."""
-    return op.status is not None and (400 <= op.status < 500 or (op.status < 300 and op.body.get("status") in TERMINAL))
 
 
 @dataclass
@@ -47,16 +42,7 @@ def _customer(shop: ShopClient, prefix: str, stop: threading.Event, keys: list[s
             return
         key = f"{prefix}-{n}"
         keys.append(key)
-        deadline = time.monotonic() + ORDER_BUDGET_S
-        while time.monotonic() < deadline:
-            op = shop.place_order(key=key, timeout_s=CLIENT_TIMEOUT_S)
-            if answered(op):
-                break
-            try:
-                pause = float(op.headers.get("retry-after", RETRY_PAUSE_S))
-            except ValueError:
-                pause = RETRY_PAUSE_S
-            time.sleep(min(1.0, max(RETRY_PAUSE_S, pause)))
+        retry_until_answered(shop, key, ORDER_BUDGET_S, MAX_ATTEMPTS, timeout_s=CLIENT_TIMEOUT_S)
         stop.wait(PAUSE_S)
 
 

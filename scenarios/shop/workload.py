@@ -1,17 +1,46 @@
-"""The shop's workload for harness.load: its customers (locustfile.py next to this file), each
-with a valid customer token minted from the stack's auth_service."""
+"""The shop's customers: for harness.load, the Locust ones (locustfile.py next to this file), each
+with a valid customer token minted from the stack's auth_service; for scenarios and exploration,
+one customer's retries of an order until it has a final answer."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from harness.history import Operation
 from harness.load import Workload
 from harness.view import StackView
-from scenarios.shop.clients import mint_token
+from scenarios.shop.clients import ShopClient, mint_token
+from scenarios.shop.ledger import TERMINAL
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+RETRY_BUDGET_S = 20.0  # one order's retries, from its first attempt (the scenarios' recovery budget)
+RETRY_PAUSE_S = 0.25  # between attempts when the shop names no Retry-After
+RETRY_AFTER_CAP_S = 1.0  # a client honours Retry-After, but a scenario's retries stay quick
 
 
 def customers(stack: StackView) -> Workload:
     """Customers placing orders through the edge, as the storm scenario puts them on the shop."""
     return Workload(LOCUSTFILE, {"CHAOS_TOKEN": mint_token(stack)})
+
+
+def retry_until_answered(shop: ShopClient, key: str, budget_s: float = RETRY_BUDGET_S, tries: int = 40,
+                         timeout_s: float | None = None) -> list[Operation]:
+    """A client told 503 + Retry-After retries the same request (same key) until it gets a final
+    answer: a terminal order, or a 4xx. Bounded in tries and time; `timeout_s` is the client's
+    patience per attempt (default: the client's own)."""
+    ops: list[Operation] = []
+    deadline = time.monotonic() + budget_s
+    while len(ops) < tries and time.monotonic() < deadline:
+        op = shop.place_order(key=key, timeout_s=timeout_s)
+        ops.append(op)
+        if op.status is not None and (
+            400 <= op.status < 500 or (op.status < 300 and op.body.get("status") in TERMINAL)
+        ):
+            break
+        try:
+            pause = float(op.headers.get("retry-after", RETRY_PAUSE_S))
+        except ValueError:
+            pause = RETRY_PAUSE_S
+        time.sleep(min(RETRY_AFTER_CAP_S, max(RETRY_PAUSE_S, pause)))
+    return ops
