@@ -453,6 +453,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
                                  f"--explore-seed={args.seed}")
     command += [f"--explore-faults={name}" for name in args.faults] + [f"--explore-targets={t}" for t in args.targets]
     command += [f"--sut-disable={name}" for name in protections.checked(args.sut_disable)]
+    command += ["--explore-fresh"] if args.fresh else []
     return _pytest(command)
 
 
@@ -760,6 +761,9 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
                                  "help": "draw only these fault families or faults (repeat or comma-separate)"}),
                 (("--targets",), {"action": "append", "default": [], "metavar": "TARGET",
                                   "help": "draw only these targets (repeat or comma-separate)"}),
+                (("--fresh",), {"action": "store_true",
+                                "help": "do not run first the schedules earlier searches with the same protections "
+                                        "off found failing"}),
                 (("--reports",), {"default": "reports", "help": "where reports go (default: reports/)"})),
     "replay": ((("file",), {"metavar": "FILE", "help": "a replay file (reports/<run>/explore/<anomaly>.json)"}),
                (("--times",), {"type": int, "default": 5, "help": "how often to run it (default 5)"}),

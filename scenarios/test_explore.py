@@ -4,7 +4,9 @@ schedule that fails for the same anomaly class and written as a replay file and 
 module (reports/<run>/explore/).
 
 Run only when asked: `pytest scenarios/ -k explore` (or `--explore`; `chaos explore`), with
-`--explore-budget`, `--explore-seed`, `--explore-faults`, `--explore-targets`, `--sut-disable`.
+`--explore-budget`, `--explore-seed`, `--explore-faults`, `--explore-targets`, `--sut-disable`;
+the schedules that failed in earlier searches of the same protections run first, unless
+`--explore-fresh`.
 `--explore-replay FILE` (`chaos replay FILE`) runs a finding again, `--explore-times` times.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import pytest
 
 from harness.explore import replay, runner, search
+from harness.explore.memory import Memory
 from harness.explore.space import explorable, milder, schedules
 from harness.faults import describe
 from harness.guards import expect
@@ -35,18 +38,17 @@ def test_explore(stack, chaos, explore_settings, scenario_record, pytestconfig):
         say_past_capture(f"explore: {trial.phase} {trial.index + 1} at {trial.ended_s:.0f}s: {verdict}: "
                          f"{trial.schedule}", pytestconfig)
 
+    disabled = list(pytestconfig.stash[SCENARIO_KEY]["disabled"])
+    remembered = Memory(SHOP.import_path, disabled)
+    known = [] if settings.fresh else remembered.known(rows)
     found = search.explore(judge, schedules(rows), seed=settings.seed, budget_s=settings.budget_s,
-                           order=order, milder=milder(rows), on_trial=said)
+                           order=order, milder=milder(rows), on_trial=said, known=known)
+    remembered.update(found)
     run_id = pytestconfig.stash[SCENARIO_KEY]["run_id"]
     files = replay.write(reports_dir(pytestconfig) / run_id / "explore", found, SHOP.import_path,
-                         pytestconfig.getoption("chaos_topology"), list(pytestconfig.stash[SCENARIO_KEY]["disabled"]))
+                         pytestconfig.getoption("chaos_topology"), disabled)
     findings = found.findings()
-    scenario_record.update({
-        "schedules": len(found.trials), "elapsed_s": found.elapsed_s, "stopped": found.stopped,
-        "per_minute": round(60 * len(found.trials) / found.elapsed_s, 2) if found.elapsed_s else None,
-        "findings": [{"anomaly": f.anomaly, "first_s": f.first.ended_s, "shrunk_s": f.smallest.ended_s,
-                      "smallest": str(f.smallest.schedule), "steps": len(f.smallest.schedule.steps),
-                      "replay": str(path)} for f, path in zip(findings, files)]})
+    scenario_record.update(exploration=replay.summary(found, files))
     if found.stopped == "interrupted":  # written above; now the session stops as asked
         raise KeyboardInterrupt
     expect("ledger", not findings, "; ".join(

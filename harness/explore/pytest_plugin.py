@@ -40,6 +40,7 @@ class Settings:
     replay: Path | None = None
     times: int = DEFAULT_TIMES
     enabled: bool = False
+    fresh: bool = False  # leave out the schedules earlier searches found failing (harness.explore.memory)
 
 
 def split_names(values: list[str] | None) -> tuple[str, ...]:
@@ -58,6 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="draw only these fault families or faults (repeat or comma-separate; default all)")
     group.addoption("--explore-targets", metavar="TARGET", action="append", default=[],
                     help="draw only these targets (repeat or comma-separate; default all)")
+    group.addoption("--explore-fresh", action="store_true", default=False,
+                    help="do not run first the schedules earlier searches of the same protections found failing")
     group.addoption("--explore-replay", metavar="FILE", default=None,
                     help="run a replay file written by an exploration again, --explore-times times")
     group.addoption("--explore-times", metavar="N", type=int, default=DEFAULT_TIMES,
@@ -82,7 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
             budget_s=parse_budget(config.getoption("explore_budget")), seed=config.getoption("explore_seed"),
             faults=split_names(config.getoption("explore_faults")),
             targets=split_names(config.getoption("explore_targets")),
-            replay=Path(replay) if replay else None, times=times,
+            replay=Path(replay) if replay else None, times=times, fresh=config.getoption("explore_fresh"),
             enabled=bool(config.getoption("explore") or replay or "explore" in keyword))
         settings = config.stash[SETTINGS_KEY]
         if settings.enabled and settings.replay is None:

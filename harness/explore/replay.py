@@ -42,8 +42,28 @@ class Replay(BaseModel):
 
 
 def _trial(trial: Trial) -> dict[str, Any]:
-    return {"index": trial.index, "ended_s": trial.ended_s, "took_s": trial.took_s, "schedule": str(trial.schedule),
-            "size": list(trial.schedule.size())}
+    evidence = trial.judgement.anomalies.get(trial.anomaly, "") if trial.anomaly else ""
+    return {"index": trial.index, "phase": trial.phase, "anomaly": trial.anomaly, "evidence": evidence,
+            "ended_s": trial.ended_s, "took_s": trial.took_s, "schedule": str(trial.schedule),
+            "steps": [step.model_dump(mode="json") for step in trial.schedule.steps],
+            "size": list(trial.schedule.size()), "notes": list(trial.judgement.notes)}
+
+
+def summary(exploration: Exploration, files: list[Path]) -> dict[str, Any]:
+    """The whole search as data: explore.json, and the exploring scenario's figures, which the
+    report draws (each schedule with its faults as bands and its anomaly as a mark, the shrink
+    steps, the smallest schedule)."""
+    elapsed = exploration.elapsed_s
+    return {"seed": exploration.seed, "budget_s": exploration.budget_s, "elapsed_s": elapsed,
+            "started_at": exploration.started_at, "stopped": exploration.stopped,
+            "schedules": len(exploration.trials),
+            "per_minute": round(60 * len(exploration.trials) / elapsed, 2) if elapsed else None,
+            "unconfirmed": [t.index for t in exploration.unconfirmed],
+            "trials": [_trial(t) for t in exploration.trials],
+            "findings": [{"anomaly": f.anomaly, "first_s": f.first.ended_s, "shrunk_s": f.smallest.ended_s,
+                          "smallest": str(f.smallest.schedule), "steps": len(f.smallest.schedule.steps),
+                          "shrinks": [t.index for t in f.shrinks], "replay": str(path)}
+                         for f, path in zip(exploration.findings(), files)]}
 
 
 def of(finding: Finding, seed: int, system: str, topology: str | None, sut_disable: list[str]) -> Replay:
@@ -107,11 +127,7 @@ def write(directory: Path, exploration: Exploration, system: str, topology: str 
         (directory / f"test_explored_{_slug(finding.anomaly)}.py").write_text(
             scenario_module(replay, str(path)), encoding="utf-8")
         files.append(path)
-    summary = {"seed": exploration.seed, "budget_s": exploration.budget_s, "elapsed_s": exploration.elapsed_s,
-               "stopped": exploration.stopped, "unconfirmed": [_trial(t) for t in exploration.unconfirmed],
-               "trials": [{**_trial(t), "anomaly": t.anomaly} for t in exploration.trials],
-               "findings": [p.name for p in files]}
-    (directory / "explore.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (directory / "explore.json").write_text(json.dumps(summary(exploration, files), indent=2), encoding="utf-8")
     return files
 
 

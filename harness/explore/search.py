@@ -11,6 +11,10 @@ run: each step alone, then without one step, then each step shorter, earlier, an
 parameter turned down (harness.explore.space.milder). A candidate is kept only when it fails
 for the same anomaly class, so a finding never slips into another one. The budget bounds the
 whole search, generation and shrinking; judgements are kept by schedule, so nothing is run twice.
+
+Schedules that failed in an earlier search (`known`, from harness.explore.memory) are run
+before any is generated, as Hypothesis replays its example database first: a bug found last
+night is found again in the first minute, and one that no longer shows is reported as held.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ class Trial:
     judgement: Judgement
     ended_s: float
     took_s: float
-    phase: str = "generate"  # "confirm" (the same schedule run again) or "shrink"
+    phase: str = "generate"  # "known" (failed in an earlier search), "confirm" (run again) or "shrink"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class Exploration:
     stopped: str = "searched"  # "searched", "found" (and shrunk), "budget" or "interrupted"
     kept: list[Trial] = field(default_factory=list)  # the failing schedule as the shrinker made it smaller
     unconfirmed: list[Trial] = field(default_factory=list)  # failed once, not when run again
+    started_at: float = field(default_factory=time.time)  # wall clock: trials' times are offsets from it
 
     def findings(self) -> list[Finding]:
         if not self.kept:
@@ -127,10 +132,10 @@ def candidates(schedule: Schedule, milder: Milder) -> Iterator[Schedule]:
 def explore(judge: Judge, strategy: st.SearchStrategy[Schedule], *, seed: int, budget_s: float,
             order: Sequence[str] = (), milder: Milder = lambda step: [],
             on_trial: Callable[[Trial], None] | None = None, clock: Callable[[], float] = time.monotonic,
-            max_examples: int = MAX_EXAMPLES) -> Exploration:
+            max_examples: int = MAX_EXAMPLES, known: Sequence[Schedule] = ()) -> Exploration:
     """Searches for a schedule that fails, within budget_s, from a fixed seed, and shrinks the
     first one found. `order` ranks the anomaly classes (the checker's): a schedule showing
-    several is filed under the first."""
+    several is filed under the first. `known` schedules are run first (see the module's doc)."""
     result = Exploration(seed=seed, budget_s=budget_s)
     began = clock()
     seen: dict[str, Trial] = {}
@@ -162,32 +167,38 @@ def explore(judge: Judge, strategy: st.SearchStrategy[Schedule], *, seed: int, b
             on_trial(done)
         return done
 
-    def body(schedule: Schedule) -> None:
-        known = seen.get(_key(schedule))
-        if known is None and (current_build_context().is_final or over()):
-            return
-        found = known or trial(schedule, "generate")
+    def failed(schedule: Schedule, phase: str) -> bool:
+        """Runs a schedule (once per search) and says whether it failed, confirmed."""
+        ran = seen.get(_key(schedule))
+        found = ran or trial(schedule, phase)
         if found.anomaly is None or found in result.unconfirmed:
-            return
-        if known is None and not over():
+            return False
+        if ran is None and not over():
             # Run again before it counts: on a real system a failure may hang on timing (an
             # outage that caught an event in flight); one that does not show twice is kept as
             # unconfirmed, and the search goes on.
             again = trial(schedule, "confirm", fresh=True)
             if again.anomaly != found.anomaly:
                 result.unconfirmed.append(found)
-                return
-        raise ScheduleFailed
+                return False
+        return True
+
+    def body(schedule: Schedule) -> None:
+        if _key(schedule) not in seen and (current_build_context().is_final or over()):
+            return
+        if failed(schedule, "generate"):
+            raise ScheduleFailed
 
     search = given(strategy)(body)
     search = settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
                       phases=(Phase.generate,), print_blob=False, verbosity=Verbosity.quiet,
                       suppress_health_check=list(HealthCheck))(search)
     try:
-        try:
-            hypothesis_seed(seed)(search)()
-        except (ScheduleFailed, HypothesisException):
-            pass
+        if not any(not over() and failed(schedule, "known") for schedule in known):
+            try:
+                hypothesis_seed(seed)(search)()
+            except (ScheduleFailed, HypothesisException):
+                pass
         first = _first_finding(result)
         if first is not None:
             result.kept.append(first)
@@ -204,8 +215,8 @@ def explore(judge: Judge, strategy: st.SearchStrategy[Schedule], *, seed: int, b
 
 
 def _first_finding(result: Exploration) -> Trial | None:
-    """The first generated schedule that failed and was not left unconfirmed."""
-    return next((t for t in result.trials if t.anomaly is not None and t.phase == "generate"
+    """The first known or generated schedule that failed and was not left unconfirmed."""
+    return next((t for t in result.trials if t.anomaly is not None and t.phase in ("known", "generate")
                  and t not in result.unconfirmed), None)
 
 

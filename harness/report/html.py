@@ -10,15 +10,18 @@ windows shaded and labelled on every plot so cause and effect line up vertically
 from __future__ import annotations
 
 import html as markup
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness import recovery
+from harness.report import exploration
 from harness.report.incident import LANGUAGES, filename, prescription_verdicts, slug
 from harness.report.json_report import RAW, SCHEMA_VERSION, seconds, stamp, summary_rows
+from harness.report.markup import escaped as _e
+from harness.report.markup import svg_text as _text
+from harness.report.markup import table as _table
 from harness.runbook import ROOT_CAUSES
 
 WIDTH, HEIGHT = 1040, 210
@@ -88,11 +91,6 @@ def _bars(axes: Axes, s: Series) -> str:
 
 
 DRAW: dict[str, Callable[[Axes, Series], str]] = {"step": _step, "dots": _dots, "bars": _bars}
-
-
-def _text(x: float, y: float, text: str, anchor: str = "start", size: int = 11, color: str = "#333") -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{color}">'
-            f"{markup.escape(text)}</text>")
 
 
 def _x_ticks(axes: Axes) -> str:
@@ -174,6 +172,7 @@ def plots(scenario: dict[str, Any]) -> list[str]:
     marks = [(scenario[key] - t0, label, color) for key, label, color in
              (("detected_at", "detected", "#ad1457"), ("recovered_at", "recovered", "#2e7d32")) if scenario.get(key)]
     marks += [(a["ts"] - t0, f"alert {a['chaos'].get('status')}", "#6a1b9a") for a in scenario.get("alerts", [])]
+    marks += exploration.marks(scenario.get("figures"), t0)
     edges = [e["ts"] for e in raw.get("journal", []) if e.get("action") in EDGE_ACTIONS]
     drawn = recovery.downsample(samples, edges)  # a day of samples, drawn as the eye sees it
     health = [Series("score", [(s["ts"] - t0, s["score"]) for s in drawn], "#1565c0"),
@@ -195,20 +194,6 @@ def plots(scenario: dict[str, Any]) -> list[str]:
     out.append(plot(f"order error rate (failed or unanswered, per {ERROR_BIN_S:g} s)", "%", 100, t_end,
                     [Series("error rate", errors, "#c62828", "bars", ERROR_BIN_S)], windows))
     return out
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]], cls: str = "") -> str:
-    """Cells are already escaped HTML; an empty header leaves the head out."""
-    head = "".join(f"<th>{markup.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    thead = f"<thead><tr>{head}</tr></thead>" if any(header) else ""
-    return f'<table class="{cls}">{thead}<tbody>{body}</tbody></table>'
-
-
-def _e(value: Any, limit: int = 400) -> str:
-    """Escaped text; non-strings as compact JSON, cut at limit."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    return markup.escape(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def _verdict(outcome: str) -> str:
@@ -277,9 +262,11 @@ def section(s: dict[str, Any]) -> str:
     if alerts:
         parts.append(_table(("alert received (UTC)", "status", "who", "what"), alerts))
     parts += [f'<div class="plot">{svg}</div>' for svg in plots(s)]
-    if s.get("figures"):
+    parts.append(exploration.section(s.get("figures")))
+    own = {k: v for k, v in (s.get("figures") or {}).items() if k != "exploration"}  # drawn above, whole
+    if own:
         parts.append("<details><summary>the scenario's own figures</summary>"
-                     + _table(("name", "value"), [(_e(k), _e(v)) for k, v in s["figures"].items()]) + "</details>")
+                     + _table(("name", "value"), [(_e(k), _e(v)) for k, v in own.items()]) + "</details>")
     links = " · ".join(f'<a href="{filename(s["name"], lang)}">incident record ({lang})</a>' for lang in LANGUAGES)
     parts.append(f'<p class="links">{links} · <a href="{markup.escape(s["name"])}.json">{_e(s["name"])}.json</a></p>')
     return "".join(parts) + "</section>"

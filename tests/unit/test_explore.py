@@ -236,7 +236,7 @@ def test_a_finding_is_written_as_a_replay_file_and_a_scenario_module(tmp_path):
     assert lint.returncode == 0, lint.stdout
     assert "from scenarios.shop.explore import SHOP as SYSTEM" in module and "--seed 1" in module
     summary = json.loads((tmp_path / "explore" / "explore.json").read_text())
-    assert len(summary["trials"]) == len(found.trials) and summary["findings"] == ["lost.json"]
+    assert len(summary["trials"]) == len(found.trials) and summary["findings"][0]["replay"] == str(path)
 
 
 @pytest.mark.parametrize("edit", [
@@ -320,3 +320,65 @@ def test_the_process_faults_spare_the_witnesses():
     assert "alert_sink" not in rows["process.restart"]["targets"] and "postgres" in rows["process.restart"]["targets"]
     assert "payment_gateway" not in rows["process.kill"]["targets"]
     assert rows["http.status"]["targets"] == ["payment_gateway"]  # its own faults still reach it
+
+
+# --- what the next search remembers ----------------------------------------------------------
+
+def test_a_failure_found_once_is_run_first_by_the_next_search(tmp_path):
+    """Catches a search that forgets last night's finding and spends its budget drawing it again
+    (or never does, with another seed)."""
+    from harness.explore.memory import Memory
+
+    memory = Memory("m:S", ["idempotency"], tmp_path)
+    first = search(slow)
+    memory.update(first)
+    again = search(slow, seed=2, known=memory.known(NETWORK))
+    assert again.trials[0].phase == "known" and again.trials[0].anomaly == "lost"
+    assert again.findings()[0].first.index == 0
+    assert Memory("m:S", [], tmp_path).known(NETWORK) == []  # found with idempotency off: not for the resilient
+
+
+def test_a_remembered_schedule_that_holds_is_forgotten(tmp_path):
+    """Catches a fixed bug whose schedule is run first by every search for ever."""
+    from harness.explore.memory import Memory
+
+    memory = Memory("m:S", [], tmp_path)
+    memory.update(search(slow))
+    assert memory.known(NETWORK)
+    memory.update(search(lambda schedule: {}, budget_s=100.0, known=memory.known(NETWORK)))
+    assert memory.known(NETWORK) == []
+
+
+def test_a_remembered_schedule_the_search_may_not_draw_is_left_for_one_that_may(tmp_path):
+    """Catches `--explore-faults http` running a remembered network schedule anyway."""
+    from harness.explore.memory import Memory
+
+    memory = Memory("m:S", [], tmp_path)
+    memory.update(search(slow))
+    assert memory.known(explorable(describe(), only=["http"])) == []
+    assert memory.known(NETWORK)
+
+
+# --- the report's drawing of a search --------------------------------------------------------
+
+def test_the_report_draws_every_schedule_the_shrink_steps_and_the_smallest(tmp_path):
+    """Catches a report that leaves out what the search did: a schedule not drawn, the anomaly
+    not marked on the timeline, a shrink step missing, the smallest schedule not spelled out."""
+    from harness.explore import replay
+    from harness.report import exploration
+
+    found = search(slow)
+    (path,) = replay.write(tmp_path, found, "m:S", None, [])
+    figures = {"exploration": replay.summary(found, [path])}
+    page = exploration.section(figures)
+    (finding,) = found.findings()
+    assert page.count("<title>network.") >= sum(len(t.schedule.steps) for t in found.trials)
+    assert all(f"#{t.index + 1} {t.phase}" in page for t in found.trials)
+    assert page.count("smaller, same anomaly") == len(finding.shrinks) - 1
+    smallest = finding.smallest.schedule.steps[0]
+    assert f"<td>{smallest.fault}</td><td>{smallest.target}</td>" in page and str(path) in page
+    failing = [t for t in found.trials if t.anomaly]
+    marked = exploration.marks(figures, found.started_at)
+    assert [(round(t, 3), label) for t, label, _ in marked] == [
+        (round(t.ended_s, 3), f"#{t.index + 1} lost") for t in failing]
+    assert exploration.section({"other": 1}) == "" and exploration.marks(None, 0.0) == []
