@@ -14,10 +14,13 @@ from conftest import ledger_verdict
 from harness import runbook
 from harness.guards import expect
 from harness.polling import wait_for
+from scenarios.shop import first_response
 
 DISK_LOW = runbook.log_line("disk_full_node_a")
 DETECT_BUDGET_S = 5.0  # from the fill to the alert, and to the manual's line
 WAIT_S = DETECT_BUDGET_S + 2.0  # how long to watch: a late alert is measured, not missed
+ALERT_PERCENT = 90.0  # the manual's threshold
+DATA_MOUNT = "/data"  # node-A's data volume in the gateway's container (harness.faults.disk)
 
 
 def filled_at(chaos) -> float:
@@ -30,10 +33,10 @@ def filled_at(chaos) -> float:
 # so it proves that cleaning the disk brings writes back. The scenario's guardrail: the fault
 # fills to 97 %; a full disk would break node-A for real.
 @pytest.mark.chaos(root_cause="disk_full_node_a",
-                   guards={"disk_alert": "disk_alert", "shed_writes": "shed_writes",
+                   guards={"disk_alert": "disk_alert", "shed_writes": "shed_writes", "df_confirms": "df_check",
                            "alert_on_recovery": "alert_on_recovery", "steady_state_after": "clean_disk"},
                    protects={"disk_alert": "disk_monitor", "shed_writes": "write_shedding",
-                             "alert_on_recovery": "recovery_alerts"},
+                             "alert_on_recovery": "recovery_alerts"}, preconditions=("df_confirms",),
                    abort_if="disk>=99.5")
 def test_disk_fill_node_a(stack, chaos, shop, vendor, sink, history, scenario_record, steady, evidence):
     steady("before")
@@ -47,6 +50,9 @@ def test_disk_fill_node_a(stack, chaos, shop, vendor, sink, history, scenario_re
         write = shop.place_order()
         read = shop.order(before.order_id)
         receipt = shop.receipt(before.order_id)
+        # The manual's first response to its disk line: `df -h` on node-A, beside what the monitor saw.
+        df = stack.docker_container("api_gateway").exec_run(["df", "-P", DATA_MOUNT]).output.decode(errors="replace")
+        monitored = shop.health().get("disk_used_percent")
     cleaned = time.time()  # the manual's first response: the fill file is deleted on heal
     resolved, _ = wait_for(lambda: [a for a in sink.alerts("resolved") if a["ts"] >= cleaned], 10, 0.2)
     recovery_s = steady("after")
@@ -73,4 +79,9 @@ def test_disk_fill_node_a(stack, chaos, shop, vendor, sink, history, scenario_re
            and stored.get("status") == "PAID",
            f"the receipt on node-A's full volume was not served: {receipt.status_code} {receipt.text[:200]}")
     expect("alert_on_recovery", resolved, "no recovery alert after the disk was cleaned")
+    used = first_response.df_used_percent(df)
+    first_response.performed(scenario_record, "df_check", f"df -P {DATA_MOUNT} on node-A",
+                             f"{used} % used; the monitor reported {monitored} %")
+    gap = first_response.df_gap(used, monitored, ALERT_PERCENT)
+    expect("df_confirms", gap is None, f"df on node-A does not confirm the disk alert: {gap}")
     ledger_verdict(evidence, history)

@@ -21,6 +21,7 @@ from conftest import ledger_verdict
 
 from harness import polling, retries, runbook
 from harness.guards import expect
+from scenarios.shop import first_response
 
 PAYMENT_503 = runbook.log_line("payment_gateway_outage")
 ORDERS_DURING_OUTAGE = 12
@@ -45,11 +46,12 @@ def retries_end(events: list[dict], order_id: str, answered: float) -> float:
                    guards={"fallback_202": "fallback", "log_line": None,
                            "alert": "alert_on_recovery", "recovery_alert": "alert_on_recovery",
                            "backoff": "retry_with_backoff", "breaker_opens": "circuit_breaker",
-                           "exactly_once": "exactly_once_settlement"},
+                           "exactly_once": "exactly_once_settlement", "triage": "triage_alerts",
+                           "vendor_status": "check_vendor_status"},
                    protects={"fallback_202": "fallback", "breaker_opens": "breaker", "backoff": ("retry", "backoff"),
                              "alert": "vendor_alert", "recovery_alert": "recovery_alerts",
-                             "exactly_once": "settlement"},
-                   preconditions=("log_line",))
+                             "exactly_once": "settlement", "triage": "alert_severity"},
+                   preconditions=("log_line", "vendor_status"))
 def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_record, steady, evidence):
     steady("before")
 
@@ -57,8 +59,12 @@ def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_reco
     with chaos.inject("http.status", target="payment_gateway", status=503):
         during = shop.place_stream(ORDERS_DURING_OUTAGE, ORDER_INTERVAL_S)
         health_during = shop.health()
+        # The manual's first responses, while the vendor is down: triage what is firing, then
+        # read the vendor's status page (an incident shown there: wait, or switch).
+        alerts_during, status_during = sink.alerts("firing"), vendor.status_page()
         healing = time.time()  # the vendor answers again only after this (the heal begins now)
     healed = time.time()  # the heal proved (a loaded machine may take a while to show it)
+    status_after = vendor.status_page()
 
     accepted = [op.order_id for op in history.accepted()]
     final, recovery_s = polling.wait_for(
@@ -114,6 +120,15 @@ def test_payment_outage(stack, chaos, shop, vendor, sink, history, scenario_reco
     # After the heal began, not after it was proven: the gateway may see the vendor back (and say
     # so) while a loaded machine is still proving the heal.
     expect("recovery_alert", resolved and resolved[-1]["ts"] > healing, "no alert when the vendor recovered")
+    ranked = first_response.triaged(alerts_during)
+    first_response.performed(scenario_record, "triage_alerts", "ranked the firing alerts by severity",
+                             f"{len(ranked)} firing; first: {ranked[0]['chaos']['what'] if ranked else 'none'}")
+    first_response.performed(scenario_record, "check_vendor_status", "read the vendor's status page",
+                             f"during: {status_during.get('description')}; after: {status_after.get('description')}")
+    gap = first_response.triage_gap(alerts_during, PAYMENT_503)
+    expect("triage", gap is None, f"triage during the outage does not lead to the vendor: {gap}")
+    gap = first_response.status_gap(status_during, status_after)
+    expect("vendor_status", gap is None, gap or "")
     steady("after")
     # The ledger: every order of this test, before, during and after, against the outside world.
     ledger_verdict(evidence, history)

@@ -55,6 +55,7 @@ PHRASES = {
         "recovery_alert": "{at}: recovery alert: {what}",
         "first_response": "First response the manual prescribes ({source}):",
         "step": "`{id}`: {text}",
+        "performed": " (performed: {did}; seen: {saw})",
         "window": "`{fault}` on {target}: {start} → {end} ({length}).",
         "open": "still active at the end",
         "ttd": "Time to detect (first injection → first non-green sample or firing alert): {ttd}.",
@@ -109,6 +110,7 @@ PHRASES = {
         "recovery_alert": "{at}: 復旧アラート: {what}",
         "first_response": "マニュアルの初動対応（{source}）:",
         "step": "`{id}`: {text}",
+        "performed": "（実施: {did}。結果: {saw}）",
         "window": "`{fault}`（{target}）: {start} → {end}（{length}）。",
         "open": "終了時点でも継続中",
         "ttd": "検知までの時間 TTD（最初の注入 → 最初の非 green サンプルまたは firing アラート）: {ttd}。",
@@ -228,8 +230,13 @@ def recovery(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -
     lines += [p["recovery_alert"].format(at=_when(a["ts"], p), what=md(a["chaos"].get("what")))
               for a in s.get("alerts", []) if a["chaos"].get("status") == "resolved"]
     if cause:
+        # The steps the scenario performed say what was done and seen (scenario_record's
+        # "first_responses"); the others are listed as the manual prescribes them.
+        done = {r["step"]: r for r in (s.get("figures") or {}).get("first_responses", [])}
         lines.append(p["first_response"].format(source=cause.source))
-        lines += ["  - " + p["step"].format(id=step.id, text=_step_text(step, lang)) for step in cause.first_response]
+        lines += ["  - " + p["step"].format(id=step.id, text=_step_text(step, lang))
+                  + (p["performed"].format(did=md(done[step.id]["did"]), saw=md(done[step.id]["saw"]))
+                     if step.id in done else "") for step in cause.first_response]
     return lines
 
 

@@ -84,6 +84,10 @@ class ShopClient:
     def health(self) -> dict[str, Any]:
         return _json(self.http.get("/health"))
 
+    def system_health(self) -> dict[str, Any]:
+        """GET /health/system: every service's score, as the on-call engineer reads it."""
+        return _json(self.http.get("/health/system"))
+
     def close(self) -> None:
         self.http.close()
 
@@ -119,6 +123,10 @@ class VendorClient(Feeds):
 
     def clear_fault(self) -> dict[str, Any]:
         return answer(self.http.delete("/_control/fault"))
+
+    def status_page(self) -> dict[str, Any]:
+        """The vendor's public status page (what the manual's first response reads)."""
+        return answer(self.http.get("/status"))
 
     def fault(self) -> dict[str, Any] | None:
         fault: dict[str, Any] | None = self.http.get("/_control/fault").json()["fault"]

@@ -203,6 +203,30 @@ async def health() -> dict:
     return report({"accepting": (not vendor.active_faults(), 100)}) | {"service": "payment_gateway"}
 
 
+# What the vendor's public status page says while a kind of fault is active (the manual's first
+# response: "check the vendor's status page; wait or switch"), in a status page's usual words.
+STATUS_PAGE: dict[str, tuple[str, str]] = {
+    "status": ("major", "Payments API outage: charges are failing"),
+    "first_n": ("major", "Payments API errors: some charges are failing"),
+    "malformed_body": ("major", "Payments API returning invalid responses"),
+    "rate": ("minor", "Payments API rate limited: some charges are refused"),
+    "slow_body": ("minor", "Payments API degraded performance: charges are slow"),
+    "decline": ("minor", "Some cards are being declined"),
+}
+SEVERITY_RANK = ("major", "minor")
+
+
+@app.get("/status")
+async def status_page() -> dict:
+    """The vendor's status page: its worst active incident, or none."""
+    incidents = sorted((STATUS_PAGE[kind] for kind in vendor.active_faults() if kind in STATUS_PAGE),
+                       key=lambda incident: SEVERITY_RANK.index(incident[0]))
+    if not incidents:
+        return {"indicator": "none", "description": "All systems operational"}
+    indicator, description = incidents[0]
+    return {"indicator": indicator, "description": description}
+
+
 @app.post("/_control/fault", dependencies=[Depends(require_control)])
 async def set_fault(spec: FaultSpec) -> dict:
     async with vendor.lock:

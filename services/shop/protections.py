@@ -40,6 +40,8 @@ PROTECTIONS: dict[str, Protection] = {p.name: p for p in (
     Protection("backoff", (GATEWAY,), "retries wait exponentially longer, with jitter"),
     Protection("breaker", (GATEWAY,), "a circuit breaker stops calling a vendor that keeps failing"),
     Protection("vendor_alert", (GATEWAY,), "an alert with its 5W1H when the payment breaker opens"),
+    Protection("alert_severity", (GATEWAY,), "every firing alert is graded critical, error or warning, so the "
+               "on-call engineer triages the most severe first"),
     Protection("fallback", (GATEWAY,), "an order the vendor can't charge now is accepted 202 PAYMENT_PENDING"),
     Protection("settlement", (GATEWAY,), "pending orders are charged once the vendor is back, exactly once"),
     Protection("idempotency", (GATEWAY,), "a client's Idempotency-Key makes every retry the same order"),

@@ -199,3 +199,18 @@ def test_the_csv_stamps_are_those_of_stamp_across_midnights():
     times = [midnight + day * 86400 + edge for day in range(-2, 40, 3)
              for edge in (-0.9995, -0.0005001, -0.0000004, 0.0, 0.0004999, 43199.9996)]
     assert json_report.iso_stamps(times) == [json_report.stamp(t, "iso") for t in times]
+
+
+@pytest.mark.parametrize("lang,said", [("en", "performed: read the vendor's status page; seen: major outage"),
+                                       ("ja", "実施: read the vendor's status page。結果: major outage")])
+def test_incident_says_which_first_responses_were_performed_and_what_they_saw(lang, said):
+    """Catches a record that lists the manual's first responses alike whether the scenario
+    performed them or not (the reader could not tell a check done from one prescribed)."""
+    s = scenario()
+    s["figures"] = {"first_responses": [{"step": "check_vendor_status", "did": "read the vendor's status page",
+                                         "saw": "major outage"}]}
+    recovery = "\n".join(incident.fields(s, RUN, lang)["recovery"])
+    (performed,) = [line for line in recovery.splitlines() if "check_vendor_status" in line]
+    assert said in performed
+    (triage,) = [line for line in recovery.splitlines() if "triage_alerts" in line]
+    assert "performed" not in triage and "実施" not in triage
