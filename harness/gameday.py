@@ -110,7 +110,7 @@ def scenario(run_id: str, stack: StackView | None) -> dict[str, Any]:
         "nodeid": f"game day {run_id}", "root_cause": None, "runbook": [], "guards": [],
         "outcome": "failed" if reason else "passed", "duration_s": observed["probe"]["wall_s"], "reason": reason,
         "figures": {"faults_injected": sum(e["action"] == "inject" for e in entries), "guardrail_trips": len(trips)},
-        "guardrail": trip_of(trips[-1]) if trips else None, **observed,
+        "guardrail": trip_of(trips[-1]) if trips else None, "recovery_actions": [], **observed,
     }, "game_day")
 
 
