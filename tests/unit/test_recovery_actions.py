@@ -96,3 +96,15 @@ def test_chaos_runbook_counts_restart_service_exercised_once_its_guard_held():
 
     assert "restart_service" in row(True)["verified"] and "restart_service" not in row(True)["unverified"]
     assert row(False)["violated"] == [{"prescription": "restart_service", "failed": ["service_restart [restart_safe]"]}]
+
+
+def test_a_game_day_lists_the_restarts_of_its_journal(tmp_path, monkeypatch):
+    """Catches `chaos down` leaving a `chaos restart` of the day out of the game day's entry
+    (the journal holds it, the report would say nobody did anything), or keeping the journal's
+    own keys in it (the entry would not fit the schema)."""
+    from harness import gameday, state
+    from tests.unit.test_report_schema import GAME_DAY, _game_day
+
+    monkeypatch.setenv(state.STATE_ENV, str(tmp_path / "state"))
+    state.append_journal(GAME_DAY, {"ts": RESTART.when, "action": gameday.RECOVER, **RESTART.record()})
+    assert _game_day(tmp_path, monkeypatch)["recovery_actions"] == [RESTART.record()]
