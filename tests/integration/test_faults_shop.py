@@ -201,3 +201,15 @@ def test_restart_service_clears_a_wedge_and_answers_again(stack):
     assert _reservation(stack, order_id) == "CONFIRMED"
     with pytest.raises(HarnessError, match="can't restart 'nosuch'"):
         restart_service(stack, "nosuch")
+
+
+def test_chaos_restart_journals_the_restart_for_the_game_day(stack, tmp_path, monkeypatch, capsys):
+    """Catches `chaos restart` restarting without recording it (the game day's report would miss
+    the operator's action) or recording a restart that did not restore the service."""
+    from harness import cli, gameday, state
+
+    monkeypatch.setenv(state.STATE_ENV, str(tmp_path))
+    assert cli.main(["restart", "inventory_service", "--run", stack.run_id]) == 0
+    assert capsys.readouterr().out.strip().endswith(": restored")
+    actions = gameday.recovery_actions(state.journal(stack.run_id))
+    assert [(a["what"], a["target"], a["outcome"]) for a in actions] == [("restart", "inventory_service", "restored")]
