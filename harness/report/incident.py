@@ -233,10 +233,10 @@ def recovery(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -
     """The heals and the recovery actions (restarts) in the order they happened, whether and when
     health was back, the recovery alerts, and the manual's first response."""
     heals = [e for e in s.get(RAW, {}).get("journal", []) if e["action"] == "heal"]
-    done = sorted([(e["ts"], p["heal"].format(at=_when(e["ts"], p), fault=md(e["fault"]), target=md(e["target"])))
-                   for e in heals] + [(a["when"], _action(a, p)) for a in s.get("recovery_actions", [])],
-                  key=lambda pair: pair[0])
-    lines = [line for _, line in done] + ([] if heals else [p["no_heal"]])
+    taken = sorted([(e["ts"], p["heal"].format(at=_when(e["ts"], p), fault=md(e["fault"]), target=md(e["target"])))
+                    for e in heals] + [(a["when"], _action(a, p)) for a in s.get("recovery_actions", [])],
+                   key=lambda pair: pair[0])
+    lines = [line for _, line in taken] + ([] if heals else [p["no_heal"]])
     if heals:
         lines.append(p["green"].format(at=_when(s["recovered_at"], p), ttr=seconds(s.get("ttr_s")))
                      if s.get("recovered_at") else p["not_green"].format(stable=f"{RECOVERY_STABLE_S:g}"))
