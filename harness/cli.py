@@ -192,6 +192,22 @@ def cmd_inject(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restart(args: argparse.Namespace) -> int:
+    """Restarts a service of the running stack, the manual's first response, and records it in
+    the run's journal as a recovery action, so the game day's report (`chaos down`) lists it.
+    Exit 1 when the service did not answer again in time."""
+    from harness import state
+    from harness.faults.attach import attach
+    from harness.faults.process import restart_service
+    from harness.gameday import RECOVER
+
+    stack = attach(args.run)
+    action = restart_service(stack, args.service)
+    state.append_journal(stack.run_id, {"ts": action.when, "action": RECOVER, **action.record()})
+    print(f"restarted {action.target} (run {stack.run_id}): {action.outcome}")
+    return 0 if action.outcome == "restored" else 1
+
+
 def cmd_heal(args: argparse.Namespace) -> int:
     """Heals the selected records, each on its own run's containers. Exit 1 with one line per
     record that did not heal (kept, so `chaos heal` can try again); records of runs that are
@@ -695,6 +711,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "matrix": (cmd_matrix, "the mutation matrix: each protection off on its own, the scenarios that guard it run; "
                            "exit 0 only when every protection and every guard was killed"),
     "inject": (cmd_inject, "inject a fault into the running stack (until `chaos heal`, or for --for seconds)"),
+    "restart": (cmd_restart, "restart a service of the running stack (the manual's first response), "
+                "recorded as a recovery action"),
     "heal": (cmd_heal, "heal active faults by name or record id, or --all (the emergency stop)"),
     "run": (cmd_run, "run scenarios by name (as pytest scenarios/ -k NAME) and write reports"),
     "explore": (cmd_explore, "search for failing fault schedules under load, shrink what fails to the smallest "
@@ -744,6 +762,7 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
                (("--abort-if",), {"metavar": "CONDITION", "help": "guardrail: heal every fault of the run when "
                                   "this holds while faults are active, e.g. \"health<50\" or \"health<50 for 5s\""}),
                RUN),
+    "restart": ((("service",), {"help": "a service of the run's topology"}), RUN),
     "heal": ((("fault",), {"nargs": "?", "help": "a fault name or a record id (`chaos status`)"}),
              (("--all",), {"action": "store_true", "help": "every active fault this checkout recorded "
                                                           "(its state directory's records)"}), RUN),

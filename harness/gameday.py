@@ -110,8 +110,18 @@ def scenario(run_id: str, stack: StackView | None) -> dict[str, Any]:
         "nodeid": f"game day {run_id}", "root_cause": None, "runbook": [], "guards": [],
         "outcome": "failed" if reason else "passed", "duration_s": observed["probe"]["wall_s"], "reason": reason,
         "figures": {"faults_injected": sum(e["action"] == "inject" for e in entries), "guardrail_trips": len(trips)},
-        "guardrail": trip_of(trips[-1]) if trips else None, **observed,
+        "guardrail": trip_of(trips[-1]) if trips else None, "recovery_actions": recovery_actions(journal),
+        **observed,
     }, "game_day")
+
+
+RECOVER = "recover"  # the journal's entry of a recovery action (`chaos restart`)
+ACTION_FIELDS = ("what", "target", "when", "outcome")
+
+
+def recovery_actions(journal: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recovery actions the operator took during the day (`chaos restart`), as the entry keeps them."""
+    return [{key: e[key] for key in ACTION_FIELDS} for e in journal if e["action"] == RECOVER]
 
 
 def trip_of(abort: dict[str, Any]) -> dict[str, Any]:

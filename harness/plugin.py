@@ -51,6 +51,7 @@ PROBE_KEY = pytest.StashKey[Probe]()  # the record_timeline fixture's probe, whi
 TRIP_KEY = pytest.StashKey[dict[str, Any]]()  # a guardrail trip during the scenario
 GUARDS_KEY = pytest.StashKey[guards.GuardLog]()  # the scenario's guards as they ran
 MUTANT_KEY = pytest.StashKey[str]()  # the protection a matrix cell turned off
+OPERATOR_KEY = pytest.StashKey["Operator"]()  # the operator fixture: the recovery actions taken
 PROTECTS_KEY = pytest.StashKey[dict[str, Any]]()  # the scenario's protects= and preconditions=, checked
 
 PROBE_HZ = 10.0
@@ -439,6 +440,30 @@ def scenario_record(request: pytest.FixtureRequest) -> dict[str, Any]:
     return record
 
 
+class Operator:
+    """The recovery actions a scenario takes as an operator would (the manual's first responses),
+    each recorded for its report entry as it was taken."""
+
+    def __init__(self, stack: StackView) -> None:
+        self.stack = stack
+        self.actions: list[dict[str, Any]] = []
+
+    def restart(self, service: str) -> str:
+        """Restarts the service (process.restart_service) and records it; its outcome."""
+        from harness.faults.process import restart_service
+
+        action = restart_service(self.stack, service)
+        self.actions.append(action.record())
+        return action.outcome
+
+
+@pytest.fixture
+def operator(request: pytest.FixtureRequest, stack: StackView) -> Operator:
+    """Performs recovery actions on the stack and records them in the scenario's report entry."""
+    performed = request.node.stash[OPERATOR_KEY] = Operator(stack)
+    return performed
+
+
 def op_record(op: Operation) -> dict[str, Any]:
     """An operation as the reports keep it (plain JSON, no headers or bodies)."""
     return {"index": op.index, "kind": op.kind, "invoked": op.invoked, "completed": op.completed,
@@ -590,6 +615,7 @@ def pytest_runtest_makereport(
         "reason": reason,
         "figures": item.stash.get(SCENARIO_KEY, {}),
         "guardrail": trip,
+        "recovery_actions": item.stash[OPERATOR_KEY].actions if OPERATOR_KEY in item.stash else [],
     }, item.nodeid)
     item.config.stash[SCENARIO_KEY]["scenarios"].append(item.stash[RECORD_KEY])
 

@@ -1,4 +1,5 @@
-"""Process faults: what happens to a service's container (killed, frozen, restarted, stopped).
+"""Process faults: what happens to a service's container (killed, frozen, restarted, stopped),
+or to a process inside it (a consumer wedged); and the restart an operator performs to recover.
 
 The fault's window opens when the target stopped answering, not when the engine was asked:
 the action runs in a thread while a first-byte wire check in the service's own protocol
@@ -8,6 +9,12 @@ state the engine reports (exited, paused; for a restart: running again, started 
 answering). Healing brings the container back whatever happened to
 it (unpause a paused one, start a stopped one) and returns only when the service answers its
 own protocol again, on its published port, which a restart may have moved.
+
+`process.consumer_wedge` needs the service's cooperation (capability `consumer_wedge`: the shop's
+shop.wedge): its message handler hangs between a message's effect and its ack, while its HTTP
+API answers on. `restart_service` is the manual's first response "restart the affected
+instance": a recovery action, not a fault (a scenario or a game day performs it, and the report
+records it as one).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
 
 import docker.errors
+import httpx
 from docker.models.containers import Container
 from pydantic import Field
 
@@ -250,4 +258,101 @@ class DbOutage(Outage):
     description = "stops the database; heal starts it and waits until it answers its protocol"
 
 
-FAULTS: tuple[type[Fault], ...] = (Kill, Pause, Restart, BrokerOutage, DbOutage)
+WEDGE = "/_control/wedge"
+
+
+def _wedge(stack: StackView, service: str, method: str) -> dict[str, Any]:
+    """One call of the service's wedge control endpoint; its state ({armed, held, waiting})."""
+    try:
+        answer = httpx.request(method, f"{stack.endpoint(service).url}{WEDGE}", timeout=5,
+                               headers=topology.control_headers(stack.control_secret))
+        answer.raise_for_status()
+        state: dict[str, Any] = answer.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise HarnessError(f"the wedge control of {service} did not answer {method}: {exc}") from None
+    return state
+
+
+def wedge_state(stack: StackView, service: str) -> dict[str, Any]:
+    """What the service's wedge holds now: armed, and how many handlers hang in it (held, after
+    their effect) or wait for it (waiting, nothing done): how a scenario sees the wedge bite."""
+    return _wedge(stack, service, "GET")
+
+
+class WedgeParams(Params):
+    pass
+
+
+class ConsumerWedge(Fault):
+    """The service's message consumer hangs after the next message's effect, before its ack, and
+    every later message waits behind it; the HTTP API answers on. The wedge is in the process's
+    memory: a restart of the service clears it (the manual's first response), and heal releases
+    it in the process that has it (nothing to do in a restarted one)."""
+
+    name = "process.consumer_wedge"
+    family = "process"
+    description = "wedges a service's message consumer: the next message is applied and never acked"
+    proves = "the service's wedge control reports the consumer armed to hang"
+    capability = "consumer_wedge"
+    Params = WedgeParams
+
+    def _apply(self) -> None:
+        _wedge(self.stack, self.target, "POST")
+
+    def _landed(self) -> bool:
+        return bool(wedge_state(self.stack, self.target).get("armed"))
+
+    def undo_state(self) -> dict[str, Any]:
+        return {"service": self.target}
+
+    @classmethod
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
+        """Releases the wedge of the run's own service (a stopped or gone one has no wedge left)."""
+        try:
+            container = run_container(stack, state["service"])
+        except docker.errors.NotFound:
+            return
+        if container.status != "running":
+            return
+        _wedge(stack, state["service"], "DELETE")
+
+
+@dataclass(frozen=True)
+class RecoveryAction:
+    """An operator's action to restore service, as the report records it (schema RecoveryAction)."""
+
+    what: str
+    target: str
+    when: float  # epoch seconds: when it was asked for
+    outcome: str  # "restored" once the service answers again, else what went wrong
+
+    def record(self) -> dict[str, Any]:
+        return {"what": self.what, "target": self.target, "when": self.when, "outcome": self.outcome}
+
+
+def restart_service(stack: StackView, service: str, stop_timeout_s: int = 10,
+                    timeout_s: float = READY_TIMEOUT_S) -> RecoveryAction:
+    """Restarts the run's own container of a service (graceful stop, then start) and returns once
+    it answers its readiness check again, on its published port (which the restart may move).
+    The manual's "restart the affected instance": what a wedged process needs, and what a game
+    day may do by hand. The outcome says whether the service answered in time; an engine that
+    refuses is a HarnessError (nothing was done)."""
+    if service not in stack.topology.services or service == topology.TOXIPROXY:
+        raise HarnessError(f"can't restart {service!r}: choose one of "
+                           f"{', '.join(n for n in stack.topology.services if n != topology.TOXIPROXY)}")
+    container = run_container(stack, service)
+    asked = time.time()
+    try:
+        container.restart(timeout=stop_timeout_s)
+    except docker.errors.APIError as exc:
+        raise HarnessError(f"the engine refused to restart {service}: {exc}") from None
+    stack.refresh(service)
+    try:
+        wait_ready(container, stack.topology.services[service], timeout_s)
+    except HarnessError as exc:
+        return RecoveryAction("restart", service, asked, f"not answering: {exc}")
+    stack.refresh(service)
+    return RecoveryAction("restart", service, asked, "restored")
+
+
+FAULTS: tuple[type[Fault], ...] = (Kill, Pause, Restart, BrokerOutage, DbOutage, ConsumerWedge)

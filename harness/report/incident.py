@@ -50,6 +50,8 @@ PHRASES = {
         "passed": "Every assertion of the scenario held.",
         "heal": "{at}: healed `{fault}` on {target}.",
         "no_heal": "No fault was healed.",
+        "action": "{at}: recovery action `{what}` on {target}: {outcome}.",
+        "restored": "service restored (it answers again)",
         "green": "Health back to green and stable at {at}, {ttr} after the last heal.",
         "not_green": "Health was not seen back to green (stable for {stable} s) after the last heal.",
         "recovery_alert": "{at}: recovery alert: {what}",
@@ -105,6 +107,8 @@ PHRASES = {
         "passed": "シナリオのすべての検証が成立した。",
         "heal": "{at}: `{fault}`（{target}）を復旧（heal）。",
         "no_heal": "復旧（heal）した障害はない。",
+        "action": "{at}: 復旧操作 `{what}`（{target}）: {outcome}。",
+        "restored": "サービス復旧（再び応答）",
         "green": "{at} にヘルスが green に戻り安定した（最後の heal から {ttr}）。",
         "not_green": "最後の heal の後、ヘルスが green（{stable} 秒継続）に戻ったことは確認できなかった。",
         "recovery_alert": "{at}: 復旧アラート: {what}",
@@ -220,10 +224,21 @@ def symptoms(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -
     return lines + [p["passed"] if s.get("outcome") == "passed" else p["failed"].format(reason=md(reason))]
 
 
+def _action(action: Doc, p: Phrases) -> str:
+    """A recovery action (a restart) as the record tells it, in time order with the heals."""
+    outcome = p["restored"] if action["outcome"] == "restored" else md(action["outcome"])
+    return p["action"].format(at=_when(action["when"], p), what=md(action["what"]), target=md(action["target"]),
+                              outcome=outcome)
+
+
 def recovery(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -> list[str]:
+    """The heals and the recovery actions (restarts) in the order they happened, whether and when
+    health was back, the recovery alerts, and the manual's first response."""
     heals = [e for e in s.get(RAW, {}).get("journal", []) if e["action"] == "heal"]
-    lines = [p["heal"].format(at=_when(e["ts"], p), fault=md(e["fault"]), target=md(e["target"]))
-             for e in heals] or [p["no_heal"]]
+    taken = sorted([(e["ts"], p["heal"].format(at=_when(e["ts"], p), fault=md(e["fault"]), target=md(e["target"])))
+                    for e in heals] + [(a["when"], _action(a, p)) for a in s.get("recovery_actions", [])],
+                   key=lambda pair: pair[0])
+    lines = [line for _, line in taken] + ([] if heals else [p["no_heal"]])
     if heals:
         lines.append(p["green"].format(at=_when(s["recovered_at"], p), ttr=seconds(s.get("ttr_s")))
                      if s.get("recovered_at") else p["not_green"].format(stable=f"{RECOVERY_STABLE_S:g}"))

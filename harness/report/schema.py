@@ -11,7 +11,8 @@ these models' field names.
 Schema 3 is schema 2 (reports/README.md) with every field of an entry filled by every writer:
 a game day's entry now has scenario, mutant, protects and preconditions, its run block disabled
 (null: a kept stack does not record which protections were off), and its guardrail trip no
-longer carries the journal's "action" key. Models forbid unknown keys and coerce nothing
+longer carries the journal's "action" key. An entry lists the recovery actions taken during the
+scenario (recovery_actions: a restart of a service; empty when none was). Models forbid unknown keys and coerce nothing
 (strict: a count written as "3" is an error, not 3); an int where seconds are expected is
 accepted as seconds.
 
@@ -181,6 +182,16 @@ class Logs(Part):
     loudest: list[LoudLine]
 
 
+class RecoveryAction(Part):
+    """An action taken to restore service (harness.faults.process.restart_service): what was done,
+    to which service, when it was asked for, and how it came out ("restored", or what went wrong)."""
+
+    what: str
+    target: str
+    when: Seconds
+    outcome: str
+
+
 # The findings of the entry's timeline (recovery.findings and observe.entry): an entry has all of
 # them or none (it failed in setup before its probe ran).
 FINDINGS = ("window", "probe", "unobserved", "faults", "detected_at", "recovered_at", "ttd_s", "ttr_s",
@@ -204,6 +215,7 @@ class ScenarioEntry(Part):
     reason: str | None  # starts with the [guard] (or [guardrail]) that failed it
     figures: dict[str, Any]  # the scenario's own (scenario_record), as it wrote them
     guardrail: Trip | None
+    recovery_actions: list[RecoveryAction]  # in the order they were taken; empty when none was
     window: Window = UNWRITTEN
     probe: ProbeStats = UNWRITTEN
     unobserved: list[str] = UNWRITTEN  # what could not be read after the scenario

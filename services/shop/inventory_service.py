@@ -62,6 +62,8 @@ from shop.observability import observe
 from shop.protections import describe as describe_protections
 from shop.protections import on
 from shop.switchboard import router as protections_router
+from shop.wedge import router as wedge_router
+from shop.wedge import wedge
 
 T = TypeVar("T")
 
@@ -154,6 +156,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="inventory_service", lifespan=lifespan)
 app.mount("/metrics", make_asgi_app())
 app.include_router(protections_router)
+app.include_router(wedge_router)
 
 
 async def _refused(_: Request, exc: Refused) -> JSONResponse:
@@ -477,8 +480,11 @@ SETTLE: dict[str, Callable[[AbstractIncomingMessage, Disposition], Awaitable[Non
 
 async def _on_message(message: AbstractIncomingMessage) -> None:
     """Settles each message as _dispose decided. Without consumer_isolation the first message
-    that is not simply acked stops the consumer for good (the incident of root cause 4)."""
-    disposition = await _dispose(message)
+    that is not simply acked stops the consumer for good (the incident of root cause 4). An armed
+    wedge (shop.wedge) hangs the handler between the effect and the ack."""
+    async with wedge.lane():
+        disposition = await _dispose(message)
+        await wedge.hang()
     if disposition.action != "ack" and not on("consumer_isolation"):
         log.error("consumer_crashed", error=disposition.reason)
         state.consumer_stopped.set()

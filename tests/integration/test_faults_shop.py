@@ -145,3 +145,71 @@ def test_a_message_fault_is_proven_by_what_the_broker_shows(stack):
     fault = Chaos(stack).inject("message.schema_invalid", target="rabbitmq", count=2)
     assert fault.evidence["how"] in ("held", "consumers changed", "taken by a consumer")
     assert set(fault.evidence["after"]) == {"depth", "consumers", "dead"}
+
+
+def _wedged_order(stack):
+    """An order placed while inventory_service's consumer is wedged, once its event hangs there."""
+    from harness.faults.process import wedge_state
+    from harness.history import History
+    from scenarios.shop.clients import ShopClient, mint_token
+
+    shop = ShopClient(stack.edge_url, History(), token=mint_token(stack))
+    try:
+        order = shop.place_order()
+    finally:
+        shop.close()
+    held, _ = wait_for(lambda: wedge_state(stack, "inventory_service")["held"] == 1, 10, 0.1)
+    assert order.status == 201 and held, wedge_state(stack, "inventory_service")
+    return order.order_id
+
+
+def _reservation(stack, order_id):
+    with connect_database(stack) as conn:
+        row = conn.execute("SELECT status FROM reservations WHERE order_id = %s", [order_id]).fetchone()
+    return row[0] if row else None
+
+
+def test_a_consumer_wedge_holds_the_next_event_and_heals_from_its_record(stack):
+    """Catches a wedge that does not hold the consumer (the event is acked and the next one
+    processed), and a heal that leaves it stuck: released from its record alone, the held
+    event is acked and the consumer goes on (a later order's event is consumed)."""
+    from harness.faults import CATALOG
+    from harness.faults.attach import attach
+    from harness.faults.process import wedge_state
+
+    fault = Chaos(stack).inject("process.consumer_wedge", target="inventory_service")
+    _wedged_order(stack)
+    state = fault.undo_state()
+    CATALOG["process.consumer_wedge"].undo_from(state, attach(stack.run_id))
+    assert wedge_state(stack, "inventory_service") == {"armed": False, "held": 0, "waiting": 0}
+    CATALOG["process.consumer_wedge"].undo_from(state, attach(stack.run_id))  # twice: harmless
+    _heal_twice(fault)
+
+
+def test_restart_service_clears_a_wedge_and_answers_again(stack):
+    """Catches a restart that returns before the service answers (or on a port the restart moved),
+    and a wedge that outlives the process: after restart_service, the new process is not wedged
+    and the held event is redelivered and consumed. An unknown service is one line, nothing done."""
+    from harness.faults.process import restart_service, wedge_state
+
+    fault = Chaos(stack).inject("process.consumer_wedge", target="inventory_service")
+    order_id = _wedged_order(stack)
+    action = restart_service(stack, "inventory_service")
+    assert (action.what, action.target, action.outcome) == ("restart", "inventory_service", "restored")
+    assert wedge_state(stack, "inventory_service")["armed"] is False
+    fault.heal()
+    assert _reservation(stack, order_id) == "CONFIRMED"
+    with pytest.raises(HarnessError, match="can't restart 'nosuch'"):
+        restart_service(stack, "nosuch")
+
+
+def test_chaos_restart_journals_the_restart_for_the_game_day(stack, tmp_path, monkeypatch, capsys):
+    """Catches `chaos restart` restarting without recording it (the game day's report would miss
+    the operator's action) or recording a restart that did not restore the service."""
+    from harness import cli, gameday, state
+
+    monkeypatch.setenv(state.STATE_ENV, str(tmp_path))
+    assert cli.main(["restart", "inventory_service", "--run", stack.run_id]) == 0
+    assert capsys.readouterr().out.strip().endswith(": restored")
+    actions = gameday.recovery_actions(state.journal(stack.run_id))
+    assert [(a["what"], a["target"], a["outcome"]) for a in actions] == [("restart", "inventory_service", "restored")]

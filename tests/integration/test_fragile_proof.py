@@ -19,6 +19,7 @@ GUARDS = {
     "db_connection_timeout": "[db_503]",
     "db_outage": "[db_503]",
     "inventory_null": "[quarantine]",
+    "service_restart": "[restart_safe]",  # the redelivered event of the order applied before mails again
     "malformed_messages": "[valid_traffic]",  # the first bad message stops the fragile consumer
     "dlq_redrive": "[redrive]",
     "disk_fill_node_a": "[disk_alert]",

@@ -19,7 +19,7 @@ from harness.topology import active
 from tests.conftest import BIN, ROOT, run
 from tests.unit.test_cli import NO_ENGINE, _one_line_exit_2
 
-FAMILIES = {"network": 8, "http": 6, "process": 5}
+FAMILIES = {"network": 8, "http": 6, "process": 6}
 
 
 def test_every_family_is_in_the_catalog_with_described_parameters():

@@ -97,6 +97,7 @@ def scenario(name: str = "payment_outage", outcome: str = "passed", reason: str 
                         "exactly_once_settlement"],
             "guards": guards_ran(failed_at),
             "outcome": outcome, "duration_s": 11.9, "reason": reason, "figures": {"recovery_s": 1.2}, "guardrail": None,
+            "recovery_actions": [],
             "window": {"started": T0, "finished": T0 + 12.0},
             "probe": {"samples": len(s), "errors": 0, "hz": 10.0, "cpu_s": 0.05, "cpu_percent": 0.4, "wall_s": 12.0},
             "unobserved": [], **recovery.findings(j, s, a, o), "alerts": a,
@@ -112,7 +113,7 @@ def verdict_only(name: str = "payment_outage", outcome: str = "passed") -> dict:
     return {"name": name, "scenario": name, "mutant": None, "protects": {}, "preconditions": [],
             "nodeid": f"scenarios/test_{name}.py::test_{name}", "root_cause": None, "runbook": [], "guards": [],
             "outcome": outcome, "duration_s": 0.5, "reason": None if outcome == "passed" else "setup failed",
-            "figures": {}, "guardrail": None}
+            "figures": {}, "guardrail": None, "recovery_actions": []}
 
 
 def run_of(run_id: str) -> dict:
