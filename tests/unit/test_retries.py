@@ -69,11 +69,14 @@ def test_a_call_inside_any_retry_after_is_early_whatever_its_key():
     assert [e["ts"] for e in retries.early_calls(attempts)] == [10.1, 11.0]
     assert [e["ts"] for e in retries.early_calls([_attempt(10.0, "a", 5), _attempt(15.0, "b", 1),
                                                   _attempt(15.5, "c")])] == [15.5]
+    assert [e["ts"] for e in retries.early_calls([_attempt(10.0, "a", 5), _attempt(11.0, "b", 1),
+                                                  _attempt(13.0, "c")])] == [11.0, 13.0]
 
 
 def test_calls_that_wait_out_retry_after_are_not_early():
-    """Catches a judgement that counts the answer's own arrival, an attempt right at the end of
-    the wait, or attempts with no Retry-After at all, as early."""
-    attempts = [_attempt(10.0, "a", 2), _attempt(12.0, "b", 2), _attempt(14.003, "c"), _attempt(14.5, "c")]
+    """Catches a judgement that counts the answer's own arrival, an attempt at the end of the
+    wait as two clocks read it (within their slack), or attempts with no Retry-After at all, as
+    early."""
+    attempts = [_attempt(10.0, "a", 2), _attempt(12.0, "b", 2), _attempt(13.998, "c"), _attempt(14.5, "c")]
     assert not retries.early_calls(attempts)
     assert not retries.early_calls([_attempt(1.0), _attempt(1.01), _attempt(1.02)])
