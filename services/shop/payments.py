@@ -70,8 +70,7 @@ class Payments:
             return False, False
         try:
             return True, self.gate.admit()
-        except retry_after.Held as held:
-            self.on_call("held")
+        except retry_after.Held as held:  # not a call: the calls metric does not count it
             raise RateLimited(held) from None
 
     async def call(self, order_id: str, amount_cents: int, honour: bool, trial: bool) -> str:
