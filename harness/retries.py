@@ -1,5 +1,5 @@
 """Retry and breaker judgements over what the callee saw: attempts per key, their intervals,
-whether they back off, when a circuit breaker was open.
+whether they back off, whether they kept to the callee's Retry-After, when a circuit breaker was open.
 
 Pure functions over the vendor's recorded attempts and the shop's log events (epoch seconds), so
 the judging logic is unit tested on recorded data and the scenarios only gather the data and assert.
@@ -45,6 +45,23 @@ def backs_off(values: list[float], initial_s: float, max_s: float, slack_s: floa
     (0.1, 0.2, 0.3 s) from a backoff that doubles."""
     return len(values) >= 2 and all(
         value + slack_s >= floor for value, floor in zip(values, backoff_floors(len(values), initial_s, max_s)))
+
+
+def early_calls(attempts: list[dict[str, Any]], slack_s: float = CLOCK_SLACK_S) -> list[dict[str, Any]]:
+    """The attempts that reached the callee before a Retry-After it had given had passed: an
+    answer at `ts` with `retry_after_s` asks every caller to wait that long, so any later
+    attempt (any key: the wait is the callee's, not one order's) arriving sooner is early.
+
+    Measured from the callee's own arrival times: an attempt arrives, is answered, the caller
+    reads the answer and only then starts to wait, so a caller that honours the wait can only
+    arrive later than `ts + retry_after_s`, however loaded the machine is."""
+    early, until = [], float("-inf")
+    for entry in sorted(attempts, key=lambda e: e["ts"]):
+        if entry["ts"] + slack_s < until:
+            early.append(entry)
+        if entry.get("retry_after_s") is not None:
+            until = max(until, entry["ts"] + entry["retry_after_s"])
+    return early
 
 
 def breaker_windows(events: list[dict[str, Any]], until: float) -> list[tuple[float, float]]:

@@ -65,6 +65,10 @@ ROOT_CAUSES: dict[str, RootCause] = {
                   "フォールバック: 注文を失敗させず PAYMENT_PENDING として受け付ける"),
              Step("exactly_once_settlement", "Settle pending orders exactly once after recovery",
                   "復旧後、保留中の注文をちょうど一度だけ決済する"),
+             Step("honour_retry_after", "Keep within the vendor's rate limit: after a 429, no call before its "
+                  "Retry-After, orders accepted meanwhile and settled once afterwards",
+                  "決済代行のレートリミットに抵触しない: 429 を受けたら Retry-After までは呼び出さず、"
+                  "その間の注文は受け付けて後で一度だけ決済する"),
              Step("give_up_after_refusals", "Back off per order and stop retrying one the vendor keeps refusing: "
                   "FAILED, stock released, an alert",
                   "決済代行に拒否され続ける注文は注文ごとに間隔を空けて再試行し、"

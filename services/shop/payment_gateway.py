@@ -1,12 +1,12 @@
 """The external payment vendor, simulated: idempotent charges, a journal, and a control API.
 
 The journal is the vendor's side of the story: every request with its arrival time and the
-answer given, so the harness can judge retries, backoff and breaker behaviour from outside
-the shop. The control API (under /_control) lets the harness make the vendor misbehave on
-purpose, one fault per kind at a time: refuse every charge (status), rate-limit (rate), fail
-the first N charges (first_n), decline every charge of one amount (decline: the card issuer
-refuses that order, the rest go through), answer late (slow_body) or answer garbage
-(malformed_body).
+answer given (with the Retry-After it asked for, in seconds), so the harness can judge retries,
+backoff, Retry-After and breaker behaviour from outside the shop. The control API (under
+/_control) lets the harness make the vendor misbehave on purpose, one fault per kind at a time:
+refuse every charge (status), rate-limit (rate), fail the first N charges (first_n), decline
+every charge of one amount (decline: the card issuer refuses that order, the rest go through),
+answer late (slow_body) or answer garbage (malformed_body).
 Requests marked X-Chaos-Probe show what the vendor answers now without creating a charge or
 using up a first_n failure. Everything lives in memory: a real vendor is a black box that
 restarts with the harness. The journal and the charges are bounded (shop.ring: the newest
@@ -167,7 +167,9 @@ async def charge(
         for kind, refuse in REFUSALS.items():
             refusal = refuse(faults[kind], probe, body) if kind in faults else None
             if refusal is not None:
-                entry.update(status=refusal.status_code, outcome="fault", fault=kind)
+                wait = refusal.headers.get("retry-after")  # what the caller was told to wait
+                entry.update(status=refusal.status_code, outcome="fault", fault=kind,
+                             retry_after_s=int(wait) if wait is not None else None)
                 return refusal
         response = _charge(body, idempotency_key, probe, entry)
         slow, malformed = faults.get("slow_body"), faults.get("malformed_body")

@@ -47,6 +47,8 @@ PROTECTIONS: dict[str, Protection] = {p.name: p for p in (
     Protection("idempotency", (GATEWAY,), "a client's Idempotency-Key makes every retry the same order"),
     Protection("vendor_idempotency", (GATEWAY,), "every vendor call carries the order id as its key, so "
                "the vendor replays a repeated charge instead of charging again"),
+    Protection("retry_after", (GATEWAY,), "a vendor's 429 (or 503) with Retry-After holds every call to it, "
+               "retries and settler alike, until that time has passed"),
     Protection("call_timeouts", (GATEWAY, INVENTORY), "calls to the vendor, peers and auth give up in time"),
     Protection("charged_order_sweep", (GATEWAY,), "PAYMENT_PENDING is written before the vendor is "
                "called, so an order whose outcome could not be written is finished by the settler"),

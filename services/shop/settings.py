@@ -21,6 +21,8 @@ class GatewaySettings(BaseModel):
     breaker_threshold: int = Field(default=5, ge=1)
     breaker_reset_s: float = Field(default=2.0, gt=0)
     payment_timeout_s: float = Field(default=2.0, gt=0)
+    # The longest a vendor's Retry-After is honoured before the next (trial) call.
+    retry_after_max_s: float = Field(default=60.0, gt=0, le=3600)
     settle_interval_s: float = Field(default=0.25, gt=0)
     # An order being worked on by a request is leased to it; past the lease (the request died,
     # or could not write its outcome) the settler or a client retry takes the order over.

@@ -55,3 +55,28 @@ def test_inside_respects_the_margin():
     assert retries.inside(1.5, windows)
     assert not retries.inside(1.02, windows, margin=0.05)
     assert not retries.inside(2.5, windows)
+
+
+def _attempt(ts: float, key: str = "a", retry_after_s: int | None = None) -> dict:
+    return {"key": key, "ts": ts, "retry_after_s": retry_after_s}
+
+
+def test_a_call_inside_any_retry_after_is_early_whatever_its_key():
+    """Catches a judgement per key (the settler's call for another order inside the wait passes)
+    and one that forgets a longer wait when a shorter one follows it."""
+    attempts = [_attempt(10.0, "a", 2), _attempt(10.1, "a", 2), _attempt(11.0, "b"),
+                _attempt(12.2, "c", 1), _attempt(13.3, "d")]
+    assert [e["ts"] for e in retries.early_calls(attempts)] == [10.1, 11.0]
+    assert [e["ts"] for e in retries.early_calls([_attempt(10.0, "a", 5), _attempt(15.0, "b", 1),
+                                                  _attempt(15.5, "c")])] == [15.5]
+    assert [e["ts"] for e in retries.early_calls([_attempt(10.0, "a", 5), _attempt(11.0, "b", 1),
+                                                  _attempt(13.0, "c")])] == [11.0, 13.0]
+
+
+def test_calls_that_wait_out_retry_after_are_not_early():
+    """Catches a judgement that counts the answer's own arrival, an attempt at the end of the
+    wait as two clocks read it (within their slack), or attempts with no Retry-After at all, as
+    early."""
+    attempts = [_attempt(10.0, "a", 2), _attempt(12.0, "b", 2), _attempt(13.998, "c"), _attempt(14.5, "c")]
+    assert not retries.early_calls(attempts)
+    assert not retries.early_calls([_attempt(1.0), _attempt(1.01), _attempt(1.02)])
