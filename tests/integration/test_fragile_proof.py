@@ -33,6 +33,7 @@ GUARDS = {
     "reservation_reply_lost": "[ledger]",  # a new order per retry: duplicate_order, stock held for the REJECTED one
     "mail_then_commit_fails": "[steady_state_after]",  # the fragile consumer stops at the failed commit for good
     "settler_gives_up": "[pending_accepted]",
+    "worker_auto_recovery": "[restarted]",  # nothing restarts the killed consumer
     "storm": "[slo]",
     # The fragile shop validates no variable at all: one per service shows it; the resilient run
     # proves each of the four is validated.
