@@ -266,18 +266,25 @@ async def _watch_database() -> None:
                          "orders are refused with 503 and Retry-After; check PostgreSQL and the network to it")
 
 
+CONSUMERS_TIMEOUT_S = 2.0  # a reconnecting connection can wait for ever to open a channel
+
+
 async def _queue_consumers() -> int | None:
     """How many consumers the broker says the order queue has; None when it can't say now."""
     connection = state.outbox.connection
     if connection is None or connection.is_closed:
         return None
-    try:
+
+    async def ask() -> int:
         channel = await connection.channel()
         try:
-            queue = await channel.declare_queue(events.QUEUE, passive=True, timeout=2)
+            queue = await channel.declare_queue(events.QUEUE, passive=True)
             return int(queue.declaration_result.consumer_count or 0)
         finally:
             await channel.close()
+
+    try:
+        return await asyncio.wait_for(ask(), CONSUMERS_TIMEOUT_S)
     except Exception:  # the broker away or slow: no answer, which is not "no consumer"
         return None
 
