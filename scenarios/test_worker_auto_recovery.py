@@ -41,13 +41,13 @@ def consumer_alerts(sink, status: str, since: float) -> list[dict]:
 
 
 @pytest.mark.chaos(root_cause="rabbitmq_config_missing",
-                   guards={"orders_accepted": None, "restarted": "worker_auto_recovery",
+                   guards={"orders_accepted": None, "orders_waited": None, "restarted": "worker_auto_recovery",
                            "zero_lost": "worker_auto_recovery", "restart_counted": "worker_auto_recovery",
                            "consumer_alert": "consumer_alert", "recovery_alert": "consumer_alert"},
                    protects={"restarted": "consumer_supervisor", "zero_lost": "consumer_supervisor",
                              "restart_counted": "consumer_supervisor", "consumer_alert": "consumer_alert",
                              "recovery_alert": "recovery_alerts"},
-                   preconditions=("orders_accepted",))
+                   preconditions=("orders_accepted", "orders_waited"))
 def test_worker_auto_recovery(stack, chaos, shop, sink, inventory, history, scenario_record, steady, evidence):
     steady("before")
     before = recoveries(stack)
@@ -55,9 +55,15 @@ def test_worker_auto_recovery(stack, chaos, shop, sink, inventory, history, scen
     with chaos.inject("message.consumer_kill", target=SERVICE, down_s=DOWN_S):
         during = [shop.place_order() for _ in range(ORDERS_WHILE_DEAD)]
         ids = [op.order_id for op in during if op.order_id]
+        still_dead = consumers_now(stack) == 0
         waited = [oid for oid in ids if (inventory.reservation(oid) or {}).get("status") != "CONFIRMED"]
         expect("orders_accepted", len(ids) == ORDERS_WHILE_DEAD and all(op.status == 201 for op in during),
                f"orders while the consumer was dead: {[(op.status, op.body) for op in during]}")
+        # The premise: every order was accepted while no consumer could take its event (on a
+        # machine slow enough to take the whole hold-down for them, the proof below proves nothing).
+        expect("orders_waited", still_dead and len(waited) == len(ids),
+               f"the orders were not all placed while the consumer was dead ({len(waited)} of {len(ids)} "
+               f"unprocessed, consumer gone: {still_dead}): the hold-down of {DOWN_S:.0f}s ended first")
 
         # Judged inside the fault window: the heal restarts the consumer by hand, so only a
         # restart seen before it is the supervisor's.
