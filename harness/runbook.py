@@ -166,8 +166,12 @@ ROOT_CAUSES: dict[str, RootCause] = {
                   "RABBITMQ_* がなければ変数名を示して起動を拒否する"),
              Step("broker_monitoring", "Health score shows the broker connection",
                   "ヘルススコアにブローカー接続を含める"),
-             Step("worker_auto_recovery", "Consumers reconnect after a broker outage",
-                  "ブローカー障害の後、コンシューマが再接続する"),
+             Step("worker_auto_recovery", "Consumers reconnect after a broker outage, and a dead or wedged "
+                  "consumer is restarted by its supervisor, each recovery counted",
+                  "ブローカー障害の後コンシューマが再接続し、停止・停滞したコンシューマは自動で再起動され、復旧が記録される"),
+             Step("consumer_alert", "The broker monitor alerts when a queue has had no consumer for 5 s, "
+                  "and again when one is back",
+                  "ブローカー監視が 5 秒間コンシューマのいないキューをアラートし、戻れば復旧を通知する"),
              Step("outbox", "Events kept in an outbox while the broker is away",
                   "ブローカー不在の間、イベントをアウトボックスに保持する")),
             source="RabbitMQ-configuration incident"),

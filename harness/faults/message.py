@@ -7,6 +7,11 @@ broker: every message is seen waiting in the shop's work queue or its dead-lette
 work queue has a consumer that took them (its depth back where it was) or lost it (its consumer
 count changed). What the consumer then does with them is what the scenarios judge (DLQ count,
 e-mails per order). Published messages can't be taken back: heal has nothing to undo.
+
+The consumer's own fault (message.consumer_kill) goes through the consuming service's control
+endpoint instead (capability `consumer`): its consumer ends and stays down for a while, the
+service itself keeps running. Its proof is the same broker's word: no consumer on the work queue;
+healed, one again.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import httpx
 import pika
 import pika.exceptions
 from pydantic import Field
 
+from harness import topology
 from harness.datastores import broker_credentials
 from harness.errors import HarnessError
-from harness.faults.base import Fault, Params
+from harness.faults.base import Fault, Params, run_container
 from harness.view import StackView
 
 EXCHANGE = "orders"
@@ -231,4 +238,82 @@ class OutOfOrder(Publish):
         return [(e["type"], json.dumps(e).encode(), e["message_id"]) for e in (paid, pending)]
 
 
-FAULTS = (MalformedJson, SchemaInvalid, Poison, Duplicate, OutOfOrder)
+CONSUMER_CONTROL = "/_control/consumer"  # POST .../kill {"down_s"}, POST .../heal
+EVENTS_CAPABILITY = "order_events"
+STOPPED = ("created", "exited", "dead", "removing")  # a service in these states holds no fault in memory
+
+
+class ConsumerKillParams(Params):
+    down_s: float = Field(default=10.0, ge=0.0, le=120.0,
+                          description="how long every consumer started after the kill dies at once")
+
+
+def consumers_now(stack: StackView) -> int | None:
+    """The work queue's consumers as the broker of the order events counts them; None when the
+    topology has no such broker or the queue does not exist."""
+    brokers = stack.topology.with_capability(EVENTS_CAPABILITY)
+    if not brokers:
+        return None
+    endpoint = stack.endpoint(brokers[0])
+    connection = pika.BlockingConnection(pika.ConnectionParameters(
+        host=endpoint.host, port=endpoint.port, connection_attempts=3, retry_delay=0.5,
+        credentials=broker_credentials(stack.topology, brokers[0])))
+    try:
+        found = queue_state(connection)
+    finally:
+        if connection.is_open:
+            connection.close()
+    return None if found is None else found.consumers
+
+
+def _consumer_control(stack: StackView, service: str, action: str, body: dict[str, Any] | None = None) -> None:
+    url = f"{stack.endpoint(service).url}{CONSUMER_CONTROL}/{action}"
+    try:
+        httpx.post(url, json=body or {}, headers=topology.control_headers(stack.control_secret),
+                   timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise HarnessError(f"{service}'s consumer control refused {action}: {exc}") from None
+
+
+class ConsumerKill(Fault):
+    """The RabbitMQ-configuration incident's dead worker: the consumer inside the service ends (the
+    service stays up and answers), and for down_s every consumer started dies at once, as one
+    that crashes on start. What brings it back is the service's supervisor, or the heal: the
+    restart by hand an operator would do."""
+
+    name = "message.consumer_kill"
+    family = "message"
+    capability = "consumer"
+    description = "kill the order-event consumer inside its service (not the service); restarts die for down_s"
+    proves = "the broker shows no consumer on the work queue; healed, one again"
+    Params = ConsumerKillParams
+    params: ConsumerKillParams
+    healing_timeout_s = 20.0
+    poll_s = 0.2
+
+    def _prepare(self) -> None:
+        if not consumers_now(self.stack):
+            raise HarnessError(f"{self.name}: the broker shows no consumer on {WORK_QUEUE} to kill: "
+                               f"is {self.target}'s consumer up?")
+
+    def _apply(self) -> None:
+        _consumer_control(self.stack, self.target, "kill", {"down_s": self.params.down_s})
+
+    def _landed(self) -> bool:
+        return consumers_now(self.stack) == 0
+
+    def _healed(self) -> bool:
+        return (consumers_now(self.stack) or 0) >= 1
+
+    def undo_state(self) -> dict[str, Any]:
+        return {"service": self.target}
+
+    @classmethod
+    def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
+        """Ends the hold-down and starts the consumer if none runs; a stopped service's fault died with it."""
+        if run_container(stack, state["service"]).status in STOPPED:
+            return
+        _consumer_control(stack, state["service"], "heal")
+
+
+FAULTS = (MalformedJson, SchemaInvalid, Poison, Duplicate, OutOfOrder, ConsumerKill)

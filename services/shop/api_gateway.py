@@ -28,7 +28,7 @@ from psycopg import AsyncConnection
 from purgatory.domain.model import OpenedState
 from pydantic import BaseModel, Field
 
-from shop import alerts, auth_client, config, events
+from shop import alerts, auth_client, broker_monitor, config, events
 from shop.db import Database, DatabaseUnavailable, unavailable_response
 from shop.health import Recent, report
 from shop.health import system as system_health_of
@@ -266,6 +266,49 @@ async def _watch_database() -> None:
                          "orders are refused with 503 and Retry-After; check PostgreSQL and the network to it")
 
 
+CONSUMERS_TIMEOUT_S = 2.0  # a reconnecting connection can wait for ever to open a channel
+
+
+async def _queue_consumers() -> int | None:
+    """How many consumers the broker says the order queue has; None when it can't say now."""
+    connection = state.outbox.connection
+    if connection is None or connection.is_closed:
+        return None
+
+    async def ask() -> int:
+        channel = await connection.channel()
+        try:
+            queue = await channel.declare_queue(events.QUEUE, passive=True)
+            return int(queue.declaration_result.consumer_count or 0)
+        finally:
+            await channel.close()
+
+    try:
+        return await asyncio.wait_for(ask(), CONSUMERS_TIMEOUT_S)
+    except Exception:  # the broker away or slow: no answer, which is not "no consumer"
+        return None
+
+
+async def _watch_consumers() -> None:
+    """The broker monitor: the order queue's consumers every 5 s, an alert when none has been
+    attached for 5 s and another when one is back (shop.broker_monitor decides)."""
+    watch = broker_monitor.QueueWatch()
+    while True:
+        await asyncio.sleep(broker_monitor.CHECK_EVERY_S)
+        consumers = await _queue_consumers()
+        change = watch.observe(consumers, alerting=on("consumer_alert"))
+        if change == broker_monitor.FIRING:
+            await _alert("firing", f"No consumer on queue {events.QUEUE}",
+                         f"the broker has shown no consumer on {events.QUEUE} for "
+                         f"{broker_monitor.NO_CONSUMER_FOR_S:.0f}s or more",
+                         "orders are accepted and their events wait in the queue; check inventory_service's "
+                         "consumer (its /health consumer_recoveries) and restart it if it does not come back")
+        elif change == broker_monitor.RESOLVED and on("recovery_alerts"):
+            await _alert("resolved", f"A consumer is back on queue {events.QUEUE}",
+                         f"the broker shows {consumers} consumer(s) on {events.QUEUE} again",
+                         "the events that waited are being processed")
+
+
 async def _watch_disk() -> None:
     while True:
         DISK_USED.set(state.disk.percent)
@@ -286,7 +329,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     # Every loop runs in every mode and asks its protection at each turn (a switch acts at once).
     state.tasks = [asyncio.create_task(coro) for coro in
                    (state.db.prepare(_setup_schema), state.outbox.connect(), _settle_pending(),
-                    state.outbox.relay(), state.disk.run(), _watch_disk(), _watch_database())]
+                    state.outbox.relay(), state.disk.run(), _watch_disk(), _watch_database(), _watch_consumers())]
     log.info("started", settings=settings.model_dump(exclude={"database_url"}))
     yield
     for task in state.tasks:

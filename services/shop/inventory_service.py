@@ -12,7 +12,9 @@ What the operations manual prescribes, each a protection of its own (shop.protec
 - order events are parsed, validated against shop.events.ORDER_EVENT_SCHEMA, applied once per
   message id (processed_messages, written in the effect's own transaction), with one mail per
   paid order (notifications); what can never be processed goes to the dead-letter queue;
-- the broker connection is robust, and the consumer resumes on its own after a broker outage.
+- the broker connection is robust, and the consumer resumes on its own after a broker outage;
+- the consumer is supervised (shop.supervisor): one that dies or wedges is restarted, and each
+  restart is counted in /health (the RabbitMQ-configuration incident's worker auto-recovery).
 
 Dead-lettering with a reason: a reject can't carry headers, and the broker's own x-death header
 only says "rejected". So the consumer publishes a copy of the message to the dead-letter
@@ -35,6 +37,7 @@ import contextlib
 import hashlib
 import os
 import smtplib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -44,7 +47,7 @@ from urllib.parse import urlsplit
 import aio_pika
 import httpx
 from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingMessage, AbstractQueue
-from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import JSONResponse
 from jsonschema import Draft202012Validator
 from prometheus_client import Counter, Gauge, make_asgi_app
@@ -61,6 +64,8 @@ from shop.logs import INVENTORY_NULL, configure
 from shop.observability import observe
 from shop.protections import describe as describe_protections
 from shop.protections import on
+from shop.supervisor import Supervisor
+from shop.switchboard import require_control
 from shop.switchboard import router as protections_router
 from shop.wedge import router as wedge_router
 from shop.wedge import wedge
@@ -106,8 +111,10 @@ class State:
     db: Database
     http: httpx.AsyncClient
     consumer_stopped: asyncio.Event
+    supervisor: Supervisor
     dead_letters: AbstractExchange | None = None
     consumer_connected: bool = False
+    consumer_down_until: float = 0.0  # the consumer-kill fault: a consumer started before this dies at once
 
     def __init__(self) -> None:
         self.tasks: list[asyncio.Task] = []
@@ -143,9 +150,13 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     await state.db.open()
     state.http = httpx.AsyncClient()
     state.consumer_stopped = asyncio.Event()
-    state.tasks = [asyncio.create_task(state.db.prepare(_setup_schema)), asyncio.create_task(_consume())]
+    state.supervisor = Supervisor(_consume, lambda: state.consumer_connected,
+                                  lambda: on("consumer_supervisor"), log)
+    state.supervisor.launch()
+    state.tasks = [asyncio.create_task(state.db.prepare(_setup_schema)), asyncio.create_task(state.supervisor.run())]
     log.info("started", limits=state.db.describe(), broker=_broker_address())
     yield
+    state.supervisor.kill()
     for task in state.tasks:
         task.cancel()
     await asyncio.gather(*state.tasks, return_exceptions=True)
@@ -157,6 +168,7 @@ app = FastAPI(title="inventory_service", lifespan=lifespan)
 app.mount("/metrics", make_asgi_app())
 app.include_router(protections_router)
 app.include_router(wedge_router)
+consumer_control = APIRouter(dependencies=[Depends(require_control)])
 
 
 async def _refused(_: Request, exc: Refused) -> JSONResponse:
@@ -205,7 +217,7 @@ async def health() -> JSONResponse:
     body = report({"database": (database, 50), "broker_consumer": (state.consumer_connected, 50)},
                   critical=("database",))
     body |= {"service": "inventory_service", "sut_mode": os.environ.get("SUT_MODE", "resilient"),
-             "protections": describe_protections()}
+             "protections": describe_protections(), "consumer_recoveries": state.supervisor.recoveries.describe()}
     return JSONResponse(body, status_code=200 if database else 503)
 
 
@@ -480,8 +492,10 @@ SETTLE: dict[str, Callable[[AbstractIncomingMessage, Disposition], Awaitable[Non
 
 async def _on_message(message: AbstractIncomingMessage) -> None:
     """Settles each message as _dispose decided. Without consumer_isolation the first message
-    that is not simply acked stops the consumer for good (the incident of root cause 4). An armed
-    wedge (shop.wedge) hangs the handler between the effect and the ack."""
+    that is not simply acked stops the consumer for good (the incident of root cause 4). The
+    supervisor is told of each message taken and settled (its wedge check). An armed wedge
+    (shop.wedge) hangs the handler between the effect and the ack."""
+    state.supervisor.progress.taken()
     async with wedge.lane():
         disposition = await _dispose(message)
         await wedge.hang()
@@ -493,6 +507,8 @@ async def _on_message(message: AbstractIncomingMessage) -> None:
         await SETTLE[disposition.action](message, disposition)
     except Exception as exc:  # the channel went away mid-flight: the broker redelivers, dedup absorbs it
         log.warning("settle_failed", action=disposition.action, error=repr(exc))
+    finally:
+        state.supervisor.progress.settled()
 
 
 # ---------------------------------------------------------------- the consumer's connection
@@ -544,6 +560,9 @@ async def _consume() -> None:
     without broker_reconnect) it stays down for as long as those protections are off: for good
     in the fragile shop, until the switch is turned back on in a matrix run."""
     await state.db.ready.wait()
+    if time.monotonic() < state.consumer_down_until:
+        log.error("consumer_crashed_at_start", reason="held down by the consumer-kill fault")
+        return  # the task ends: dead, as a consumer that crashes while starting
     while True:
         await _consume_once()
         while not (on("consumer_isolation") and on("broker_reconnect")):
@@ -562,5 +581,37 @@ async def _consume_once() -> None:
         await state.consumer_stopped.wait()
     finally:
         _set_consumer(False, "consumer_stopped")
+        connection.close_callbacks.discard(_on_connection_lost)  # closing it here is no lost connection
         with contextlib.suppress(Exception):
             await connection.close()
+
+
+# ---------------------------------------------------------------- the consumer-kill fault's way in
+
+class KillIn(BaseModel):
+    down_s: float = Field(default=0.0, ge=0.0, le=300.0)
+
+
+@consumer_control.post("/_control/consumer/kill")
+async def kill_consumer(body: KillIn) -> JSONResponse:
+    """Ends the consumer task (not the service), and for down_s every consumer started dies at
+    once, as one that crashes on start: the supervisor's restarts fail until then."""
+    state.consumer_down_until = time.monotonic() + body.down_s
+    killed = state.supervisor.kill()
+    log.warning("consumer_killed", down_s=body.down_s, was_alive=killed)
+    return JSONResponse({"killed": killed, "down_s": body.down_s})
+
+
+@consumer_control.post("/_control/consumer/heal")
+async def heal_consumer() -> JSONResponse:
+    """Ends the hold-down and starts the consumer if none is alive: the restart an operator
+    does by hand, so the fault heals whether or not the supervisor is on (not counted)."""
+    state.consumer_down_until = 0.0
+    started = not state.supervisor.alive()
+    if started:
+        state.supervisor.launch()
+    log.info("consumer_healed", started=started)
+    return JSONResponse({"started": started})
+
+
+app.include_router(consumer_control)

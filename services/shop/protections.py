@@ -60,7 +60,8 @@ PROTECTIONS: dict[str, Protection] = {p.name: p for p in (
                "with Retry-After and the manual's line", at_start="connect and statement timeouts"),
     Protection("db_watch_alert", (GATEWAY,), "an alert when the database stops answering for 2 s"),
     Protection("health_checks", CALLERS, "/health probes the database live instead of reporting start-up"),
-    Protection("recovery_alerts", (GATEWAY,), "a resolved alert when the vendor, the database or the disk is back"),
+    Protection("recovery_alerts", (GATEWAY,), "a resolved alert when the vendor, the database, the disk or "
+               "the order queue's consumer is back"),
     Protection("outbox", (GATEWAY,), "order events are written in the order's transaction and relayed"),
     Protection("publisher_confirms", (GATEWAY,), "an event counts as published only once the broker confirmed it"),
     Protection("broker_reconnect", CALLERS, "a lost broker connection is re-established by itself"),
@@ -80,6 +81,10 @@ PROTECTIONS: dict[str, Protection] = {p.name: p for p in (
     Protection("mail_after_commit", (INVENTORY,), "the paid mail is claimed in the transaction and sent "
                "after the commit, once"),
     Protection("consumer_isolation", (INVENTORY,), "one message the consumer can't handle never stops it"),
+    Protection("consumer_supervisor", (INVENTORY,), "a consumer that dies or wedges is restarted by its "
+               "supervisor within seconds, each restart counted in /health"),
+    Protection("consumer_alert", (GATEWAY,), "the broker monitor alerts when the order queue has had no "
+               "consumer for 5 s (checked every 5 s)"),
 )}
 
 

@@ -213,3 +213,37 @@ def test_chaos_restart_journals_the_restart_for_the_game_day(stack, tmp_path, mo
     assert capsys.readouterr().out.strip().endswith(": restored")
     actions = gameday.recovery_actions(state.journal(stack.run_id))
     assert [(a["what"], a["target"], a["outcome"]) for a in actions] == [("restart", "inventory_service", "restored")]
+
+
+def _consumers(stack) -> int | None:
+    from harness.faults.message import consumers_now
+
+    return consumers_now(stack)
+
+
+def test_consumer_kill_ends_only_the_consumer_and_its_record_restarts_it(stack):
+    """Catches a kill that takes the whole service down (inventory must keep answering), one the
+    broker does not show (a consumer still attached), and a heal that relies on the supervisor:
+    with consumer_supervisor off only the heal (here from the record alone, as the reaper does)
+    brings a consumer back."""
+    from harness import protections
+    from harness.faults import CATALOG
+    from harness.faults.attach import attach
+
+    inventory = stack.endpoint("inventory_service").url
+    protections.switch(stack, ["consumer_supervisor"])
+    try:
+        fault = Chaos(stack).inject("message.consumer_kill", target="inventory_service", down_s=0)
+        assert _consumers(stack) == 0
+        assert httpx.get(inventory + "/health", timeout=5).status_code == 200
+        stays_dead, _ = wait_for(lambda: _consumers(stack) != 0, 2.0, 0.25)
+        assert not stays_dead  # nobody restarts it with the supervisor off
+        state = fault.undo_state()
+        CATALOG["message.consumer_kill"].undo_from(state, attach(stack.run_id))
+        back, _ = wait_for(lambda: (_consumers(stack) or 0) >= 1, 20.0, 0.25)
+        assert back
+        CATALOG["message.consumer_kill"].undo_from(state, attach(stack.run_id))  # twice: harmless
+        _heal_twice(fault)
+        assert _consumers(stack) == 1
+    finally:
+        protections.switch(stack, [])

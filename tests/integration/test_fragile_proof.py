@@ -35,6 +35,7 @@ GUARDS = {
     "mail_then_commit_fails": "[steady_state_after]",  # the fragile consumer stops at the failed commit for good
     "settler_gives_up": "[pending_accepted]",
     "vendor_rate_limit": "[retry_after_honoured]",  # every request calls once, 0.4 s after the last 429
+    "worker_auto_recovery": "[restarted]",  # nothing restarts the killed consumer
     "storm": "[slo]",
     # The fragile shop validates no variable at all: one per service shows it; the resilient run
     # proves each of the four is validated.

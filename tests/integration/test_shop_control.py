@@ -29,6 +29,7 @@ CONTROL = [
     ("payment_gateway", "POST", "/_control/reset", None),
     ("alert_sink", "POST", "/_control/smtp", {"delay_ms": 0}),
     ("alert_sink", "POST", "/_control/reset", None),
+    ("inventory_service", "POST", "/_control/consumer/heal", None),  # kill shares its gate (one router)
     *[(service, method, protections.CONTROL_PATH, body) for service in protections.services()
       for method, body in (("GET", None), ("PUT", {"disabled": []}))],
 ]
