@@ -23,7 +23,10 @@ DB_TIMEOUT = runbook.log_line("database_bottleneck")
 GATEWAY = "api_gateway"  # the application_name of the gateway's connections
 POOL_SIZE = 10  # the gateway's pool, services/shop/db.py (max_size)
 BURST = 3 * POOL_SIZE  # bounded: three requests for every connection there is
-ANSWER_BUDGET_S = 3.5  # the pool timeout or the operation's deadline, with room for the client
+# The operation's deadline (2 s) on a connection the pool may still be opening (it grows one at a
+# time), with room; a request queueing behind the full pool waits out one deadline before its own
+# starts, so it takes 4 s at the very least.
+ANSWER_BUDGET_S = 4.0
 BASELINE_BUDGET_S = 30.0  # the burst's connections closed again, one per idle second
 
 
@@ -54,17 +57,18 @@ def test_pool_exhaustion(stack, chaos, shop, vendor, history, scenario_record, s
     after = gateway_connections(stack)
     recovery_s = steady("after")
     events = stack.logs(GATEWAY, since=injected)
-    scenario_record.update(answers=sorted((op.status or op.outcome, round(op.latency_s, 2)) for op in answers),
+    scenario_record.update(answers=sorted(((op.status or op.outcome, round(op.latency_s, 2)) for op in answers),
+                                          key=lambda answer: answer[1]),
                            pool_timeouts=sum("PoolTimeout" in str(op.body.get("reason")) for op in answers),
                            connections_before=baseline, connections_after=after,
                            baseline_s=round(settled_s, 2), recovery_s=round(recovery_s, 2))
 
     expect("pool_held", held, f"the lock never held all {POOL_SIZE} of the gateway's connections")
     hung = sorted(round(op.latency_s, 2) for op in answers if op.outcome == "unknown")
-    expect("pool_503", not hung, f"{len(hung)} of {BURST} requests queued past {ANSWER_BUDGET_S}s for a "
-                                 f"connection of the exhausted pool: {hung}")
+    expect("pool_503", not hung, f"{len(hung)} of {BURST} requests hung past {ANSWER_BUDGET_S}s (on the lock, or "
+                                 f"queued for a connection of the exhausted pool): {hung}")
     expect("pool_503", all(op.status == 503 and op.headers.get("retry-after") for op in answers),
-           f"expected 503 with Retry-After: {sorted((op.status, str(op.body)[:80]) for op in answers)}")
+           f"expected 503 with Retry-After: {[(op.status, str(op.body)[:80]) for op in answers]}")
     expect("pool_503", any(e.get("event") == DB_TIMEOUT for e in events), "the manual's database line was not logged")
     expect("pool_baseline", after <= baseline,
            f"the gateway kept {after} connections {BASELINE_BUDGET_S:.0f}s after the burst, {baseline} before")
