@@ -83,6 +83,13 @@ LIMITS = {
 }
 
 
+def _remaining(deadline_s: float | None, whole_s: float | None, spent_s: float) -> float | None:
+    """How long an operation handed its connection may still take: its deadline, within what is
+    left of a probe's whole bound (None: no bound at all)."""
+    bounds = [b for b in (deadline_s, None if whole_s is None else max(0.0, whole_s - spent_s)) if b is not None]
+    return min(bounds) if bounds else None
+
+
 async def _check_handed_over(conn: AsyncConnection) -> None:
     """The pool's check of a connection leaving it, which also tells the waiting operation that
     its connection is found (the queueing is over; the deadline starts)."""
@@ -133,11 +140,12 @@ class Database:
         task.add_done_callback(self._forget)
 
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, transaction: bool = False,
-                  deadline_s: float | None | str = "request") -> T:
+                  deadline_s: float | None | str = "request", whole_s: float | None = None) -> T:
         """One operation on a pooled connection. With pool_timeout the wait for a connection is
-        bounded; with db_timeouts the operation is, from the connection's hand-over. Any trouble
-        with the database within them becomes DatabaseUnavailable with the manual's line. An
-        operation cut off may still commit later, which is why every write through here is idempotent."""
+        bounded; with db_timeouts the operation is, from the connection's hand-over; a probe's
+        whole_s bounds the two together, whatever the switches. Any trouble with the database
+        within them becomes DatabaseUnavailable with the manual's line. An operation cut off may
+        still commit later, which is why every write through here is idempotent."""
         limits = self.limits
         if deadline_s == "request":
             deadline_s = limits.request_deadline_s
@@ -155,9 +163,10 @@ class Database:
         task = asyncio.ensure_future(attempt())  # the task's context holds handed_over
         _HANDED_OVER.reset(token)
         found = asyncio.ensure_future(handed_over.wait())
-        try:  # queueing: bounded by the pool's own timeout (PoolTimeout ends the task)
-            await asyncio.wait({task, found}, return_when=asyncio.FIRST_COMPLETED)
-            done, _ = await asyncio.wait({task}, timeout=deadline_s)
+        began = time.monotonic()
+        try:  # queueing: bounded by the pool's own timeout (PoolTimeout ends the task), or whole_s
+            await asyncio.wait({task, found}, timeout=whole_s, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({task}, timeout=_remaining(deadline_s, whole_s, time.monotonic() - began))
         except asyncio.CancelledError:  # the caller went away: so does the operation
             self._abandon(task)
             raise
@@ -172,7 +181,7 @@ class Database:
                 cause = f"{type(exc).__name__}: {exc}"[:300]
         else:
             self._abandon(task)
-            cause = f"no answer within {deadline_s:g} s"
+            cause = f"no answer within {whole_s if whole_s is not None else deadline_s:g} s"
         self.on_unavailable()
         self.log.error(DB_TIMEOUT, cause=cause)
         raise DatabaseUnavailable(cause)
@@ -217,7 +226,7 @@ class Database:
         if not on("health_checks"):
             return True
         try:
-            await self.run(lambda conn: conn.execute("SELECT 1"), deadline_s=deadline_s)
+            await self.run(lambda conn: conn.execute("SELECT 1"), deadline_s=deadline_s, whole_s=deadline_s)
         except DatabaseUnavailable:
             return False
         return True
