@@ -6,8 +6,10 @@ forgets any quarantine the resilient shop recorded for it), so the catalogue is 
 The manual's root cause 2, a bottleneck: the lock fault opens a transaction that holds an
 EXCLUSIVE lock on a table, as a long maintenance job would. Reads go on; every write to the
 table waits, each holding the pooled connection it runs on, so a burst of writes exhausts a pool.
-The holding session carries a name of its own (application_name), so a heal from the record,
-in another process, ends it by that name; ending the session is what releases the lock.
+The server holds the lock on its own (LOCK, a sleep of hold_s, ROLLBACK), so it outlives the
+process that injected it and ends by itself after hold_s at most. The holding session carries a
+name of its own (application_name), so a heal, also from the record in another process, ends it
+by that name; ending the session is what releases the lock, nothing written.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from harness.faults.base import Fault, Params, first_line
 from harness.view import StackView
 
 FIELDS = ("name", "price_cents", "stock")
-LOCK_TIMEOUT = "3s"  # the harness's own wait for the lock, if a session of the shop holds a conflicting one
+LOCK_TIMEOUT = "3s"  # the fault's own wait for the lock (a conflicting one held): then it does not land
 
 
 class NullParams(Params):
@@ -89,6 +91,7 @@ class NullFields(Fault):
 
 class LockParams(Params):
     table: str = Field(default="orders", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    hold_s: int = Field(default=60, ge=1, le=600)  # the lock's own bound, should no heal ever come
 
 
 def holder_name(table: str) -> str:
@@ -102,8 +105,8 @@ class TableLock(Fault):
     name = "data.table_lock"
     family = "data"
     proves = "pg_locks shows the table's ExclusiveLock granted to the harness's own named session"
-    description = ("an open transaction holds an EXCLUSIVE lock on a table: its writes wait, each holding "
-                   "its connection, reads go on; heal ends the session")
+    description = ("an open transaction holds an EXCLUSIVE lock on a table for at most hold_s: its writes wait, "
+                   "each holding its connection, reads go on; heal ends the session")
     capability = "database"
     Params = LockParams
     params: LockParams
@@ -113,21 +116,24 @@ class TableLock(Fault):
         self.holder: psycopg.Connection | None = None
 
     def _apply(self) -> None:
+        """The lock is taken by a statement the server runs on its own (LOCK, then a sleep of
+        hold_s, then ROLLBACK), sent without waiting for it: the lock outlives this process (a
+        `chaos inject` returns at once) and ends by itself after hold_s, nothing written."""
         table = self.params.table
-        conn = connect_database(self.stack)  # not autocommit: the lock lasts as long as the transaction
+        with connect_database(self.stack, autocommit=True) as conn:
+            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()
+        if not (row and row[0]):
+            raise HarnessError(f"no table {table!r} in the run's database to lock: name one of its tables")
+        statement = sql.SQL("BEGIN; SET LOCAL lock_timeout = {}; LOCK TABLE {} IN EXCLUSIVE MODE; "
+                            "SELECT pg_sleep({}); ROLLBACK").format(
+            sql.Literal(LOCK_TIMEOUT), sql.Identifier(table), sql.Literal(self.params.hold_s))
+        conn = connect_database(self.stack, autocommit=True)
         try:
             conn.execute("SELECT set_config('application_name', %s, false)", [holder_name(table)])
-            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [table]).fetchone()
-            if not (row and row[0]):
-                raise HarnessError(f"no table {table!r} in the run's database to lock: name one of its tables")
-            conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
-            conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(table)))
+            conn.pgconn.send_query(statement.as_bytes(conn))
         except psycopg.Error as exc:
             conn.close()
             raise HarnessError(f"could not lock table {table!r}: {first_line(exc)}") from None
-        except BaseException:
-            conn.close()
-            raise
         self.holder = conn
 
     def _held(self) -> int:
@@ -149,12 +155,12 @@ class TableLock(Fault):
         return {"holder": holder_name(self.params.table)}
 
     def _undo(self) -> None:
-        """Our own session is closed first (its transaction rolls back, nothing was written);
-        the record's heal then ends any session of the name still there."""
+        """The record's heal ends the session (a sleeping server does not notice its client gone),
+        then our end of it is closed."""
+        super()._undo()
         if self.holder is not None:
             self.holder.close()
             self.holder = None
-        super()._undo()
 
     @classmethod
     def undo_from(cls, state: dict[str, Any], stack: StackView) -> None:
