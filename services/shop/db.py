@@ -7,11 +7,20 @@ trouble becomes DatabaseUnavailable, logged with the manual's line and answered 
 Retry-After. Without it a service waits as long as the database likes. The deadlines are read
 at every operation (a switch acts at once); connect and statement timeouts are set when the
 pool opens its connections, so only a restart changes those.
+
+Waiting for a pooled connection is its own protection, pool_timeout: when slow queries hold
+every connection of the pool, a request that finds none gets 503 + Retry-After (and the line)
+after POOL_TIMEOUT_S instead of queueing for ever. So the operation's deadline (db_timeouts)
+counts from the moment the pool hands a connection over (its liveness check included), never
+the time spent queueing for one. With pool_shrink the connections a burst opened are closed
+again once idle for POOL_MAX_IDLE_S (one per period), so the pool goes back to its size before
+the burst; the idle limit is set when the pool is made, so only a restart changes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -31,6 +40,13 @@ DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 UNBOUNDED_S = 24 * 3600.0  # psycopg_pool wants a number: a day is "as long as the database likes"
 STARTUP_WAIT_S = 120.0
 STARTUP_CONNECT_S = 3.0
+POOL_TIMEOUT_S = 1.0
+# pool_shrink on/off: off is psycopg_pool's default, 10 min per connection (a burst's for an hour or more)
+POOL_MAX_IDLE_S = {True: 1.0, False: 600.0}
+ACQUIRE_S = {True: POOL_TIMEOUT_S, False: UNBOUNDED_S}  # pool_timeout on/off
+# Set by the pool's check in the task that asked for a connection: from then on the operation's
+# deadline runs (a context variable, since the pool calls the check without saying for whom).
+_HANDED_OVER: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar("handed_over", default=None)
 
 
 class DatabaseUnavailable(Exception):
@@ -49,8 +65,7 @@ class DbLimits:
 
     connect_s: int | None
     statement_ms: int | None
-    acquire_s: float
-    request_deadline_s: float | None  # a whole HTTP-side operation, acquire included
+    request_deadline_s: float | None  # a whole HTTP-side operation, from the connection's hand-over
     message_deadline_s: float | None  # a whole event, SMTP included
 
     def connection_kwargs(self) -> dict[str, Any]:
@@ -63,10 +78,25 @@ class DbLimits:
 
 
 LIMITS = {
-    True: DbLimits(connect_s=3, statement_ms=2000, acquire_s=2.0, request_deadline_s=2.0, message_deadline_s=8.0),
-    False: DbLimits(connect_s=None, statement_ms=None, acquire_s=UNBOUNDED_S, request_deadline_s=None,
-                    message_deadline_s=None),
+    True: DbLimits(connect_s=3, statement_ms=2000, request_deadline_s=2.0, message_deadline_s=8.0),
+    False: DbLimits(connect_s=None, statement_ms=None, request_deadline_s=None, message_deadline_s=None),
 }
+
+
+def _remaining(deadline_s: float | None, whole_s: float | None, spent_s: float) -> float | None:
+    """How long an operation handed its connection may still take: its deadline, within what is
+    left of a probe's whole bound (None: no bound at all)."""
+    bounds = [b for b in (deadline_s, None if whole_s is None else max(0.0, whole_s - spent_s)) if b is not None]
+    return min(bounds) if bounds else None
+
+
+async def _check_handed_over(conn: AsyncConnection) -> None:
+    """The pool's check of a connection leaving it, which also tells the waiting operation that
+    its connection is found (the queueing is over; the deadline starts)."""
+    handed_over = _HANDED_OVER.get()
+    if handed_over is not None:
+        handed_over.set()
+    await AsyncConnectionPool.check_connection(conn)
 
 
 class Database:
@@ -78,10 +108,12 @@ class Database:
         self.ready = asyncio.Event()
         self.abandoned: set[asyncio.Task] = set()
         # A connection is checked as it leaves the pool, so one broken while idle (database
-        # restarted, proxy reset) is replaced instead of failing the request that drew it.
+        # restarted, proxy reset) is replaced instead of failing the request that drew it. Each
+        # connection carries the service's name, so pg_stat_activity says whose it is.
+        kwargs = LIMITS[on("db_timeouts")].connection_kwargs() | {"application_name": name}
         self.pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False, name=name,
-                                        timeout=UNBOUNDED_S, kwargs=LIMITS[on("db_timeouts")].connection_kwargs(),
-                                        check=AsyncConnectionPool.check_connection)
+                                        timeout=UNBOUNDED_S, max_idle=POOL_MAX_IDLE_S[on("pool_shrink")], kwargs=kwargs,
+                                        check=_check_handed_over)
 
     @property
     def limits(self) -> DbLimits:
@@ -108,37 +140,48 @@ class Database:
         task.add_done_callback(self._forget)
 
     async def run(self, work: Callable[[AsyncConnection], Awaitable[T]], *, transaction: bool = False,
-                  deadline_s: float | None | str = "request") -> T:
-        """One operation on a pooled connection. With db_timeouts: bounded by the deadline, and any
-        trouble with the database becomes DatabaseUnavailable with the manual's line. An operation
-        cut off may still commit later, which is why every write through here is idempotent."""
+                  deadline_s: float | None | str = "request", whole_s: float | None = None) -> T:
+        """One operation on a pooled connection. With pool_timeout the wait for a connection is
+        bounded; with db_timeouts the operation is, from the connection's hand-over; a probe's
+        whole_s bounds the two together, whatever the switches. Any trouble with the database
+        within them becomes DatabaseUnavailable with the manual's line. An operation cut off may
+        still commit later, which is why every write through here is idempotent."""
         limits = self.limits
         if deadline_s == "request":
             deadline_s = limits.request_deadline_s
+        acquire_s = ACQUIRE_S[on("pool_timeout")]
 
         async def attempt() -> T:
-            async with self.pool.connection(timeout=limits.acquire_s) as conn:
+            async with self.pool.connection(timeout=acquire_s) as conn:
                 if not transaction:
                     return await work(conn)
                 async with conn.transaction():
                     return await work(conn)
 
-        if deadline_s is None:  # db_timeouts off (a health probe brings its own deadline)
-            return await attempt()
-        task = asyncio.ensure_future(attempt())
-        try:
-            done, _ = await asyncio.wait({task}, timeout=deadline_s)
+        handed_over = asyncio.Event()
+        token = _HANDED_OVER.set(handed_over)
+        task = asyncio.ensure_future(attempt())  # the task's context holds handed_over
+        _HANDED_OVER.reset(token)
+        found = asyncio.ensure_future(handed_over.wait())
+        began = time.monotonic()
+        try:  # queueing: bounded by the pool's own timeout (PoolTimeout ends the task), or whole_s
+            await asyncio.wait({task, found}, timeout=whole_s, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({task}, timeout=_remaining(deadline_s, whole_s, time.monotonic() - began))
         except asyncio.CancelledError:  # the caller went away: so does the operation
             self._abandon(task)
             raise
+        finally:
+            found.cancel()
         if done:
             try:
                 return task.result()
             except DB_ERRORS as exc:
+                if deadline_s is None and not isinstance(exc, PoolTimeout):
+                    raise  # db_timeouts off: the database's trouble is the caller's, as it comes
                 cause = f"{type(exc).__name__}: {exc}"[:300]
         else:
             self._abandon(task)
-            cause = f"no answer within {deadline_s:g} s"
+            cause = f"no answer within {whole_s if whole_s is not None else deadline_s:g} s"
         self.on_unavailable()
         self.log.error(DB_TIMEOUT, cause=cause)
         raise DatabaseUnavailable(cause)
@@ -183,10 +226,10 @@ class Database:
         if not on("health_checks"):
             return True
         try:
-            await self.run(lambda conn: conn.execute("SELECT 1"), deadline_s=deadline_s)
+            await self.run(lambda conn: conn.execute("SELECT 1"), deadline_s=deadline_s, whole_s=deadline_s)
         except DatabaseUnavailable:
             return False
         return True
 
     def describe(self) -> dict[str, Any]:
-        return asdict(self.limits)
+        return asdict(self.limits) | {"acquire_s": ACQUIRE_S[on("pool_timeout")]}

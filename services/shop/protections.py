@@ -58,6 +58,10 @@ PROTECTIONS: dict[str, Protection] = {p.name: p for p in (
                "tries, with an alert, instead of being tried for ever"),
     Protection("db_timeouts", CALLERS + (AUTH,), "every database operation has a deadline; past it 503 "
                "with Retry-After and the manual's line", at_start="connect and statement timeouts"),
+    Protection("pool_timeout", CALLERS + (AUTH,), "a request that finds every pooled database connection "
+               "busy waits 1 s at most, then 503 with Retry-After and the manual's line"),
+    Protection("pool_shrink", CALLERS + (AUTH,), "the connections a burst opened are closed again once idle "
+               "for 1 s, so the pool goes back to its size before the burst", at_start="the pool's idle limit"),
     Protection("db_watch_alert", (GATEWAY,), "an alert when the database stops answering for 2 s"),
     Protection("health_checks", CALLERS, "/health probes the database live instead of reporting start-up"),
     Protection("recovery_alerts", (GATEWAY,), "a resolved alert when the vendor, the database, the disk or "

@@ -4,6 +4,7 @@ observed), heals (the effect is gone) and heals twice harmlessly."""
 import time
 
 import httpx
+import psycopg
 import pytest
 
 from harness.datastores import connect_database, queue_depth
@@ -43,6 +44,46 @@ def test_null_fields_land_and_the_row_is_restored(stack):
     assert _product(stack, "sku-4")[0] is None and _product(stack, "sku-4")[2] is None
     _heal_twice(fault)
     assert _product(stack, "sku-4") == original
+
+
+def _write_waits(stack) -> bool:
+    """Whether a write to orders waits on a lock (given up after a moment), a read going on meanwhile."""
+    with connect_database(stack, autocommit=True) as conn:
+        conn.execute("SELECT count(*) FROM orders").fetchone()
+        conn.execute("SET lock_timeout = '200ms'")
+        try:
+            conn.execute("UPDATE orders SET updated_at = updated_at WHERE false")
+        except psycopg.errors.LockNotAvailable:
+            return True
+    return False
+
+
+def test_a_table_lock_makes_writes_wait_reads_go_on_and_heals(stack):
+    """Catches a lock that does not hold writes up (no exhausted pool to see), one that stops
+    reads too, and a heal that leaves it held."""
+    fault = Chaos(stack).inject("data.table_lock", target="postgres", table="orders", hold_s=30)
+    assert _write_waits(stack)
+    _heal_twice(fault)
+    assert not _write_waits(stack)
+
+
+def test_a_table_lock_outlives_its_client_and_heals_from_its_record(stack):
+    """Catches a lock that ends with the injecting process (a `chaos inject` would leave a record
+    of a fault that is gone) and a record heal that can't find the session to end."""
+    from harness.faults.data import TableLock
+
+    fault = Chaos(stack).inject("data.table_lock", target="postgres", table="orders", hold_s=30)
+    fault.holder.close()  # the injecting process gone
+    assert _write_waits(stack)
+    TableLock.undo_from(fault.undo_state(), stack)
+    assert wait_for(lambda: not _write_waits(stack), 5.0)[0]
+    fault.active = False
+
+
+def test_a_table_lock_of_no_such_table_is_one_line(stack):
+    """Catches a misspelt table that fails with a traceback, or is taken as locked."""
+    with pytest.raises(HarnessError, match="no table 'nope'"):
+        Chaos(stack).inject("data.table_lock", target="postgres", table="nope")
 
 
 @pytest.mark.parametrize("name", ["auth.invalid_signature", "auth.expired", "auth.garbage",

@@ -18,6 +18,7 @@ GUARDS = {
     "payment_latency": "[one_order_per_request]",
     "db_connection_timeout": "[db_503]",
     "db_outage": "[db_503]",
+    "pool_exhaustion": "[pool_503]",
     "inventory_null": "[quarantine]",
     "service_restart": "[restart_safe]",  # the redelivered event of the order applied before mails again
     "malformed_messages": "[valid_traffic]",  # the first bad message stops the fragile consumer

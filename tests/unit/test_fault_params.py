@@ -241,3 +241,12 @@ def test_a_fault_of_another_host_identity_is_judged_by_its_expiry_only():
     older = state.Record("network.down-auth-00000b", "20270115T080000-00000a", "network.down", "auth", {},
                             "42:1", {})  # written before records named a host: judged by pid, as then
     assert registry.is_stale(older, 0.0, dead, here="laptop/boot/4026531836")
+
+
+@pytest.mark.parametrize("table", ["orders; DROP TABLE orders", "Orders", "", "x" * 64])
+def test_a_table_lock_takes_only_a_plain_table_name(table):
+    """Catches a table name that reaches the LOCK statement unchecked (quoted or not, a name the
+    shop's schema can't have is refused before anything is touched, in one line)."""
+    with pytest.raises(HarnessError, match="fault data.table_lock: bad value for table"):
+        check("data.table_lock", "postgres", table=table)
+    assert check("data.table_lock", "postgres").params.table == "orders"
