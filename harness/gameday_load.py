@@ -9,7 +9,7 @@ run's edge on 127.0.0.1 only) and hands the answers to the checker when the repo
 One load per run at a time, recorded in the state directory:
 
     load/<run id>.json    the runner's and Locust's tokens (pid:starttime), the settings, the
-                          checker's baseline (taken at the first start), how the last load ended
+                          checker's baseline (taken at the first start), the day's earlier loads
     load/<run id>/        Locust's answers (history.jsonl: every start of the day appends), stats, log
 
 The runner (``python -m harness.gameday_load run RUN USERS RATE DURATION_S``) outlives `chaos load
@@ -118,6 +118,11 @@ def _update(run_id: str, root: Path | None = None, **fields: Any) -> dict[str, A
     return record
 
 
+def summary(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One load of the day as the report lists it: its settings, when it ran, Locust's aggregate."""
+    return {key: record.get(key) for key in ("users", "rate", "duration_s", "started", "ended", "stats")}
+
+
 def live_tokens(record: Mapping[str, Any]) -> list[str]:
     """The record's processes (runner, Locust) that still run."""
     return [token for token in (record.get("runner"), record.get("locust"))
@@ -151,9 +156,10 @@ def start(stack: StackView, users: int = DEFAULT_USERS, rate: float = DEFAULT_RA
                                f"started {time.strftime('%H:%M:%S', time.localtime(before['started']))}): "
                                "`chaos load stop` ends it")
         baseline = before.get("baseline")
+        earlier = [*before.get("earlier", []), *([summary(before)] if before.get("started") else [])]
         record = {"run_id": run_id, "users": users, "rate": rate, "duration_s": duration_s, "started": time.time(),
-                  "baseline": system.baseline(stack) if baseline is None else baseline,
-                  "runner": None, "locust": None, "error": None, "ended": None}
+                  "baseline": system.baseline(stack) if baseline is None else baseline, "earlier": earlier,
+                  "runner": None, "locust": None, "error": None, "ended": None, "stats": None}
         state.write_whole(record_path(run_id), json.dumps(record))
         pid = detached.spawn_detached("harness.gameday_load", "run", run_id, str(users), f"{rate:g}", str(duration_s))
         record["runner"] = ownership.owner_token(pid)
@@ -263,7 +269,8 @@ def history(run_id: str, root: Path | None = None) -> History:
 
 def findings(run_id: str, stack: StackView | None, faults: list[dict[str, Any]],
              problems: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The load's operations (for the report's impact) and its figures: settings, the ledger
+    """The load's operations (for the report's impact) and its figures: each load of the day
+    (settings, times, Locust's aggregate), the ledger
     (the system's checker; None when it could not judge, said in `problems`), SLO figures and
     the impact per fault window. Nothing when no load ran on the run."""
     record = read(run_id)
@@ -281,8 +288,8 @@ def findings(run_id: str, stack: StackView | None, faults: list[dict[str, Any]],
             ledger = {"orders": len({op.key for op in answers.ops}), "anomalies": dict(found)}
         except Exception as exc:  # noqa: BLE001  # judging must not lose the report
             problems.append(f"ledger: {type(exc).__name__}: {exc}"[:200])
-    settings = {key: record.get(key) for key in ("users", "rate", "duration_s", "started", "ended", "stats")}
-    return ops, {"load": settings, "ledger": ledger, "slo": load_figures.slo(ops, faults),
+    loads = [*record.get("earlier", []), summary(record)]
+    return ops, {"loads": loads, "ledger": ledger, "slo": load_figures.slo(ops, faults),
                  "impact_per_fault": load_figures.per_fault(ops, faults)}
 
 
