@@ -361,6 +361,33 @@ def cmd_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    """`chaos load start`: the system's workload on the kept stack, detached (bounded), until
+    `chaos load stop`, `chaos down` or its duration; `chaos load stop`: ends it (this checkout's
+    loads, or --run's). Its answers and the ledger go into the game-day report."""
+    from harness import gameday_load
+    from harness.load import check_bounds
+
+    if args.action == "start":
+        check_bounds(args.users, args.rate, args.duration)  # bad input first, before the engine is asked
+        from harness.faults.attach import attach
+
+        stack = attach(args.run)
+        record = gameday_load.start(stack, args.users, args.rate, args.duration)
+        print(f"load started on run {stack.run_id}: {record['users']} users x {record['rate']:g} orders/s each, "
+              f"for at most {record['duration_s']}s; `chaos load stop` ends it, `chaos down` reports it")
+        return 0
+    runs = [args.run] if args.run else gameday_load.running_runs()
+    stopped = [run_id for run_id in runs if gameday_load.stop(run_id) is not None]
+    if not stopped:
+        where = f"on run {args.run}" if args.run else "in this checkout"
+        raise HarnessError(f"no load is running {where}: `chaos load start` starts one")
+    for run_id in stopped:
+        orders = len(gameday_load.history(run_id).ops)
+        print(f"stopped the load on run {run_id}: {orders} order(s) answered so far; `chaos down` reports them")
+    return 0
+
+
 def _game_day_report(run_id: str, client: "docker.DockerClient", reports: Path) -> None:
     """Writes the report of a run `chaos up` kept (others have no recording: nothing to do)."""
     from harness import gameday
@@ -401,7 +428,7 @@ def _down_targets(args: argparse.Namespace, runs: dict[str, ownership.Run], stat
 def cmd_down(args: argparse.Namespace) -> int:
     """Writes each kept stack's game-day report, then removes the runs; a report that cannot be
     written is said in one line and the removal happens anyway (exit code 1)."""
-    from harness import state
+    from harness import gameday_load, state
     from harness.engine import connect
     from harness.faults import registry
     from harness.stack import daemon_labels, remove_run
@@ -414,6 +441,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     unwritten = []
     for run_id in targets:  # a game day's report needs the stack still up (alerts, logs)
         try:
+            gameday_load.stop(run_id)  # its answers are complete before the report reads them
             _game_day_report(run_id, client, Path(args.reports))
         except Exception as exc:  # whatever broke the report, the stack still goes
             unwritten.append(run_id)
@@ -423,6 +451,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     if args.run and not removed:
         raise HarnessError(f"no run {args.run} to remove: `docker ps --filter label=chaos-harness.run` lists runs")
     registry.reap_stale(client)  # the faults of removed runs went with them: forget their records
+    gameday_load.reap(set(ownership.runs_from_labels(daemon_labels(client))))  # and the loads of them
     print(f"removed {len(removed)} run(s)" + (f": {', '.join(removed)}" if removed else ""))
     others = sorted(set(runs) - set(targets))
     if others and not args.run:
@@ -724,6 +753,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "compose": (cmd_compose, "write docker-compose.chaos.yml from the topology (--check: verify only)"),
     "adopt": (cmd_adopt, "read a docker-compose file into a topology (chaos.yaml) with Toxiproxy on every edge, "
                          "plus docker-compose.chaos.yml; what it cannot decide is asked"),
+    "load": (cmd_load, "start the system's load on the kept stack, detached and bounded (`load start`), or end "
+                       "it (`load stop`); `chaos down` reports its orders, ledger and SLO figures"),
     "down": (cmd_down, "write the game-day report of a `chaos up` stack, then remove every container, network "
                        "and volume of this checkout's runs (or --run's, or with --all every run on the daemon)"),
 }
@@ -799,6 +830,12 @@ ARGUMENTS: dict[str, tuple[tuple[tuple[str, ...], dict[str, Any]], ...]] = {
                                                                "the compose file)"}),
               (("--force",), {"action": "store_true", "help": "overwrite the files if they exist"})),
     "compose": ((("--check",), {"action": "store_true", "help": "fail when the file drifted"}),),
+    "load": ((("action",), {"choices": ("start", "stop"), "help": "start or stop the load"}),
+             (("--users",), {"type": int, "default": 5, "help": "simulated customers (default 5)"}),
+             (("--rate",), {"type": float, "default": 2.0, "help": "orders per second per customer (default 2)"}),
+             (("--duration",), {"type": int, "default": 1800, "metavar": "SECONDS",
+                                "help": "the load ends by itself after this long (default 1800, at most 3600)"}),
+             RUN),
     "down": ((("--run",), {"type": run_ids.valid, "help": "remove only this run"}),
              (("--all",), {"action": "store_true", "help": "remove every chaos-harness run on the daemon, other "
                                                           "checkouts' and sessions' too (each is named first)"}),

@@ -7,8 +7,11 @@ exists (bounded: a day). The registry already keeps the run's fault journal (eve
 landing, heal and guardrail trip, whoever made it: the CLI, a guardrail, a pytest session on
 ``--stack=external``). `chaos down` turns both, with the alerts the alert receiver got and the
 loudest log lines, into reports/<run-id>/: report.json, report.html, timeline.csv and the
-incident records, one entry named ``game_day``. Its verdict: passed when no guardrail tripped
-and health was back to green after the last heal.
+incident records, one entry named ``game_day``. When a load ran (`chaos load start`,
+harness.gameday_load) its answers are the entry's orders (the impact during the faults) and its
+figures hold the system checker's ledger, the SLO figures and the impact per fault window. Its
+verdict: passed when no guardrail tripped, the ledger found no anomaly and health was back to
+green after the last heal.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness import detached, guardrails, observe, run_ids, state
+from harness import detached, gameday_load, guardrails, observe, run_ids, state
 from harness.errors import HarnessError
 from harness.probes import rate
+from harness.recovery import fault_windows
 from harness.report import run_directory, schema, write_all
 from harness.report.json_report import EncodedItems
 from harness.view import StackView
@@ -97,19 +101,25 @@ def scenario(run_id: str, stack: StackView | None) -> dict[str, Any]:
     seen = samples(run_id)
     began = min([s["ts"] for s in seen[:1]] + [e["ts"] for e in journal[:1]], default=time.time())
     finished = seen[-1]["ts"] if seen else time.time()
+    problems: list[str] = []
+    ops, load = gameday_load.findings(run_id, stack, fault_windows(entries), problems)
     observed = observe.entry(stack, window={"started": began, "finished": finished},
-                             probe=rate(seen, began, finished), samples=seen, journal=entries, ops=[],
+                             probe=rate(seen, began, finished), samples=seen, journal=entries, ops=ops,
                              services=logged_services(stack), manual_line=None)
+    observed["unobserved"] += problems
     reason = None
     if trips:
         reason = guardrails.reason(trips[-1])
+    elif gameday_load.ledger_reason(load):
+        reason = gameday_load.ledger_reason(load)
     elif entries and observed["recovered_at"] is None:
         reason = "[not_recovered] health was not back to green, and stable, after the last heal"
     return schema.scenario_entry({
         "name": "game_day", "scenario": "game_day", "mutant": None, "protects": {}, "preconditions": [],
         "nodeid": f"game day {run_id}", "root_cause": None, "runbook": [], "guards": [],
         "outcome": "failed" if reason else "passed", "duration_s": observed["probe"]["wall_s"], "reason": reason,
-        "figures": {"faults_injected": sum(e["action"] == "inject" for e in entries), "guardrail_trips": len(trips)},
+        "figures": {"faults_injected": sum(e["action"] == "inject" for e in entries), "guardrail_trips": len(trips),
+                    **load},
         "guardrail": trip_of(trips[-1]) if trips else None, "recovery_actions": recovery_actions(journal),
         **observed,
     }, "game_day")
@@ -157,6 +167,7 @@ def write_report(run_id: str, reports: Path, stack: StackView | None) -> Path | 
             "exit_status": 0 if entry["outcome"] == "passed" else 1})
         run_dir = write_all(run_directory(reports, run_id), run, [entry])
     samples_path(run_id).unlink(missing_ok=True)
+    gameday_load.forget(run_id)  # its answers are in the report now
     return run_dir
 
 

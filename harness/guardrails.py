@@ -19,7 +19,6 @@ the running one (see ``guard``).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import operator
 import re
@@ -139,10 +138,7 @@ def watcher_path(run_id: str, root: Path | None = None) -> Path:
 @contextlib.contextmanager
 def _locked(run_id: str, root: Path | None = None) -> Iterator[Path]:
     """The run's watcher file, with the run's lock held (released on exit, also by a kill)."""
-    path = watcher_path(run_id, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with state.locked(watcher_path(run_id, root)) as path:
         yield path
 
 

@@ -64,3 +64,11 @@ class History:
     def accepted(self) -> list[Operation]:
         """What the system took responsibility for (any 2xx naming an id)."""
         return [op for op in self.ops if op.outcome == "ok" and op.order_id]
+
+
+def op_record(op: Operation) -> dict[str, Any]:
+    """An operation as the reports keep it (plain JSON, no headers or bodies)."""
+    return {"index": op.index, "kind": op.kind, "invoked": op.invoked, "completed": op.completed,
+            "latency_s": None if op.completed is None else round(op.completed - op.invoked, 4),
+            "outcome": op.outcome, "status": op.status, "order_id": op.order_id,
+            "order_status": op.body.get("status") if isinstance(op.body.get("status"), str) else None}

@@ -34,7 +34,8 @@ from harness.errors import HarnessError
 from harness.history import History, Outcome
 from harness.view import StackView
 
-MAX_USERS, MAX_DURATION_S, MAX_WORKERS = 200, 3600, 16
+MAX_USERS, MAX_DURATION_S, MAX_WORKERS, MAX_RATE = 200, 3600, 16, 50.0
+HISTORY_FILE = "history.jsonl"  # in the load's directory: the answers, one JSON line each
 
 
 def parse_load(text: str) -> tuple[int, float]:
@@ -54,13 +55,37 @@ class Workload:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
+def check_bounds(users: int, rate: float, duration_s: int, workers: int = 0) -> None:
+    """The bounds of every load: a typo (`--users 2000`) must not flood the machine."""
+    if not (1 <= users <= MAX_USERS and 0 < rate <= MAX_RATE and 1 <= duration_s <= MAX_DURATION_S
+            and 0 <= workers <= MAX_WORKERS):
+        raise HarnessError(f"load out of bounds: users 1..{MAX_USERS}, rate 0..{MAX_RATE:g}/s per user, "
+                           f"duration 1..{MAX_DURATION_S}s, workers 0..{MAX_WORKERS}")
+
+
+def history_of(path: Path) -> History:
+    """A locustfile's answers (one JSON line each, see above) as history operations; a line cut
+    short by a kill of Locust is skipped, the rest is still good."""
+    history = History()
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        op = history.invoke("place_order", row["key"], {})
+        op.invoked = row["invoked"]
+        outcome: Outcome = "unknown" if row["status"] == 0 else ("ok" if row["status"] < 300 else "fail")
+        body = {"id": row["id"], "status": row["order_status"]} if row["id"] else {}
+        history.complete(op, outcome, row["status"] or None, body)
+        op.completed = row["completed"]
+    return history
+
+
 class Load:
     def __init__(self, stack: StackView, workload: Workload, users: int = 5, rate: float = 2.0,
-                 duration_s: int = 20, workers: int = 0) -> None:
-        if not (1 <= users <= MAX_USERS and 0 < rate <= 50 and 1 <= duration_s <= MAX_DURATION_S
-                and 0 <= workers <= MAX_WORKERS):
-            raise HarnessError(f"load out of bounds: users 1..{MAX_USERS}, rate 0..50/s per user, "
-                               f"duration 1..{MAX_DURATION_S}s, workers 0..{MAX_WORKERS}")
+                 duration_s: int = 20, workers: int = 0, directory: Path | None = None) -> None:
+        check_bounds(users, rate, duration_s, workers)
         self.workers = workers
         self.worker_processes: list[subprocess.Popen[bytes]] = []
         host = stack.edge_url
@@ -68,11 +93,14 @@ class Load:
             raise HarnessError(f"load only goes to 127.0.0.1, not {host}")
         self.host, self.users, self.rate, self.duration_s = host, users, rate, duration_s
         self.workload = workload
-        self.dir = Path(tempfile.mkdtemp(prefix="chaos-load-"))
+        # Where Locust's answers and stats go: a fresh temporary directory, or the caller's (a game
+        # day's load keeps them in the state directory, where `chaos down`'s report reads them).
+        self.dir = directory or Path(tempfile.mkdtemp(prefix="chaos-load-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "Load":
-        env = dict(os.environ, **self.workload.env, CHAOS_LOAD_HISTORY=str(self.dir / "history.jsonl"),
+        env = dict(os.environ, **self.workload.env, CHAOS_LOAD_HISTORY=str(self.dir / HISTORY_FILE),
                    CHAOS_LOAD_RATE=str(self.rate))
         locust = [sys.executable, "-m", "locust", "-f", str(self.workload.locustfile), "--loglevel", "WARNING"]
         log = open(self.dir / "locust.log", "w")
@@ -118,18 +146,7 @@ class Load:
 
     def history(self) -> History:
         """Every answer Locust got, as history operations (a client timeout is `unknown`)."""
-        history = History()
-        path = self.dir / "history.jsonl"
-        lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-        for line in lines:
-            row = json.loads(line)
-            op = history.invoke("place_order", row["key"], {})
-            op.invoked = row["invoked"]
-            outcome: Outcome = "unknown" if row["status"] == 0 else ("ok" if row["status"] < 300 else "fail")
-            body = {"id": row["id"], "status": row["order_status"]} if row["id"] else {}
-            history.complete(op, outcome, row["status"] or None, body)
-            op.completed = row["completed"]
-        return history
+        return history_of(self.dir / HISTORY_FILE)
 
     def stats(self) -> dict[str, Any]:
         """Locust's aggregate line: requests, failures, median and 99th percentile (ms). Empty

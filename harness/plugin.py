@@ -33,7 +33,7 @@ from harness import guardrails, guards, matrix, observe, protections, recovery, 
 from harness.errors import HarnessError
 from harness.faults import Chaos
 from harness.faults.base import FaultJournal
-from harness.history import History, Operation
+from harness.history import History, op_record
 from harness.probes import Probe, health_of
 from harness.report import schema, write_all
 from harness.runbook import ROOT_CAUSES
@@ -462,14 +462,6 @@ def operator(request: pytest.FixtureRequest, stack: StackView) -> Operator:
     """Performs recovery actions on the stack and records them in the scenario's report entry."""
     performed = request.node.stash[OPERATOR_KEY] = Operator(stack)
     return performed
-
-
-def op_record(op: Operation) -> dict[str, Any]:
-    """An operation as the reports keep it (plain JSON, no headers or bodies)."""
-    return {"index": op.index, "kind": op.kind, "invoked": op.invoked, "completed": op.completed,
-            "latency_s": None if op.completed is None else round(op.completed - op.invoked, 4),
-            "outcome": op.outcome, "status": op.status, "order_id": op.order_id,
-            "order_status": op.body.get("status") if isinstance(op.body.get("status"), str) else None}
 
 
 def _gather(stack: StackView, item: pytest.Item, probe: Probe, entries: list[dict[str, Any]]) -> dict[str, Any]:

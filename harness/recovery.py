@@ -4,7 +4,7 @@ the series the reports draw (error rate, active faults, downsampled samples).
 
 Pure functions over the recorded timeline: samples are harness.probes.Sample dicts, journal
 entries FaultJournal.entries, alerts what the sink received, ops History operations as dicts
-(see plugin.op_record). Times are epoch seconds.
+(see history.op_record). Times are epoch seconds.
 """
 
 from __future__ import annotations

@@ -9,17 +9,20 @@ files: any process of the checkout (the CLI, a detached healer, a watcher) reads
     state-id                    this directory's identity (harness.ownership.state_identity)
     active/<record id>.json     one per active fault
     journal/<run id>.jsonl      every journal entry of the run's faults
+    load/<run id>.json          a game day's load (harness.gameday_load)
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness import ownership, run_ids
 
@@ -44,6 +47,16 @@ def write_whole(path: Path, text: str) -> None:
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[Path]:
+    """`path` with its lock file (path.lock) held: one process at a time reads and changes it
+    (released on exit, also by a kill)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield path
 
 
 # ---------------------------------------------------------------- fault records

@@ -167,6 +167,9 @@ class TopologySpec(_Strict):
     name: str = Field(pattern=NAME)
     entry: list[str] = []
     health: SystemHealthSpec | None = None
+    # The system's game-day load (harness.gameday_load.LoadSystem), as "package.module:NAME":
+    # the workload `chaos load start` runs and the checker the game day's report judges it by.
+    load: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     services: dict[str, ServiceSpec]
 
 
@@ -244,6 +247,7 @@ class Topology:
     # The path at which the entry reports the whole system's health; None: the harness samples
     # each service's `health:` itself and the weakest one is the system's (harness/probes.py).
     health_path: str | None = None
+    load: str | None = None  # "package.module:NAME" of the system's game-day load, if it declares one
 
     @property
     def entry(self) -> tuple[str, ...]:
@@ -397,7 +401,7 @@ def _built(spec: TopologySpec, path: Path) -> Topology:
             capabilities=frozenset(service.capabilities), build=build)
     if spec.health is not None and not spec.entry:
         raise _FieldError(("health",), "the system reports its health through its entry: add `entry: [SERVICE]`")
-    return Topology(spec.name, path, services, proxies, spec.health.path if spec.health else None)
+    return Topology(spec.name, path, services, proxies, spec.health.path if spec.health else None, spec.load)
 
 
 def _proxies(spec: TopologySpec, used: list[str]) -> dict[str, Proxy]:
