@@ -3,14 +3,23 @@
 The order id is the idempotency key of every call, so a retry or a later settlement can never
 charge twice: the vendor answers a repeat with the charge it already made. Each of those is a
 protection of its own (shop.protections), read at every call.
+
+Two vendors (multi-vendor, protection vendor_failover): every charge goes to the primary; while
+its breaker is open it goes to the secondary instead, and once the primary's breaker lets a call
+through again, to the primary. Idempotency holds at one vendor only, so an order is pinned
+(Route) to the vendor a call of it may have reached: from the moment the call is sent until that
+vendor answers that it did not charge (an error status) or the connection was never made. A
+pinned order is only ever charged at its vendor; it waits (PAYMENT_PENDING) while that one is down.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import httpx
 from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter, wait_none
 
 from shop.logs import PAYMENT_503
@@ -32,44 +41,82 @@ class VendorError(Exception):
         return self.status is not None and 400 <= self.status < 500 and self.status != 429
 
 
+PRIMARY, SECONDARY = "primary", "secondary"
+# The breaker of each vendor; the primary's keeps the name the logs and the health report use.
+BREAKER = {PRIMARY: "payment", SECONDARY: "payment_b"}
+# Failures after which the request was surely never sent: the vendor cannot have charged.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
+@dataclass
+class Route:
+    """Which vendor an order belongs to: None (either may take it) or the one a call of it may
+    have reached (it may have charged there, so no other vendor may be asked)."""
+
+    pinned: str | None = None
+
+
 class Payments:
-    def __init__(self, settings: GatewaySettings, http: httpx.AsyncClient, log, on_call) -> None:
-        self.settings, self.http, self.log, self.on_call = settings, http, log, on_call
+    def __init__(self, settings: GatewaySettings, vendors: dict[str, httpx.AsyncClient], log, on_call) -> None:
+        """vendors: PRIMARY's client, and SECONDARY's when a second vendor is configured."""
+        self.settings, self.vendors, self.log, self.on_call = settings, vendors, log, on_call
         self.breakers = AsyncCircuitBreakerFactory(
             default_threshold=settings.breaker_threshold, default_ttl=settings.breaker_reset_s,
             exclude=[(VendorError, lambda exc: exc.refused)])
 
-    async def call(self, order_id: str, amount_cents: int) -> str:
-        """One charge request; returns the vendor's charge id."""
+    async def call(self, vendor: str, order_id: str, amount_cents: int, route: Route) -> str:
+        """One charge request to one vendor; returns its charge id. The order is pinned to the
+        vendor while the call is out, and stays pinned unless the vendor surely did not charge."""
         key = order_id if on("vendor_idempotency") else uuid.uuid4().hex  # off: every call a new charge
+        before, route.pinned = route.pinned, vendor
         try:
-            response = await self.http.post(
+            response = await self.vendors[vendor].post(
                 "/charges", json={"order_id": order_id, "amount_cents": amount_cents},
                 headers={"Idempotency-Key": key},
                 timeout=self.settings.payment_timeout_s if on("call_timeouts") else None)
         except httpx.HTTPError as exc:
+            if isinstance(exc, NOT_SENT):
+                route.pinned = before
             self.on_call("unreachable")
             raise VendorError(None, f"vendor unreachable: {type(exc).__name__}") from exc
         if response.status_code == 503:
-            self.log.error(PAYMENT_503, kind="payment_vendor_unavailable", order_id=order_id,
+            self.log.error(PAYMENT_503, kind="payment_vendor_unavailable", order_id=order_id, vendor=vendor,
                            retry_after=response.headers.get("Retry-After"))
         if response.status_code >= 400:
+            route.pinned = before  # an error status: this vendor made no charge
             self.on_call(str(response.status_code))
             raise VendorError(response.status_code, f"vendor answered {response.status_code}")
         self.on_call("ok")
         return response.json()["charge_id"]
 
-    async def guarded(self, order_id: str, amount_cents: int) -> str:
-        """One call through the circuit breaker (raises OpenedState while it is open)."""
+    async def through(self, vendor: str, order_id: str, amount_cents: int, route: Route) -> str:
+        """One call to a vendor through its circuit breaker (raises OpenedState while it is open)."""
         if not on("breaker"):
-            return await self.call(order_id, amount_cents)
-        breaker = await self.breakers.get_breaker("payment")
+            return await self.call(vendor, order_id, amount_cents, route)
+        breaker = await self.breakers.get_breaker(BREAKER[vendor])
         async with breaker:
-            return await self.call(order_id, amount_cents)
+            return await self.call(vendor, order_id, amount_cents, route)
 
-    async def charge(self, order_id: str, amount_cents: int) -> str:
+    def failover(self, route: Route) -> bool:
+        """Whether a call the primary's open breaker stopped goes to the secondary instead."""
+        return SECONDARY in self.vendors and route.pinned is None and on("vendor_failover")
+
+    async def guarded(self, order_id: str, amount_cents: int, route: Route, may_fail_over: bool = True) -> str:
+        """One call: to the order's pinned vendor, else to the primary, else (its breaker open and
+        `may_fail_over`) to the secondary. Raises OpenedState when the breaker of every vendor it
+        may use is open."""
+        if route.pinned is not None and on("vendor_failover"):
+            return await self.through(route.pinned, order_id, amount_cents, route)
+        try:
+            return await self.through(PRIMARY, order_id, amount_cents, route)
+        except OpenedState:
+            if not (may_fail_over and self.failover(route)):
+                raise
+        return await self.through(SECONDARY, order_id, amount_cents, route)
+
+    async def charge(self, order_id: str, amount_cents: int, route: Route) -> str:
         """The request's charge: vendor errors retried with exponential backoff and jitter; an
-        open breaker ends it at once."""
+        open breaker ends it at once. `route` says, afterwards, which vendor the order is pinned to."""
         s = self.settings
         wait = (wait_exponential_jitter(initial=s.retry_initial_s, max=s.retry_max_s, jitter=s.retry_jitter_s)
                 if on("backoff") else wait_none())
@@ -81,5 +128,5 @@ class Payments:
         )
         async for attempt in retrying:
             with attempt:
-                return await self.guarded(order_id, amount_cents)
+                return await self.guarded(order_id, amount_cents, route)
         raise AssertionError("unreachable: tenacity reraises")

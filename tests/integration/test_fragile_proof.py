@@ -34,6 +34,7 @@ GUARDS = {
     "mail_then_commit_fails": "[steady_state_after]",  # the fragile consumer stops at the failed commit for good
     "settler_gives_up": "[pending_accepted]",
     "storm": "[slo]",
+    "vendor_failover": "[failover]",  # all off: no breaker, so nothing fails over; every order FAILED
     # The fragile shop validates no variable at all: one per service shows it; the resilient run
     # proves each of the four is validated.
     "rabbitmq_config_missing[api_gateway-RABBITMQ_HOST]": "[refuse_to_start]",
