@@ -8,7 +8,10 @@ vendor only); and once the primary is back, new orders are charged by it again. 
 judged from its own charge records, never from the shop's word.
 
 Baseline -> inject (the primary down) -> observe -> heal -> verify (the primary takes over again,
-steady state, the ledger across both vendors).
+steady state, the ledger across both vendors). Then the primary turns slow instead: it charges
+but answers after the gateway's timeout, so the gateway cannot know whether the order was
+charged; once the breaker opens, that order must wait for the primary (it may be charged there
+already) and never be sent to the second vendor, while new orders still are.
 """
 
 from __future__ import annotations
@@ -28,6 +31,13 @@ ORDER_INTERVAL_S = 0.2
 FIRST_FAILED_OVER = 2
 RETURN_BUDGET_S = 10.0  # the primary's breaker reset (2 s) and the settler's call that closes it
 RETURN_INTERVAL_S = 0.5
+SLOW_MS = 3000  # longer than the gateway's payment timeout (2 s): the charge is made, its answer lost
+# The primary slow, and refusing its first 4 charges (one order's attempts) at once, before the
+# charge: the breaker is one failure from opening when the next order's call reaches the slow
+# primary and times out (the 5th failure); its retry finds the breaker open, the order after it
+# fails over.
+REFUSED_FIRST = 4
+SLOW_ORDERS = 2
 
 
 @pytest.mark.chaos(root_cause="payment_gateway_outage",
@@ -55,10 +65,16 @@ def test_vendor_failover(stack, chaos, shop, vendor, vendors, history, steady, e
         time.sleep(0 if returned else RETURN_INTERVAL_S)
     returned_s = time.time() - healed
 
+    # A short act: the slow vendor's health is red, and a long red trips the guardrail.
+    with chaos.inject("http.slow_body", target=vendor.SERVICE, delay_ms=SLOW_MS), \
+            chaos.inject("http.first_n", target=vendor.SERVICE, count=REFUSED_FIRST, status=503):
+        slow = [shop.place_order() for _ in range(1 + SLOW_ORDERS)]
+
     charges = vendors.charges()
     at = {name: {c["order_id"] for c in charges if c["vendor"] == name} for name in vendors.clients}
     scenario_record.update(
         answers=[op.status for op in during], returned_s=round(returned_s, 2),
+        answers_while_slow=[op.status for op in slow],
         charged_during_outage={name: sum(op.order_id in ids for op in during) for name, ids in at.items()})
 
     # Failover: once the breaker stopped calling the primary, every order was paid at once, and
@@ -69,11 +85,14 @@ def test_vendor_failover(stack, chaos, shop, vendor, vendors, history, steady, e
     expect("failover", not not_paid and not not_at_secondary,
            f"orders placed while the primary was down were not paid by {secondary}: "
            f"answered {not_paid}, not in its charges {not_at_secondary}")
-    # Never both: no order of this test has a charge at more than one vendor.
-    placed = {op.order_id for op in history.ops if op.order_id}
-    both = sorted(oid for oid in placed if sum(oid in ids for ids in at.values()) > 1)
-    expect("one_vendor_per_order", not both, f"orders charged at more than one vendor: {both}")
     expect("primary_again", returned,
            f"no new order was charged by {vendor.SERVICE} within {RETURN_BUDGET_S:.0f}s after it was back")
-    steady("after")
+    steady("after")  # the slow primary's charges have arrived, and the settler had its turn
+    # Never both: no order of this test has a charge at more than one vendor, read again now that
+    # the slow primary's charges are in and its pending orders settled.
+    charges = vendors.charges()
+    placed = {op.order_id for op in history.ops if op.order_id}
+    vendors_of = {oid: sorted({c["vendor"] for c in charges if c["order_id"] == oid}) for oid in placed}
+    both = {oid: names for oid, names in vendors_of.items() if len(names) > 1}
+    expect("one_vendor_per_order", not both, f"orders charged at more than one vendor: {both}")
     ledger_verdict(evidence, history)
