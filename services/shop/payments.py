@@ -54,6 +54,9 @@ class Route:
     have reached (it may have charged there, so no other vendor may be asked)."""
 
     pinned: str | None = None
+    # The primary's open breaker sent this request to the secondary: its retries stay there, so a
+    # request's retries never add calls to a half-open primary (purgatory lets them all through).
+    failed_over: bool = False
 
 
 class Payments:
@@ -107,11 +110,13 @@ class Payments:
         may use is open."""
         if route.pinned is not None and on("vendor_failover"):
             return await self.through(route.pinned, order_id, amount_cents, route)
-        try:
-            return await self.through(PRIMARY, order_id, amount_cents, route)
-        except OpenedState:
-            if not (may_fail_over and self.failover(route)):
-                raise
+        if not (route.failed_over and self.failover(route)):
+            try:
+                return await self.through(PRIMARY, order_id, amount_cents, route)
+            except OpenedState:
+                if not (may_fail_over and self.failover(route)):
+                    raise
+            route.failed_over = True
         return await self.through(SECONDARY, order_id, amount_cents, route)
 
     async def charge(self, order_id: str, amount_cents: int, route: Route) -> str:
