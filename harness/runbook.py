@@ -74,7 +74,9 @@ ROOT_CAUSES: dict[str, RootCause] = {
                   "決済代行に拒否され続ける注文は注文ごとに間隔を空けて再試行し、"
                   "上限で FAILED にして在庫を戻し通知する"),
              Step("alert_on_recovery", "Alert on failure and on recovery (the monitoring notes)",
-                  "障害時だけでなく復旧時にもアラートを送る（監視の運用ノートより）"))),
+                  "障害時だけでなく復旧時にもアラートを送る（監視の運用ノートより）"),
+             Step("multi_vendor", "Multi-vendor: a second payment provider to switch to when one fails",
+                  "複数の決済ゲートウェイプロバイダーを導入し、障害時に切り替えられるようにする"))),
         RootCause(
             "database_bottleneck", "Database bottleneck or connection problems",
             "データベースのボトルネックまたは接続問題",

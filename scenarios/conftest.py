@@ -80,9 +80,9 @@ def steady(stack: Any, shop: Any, sink: SinkClient) -> SteadyState:
 
 
 @pytest.fixture
-def evidence(stack: Any, vendor: Any, sink: SinkClient) -> Evidence:
+def evidence(stack: Any, vendors: Any, sink: SinkClient) -> Evidence:
     """The outside world's records for this scenario, its stock baseline taken now."""
-    return Evidence(stack, vendor, sink).start()
+    return Evidence(stack, vendors, sink).start()
 
 
 def ledger_verdict(evidence: Evidence, history: History, *, strict: bool = True,

@@ -12,6 +12,7 @@ from conftest import RECOVERY_BUDGET_S, ledger_verdict
 
 from harness.guards import expect
 from harness.polling import wait_for
+from scenarios.shop.vendors import at_every_vendor
 
 DECLINED_CENTS = 4242
 BEHIND = 3
@@ -24,9 +25,11 @@ BEHIND = 3
                              "refused_order_failed": "settler_give_up"})
 def test_settler_gives_up(stack, chaos, shop, vendor, sink, history, steady, evidence, scenario_record):
     steady("before")
-    with chaos.inject("http.decline", target="payment_gateway", amount_cents=DECLINED_CENTS):
+    # At every vendor: the issuer declines the card whoever asks, and the outage leaves no vendor
+    # to fail over to (the second one would take the orders behind at once).
+    with at_every_vendor(chaos, stack, "http.decline", amount_cents=DECLINED_CENTS):
         refused = shop.place_order(amount_cents=DECLINED_CENTS)
-        with chaos.inject("http.status", target="payment_gateway", status=503):
+        with at_every_vendor(chaos, stack, "http.status", status=503):
             behind = [shop.place_order() for _ in range(BEHIND)]
         ids = [op.order_id for op in behind if op.order_id]
 

@@ -17,6 +17,7 @@ from harness.datastores import queue_depth
 from harness.guards import expect
 from harness.load import Load
 from harness.polling import wait_for
+from scenarios.shop.vendors import at_every_vendor
 from scenarios.shop.workload import customers
 
 DURATION_S = 20
@@ -51,7 +52,7 @@ def test_storm(stack, chaos, shop, vendor, history, scenario_record, clean_dlq, 
     broker = stack.endpoint("rabbitmq")
     with Load(stack, customers(stack), duration_s=DURATION_S, **load_settings) as load:
         time.sleep(CALM_S)
-        with chaos.inject("http.status", target="payment_gateway", status=503), \
+        with at_every_vendor(chaos, stack, "http.status", status=503), \
                 chaos.inject("network.latency", target="inventory", latency_ms=INVENTORY_LATENCY_MS), \
                 chaos.inject("message.malformed_json", target="rabbitmq", count=MALFORMED):
             time.sleep(STORM_S)

@@ -13,13 +13,12 @@ the settler's next tick (0.25 s) arrive inside it.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 from conftest import RECOVERY_BUDGET_S, ledger_verdict
 
 from harness import polling, retries
 from harness.guards import expect
+from scenarios.shop.vendors import at_every_vendor
 
 # Longer than the gateway's longest backoff (services/shop/settings.py: retry_max_s, 1 s), so a
 # retry at its own backoff always lands inside it; short, so the scenario stays quick.
@@ -34,19 +33,22 @@ ACCEPT_LATENCY_BUDGET_S = 2.5  # a request that would wait out Retry-After gives
                            "exactly_once": "exactly_once_settlement"},
                    protects={"retry_after_honoured": "retry_after", "pending_accepted": "fallback",
                              "exactly_once": "settlement"})
-def test_vendor_rate_limit(stack, chaos, shop, vendor, history, scenario_record, steady, evidence):
+def test_vendor_rate_limit(stack, chaos, shop, vendors, history, scenario_record, steady, evidence):
     steady("before")
 
-    with chaos.inject("http.status", target="payment_gateway", status=429, retry_after=RETRY_AFTER_S):
+    # At every vendor: with one not limiting, the gateway could fail over to it (multi-vendor).
+    with at_every_vendor(chaos, stack, "http.status", status=429, retry_after=RETRY_AFTER_S):
         during = shop.place_stream(ORDERS_DURING_LIMIT, ORDER_INTERVAL_S)
 
     accepted = [op.order_id for op in history.accepted()]
     final, recovery_s = polling.wait_for(
         lambda: all(shop.status_of(oid) == "PAID" for oid in accepted), RECOVERY_BUDGET_S, 0.25)
 
-    attempts, charges = vendor.journal(), vendor.charges()
+    # Each vendor's Retry-After binds the calls to it: judged vendor by vendor, from its own journal.
+    journals = {name: client.journal() for name, client in vendors.clients.items()}
+    attempts = [e for journal in journals.values() for e in journal]
     limited = [e for e in attempts if e.get("status") == 429 and e.get("retry_after_s") is not None]
-    early = retries.early_calls(attempts)
+    early = [e for journal in journals.values() for e in retries.early_calls(journal)]
     first = min((e["ts"] for e in limited), default=0.0)
     scenario_record.update(
         orders_during_limit=len(during), recovery_s=round(recovery_s, 3), rate_limited_answers=len(limited),
@@ -67,7 +69,7 @@ def test_vendor_rate_limit(stack, chaos, shop, vendor, history, scenario_record,
            f"orders during the rate limit were not all accepted as PAYMENT_PENDING within "
            f"{ACCEPT_LATENCY_BUDGET_S}s: not accepted {bad}, slower {slow}")
     # Settled afterwards: every accepted order PAID, charged exactly once (the vendor's charge records).
-    per_order = Counter(c["order_id"] for c in charges.values())
+    per_order = vendors.per_order()
     wrong = {oid: (shop.status_of(oid), per_order[oid]) for oid in accepted
              if per_order[oid] != 1 or shop.status_of(oid) != "PAID"}
     expect("exactly_once", final and not wrong,

@@ -1,4 +1,4 @@
-"""What the outside world says once a history is over: the shop's database, the vendor's charge
+"""What the outside world says once a history is over: the shop's database, every vendor's charge
 records, the mails received, the stock table. The ledger (scenarios/shop/ledger.py) judges a history
 against this, never against the shop's own counters or answers.
 
@@ -20,8 +20,9 @@ from harness.datastores import connect_database
 from harness.history import History
 from harness.polling import wait_for
 from harness.view import StackView
-from scenarios.shop.clients import SinkClient, VendorClient
+from scenarios.shop.clients import SinkClient
 from scenarios.shop.ledger import TERMINAL, ChargeRow, OrderRow, ReservationRow, StockRow, Verdict, World, check
+from scenarios.shop.vendors import Vendors
 
 # Per SKU: stock now, and what RESERVED or CONFIRMED reservations hold (RELEASED gave it back).
 STOCK = ("SELECT p.sku, p.stock, COALESCE(SUM(r.quantity) FILTER (WHERE r.status IN ('RESERVED', 'CONFIRMED')), 0) "
@@ -49,7 +50,7 @@ class Evidence:
     """Reads the world for one history; `baseline` is taken when the history starts."""
 
     stack: StackView
-    vendor: VendorClient
+    vendors: Vendors
     sink: SinkClient
     baseline: dict[str, int] = field(default_factory=dict)
 
@@ -64,7 +65,7 @@ class Evidence:
             reservations = {row[0]: ReservationRow(*row)
                             for row in conn.execute(RESERVATIONS, [[o.id for o in orders]]).fetchall()}
             stock = _stock_rows(conn)
-        charges = [ChargeRow(c["charge_id"], c["order_id"], key) for key, c in self.vendor.charges().items()]
+        charges = [ChargeRow(c["charge_id"], c["order_id"], c["key"], c["vendor"]) for c in self.vendors.charges()]
         mails = Counter(m["order_id"] for m in self.sink.mails())
         return World(orders=orders, charges=charges, mails={o.id: mails[o.id] for o in orders},
                      reservations=reservations,

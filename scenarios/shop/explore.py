@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 from harness.history import History
 from harness.view import StackView
-from scenarios.shop.clients import ShopClient, SinkClient, VendorClient, mint_token
+from scenarios.shop.clients import ShopClient, SinkClient, mint_token
 from scenarios.shop.evidence import Evidence
 from scenarios.shop.ledger import ANOMALIES, Verdict
+from scenarios.shop.vendors import Vendors
 from scenarios.shop.workload import RETRY_PAUSE_S, retry_until_answered
 
 PAUSE_S = 0.2  # between one order's final answer and the next order
@@ -50,16 +51,16 @@ class ShopSystem:
     """The shop's workload and judge for exploration."""
 
     import_path = "scenarios.shop.explore:SHOP"
-    witnesses = ("payment_gateway", "alert_sink")  # the vendor's charges, the mails received
+    witnesses = ("payment_gateway", "payment_gateway_b", "alert_sink")  # the vendors' charges, the mails received
     anomaly_order = ANOMALIES
 
     @contextlib.contextmanager
     def workload(self, stack: StackView, seed: int) -> Iterator[Work]:
         history = History()
-        vendor, sink = VendorClient.of(stack), SinkClient.of(stack)
-        vendor.mark()
+        vendors, sink = Vendors.of(stack), SinkClient.of(stack)
+        vendors.mark()
         sink.mark()
-        work = Work(history, Evidence(stack, vendor, sink).start())
+        work = Work(history, Evidence(stack, vendors, sink).start())
         shop = ShopClient(stack.edge_url, history, token=mint_token(stack))
         stop = threading.Event()
         # Keys from the seed, made unique per schedule: the vendor remembers every key it charged.
@@ -75,7 +76,7 @@ class ShopSystem:
 
     def judge(self, stack: StackView, work: Work) -> Mapping[str, str]:
         verdict, _ = work.evidence.verdict(work.history, SETTLE_S)
-        work.evidence.vendor.close()
+        work.evidence.vendors.close()
         work.evidence.sink.close()
         return {kind: Verdict(verdict.of(kind)).explain() for kind in verdict.counts()}
 

@@ -16,6 +16,7 @@ from harness.history import History
 from harness.plugin import is_external
 from harness.view import StackView
 from scenarios.shop.clients import ShopClient, SinkClient, VendorClient, mint_token
+from scenarios.shop.vendors import Vendors
 
 Observer = TypeVar("Observer", VendorClient, SinkClient)
 
@@ -45,6 +46,18 @@ def _fresh(client: Observer, config: pytest.Config) -> Iterator[Observer]:
 def vendor(stack: StackView, pytestconfig: pytest.Config) -> Iterator[VendorClient]:
     """The payment vendor's control API, journal and charges (since the test's start)."""
     yield from _fresh(VendorClient.of(stack), pytestconfig)
+
+
+@pytest.fixture
+def vendors(stack: StackView, vendor: VendorClient, pytestconfig: pytest.Config) -> Iterator[Vendors]:
+    """Every payment vendor (the primary is `vendor`), each read since the test's start the same way."""
+    group = Vendors.of(stack, primary=vendor)
+    others = [client for client in group.clients.values() if client is not vendor]
+    for client in others:
+        client.mark() if is_external(pytestconfig) else client.reset()
+    yield group
+    for client in others:
+        client.close()
 
 
 @pytest.fixture

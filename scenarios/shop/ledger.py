@@ -1,10 +1,11 @@
 """The shop's checker: judges a history of client operations (harness.history) afterwards.
 
 Once the history is over, the checker reads it against what the outside world says, not what the shop
-says of itself: the shop's orders table, the vendor's charge records, the mails received and
-the stock table. Each broken promise is reported under the name of its class (ANOMALIES), one
-small check per class (CHECKS), so a verdict says what went wrong rather than only that
-something did.
+says of itself: the shop's orders table, every vendor's charge records, the mails received and
+the stock table. Money is judged across vendors: an order's charges are summed over all of them,
+since a vendor's idempotency key protects only against a second charge at that same vendor.
+Each broken promise is reported under the name of its class (ANOMALIES), one small check per
+class (CHECKS), so a verdict says what went wrong rather than only that something did.
 """
 
 from __future__ import annotations
@@ -33,10 +34,16 @@ class OrderRow:
 
 @dataclass(frozen=True)
 class ChargeRow:
-    """One charge the vendor made, from its own records (not the shop's word)."""
+    """One charge a vendor made, from its own records (not the shop's word)."""
     charge_id: str
     order_id: str               # the order the vendor was asked to charge
     key: str                    # the vendor idempotency key it was made under
+    vendor: str = ""            # the vendor (service) that made it; charge ids are unique per vendor
+
+    @property
+    def label(self) -> str:
+        """The charge as the evidence names it: its id, and where it was made."""
+        return f"{self.charge_id} at {self.vendor}" if self.vendor else self.charge_id
 
 
 @dataclass(frozen=True)
@@ -162,8 +169,9 @@ class Context:
         return [row for rows in self.orders_by_key.values() for row in rows]
 
     def charge_ids(self, order_id: str) -> list[str]:
-        """Distinct vendor charges for an order, in the vendor's order."""
-        return _unique(c.charge_id for c in self.charges_by_order.get(order_id, []))
+        """Distinct charges of an order over every vendor (each labelled with its vendor), in the
+        order the vendors' records give them."""
+        return _unique(c.label for c in self.charges_by_order.get(order_id, []))
 
     def answers(self, key: str) -> str:
         """What the client heard for a key, for the evidence: "201, 200" or "timeout, 409"."""
@@ -214,8 +222,9 @@ def _duplicate_order(ctx: Context) -> list[Anomaly]:
 
 
 def _double_charge(ctx: Context) -> list[Anomaly]:
-    """The customer paid twice: the shop retried the vendor under a fresh vendor key, or a
-    duplicate order was charged as well. Across orders it is reported once per client key."""
+    """The customer paid twice: the shop retried the vendor under a fresh vendor key, sent an
+    order whose first charge may have gone through to the other vendor as well, or charged a
+    duplicate order too. Across orders it is reported once per client key."""
     found = []
     for row in ctx.judged:
         ids = ctx.charge_ids(row.id)

@@ -37,7 +37,7 @@ from shop.node_a import DiskMonitor, read_receipt, write_receipt
 from shop.observability import observe
 from shop.outbox import SCHEMA as OUTBOX_SCHEMA
 from shop.outbox import Outbox
-from shop.payments import Payments, VendorError
+from shop.payments import BREAKER, PRIMARY, SECONDARY, Payments, Route, VendorError
 from shop.protections import describe as describe_protections
 from shop.protections import on
 from shop.settings import GatewaySettings
@@ -70,8 +70,11 @@ CREATE TABLE IF NOT EXISTS orders (
     next_attempt_at timestamptz NOT NULL DEFAULT now()
 )
 """
+# The vendor the order is pinned to (shop.payments.Route): set once a charge of it may have
+# reached one, so neither a retry nor the settler ever asks the other. Added to older tables too.
+VENDOR_COLUMN = "ALTER TABLE orders ADD COLUMN IF NOT EXISTS vendor text"
 # Columns an order needs to be resumed, settled or failed without the request that made it.
-ORDER_COLUMNS = "id::text AS id, status, sku, quantity, amount_cents, customer_email"
+ORDER_COLUMNS = "id::text AS id, status, sku, quantity, amount_cents, customer_email, vendor"
 
 # What the client is told for each state an order can be left in after POST /orders.
 ANSWER = {"PAID": 201, "PAYMENT_PENDING": 202, "FAILED": 502}
@@ -93,7 +96,7 @@ class State:
     """What the running gateway holds."""
 
     db: Database
-    vendor: httpx.AsyncClient
+    vendors: dict[str, httpx.AsyncClient]
     peers: httpx.AsyncClient
     payments: Payments
     outbox: Outbox
@@ -111,8 +114,12 @@ async def _alert(status: str, what: str, why: str, how: str) -> bool:
 
 
 def _on_breaker(name: str, event_type: str, event: Any) -> None:
-    """Breaker transitions are logged (the harness lines them up with the vendor journal) and alerted."""
+    """Breaker transitions are logged (the harness lines them up with the vendor journal); the
+    primary vendor's are alerted and reported in health (the secondary only stands in for it)."""
     if event_type != "state_changed":
+        return
+    if name != BREAKER[PRIMARY]:
+        log.warning("breaker_state_changed", breaker=name, state=event.state)
         return
     previous, state.breaker_state = state.breaker_state, event.state
     if event.state == "opened":
@@ -135,18 +142,21 @@ async def _setup_schema(conn: AsyncConnection) -> None:
     await conn.execute("SELECT pg_advisory_lock(4243)")
     try:
         await conn.execute(SCHEMA)
+        await conn.execute(VENDOR_COLUMN)
         await conn.execute(OUTBOX_SCHEMA)
     finally:
         await conn.execute("SELECT pg_advisory_unlock(4243)")
 
 
-async def _finish(order: dict, status: str, charge_id: str | None = None, only_if: str | None = None) -> bool:
+async def _finish(order: dict, status: str, charge_id: str | None = None, only_if: str | None = None,
+                  vendor: str | None = None) -> bool:
     """Moves an order to its new status, ends its lease and emits its event: in one transaction
     with the outbox row (outbox), or with a direct publish after the commit. A
-    conditional update makes a transition such as PAYMENT_PENDING -> PAID happen at most once."""
-    query = ("UPDATE orders SET status = %s, charge_id = COALESCE(%s, charge_id), updated_at = now(), "
-             "lease_until = now() WHERE id = %s")
-    params: list[Any] = [status, charge_id, order["id"]]
+    conditional update makes a transition such as PAYMENT_PENDING -> PAID happen at most once.
+    `vendor`: the vendor the order is now pinned to (None keeps what the row says)."""
+    query = ("UPDATE orders SET status = %s, charge_id = COALESCE(%s, charge_id), vendor = COALESCE(%s, vendor), "
+             "updated_at = now(), lease_until = now() WHERE id = %s")
+    params: list[Any] = [status, charge_id, vendor, order["id"]]
     if only_if:
         query += " AND status = %s"
         params.append(only_if)
@@ -193,16 +203,29 @@ async def _settle_pending() -> None:
 
 
 async def _settle(order: dict) -> None:
+    """Charges one pending order at its pinned vendor, else at the primary only: failover is for
+    new orders (a customer waiting), a pending one was answered already; and the settler's call
+    is what finds the primary back (its breaker closes, the recovery alert goes out)."""
+    route = Route(order["vendor"])
     try:
-        charge_id = await state.payments.guarded(order["id"], order["amount_cents"])
+        charge_id = await state.payments.guarded(order["id"], order["amount_cents"], route, may_fail_over=False)
     except VendorError as exc:
+        await _pin(order, route)
         if not exc.refused:  # down for everyone: the batch ends (see _settle_pending)
             raise
         await _refused_again(order, exc)
         return
-    if await _finish(order, "PAID", charge_id, only_if="PAYMENT_PENDING"):
+    if await _finish(order, "PAID", charge_id, only_if="PAYMENT_PENDING", vendor=route.pinned):
         log.info("order_settled", order_id=order["id"], charge_id=charge_id)
         ORDERS.labels("PAID").inc()
+
+
+async def _pin(order: dict, route: Route) -> None:
+    """Stores a pin a failed settlement call left (its outcome unknown): the next try must ask
+    the same vendor, whichever breaker is open then."""
+    if route.pinned is not None and route.pinned != order["vendor"]:
+        await state.db.execute("UPDATE orders SET vendor = %s WHERE id = %s AND vendor IS NULL",
+                               [route.pinned, order["id"]])
 
 
 async def _refused_again(order: dict, exc: VendorError) -> None:
@@ -320,9 +343,10 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     state.db = Database(settings.database_url, log, "api_gateway")
     await state.db.open()
     # Bounded per call (call_timeouts), so the switch acts on a running gateway too.
-    state.vendor = httpx.AsyncClient(base_url=settings.payment_url, timeout=None)
+    urls = {PRIMARY: settings.payment_url, SECONDARY: settings.payment_b_url}
+    state.vendors = {vendor: httpx.AsyncClient(base_url=url, timeout=None) for vendor, url in urls.items() if url}
     state.peers = httpx.AsyncClient(timeout=None)
-    state.payments = Payments(settings, state.vendor, log, lambda outcome: VENDOR_CALLS.labels(outcome).inc())
+    state.payments = Payments(settings, state.vendors, log, lambda outcome: VENDOR_CALLS.labels(outcome).inc())
     state.payments.breakers.add_listener(_on_breaker)
     state.outbox = Outbox(BROKER_URL, state.db, log)
     state.disk = DiskMonitor(log, _alert)
@@ -334,7 +358,8 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
     for task in state.tasks:
         task.cancel()
-    await state.vendor.aclose()
+    for client in state.vendors.values():
+        await client.aclose()
     await state.peers.aclose()
     await state.db.close()
 
@@ -386,7 +411,9 @@ async def health() -> JSONResponse:
 @app.get("/health/system")
 async def system_health() -> JSONResponse:
     """The system's score: its weakest service's own score (an unreachable one counts 0)."""
-    peers = {"auth_service": "AUTH_URL", "inventory_service": "INVENTORY_URL", "payment_gateway": "PAYMENT_URL"}
+    peers = {"auth_service": "AUTH_URL", "inventory_service": "INVENTORY_URL", "payment_gateway": "PAYMENT_URL",
+             "payment_gateway_b": "PAYMENT_B_URL"}
+    peers = {service: variable for service, variable in peers.items() if variable in os.environ}
 
     async def one(variable: str) -> dict:
         try:
@@ -503,13 +530,13 @@ async def _process(order: dict, authorization: str | None) -> JSONResponse:
     if sweep:
         await state.db.execute("UPDATE orders SET status = 'PAYMENT_PENDING', updated_at = now() "
                                "WHERE id = %s AND status = 'NEW'", [order["id"]])
-    status, charge_id = await _charge(order)
+    status, charge_id, vendor = await _charge(order)
     if sweep:
-        if not await _finish(order, status, charge_id, only_if="PAYMENT_PENDING"):
+        if not await _finish(order, status, charge_id, only_if="PAYMENT_PENDING", vendor=vendor):
             current = await _existing("id", order["id"]) or {}
             return JSONResponse(_public(current), status_code=ANSWER.get(current.get("status"), 200))
     else:
-        await _finish(order, status, charge_id)
+        await _finish(order, status, charge_id, vendor=vendor)
     ORDERS.labels(status).inc()
     try:
         await asyncio.to_thread(write_receipt, order["id"], {"id": order["id"], "status": status})
@@ -520,16 +547,20 @@ async def _process(order: dict, authorization: str | None) -> JSONResponse:
     return JSONResponse({"id": order["id"], "status": status}, status_code=ANSWER[status])
 
 
-async def _charge(order: dict) -> tuple[str, str | None]:
-    """Charges a new order; returns its resulting status and the charge id."""
+async def _charge(order: dict) -> tuple[str, str | None, str | None]:
+    """Charges a new order; returns its resulting status, the charge id and the vendor the
+    order is pinned to (None: no vendor can have charged it)."""
+    route = Route(order.get("vendor"))
     try:
-        return "PAID", await state.payments.charge(order["id"], order["amount_cents"])
+        charge_id = await state.payments.charge(order["id"], order["amount_cents"], route)
+        log.info("order_charged", order_id=order["id"], vendor=route.pinned)
+        return "PAID", charge_id, route.pinned
     except (VendorError, OpenedState) as exc:
         deferred = on("fallback")
         status = "PAYMENT_PENDING" if deferred else "FAILED"
         log.warning("payment_deferred" if deferred else "payment_failed", order_id=order["id"],
-                    reason="breaker_open" if isinstance(exc, OpenedState) else str(exc))
-        return status, None
+                    reason="breaker_open" if isinstance(exc, OpenedState) else str(exc), vendor=route.pinned)
+        return status, None, route.pinned
 
 
 def owns(order_subject: str | None, claims: dict) -> bool:

@@ -49,6 +49,9 @@ PROTECTIONS: dict[str, Protection] = {p.name: p for p in (
                "the vendor replays a repeated charge instead of charging again"),
     Protection("retry_after", (GATEWAY,), "a vendor's 429 (or 503) with Retry-After holds every call to it, "
                "retries and settler alike, until that time has passed"),
+    Protection("vendor_failover", (GATEWAY,), "while the primary vendor's breaker is open, new charges go to "
+               "the second vendor, and to the primary again once it is back; an order whose charge may have "
+               "reached one vendor is never sent to the other"),
     Protection("call_timeouts", (GATEWAY, INVENTORY), "calls to the vendor, peers and auth give up in time"),
     Protection("charged_order_sweep", (GATEWAY,), "PAYMENT_PENDING is written before the vendor is "
                "called, so an order whose outcome could not be written is finished by the settler"),

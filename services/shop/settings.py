@@ -14,6 +14,8 @@ class GatewaySettings(BaseModel):
     sut_mode: Literal["resilient", "fragile"] = "resilient"
     database_url: str
     payment_url: str
+    # The second vendor (multi-vendor): charged only while the primary's breaker is open.
+    payment_b_url: str | None = None
     retry_attempts: int = Field(default=4, ge=1, le=10)
     retry_initial_s: float = Field(default=0.1, gt=0)
     retry_max_s: float = Field(default=1.0, gt=0)

@@ -38,6 +38,7 @@ GUARDS = {
     "vendor_rate_limit": "[retry_after_honoured]",  # every request calls once, 0.4 s after the last 429
     "worker_auto_recovery": "[restarted]",  # nothing restarts the killed consumer
     "storm": "[slo]",
+    "vendor_failover": "[failover]",  # all off: no breaker, so nothing fails over; every order FAILED
     # The fragile shop validates no variable at all: one per service shows it; the resilient run
     # proves each of the four is validated.
     "rabbitmq_config_missing[api_gateway-RABBITMQ_HOST]": "[refuse_to_start]",

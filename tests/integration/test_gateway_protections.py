@@ -205,7 +205,8 @@ def test_missing_broker_setting_is_silently_defaulted_when_fragile():
 
 def test_system_health_aggregates_every_service(stack):
     body = httpx.get(stack.edge_url + "/health/system", timeout=5).json()
-    assert set(body["services"]) == {"api_gateway", "auth_service", "inventory_service", "payment_gateway"}
+    assert set(body["services"]) == {"api_gateway", "auth_service", "inventory_service", "payment_gateway",
+                                     "payment_gateway_b"}
     assert body["level"] == "green" and body["score"] >= 90
 
 

@@ -88,7 +88,7 @@ def test_the_shop_supports_the_whole_catalog():
     the shop would lose that fault."""
     assert unsupported(SHOP) == {}
     rows = {row["name"]: row for row in describe(SHOP)}
-    assert rows["http.status"]["targets"] == ["payment_gateway"]
+    assert rows["http.status"]["targets"] == ["payment_gateway", "payment_gateway_b"]  # both vendors
     assert rows["auth.auth_down"]["targets"] == ["auth"]
     assert rows["config.missing_env"]["targets"] == ["inventory_service", "api_gateway"]
 

@@ -319,7 +319,7 @@ def test_the_process_faults_spare_the_witnesses():
     rows = {r["name"]: r for r in explorable(describe(), witnesses=["alert_sink", "payment_gateway"])}
     assert "alert_sink" not in rows["process.restart"]["targets"] and "postgres" in rows["process.restart"]["targets"]
     assert "payment_gateway" not in rows["process.kill"]["targets"]
-    assert rows["http.status"]["targets"] == ["payment_gateway"]  # its own faults still reach it
+    assert rows["http.status"]["targets"] == ["payment_gateway", "payment_gateway_b"]  # its own faults still reach it
 
 
 # --- what the next search remembers ----------------------------------------------------------

@@ -13,7 +13,7 @@ from harness.faults.http import VendorStatus
 def test_catalog_lists_parameters_with_types_defaults_and_ranges():
     rows = {row["name"]: row for row in describe()}
     status = rows["http.status"]
-    assert status["family"] == "http" and status["targets"] == ["payment_gateway"]
+    assert status["family"] == "http" and status["targets"] == ["payment_gateway", "payment_gateway_b"]
     assert status["params"]["status"]["enum"] == [500, 503, 429]
     assert status["params"]["status"]["default"] == 503
     assert set(CATALOG) == set(rows)

@@ -240,6 +240,35 @@ def test_a_vendor_replay_of_the_same_charge_is_not_a_double_charge():
     assert shop.judge().ok
 
 
+def _charged_at(*vendors_and_ids: tuple[str, str]) -> Shop:
+    """Order o1 (key k1) answered 201 PAID, and charged under its order id at each (vendor, charge id)."""
+    shop = Shop().paid("k1", "o1", charges=[])
+    shop.world.charges += [ChargeRow(charge_id, "o1", "o1", vendor) for vendor, charge_id in vendors_and_ids]
+    return shop
+
+
+def test_an_order_charged_once_at_each_vendor_is_a_double_charge():
+    """Catches a checker that takes a charge under an already seen vendor key for a replay: the
+    key (the order id) is the same at both vendors, but idempotency holds at one vendor only."""
+    verdict = _charged_at(("payment_gateway", "ch-a"), ("payment_gateway_b", "ch-b")).judge()
+    assert verdict.counts() == {"double_charge": 1}, verdict.explain()
+    assert verdict.of("double_charge")[0].detail == (
+        "order o1 charged 2 times (ch-a at payment_gateway, ch-b at payment_gateway_b)")
+
+
+def test_the_same_charge_id_at_two_vendors_is_two_charges():
+    """Catches charges told apart by their id alone: each vendor numbers its own, so the same id
+    at two vendors is two payments, not a replay."""
+    verdict = _charged_at(("payment_gateway", "c1"), ("payment_gateway_b", "c1")).judge()
+    assert [a.kind for a in verdict.anomalies] == ["double_charge"], verdict.explain()
+
+
+def test_an_order_charged_once_at_the_second_vendor_only_is_clean():
+    """Catches a checker that looks for an order's charge at the first vendor only (a failover's
+    charge would read as paid_not_charged), or counts a replay at the second vendor twice."""
+    assert _charged_at(("payment_gateway_b", "ch-b"), ("payment_gateway_b", "ch-b")).judge().ok
+
+
 def test_pending_without_an_id_is_judged_by_the_keys_orders():
     shop = Shop().answer("k1", "ok", 202, order_status="PAYMENT_PENDING").order("k1", "o1", "FAILED")
     assert [a.order_id for a in shop.judge().of("pending_not_settled")] == ["o1"]

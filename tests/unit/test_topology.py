@@ -59,7 +59,7 @@ def test_shop_proxies_are_derived_from_uses_and_entry():
     assert {p.name: (p.upstream, p.listen_port) for p in SHOP.proxies.values()} == {
         "edge_gateway": ("api_gateway", 20000), "auth": ("auth_service", 20001),
         "inventory": ("inventory_service", 20002), "payment": ("payment_gateway", 20003),
-        "postgres": ("postgres", 20004), "rabbitmq": ("rabbitmq", 20005)}
+        "postgres": ("postgres", 20004), "rabbitmq": ("rabbitmq", 20005), "payment_b": ("payment_gateway_b", 20006)}
     assert SHOP.entry == ("edge_gateway",)
     assert SHOP.upstream_address(SHOP.proxies["payment"]) == "payment-gateway:8000"
     assert SHOP.services["inventory_service"].uses == ("postgres", "rabbitmq", "auth")
