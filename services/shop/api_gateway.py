@@ -41,6 +41,7 @@ from shop.payments import Payments, VendorError
 from shop.protections import describe as describe_protections
 from shop.protections import on
 from shop.settings import GatewaySettings
+from shop.shaping import TokenBucket, retry_after
 from shop.switchboard import router as protections_router
 
 settings = GatewaySettings.from_env()
@@ -51,6 +52,7 @@ ORDERS = Counter("shop_orders_total", "Orders answered, by resulting status", ["
 VENDOR_CALLS = Counter("shop_payment_calls_total", "Calls to the payment vendor, by outcome", ["outcome"])
 BREAKER_OPEN = Gauge("shop_payment_breaker_open", "1 while the payment circuit breaker is open")
 DISK_USED = Gauge("shop_node_a_disk_used_percent", "Used space of node-A's data volume")
+SHED = Counter("shop_orders_shed_total", "Order writes shed by traffic shaping (429)")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -104,6 +106,8 @@ class State:
 
 
 state = State()
+# One bucket for the gateway's order writes (traffic_shaping): what it guards is the shop's capacity.
+order_writes = TokenBucket(settings.shaping_rate_per_s, settings.shaping_burst)
 
 
 async def _alert(status: str, what: str, why: str, how: str) -> bool:
@@ -403,6 +407,12 @@ async def _reserve(order: dict, authorization: str | None) -> JSONResponse | Non
 @app.post("/orders")
 async def create_order(body: OrderIn, idempotency_key: str | None = Header(default=None),
                        authorization: str | None = Header(default=None)) -> JSONResponse:
+    # Shed first, before the token is verified: a refusal must cost the overloaded shop nothing.
+    wait_s = order_writes.take() if on("traffic_shaping") else None
+    if wait_s is not None:
+        SHED.inc()
+        return JSONResponse({"error": "too many orders: traffic is being shaped, retry later"},
+                            status_code=429, headers={"Retry-After": retry_after(wait_s)})
     try:
         claims = await auth_client.verify(state.peers, authorization)
     except (auth_client.AuthDenied, auth_client.AuthUnavailable) as exc:
