@@ -1,26 +1,29 @@
-"""An overload of orders: Locust customers ask for four times the gateway's shaping rate for a
-few seconds (scenarios/shop/overload.py), with no other fault.
+"""An overload of orders: Locust customers ask for four times the traffic limit for a few
+seconds (scenarios/shop/overload.py), with no other fault.
 
 The manual's first response 5 ("traffic shaping / rate limit": limit traffic at the API gateway
-when it is overloaded) as the shop does it (the protection traffic_shaping): above its rate the
-gateway refuses order writes at once with 429 and Retry-After, so what it admits is served in
-time. What must hold, judged from the customers' side afterwards: the orders admitted were
-answered within the latency budget, every order was either admitted or shed (no error, no
-timeout), a shed customer was told when to come back, and every admitted order ends in exactly
-one terminal state, none lost, none charged twice. Unshaped, the same customers queue behind
-one another inside the shop and the admitted orders' latency grows past the budget.
+for a while when it is overloaded) performed by the scenario (the gateway's limit set through
+its control endpoint, lifted afterwards) and as the shop honours it (the protection
+traffic_shaping): above the rate the gateway refuses order writes at once with 429 and
+Retry-After, so what it admits is served in time. What must hold, judged from the customers'
+side afterwards: the orders admitted were answered within the latency budget, every order was
+either admitted or shed (no error, no timeout), a shed customer was told when to come back,
+/health was not shed, and every admitted order ends in exactly one terminal state, none lost,
+none charged twice. Unshaped, the same customers queue behind one another inside the shop and
+the admitted orders' latency grows past the budget.
 """
 
 import time
 
+import httpx
 import pytest
 from conftest import ledger_verdict
 
 from harness.guards import expect
-from scenarios.shop.overload import OVERLOAD_S, admitted, failed, overload, percentile_ms, shed
+from scenarios.shop.overload import OVERLOAD_S, admitted, failed, limited, overload, percentile_ms, shed
 
 # Admitted orders answered within 1 s at the 99th percentile. An order at rest takes tens of
-# milliseconds and the shaped rate is well inside what the shop serves, so 1 s leaves room for a
+# milliseconds and the limit is well inside what the shop serves, so 1 s leaves room for a
 # busy machine; unshaped, the overload's closed-loop customers queue and wait several seconds.
 ADMITTED_P99_BUDGET_MS = 1000
 PROBE_PAUSE_S = 0.2  # between the probing customer's orders
@@ -28,19 +31,22 @@ PROBE_PAUSE_S = 0.2  # between the probing customer's orders
 
 @pytest.mark.chaos(root_cause="storm",
                    guards={"load": None, "admitted_p99": "shed_traffic", "served": "shed_traffic",
-                           "retry_after": "shed_traffic"},
+                           "retry_after": "shed_traffic", "health_not_shed": None},
                    protects={"admitted_p99": "traffic_shaping", "served": "traffic_shaping",
                              "retry_after": "traffic_shaping"},
                    preconditions=("load",))
 def test_traffic_shaping(stack, shop, vendor, history, scenario_record, steady, evidence):
     steady("before")
     told = None  # the first refusal the probing customer got during the overload
-    with overload(stack) as load:
+    health_status = None  # what /health answered right after that refusal, the bucket empty
+    with limited(stack), overload(stack) as load:
         deadline = time.monotonic() + OVERLOAD_S
         while told is None and time.monotonic() < deadline:
             op = shop.place_order()
             told = op if op.status == 429 else None
-            time.sleep(PROBE_PAUSE_S)
+            time.sleep(0 if told else PROBE_PAUSE_S)
+        if told:
+            health_status = httpx.get(f"{stack.edge_url}/health", timeout=10).status_code
     orders = load.history()
     taken, refused, errors = admitted(orders), shed(orders), failed(orders)
     p99 = percentile_ms(taken, 0.99)
@@ -59,6 +65,8 @@ def test_traffic_shaping(stack, shop, vendor, history, scenario_record, steady, 
     expect("retry_after", refused and told and retry_after.isdigit() and int(retry_after) >= 1,
            f"a shed order must say when to come back: {len(refused)} orders were shed, the probing "
            f"customer was {'told Retry-After ' + repr(retry_after) if told else 'never refused'}")
+    expect("health_not_shed", health_status != 429,
+           "/health was shed with the order writes: an overloaded shop must still say how it is")
 
     steady("after")
     ledger_verdict(evidence, orders)

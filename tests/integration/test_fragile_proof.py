@@ -34,6 +34,7 @@ GUARDS = {
     "mail_then_commit_fails": "[steady_state_after]",  # the fragile consumer stops at the failed commit for good
     "settler_gives_up": "[pending_accepted]",
     "storm": "[slo]",
+    "traffic_shaping": "[admitted_p99]",  # unshaped, the customers queue inside the shop
     # The fragile shop validates no variable at all: one per service shows it; the resilient run
     # proves each of the four is validated.
     "rabbitmq_config_missing[api_gateway-RABBITMQ_HOST]": "[refuse_to_start]",
