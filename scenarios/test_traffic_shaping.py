@@ -1,4 +1,4 @@
-"""An overload of orders: Locust customers ask for four times the traffic limit for a few
+"""An overload of orders: Locust customers ask for six times the traffic limit for a few
 seconds (scenarios/shop/overload.py), with no other fault.
 
 The manual's first response 5 ("traffic shaping / rate limit": limit traffic at the API gateway
@@ -22,10 +22,11 @@ from conftest import ledger_verdict
 from harness.guards import expect
 from scenarios.shop.overload import OVERLOAD_S, admitted, failed, limited, overload, percentile_ms, shed
 
-# Admitted orders answered within 1 s at the 99th percentile. An order at rest takes tens of
-# milliseconds and the limit is well inside what the shop serves, so 1 s leaves room for a
-# busy machine; unshaped, the overload's closed-loop customers queue and wait several seconds.
-ADMITTED_P99_BUDGET_MS = 1000
+# Admitted orders answered within 1.5 s at the 99th percentile: half the storm's SLO (3 s), and
+# three times the slowest of a calm order on the 2 shared cores (50-500 ms, bench_shaping's calm
+# line); the limit is inside what the shop serves there, so the admitted orders hardly queue.
+# Unshaped, the overload's closed-loop customers queue inside the shop and wait seconds.
+ADMITTED_P99_BUDGET_MS = 1500
 PROBE_PAUSE_S = 0.2  # between the probing customer's orders
 
 
@@ -33,7 +34,7 @@ PROBE_PAUSE_S = 0.2  # between the probing customer's orders
                    guards={"load": None, "admitted_p99": "shed_traffic", "served": "shed_traffic",
                            "retry_after": "shed_traffic", "health_not_shed": None},
                    protects={"admitted_p99": "traffic_shaping", "served": "traffic_shaping",
-                             "retry_after": "traffic_shaping"},
+                             "retry_after": "traffic_shaping", "health_not_shed": "traffic_shaping"},
                    preconditions=("load",))
 def test_traffic_shaping(stack, shop, vendor, history, scenario_record, steady, evidence):
     steady("before")

@@ -6,7 +6,7 @@ both measure the same thing.
 The manual's first response 5 is to limit traffic at the gateway for a while when it is
 overloaded: `limited(stack)` sets the gateway's order-write bucket to LIMIT_RATE_PER_S (burst
 LIMIT_BURST) through its control endpoint and always lifts it again (back to the settings'
-guard rail). The overload is four times that limit: Locust customers each asking for
+guard rail). The overload is six times that limit: Locust customers each asking for
 OVERLOAD_RATE orders a second, bounded in users, rate and time. Locust's users are a closed
 loop (a user waits for its answer), so an unshaped shop slower than the offer makes every
 user's order wait in line behind the others: latency grows with the queue. Shaped, the excess
@@ -29,9 +29,9 @@ from harness.view import StackView
 from scenarios.shop.workload import customers
 
 SHAPING_PATH = "/_control/shaping"
-LIMIT_RATE_PER_S, LIMIT_BURST = 10.0, 10  # well inside what the shop serves on 2 shared cores
-OVERLOAD_USERS = 20
-OVERLOAD_RATE = 2.0  # orders a second per user: 40/s offered, four times the limit
+LIMIT_RATE_PER_S, LIMIT_BURST = 5.0, 5  # inside what the shop serves even on 2 busy shared cores
+OVERLOAD_USERS = 16
+OVERLOAD_RATE = 2.0  # orders a second per user: 32/s offered, six times the limit
 OVERLOAD_S = 12
 ADMITTED = (201, 202)  # an order the shop took (paid, or accepted for later payment)
 SHED = 429
