@@ -3,7 +3,8 @@ payment vendor, records the order and emits its event.
 
 What the manual prescribes: retries with backoff and a circuit breaker on the vendor with a 202
 PAYMENT_PENDING fallback and exactly-once settlement later; fail-closed auth; an outbox for
-events; writes shed cleanly when node-A's disk is critically low; broker settings validated at
+events; writes shed cleanly when node-A's disk is critically low; order writes above the shaping
+rate shed at once with 429 and Retry-After (traffic shaping); broker settings validated at
 start; alerts on failure and on recovery. Each is a protection of shop.protections that can be
 turned off on its own (SUT_DISABLE, or at run time), so every guard of the scenarios can be
 shown failing without the protection it guards; SUT_MODE=fragile turns them all off.
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 import structlog
-from fastapi import FastAPI, Header
+from fastapi import Depends, FastAPI, Header
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Gauge, make_asgi_app
 from psycopg import AsyncConnection
@@ -41,6 +42,8 @@ from shop.payments import BREAKER, PRIMARY, SECONDARY, Payments, Route, VendorEr
 from shop.protections import describe as describe_protections
 from shop.protections import on
 from shop.settings import GatewaySettings
+from shop.shaping import TokenBucket, retry_after
+from shop.switchboard import require_control
 from shop.switchboard import router as protections_router
 
 settings = GatewaySettings.from_env()
@@ -51,6 +54,7 @@ ORDERS = Counter("shop_orders_total", "Orders answered, by resulting status", ["
 VENDOR_CALLS = Counter("shop_payment_calls_total", "Calls to the payment vendor, by outcome", ["outcome"])
 BREAKER_OPEN = Gauge("shop_payment_breaker_open", "1 while the payment circuit breaker is open")
 DISK_USED = Gauge("shop_node_a_disk_used_percent", "Used space of node-A's data volume")
+SHED = Counter("shop_orders_shed_total", "Order writes shed by traffic shaping (429)")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -107,6 +111,9 @@ class State:
 
 
 state = State()
+# One bucket for the gateway's order writes (traffic_shaping): what it guards is the shop's capacity.
+# Its rate is the settings' until an operator limits traffic for a while (PUT /_control/shaping).
+order_writes = TokenBucket(settings.shaping_rate_per_s, settings.shaping_burst)
 
 
 async def _alert(status: str, what: str, why: str, how: str) -> bool:
@@ -473,6 +480,12 @@ async def _reserve(order: dict, authorization: str | None) -> JSONResponse | Non
 @app.post("/orders")
 async def create_order(body: OrderIn, idempotency_key: str | None = Header(default=None),
                        authorization: str | None = Header(default=None)) -> JSONResponse:
+    # Shed first, before the token is verified: a refusal must cost the overloaded shop nothing.
+    wait_s = order_writes.take() if on("traffic_shaping") else None
+    if wait_s is not None:
+        SHED.inc()
+        return JSONResponse({"error": "too many orders: traffic is being shaped, retry later"},
+                            status_code=429, headers={"Retry-After": retry_after(wait_s)})
     try:
         claims = await auth_client.verify(state.peers, authorization)
     except (auth_client.AuthDenied, auth_client.AuthUnavailable) as exc:
@@ -567,6 +580,40 @@ def owns(order_subject: str | None, claims: dict) -> bool:
     """Whether the token's subject may read an order: the subject that placed it. A token that
     went unverified (auth failing open, a protection off) passes, as everything does then."""
     return bool(claims.get("unverified")) or order_subject is None or claims.get("sub") == order_subject
+
+
+class ShapingIn(BaseModel):
+    rate_per_s: float = Field(gt=0, le=100_000)
+    burst: int = Field(ge=1, le=100_000)
+
+
+def _shaping() -> dict:
+    return {"rate_per_s": order_writes.rate, "burst": order_writes.burst,
+            "settings": {"rate_per_s": settings.shaping_rate_per_s, "burst": settings.shaping_burst}}
+
+
+@app.get("/_control/shaping", dependencies=[Depends(require_control)])
+async def get_shaping() -> dict:
+    return _shaping()
+
+
+@app.put("/_control/shaping", dependencies=[Depends(require_control)])
+async def put_shaping(body: ShapingIn) -> dict:
+    """The operator's lever for the manual's first response 5 (limit traffic at the gateway for a
+    while when it is overloaded): order writes are admitted at this rate and burst from now on,
+    a fresh bucket starting full. DELETE goes back to the settings' values."""
+    global order_writes
+    order_writes = TokenBucket(body.rate_per_s, body.burst)
+    log.info("traffic_limited", rate_per_s=body.rate_per_s, burst=body.burst)
+    return _shaping()
+
+
+@app.delete("/_control/shaping", dependencies=[Depends(require_control)])
+async def delete_shaping() -> dict:
+    global order_writes
+    order_writes = TokenBucket(settings.shaping_rate_per_s, settings.shaping_burst)
+    log.info("traffic_limit_lifted")
+    return _shaping()
 
 
 @app.get("/orders/{order_id}")

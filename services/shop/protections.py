@@ -76,6 +76,8 @@ PROTECTIONS: dict[str, Protection] = {p.name: p for p in (
                "naming it", at_start="the whole check (it runs once, at start)"),
     Protection("disk_monitor", (GATEWAY,), "node-A's disk is watched and alerted on at 90 %"),
     Protection("write_shedding", (GATEWAY,), "while the disk is critically low, writes get 503 and reads go on"),
+    Protection("traffic_shaping", (GATEWAY,), "above a configured rate (a token bucket) order writes are "
+               "shed with 429 and Retry-After, so the orders admitted are served in time"),
     Protection("auth_fail_closed", CALLERS, "when auth can't answer, requests are refused (503), never let through"),
     Protection("audience_check", (AUTH,), "a token for another audience is rejected"),
     Protection("expiry_check", (AUTH,), "an expired or not-yet-valid token is rejected"),

@@ -34,6 +34,12 @@ class GatewaySettings(BaseModel):
     # The settler gives an order the vendor refuses (4xx) this many tries, backing off per order.
     settle_max_refusals: int = Field(default=4, ge=1, le=100)
     settle_backoff_s: float = Field(default=0.5, gt=0)
+    # Traffic shaping (the protection traffic_shaping): order writes admitted per second, and how
+    # many more a quiet gateway takes at once; above that POST /orders is shed with 429. A guard
+    # rail above any load the scenarios put on the shop (storm under --load 20:2 is 40/s); an
+    # operator limits traffic further for a while through PUT /_control/shaping.
+    shaping_rate_per_s: float = Field(default=50.0, gt=0)
+    shaping_burst: int = Field(default=50, ge=1)
 
     @classmethod
     def from_env(cls) -> "GatewaySettings":

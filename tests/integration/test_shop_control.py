@@ -13,6 +13,7 @@ from harness.datastores import channel, peek, purge
 from harness.faults.attach import attach
 from harness.topology import control_headers
 from scenarios.shop.clients import SinkClient, VendorClient, mint_token
+from scenarios.shop.overload import SHAPING_PATH
 from tests.conftest import BIN, run
 
 pytestmark = pytest.mark.integration
@@ -30,6 +31,8 @@ CONTROL = [
     ("alert_sink", "POST", "/_control/smtp", {"delay_ms": 0}),
     ("alert_sink", "POST", "/_control/reset", None),
     ("inventory_service", "POST", "/_control/consumer/heal", None),  # kill shares its gate (one router)
+    ("api_gateway", "GET", SHAPING_PATH, None),
+    ("api_gateway", "DELETE", SHAPING_PATH, None),  # back to the settings' rate: what it already is
     *[(service, method, protections.CONTROL_PATH, body) for service in protections.services()
       for method, body in (("GET", None), ("PUT", {"disabled": []}))],
 ]
@@ -42,7 +45,7 @@ def _ask(stack, service, method, path, body, headers):
 @pytest.mark.parametrize("service,method,path,body", CONTROL, ids=[f"{c[0]}:{c[1]}:{c[2]}" for c in CONTROL])
 def test_each_control_endpoint_refuses_without_the_runs_secret_and_works_with_it(stack, service, method, path, body):
     """Catches a control endpoint anyone on the loopback can call (mint a token, rotate a key,
-    fault or wipe the vendor, wipe the sink, switch a protection off), one that takes a wrong
+    fault or wipe the vendor, wipe the sink, switch a protection off, limit the shop's traffic), one that takes a wrong
     secret, and one that refuses the harness's own (the secret not handed to or read by it)."""
     assert _ask(stack, service, method, path, body, {}).status_code == 401
     wrong = control_headers(stack.control_secret[:-1] + ("x" if stack.control_secret[-1] != "x" else "y"))
