@@ -133,7 +133,9 @@ ROOT_CAUSES: dict[str, RootCause] = {
              Step("shed_writes", "Shed writes cleanly while reads are served",
                   "読み取りを提供しつつ書き込みをきれいに制限する"),
              Step("alert_on_recovery", "Alert again when space is back",
-                  "障害時だけでなく復旧時にもアラートを送る（監視の運用ノートより）"))),
+                  "障害時だけでなく復旧時にもアラートを送る（監視の運用ノートより）"),
+             Step("log_rotation", "Rotate and archive logs automatically, so they never exhaust the disk",
+                  "ログファイルの適切なローテーションとアーカイブを自動化し、ディスク容量の枯渇を防ぐ"))),
         RootCause(
             "invalid_token", "Service-to-service authentication failures",
             "サービス間認証/認可の問題",

@@ -35,6 +35,8 @@ from shop.health import Recent, report
 from shop.health import system as system_health_of
 from shop.logs import DB_TIMEOUT, configure
 from shop.node_a import DiskMonitor, read_receipt, write_receipt
+from shop.node_a_logs import router as node_logs_router
+from shop.node_a_logs import stop_all as stop_log_floods
 from shop.observability import observe
 from shop.outbox import SCHEMA as OUTBOX_SCHEMA
 from shop.outbox import Outbox
@@ -365,6 +367,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
     for task in state.tasks:
         task.cancel()
+    await asyncio.to_thread(stop_log_floods)
     for client in state.vendors.values():
         await client.aclose()
     await state.peers.aclose()
@@ -374,6 +377,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="api_gateway", lifespan=lifespan)
 app.mount("/metrics", make_asgi_app())
 app.include_router(protections_router)
+app.include_router(node_logs_router)
 
 
 app.add_exception_handler(DatabaseUnavailable, unavailable_response)

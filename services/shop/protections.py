@@ -75,6 +75,8 @@ PROTECTIONS: dict[str, Protection] = {p.name: p for p in (
     Protection("config_validation", CALLERS, "a missing or wrong RABBITMQ_* setting stops the service, "
                "naming it", at_start="the whole check (it runs once, at start)"),
     Protection("disk_monitor", (GATEWAY,), "node-A's disk is watched and alerted on at 90 %"),
+    Protection("log_rotation", (GATEWAY,), "node-A's logs are rotated at 1 MiB, the rotated ones gzipped, "
+               "4 kept, so a fast-growing log never fills the disk"),
     Protection("write_shedding", (GATEWAY,), "while the disk is critically low, writes get 503 and reads go on"),
     Protection("traffic_shaping", (GATEWAY,), "above a configured rate (a token bucket) order writes are "
                "shed with 429 and Retry-After, so the orders admitted are served in time"),

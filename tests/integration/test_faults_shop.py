@@ -33,6 +33,19 @@ def test_disk_fill_lands_and_heals(stack):
     assert _df(stack) <= before + 1
 
 
+def test_log_flood_lands_and_a_heal_from_its_record_stops_it_and_deletes_its_files(stack):
+    """Catches a heal that leaves the flood writing (the service still knows it) or leaves its
+    log or its rotated copies on node-A's volume, whether healed by the fault or, as the reaper
+    does, from its record alone; and a flood that lands nothing on node-A's volume."""
+    fault = Chaos(stack).inject("disk.log_flood", target="api_gateway", total_mib=6, rate_mib_s=2)
+    assert fault.files() and fault.progress()["written"] > 0
+    type(fault).undo_from(fault.undo_state(), stack)
+    assert fault.files() == []
+    with pytest.raises(HarnessError, match="does not know the log flood"):
+        fault.progress()
+    _heal_twice(fault)
+
+
 def _product(stack, sku):
     with connect_database(stack) as conn:
         return conn.execute("SELECT name, price_cents, stock FROM products WHERE sku = %s", [sku]).fetchone()

@@ -24,6 +24,7 @@ GUARDS = {
     "malformed_messages": "[valid_traffic]",  # the first bad message stops the fragile consumer
     "dlq_redrive": "[redrive]",
     "disk_fill_node_a": "[disk_alert]",
+    "log_rotation_node_a": "[log_rotation]",  # nothing rotates: the log takes the disk past 90 %
     "invalid_token": "[reject_invalid]",
     "auth_outage": "[fail_closed]",
     "clock_skew": "[beyond_leeway]",  # all off: no time check at all, so every skew gets through
