@@ -18,6 +18,7 @@ from harness import runbook
 from harness.datastores import connect_database
 from harness.guards import expect
 from harness.polling import wait_for
+from scenarios.shop import first_response
 
 DB_TIMEOUT = runbook.log_line("database_bottleneck")
 GATEWAY = "api_gateway"  # the application_name of the gateway's connections
@@ -46,8 +47,8 @@ def exhausted(stack) -> bool:
 
 
 @pytest.mark.chaos(root_cause="database_bottleneck",
-                   guards={"pool_held": None, "pool_503": "pool_timeouts",
-                           "pool_baseline": "recover_without_restart"},
+                   guards={"pool_held": "check_db_metrics", "pool_503": "pool_timeouts",
+                           "pool_baseline": "tune_pool"},
                    protects={"pool_503": "pool_timeout", "pool_baseline": "pool_shrink"},
                    preconditions=("pool_held",))
 def test_pool_exhaustion(stack, chaos, shop, vendor, history, scenario_record, steady, evidence):
@@ -70,6 +71,12 @@ def test_pool_exhaustion(stack, chaos, shop, vendor, history, scenario_record, s
                            connections_before=baseline, connections_after=after,
                            baseline_s=round(settled_s, 2), recovery_s=round(recovery_s, 2))
 
+    # The manual's first responses: the database's own view of the connections (waiting on a lock:
+    # the slow query), then the pool's limits judged by what they did (its timeout, its idle close).
+    first_response.performed(scenario_record, "check_db_metrics", "read pg_stat_activity by application_name",
+                             f"every gateway connection waiting on a lock: {held}")
+    first_response.performed(scenario_record, "tune_pool", "read the pool's size before and after the burst",
+                             f"{baseline} before, {after} {settled_s:.1f}s after")
     expect("pool_held", held, "the lock never held every connection of the gateway at once")
     hung = sorted(round(op.latency_s, 2) for op in answers if op.outcome == "unknown")
     expect("pool_503", not hung, f"{len(hung)} of {BURST} requests hung past {ANSWER_BUDGET_S}s (on the lock, or "

@@ -27,6 +27,7 @@ SERVICE = "inventory_service"
 DOWN_S = 11.0  # longer than two of the broker monitor's checks 5 s apart: its page is certain
 ORDERS_WHILE_DEAD = 3
 RESTART_BUDGET_S = 10.0  # after the hold-down: the supervisor checks every 0.5 s, the consumer attaches in ~1 s
+CHECK_EVERY_S = 5.0  # the broker monitor's interval (services/shop/broker_monitor.py)
 ALERT_BUDGET_S = 12.0  # the monitor checks every 5 s; two checks, and the alert's way to the sink
 
 
@@ -41,15 +42,21 @@ def consumer_alerts(sink, status: str, since: float) -> list[dict]:
 
 
 @pytest.mark.chaos(root_cause="rabbitmq_config_missing",
-                   guards={"orders_accepted": None, "orders_waited": None, "restarted": "worker_auto_recovery",
+                   guards={"monitor_watching": None, "orders_accepted": None, "orders_waited": None,
+                           "restarted": "worker_auto_recovery",
                            "zero_lost": "worker_auto_recovery", "restart_counted": "worker_auto_recovery",
                            "consumer_alert": "consumer_alert", "recovery_alert": "consumer_alert"},
                    protects={"restarted": "consumer_supervisor", "zero_lost": "consumer_supervisor",
                              "restart_counted": "consumer_supervisor", "consumer_alert": "consumer_alert",
                              "recovery_alert": "recovery_alerts"},
-                   preconditions=("orders_accepted", "orders_waited"))
+                   preconditions=("monitor_watching", "orders_accepted", "orders_waited"))
 def test_worker_auto_recovery(stack, chaos, shop, sink, inventory, history, scenario_record, steady, evidence):
     steady("before")
+    # The premise of the alert: the monitor watches the queue once it has seen a consumer there
+    # (start-up is no outage), which a stack just started may not have yet: at most two checks.
+    watching, _ = wait_for(lambda: shop.health().get("consumer_watch", {}).get("watching") is True,
+                           2 * CHECK_EVERY_S + 1, 0.25)
+    expect("monitor_watching", watching, "the gateway's broker monitor never saw a consumer on the queue")
     before = recoveries(stack)
     killed_at = time.time()
     with chaos.inject("message.consumer_kill", target=SERVICE, down_s=DOWN_S):
@@ -77,11 +84,14 @@ def test_worker_auto_recovery(stack, chaos, shop, sink, inventory, history, scen
         confirmed, _ = wait_for(delivered, RECOVERY_BUDGET_S, 0.25)
         lost = [oid for oid in ids if (inventory.reservation(oid) or {}).get("status") != "CONFIRMED"]
         expect("zero_lost", confirmed, f"orders placed while the consumer was dead never processed: {lost}")
+        # The restart is counted once the new consumer is seen attached: a moment after the
+        # broker shows it, so read with a bound rather than once.
+        counted, _ = wait_for(lambda: recoveries(stack).get("succeeded", 0) > before.get("succeeded", 0),
+                              RESTART_BUDGET_S, 0.25)
         after = recoveries(stack)
         scenario_record.update(back_s=round(back_s, 2), waited=len(waited), recoveries_before=before,
                                recoveries_after=after)
-        expect("restart_counted", after.get("succeeded", 0) > before.get("succeeded", 0)
-               and after.get("success_rate") is not None,
+        expect("restart_counted", counted and after.get("success_rate") is not None,
                f"{SERVICE}'s /health does not count the recovery: before {before}, after {after}")
 
         paged, _ = wait_for(lambda: consumer_alerts(sink, "firing", killed_at), ALERT_BUDGET_S, 0.2)

@@ -110,6 +110,8 @@ class State:
     breaker_state: str = "closed"
     breaker_opened_at: float = 0.0
     tasks: list[asyncio.Task]
+    # The broker monitor's memory; /health shows whether it watches yet (it does once it saw a consumer).
+    consumer_watch: broker_monitor.QueueWatch = broker_monitor.QueueWatch()
 
 
 state = State()
@@ -324,7 +326,7 @@ async def _queue_consumers() -> int | None:
 async def _watch_consumers() -> None:
     """The broker monitor: the order queue's consumers every 5 s, an alert when none has been
     attached for 5 s and another when one is back (shop.broker_monitor decides)."""
-    watch = broker_monitor.QueueWatch()
+    watch = state.consumer_watch
     while True:
         await asyncio.sleep(broker_monitor.CHECK_EVERY_S)
         consumers = await _queue_consumers()
@@ -410,7 +412,8 @@ async def _own_health() -> dict:
         "disk_ok": (not state.disk.critical, 20),
     }, critical=("database",)) | {"service": "api_gateway", "sut_mode": settings.sut_mode,
                                   "protections": describe_protections(), "breaker": breaker,
-          "disk_used_percent": round(state.disk.percent, 1)}
+          "disk_used_percent": round(state.disk.percent, 1),
+          "consumer_watch": {"watching": state.consumer_watch.seen_consumer, "firing": state.consumer_watch.firing}}
 
 
 @app.get("/health")
