@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness import detached, gameday_load, guardrails, observe, run_ids, state
-from harness.errors import HarnessError
 from harness.probes import rate
 from harness.recovery import fault_windows
 from harness.report import run_directory, schema, write_all
@@ -64,24 +63,20 @@ def samples(run_id: str, root: Path | None = None) -> list[dict[str, Any]]:
 
 def record(run_id: str, hz: float = RECORD_HZ, max_s: float = MAX_RECORD_S) -> int:
     """Appends health samples of the run until it is gone (or max_s); returns how many."""
-    from harness.faults.attach import attach
+    from harness.faults.attach import attach, still_there
     from harness.probes import every, health_of
 
     health = health_of(attach(run_id), timeout_s=0.5)
     path = samples_path(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    written, checked = 0, time.monotonic()
+    written, there = 0, still_there(run_id, CHECK_RUN_EVERY_S)
     with health, path.open("a", encoding="utf-8") as out:
         for sample in every(health, hz, max_s):
             out.write(json.dumps(sample) + "\n")  # json.dumps's separators, as the report's (EncodedItems)
             out.flush()
             written += 1
-            if time.monotonic() - checked > CHECK_RUN_EVERY_S:
-                checked = time.monotonic()
-                try:
-                    attach(run_id)
-                except HarnessError:
-                    break  # `chaos down` removed it
+            if not there():
+                break  # `chaos down` removed it
     return written
 
 

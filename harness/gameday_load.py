@@ -230,7 +230,7 @@ def reap(running: set[str], root: Path | None = None) -> list[str]:
 
 def run(run_id: str, users: str, rate: str, duration_s: str) -> None:
     """The detached runner: Locust until its duration, a signal, or the run's end (bounded)."""
-    from harness.faults.attach import attach
+    from harness.faults.attach import attach, still_there
 
     ending = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -247,15 +247,11 @@ def run(run_id: str, users: str, rate: str, duration_s: str) -> None:
     assert load.process is not None  # __enter__ started it
     _update(run_id, locust=ownership.owner_token(load.process.pid))
     deadline = time.monotonic() + int(duration_s) + LOCUST_GRACE_S
-    checked = time.monotonic()
+    there = still_there(run_id, CHECK_RUN_EVERY_S)
     try:
         while load.process.poll() is None and time.monotonic() < deadline and not ending.wait(1.0):
-            if time.monotonic() - checked > CHECK_RUN_EVERY_S:
-                checked = time.monotonic()
-                try:
-                    attach(run_id)
-                except HarnessError:
-                    break  # `chaos down` removed it
+            if not there():
+                break  # `chaos down` removed it
     finally:
         load.stop()
         _update(run_id, ended=time.time(), stats=load.stats())

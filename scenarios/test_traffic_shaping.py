@@ -31,10 +31,8 @@ PROBE_PAUSE_S = 0.2  # between the probing customer's orders
 
 
 @pytest.mark.chaos(root_cause="storm",
-                   guards={"load": None, "admitted_p99": "shed_traffic", "served": "shed_traffic",
-                           "retry_after": "shed_traffic", "health_not_shed": None},
-                   protects={"admitted_p99": "traffic_shaping", "served": "traffic_shaping",
-                             "retry_after": "traffic_shaping", "health_not_shed": "traffic_shaping"},
+                   guards={"load": None, "shed": "shed_traffic"},
+                   protects={"shed": "traffic_shaping"},
                    preconditions=("load",))
 def test_traffic_shaping(stack, shop, vendor, history, scenario_record, steady, evidence):
     steady("before")
@@ -63,17 +61,18 @@ def test_traffic_shaping(stack, shop, vendor, history, scenario_record, steady, 
                            budget_ms=ADMITTED_P99_BUDGET_MS)
 
     expect("load", taken, f"no order was admitted during the overload ({len(orders.ops)} sent)")
-    expect("admitted_p99", p99 is not None and p99 <= ADMITTED_P99_BUDGET_MS,
-           f"admitted orders' p99 {p99} ms > {ADMITTED_P99_BUDGET_MS} ms under the overload "
-           f"({len(taken)} admitted, {len(refused)} shed)")
-    expect("served", not errors,
-           f"{len(errors)} of {len(orders.ops)} orders were neither admitted, shed nor refused with 503: "
-           f"{sorted({op.status for op in errors}, key=str)}")
+    # Shed above the limit, and told when to come back (what no shaping never does, on any machine).
     retry_after = told.headers.get("retry-after", "") if told else ""
-    expect("retry_after", refused and told and retry_after.isdigit() and int(retry_after) >= 1,
+    expect("shed", refused and told and retry_after.isdigit() and int(retry_after) >= 1,
            f"a shed order must say when to come back: {len(refused)} orders were shed, the probing "
            f"customer was {'told Retry-After ' + repr(retry_after) if told else 'never refused'}")
-    expect("health_not_shed", health_status != 429,
+    expect("shed", p99 is not None and p99 <= ADMITTED_P99_BUDGET_MS,
+           f"admitted orders' p99 {p99} ms > {ADMITTED_P99_BUDGET_MS} ms under the overload "
+           f"({len(taken)} admitted, {len(refused)} shed)")
+    expect("shed", not errors,
+           f"{len(errors)} of {len(orders.ops)} orders were neither admitted, shed nor refused with 503: "
+           f"{sorted({op.status for op in errors}, key=str)}")
+    expect("shed", health_status != 429,
            "/health was shed with the order writes: an overloaded shop must still say how it is")
 
     steady("after")

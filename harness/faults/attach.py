@@ -8,6 +8,8 @@ by a pytest session or any other process. Ports are always on 127.0.0.1.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,3 +141,21 @@ def topology_of(containers: dict[str, Container]) -> Topology:
         if path and Path(path).is_file():
             return load_cached(path)
     return active()
+
+
+def still_there(run_id: str, every_s: float) -> Callable[[], bool]:
+    """A check cheap enough for every turn of a long loop (a recorder, a load's runner): whether
+    the run still exists, asked of the engine at most once per every_s (`chaos down` ends it)."""
+    checked = time.monotonic()
+
+    def check() -> bool:
+        nonlocal checked
+        if time.monotonic() - checked <= every_s:
+            return True
+        checked = time.monotonic()
+        try:
+            attach(run_id)
+        except HarnessError:
+            return False
+        return True
+    return check

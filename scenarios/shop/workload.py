@@ -44,3 +44,14 @@ def retry_until_answered(shop: ShopClient, key: str, budget_s: float = RETRY_BUD
             pause = RETRY_PAUSE_S
         time.sleep(min(RETRY_AFTER_CAP_S, max(RETRY_PAUSE_S, pause)))
     return ops
+
+
+def not_pending_in_time(ops: list[Operation], budget_s: float) -> str | None:
+    """What breaks the fallback's promise for orders placed while the vendor can't charge: each
+    answered 202 PAYMENT_PENDING within budget_s. None when every one was; else what was not."""
+    bad = [(op.status, op.body.get("status", op.body)) for op in ops
+           if op.status != 202 or op.body.get("status") != "PAYMENT_PENDING"]
+    slow = [round(op.latency_s, 2) for op in ops if op.latency_s > budget_s]
+    if not bad and not slow:
+        return None
+    return f"not all accepted as PAYMENT_PENDING within {budget_s}s: not accepted {bad}, slower {slow}"

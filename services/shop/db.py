@@ -12,9 +12,10 @@ Waiting for a pooled connection is its own protection, pool_timeout: when slow q
 every connection of the pool, a request that finds none gets 503 + Retry-After (and the line)
 after POOL_TIMEOUT_S instead of queueing for ever. So the operation's deadline (db_timeouts)
 counts from the moment the pool hands a connection over (its liveness check included), never
-the time spent queueing for one. With pool_shrink the connections a burst opened are closed
-again once idle for POOL_MAX_IDLE_S (one per period), so the pool goes back to its size before
-the burst; the idle limit is set when the pool is made, so only a restart changes it.
+the time spent queueing for one; and pool_timeout bounds only the queueing, so a slow check of a
+free connection is db_timeouts' to cut, not the pool's. With pool_shrink the connections a
+burst opened are closed again once idle for POOL_MAX_IDLE_S (one per period), so the pool goes
+back to its size before the burst; off, it keeps them. Read at every period (ShrinkingPool).
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ UNBOUNDED_S = 24 * 3600.0  # psycopg_pool wants a number: a day is "as long as t
 STARTUP_WAIT_S = 120.0
 STARTUP_CONNECT_S = 3.0
 POOL_TIMEOUT_S = 1.0
-# pool_shrink on/off: off is psycopg_pool's default, 10 min per connection (a burst's for an hour or more)
-POOL_MAX_IDLE_S = {True: 1.0, False: 600.0}
+POOL_MAX_IDLE_S = 1.0  # pool_shrink: a connection idle this long is closed (one per period)
 ACQUIRE_S = {True: POOL_TIMEOUT_S, False: UNBOUNDED_S}  # pool_timeout on/off
 # Set by the pool's check in the task that asked for a connection: from then on the operation's
 # deadline runs (a context variable, since the pool calls the check without saying for whom).
@@ -90,6 +90,11 @@ def _remaining(deadline_s: float | None, whole_s: float | None, spent_s: float) 
     return min(bounds) if bounds else None
 
 
+def _left(deadline_s: float | None, since: float) -> float | None:
+    """What is left of a deadline that started at `since` (monotonic), None: no deadline."""
+    return None if deadline_s is None else max(0.0, deadline_s - (time.monotonic() - since))
+
+
 async def _check_handed_over(conn: AsyncConnection) -> None:
     """The pool's check of a connection leaving it, which also tells the waiting operation that
     its connection is found (the queueing is over; the deadline starts)."""
@@ -97,6 +102,16 @@ async def _check_handed_over(conn: AsyncConnection) -> None:
     if handed_over is not None:
         handed_over.set()
     await AsyncConnectionPool.check_connection(conn)
+
+
+class ShrinkingPool(AsyncConnectionPool):
+    """A pool whose shrinking asks pool_shrink at every period, so the switch acts on a running
+    service (psycopg_pool reads its idle limit only when it schedules the next period). The
+    method overridden is psycopg_pool's own (pinned in services/requirements.lock)."""
+
+    async def _shrink_pool(self) -> None:
+        if on("pool_shrink"):
+            await super()._shrink_pool()
 
 
 class Database:
@@ -111,9 +126,9 @@ class Database:
         # restarted, proxy reset) is replaced instead of failing the request that drew it. Each
         # connection carries the service's name, so pg_stat_activity says whose it is.
         kwargs = LIMITS[on("db_timeouts")].connection_kwargs() | {"application_name": name}
-        self.pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False, name=name,
-                                        timeout=UNBOUNDED_S, max_idle=POOL_MAX_IDLE_S[on("pool_shrink")], kwargs=kwargs,
-                                        check=_check_handed_over)
+        self.pool = ShrinkingPool(url, min_size=min_size, max_size=max_size, open=False, name=name,
+                                  timeout=UNBOUNDED_S, max_idle=POOL_MAX_IDLE_S, kwargs=kwargs,
+                                  check=_check_handed_over)
 
     @property
     def limits(self) -> DbLimits:
@@ -152,7 +167,7 @@ class Database:
         acquire_s = ACQUIRE_S[on("pool_timeout")]
 
         async def attempt() -> T:
-            async with self.pool.connection(timeout=acquire_s) as conn:
+            async with self.pool.connection(timeout=UNBOUNDED_S) as conn:  # the queueing is bounded below
                 if not transaction:
                     return await work(conn)
                 async with conn.transaction():
@@ -164,9 +179,25 @@ class Database:
         _HANDED_OVER.reset(token)
         found = asyncio.ensure_future(handed_over.wait())
         began = time.monotonic()
-        try:  # queueing: bounded by the pool's own timeout (PoolTimeout ends the task), or whole_s
-            await asyncio.wait({task, found}, timeout=whole_s, return_when=asyncio.FIRST_COMPLETED)
-            done, _ = await asyncio.wait({task}, timeout=_remaining(deadline_s, whole_s, time.monotonic() - began))
+        queue_s = acquire_s if whole_s is None else min(acquire_s, whole_s)
+        done: set[asyncio.Future[T]] = set()
+        try:  # queueing for a free connection: bounded by pool_timeout (and a probe's whole_s)
+            await asyncio.wait({task, found}, timeout=queue_s, return_when=asyncio.FIRST_COMPLETED)
+            queued = not task.done() and not handed_over.is_set()
+            exhausted = queued and self.exhausted()
+            deadline_from = time.monotonic()  # handed over now: the operation's deadline runs from here
+            if queued and not exhausted:
+                # Not every connection is taken: the pool is opening one for it, and a database
+                # slow to connect is db_timeouts' to bound, not the pool's: the deadline runs
+                # from the request's start, connecting included.
+                deadline_from = began
+                await asyncio.wait({task, found}, timeout=_remaining(_left(deadline_s, began), whole_s,
+                                                                     time.monotonic() - began),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                queued = not task.done() and not handed_over.is_set()
+            if not queued:  # handed over: the operation's own deadline (db_timeouts)
+                done, _ = await asyncio.wait({task}, timeout=_remaining(_left(deadline_s, deadline_from), whole_s,
+                                                                        time.monotonic() - began))
         except asyncio.CancelledError:  # the caller went away: so does the operation
             self._abandon(task)
             raise
@@ -181,10 +212,16 @@ class Database:
                 cause = f"{type(exc).__name__}: {exc}"[:300]
         else:
             self._abandon(task)
-            cause = f"no answer within {whole_s if whole_s is not None else deadline_s:g} s"
+            cause = (f"PoolTimeout: no connection free within {queue_s:g} s" if exhausted and queue_s == acquire_s
+                     else f"no answer within {whole_s if whole_s is not None else deadline_s:g} s")
         self.on_unavailable()
         self.log.error(DB_TIMEOUT, cause=cause)
         raise DatabaseUnavailable(cause)
+
+    def exhausted(self) -> bool:
+        """Every connection the pool may have is open or being opened: a request waiting now waits
+        for one to be given back (what pool_timeout bounds)."""
+        return self.pool.get_stats().get("pool_size", 0) >= self.pool.max_size
 
     async def rows(self, query: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Rows as dicts, with the row factory on the cursor so pooled connections stay plain."""

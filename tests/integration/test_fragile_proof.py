@@ -40,7 +40,7 @@ GUARDS = {
     "worker_auto_recovery": "[restarted]",  # nothing restarts the killed consumer
     "storm": "[slo]",
     "vendor_failover": "[failover]",  # all off: no breaker, so nothing fails over; every order FAILED
-    "traffic_shaping": "[admitted_p99]",  # unshaped, the customers queue inside the shop
+    "traffic_shaping": "[shed]",  # nothing sheds: no 429, no Retry-After
     # The fragile shop validates no variable at all: one per service shows it; the resilient run
     # proves each of the four is validated.
     "rabbitmq_config_missing[api_gateway-RABBITMQ_HOST]": "[refuse_to_start]",
