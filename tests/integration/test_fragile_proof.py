@@ -56,7 +56,7 @@ def _run_scenarios(tmp_path, mode):
     # each of its scenarios gets a fresh stack; otherwise the next one fails its steady state.
     fresh = ["--stack-per-scenario", "-k", FRAGILE_ONLY] if mode == "fragile" else []
     result = run([str(BIN / "pytest"), "scenarios/", f"--sut-mode={mode}", f"--chaos-reports={tmp_path}",
-                  *fresh, "-p", "no:cacheprovider", "-q"], timeout=1500)
+                  *fresh, "-p", "no:cacheprovider", "-q"], timeout=2400)
     report = json.loads((tmp_path / "latest" / "report.json").read_text())
     return result, {s["name"]: s for s in report["scenarios"]}
 
