@@ -64,13 +64,24 @@ def wait_ready(container: Container, spec: topology.Service, timeout_s: float = 
         time.sleep(0.2)
 
 
+HALF_STOPPED_GRACE_S = 5.0  # a running service not answering for this long is restarted by a heal
+
+
 def revive(container: Container, spec: topology.Service) -> None:
-    """Back to running and answering, from whatever state a fault left it in."""
+    """Back to running and answering, from whatever state a fault left it in. A container still
+    running that does not answer is half-stopped by a signal it did not die of (Postgres given
+    SIGTERM shuts down "smart": it refuses every new connection and waits for its clients, for
+    ever while a pool holds them), so it is restarted."""
     container.reload()
     if container.status == "paused":
         container.unpause()
     elif container.status != "running":
         container.start()
+    else:
+        try:
+            wait_ready(container, spec, HALF_STOPPED_GRACE_S)
+        except HarnessError:
+            container.restart(timeout=0)
     wait_ready(container, spec)
 
 

@@ -136,6 +136,19 @@ def test_kill_stops_the_vendor_and_heal_brings_it_back_on_a_new_port(stack, chao
     assert _answers(stack, "payment_gateway") and _settled(stack, shop)
 
 
+def test_a_signal_that_leaves_postgres_half_stopped_is_healed_by_a_restart(stack, chaos, shop):
+    """Catches a heal that leaves a service running but refusing everyone: SIGTERM puts Postgres
+    in a smart shutdown that waits for the shop's pooled connections for ever, so the kill never
+    lands (it does not exit) and its heal must restart it (seen: every later schedule of an
+    exploration unjudged, "the database system is shutting down")."""
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="did not land"):
+        chaos.inject("process.kill", "postgres", signal="SIGTERM")
+    assert stack.docker_container("postgres").status == "running" and _answers(stack, "postgres")
+    assert _settled(stack, shop)
+
+
 def test_pause_freezes_the_service_until_healed(stack, chaos, shop):
     url = stack.endpoint("auth_service").url
     with chaos.inject("process.pause", "auth_service"):
