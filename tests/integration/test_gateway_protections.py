@@ -204,10 +204,17 @@ def test_missing_broker_setting_is_silently_defaulted_when_fragile():
 
 
 def test_system_health_aggregates_every_service(stack):
-    body = httpx.get(stack.edge_url + "/health/system", timeout=5).json()
-    assert set(body["services"]) == {"api_gateway", "auth_service", "inventory_service", "payment_gateway",
+    """Catches a service left out of the system's score, or a score that never says green. Read
+    until green (bounded): a service just started scores low for its first second (its broker
+    connection not yet made), which is the truth at that moment, not a fault of the aggregate."""
+    def body() -> dict:
+        return httpx.get(stack.edge_url + "/health/system", timeout=5).json()
+
+    green, _ = wait_for(lambda: body()["level"] == "green", 20, 0.25)
+    last = body()
+    assert set(last["services"]) == {"api_gateway", "auth_service", "inventory_service", "payment_gateway",
                                      "payment_gateway_b"}
-    assert body["level"] == "green" and body["score"] >= 90
+    assert green and last["score"] >= 90, last
 
 
 def test_every_shop_service_exposes_metrics(stack):
