@@ -263,7 +263,10 @@ def test_chaos_restart_journals_the_restart_for_the_game_day(stack, tmp_path, mo
     from harness import cli, gameday, state
 
     monkeypatch.setenv(state.STATE_ENV, str(tmp_path))
-    assert cli.main(["restart", "inventory_service", "--run", stack.run_id]) == 0
+    try:
+        assert cli.main(["restart", "inventory_service", "--run", stack.run_id]) == 0
+    finally:
+        stack.refresh("inventory_service")  # restarted from outside: its published port moved
     assert capsys.readouterr().out.strip().endswith(": restored")
     actions = gameday.recovery_actions(state.journal(stack.run_id))
     assert [(a["what"], a["target"], a["outcome"]) for a in actions] == [("restart", "inventory_service", "restored")]
