@@ -11,9 +11,10 @@ from typing import Any
 from harness.history import History
 from harness.load import Workload
 from harness.view import StackView
-from scenarios.shop.clients import SinkClient, VendorClient
+from scenarios.shop.clients import SinkClient
 from scenarios.shop.evidence import Evidence, stock_totals
 from scenarios.shop.ledger import ANOMALIES, Verdict
+from scenarios.shop.vendors import Vendors
 from scenarios.shop.workload import customers
 
 SETTLE_S = 20.0  # after the load, how long the shop may take to settle its orders before they are read
@@ -33,12 +34,12 @@ class ShopLoad:
         return {"stock_totals": stock_totals(stack)}
 
     def judge(self, stack: StackView, history: History, baseline: Mapping[str, Any]) -> Mapping[str, str]:
-        vendor, sink = VendorClient.of(stack), SinkClient.of(stack)
+        vendors, sink = Vendors.of(stack), SinkClient.of(stack)  # every vendor's charges, together
         try:
-            evidence = Evidence(stack, vendor, sink, baseline=dict(baseline.get("stock_totals", {})))
+            evidence = Evidence(stack, vendors, sink, baseline=dict(baseline.get("stock_totals", {})))
             verdict, _ = evidence.verdict(history, SETTLE_S)
         finally:
-            vendor.close()
+            vendors.close()
             sink.close()
         return {kind: Verdict(verdict.of(kind)).explain() for kind in verdict.counts()}
 
