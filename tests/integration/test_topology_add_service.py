@@ -32,7 +32,7 @@ ENTRY = """
 def with_one_more_service(tmp_path: Path) -> Path:
     """The shop's file plus the entry, and the gateway using it (the two edits a person makes)."""
     text = topology.BUNDLED.read_text(encoding="utf-8")
-    gateway_uses = "uses: [postgres, payment_gateway, rabbitmq, auth_service, inventory_service]"
+    gateway_uses = "uses: [postgres, payment_gateway, payment_gateway_b, rabbitmq, auth_service, inventory_service]"
     assert text.count(gateway_uses) == 1
     text = text.replace(gateway_uses, gateway_uses[:-1] + ", audit_sink]")
     path = tmp_path / "chaos.yaml"
