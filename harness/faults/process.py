@@ -80,6 +80,7 @@ def revive(container: Container, spec: topology.Service) -> None:
     else:
         try:
             wait_ready(container, spec, HALF_STOPPED_GRACE_S)
+            return
         except HarnessError:
             container.restart(timeout=0)
     wait_ready(container, spec)
