@@ -87,8 +87,7 @@ def _step_text(step: Mapping[str, Any]) -> str:
             f"at +{step['start_s']:g}s for {step['duration_s']:g}s")
 
 
-def _shrinks(found: Mapping[str, Any], finding: Mapping[str, Any]) -> str:
-    by_index = {t["index"]: t for t in found["trials"]}
+def _shrinks(by_index: Mapping[int, Mapping[str, Any]], finding: Mapping[str, Any]) -> str:
     rows = []
     for n, index in enumerate(finding.get("shrinks", [])):
         trial = by_index.get(index)
@@ -100,8 +99,7 @@ def _shrinks(found: Mapping[str, Any], finding: Mapping[str, Any]) -> str:
     return table(("shrink step", "schedule #", "", "schedule", "size"), rows)
 
 
-def _smallest(found: Mapping[str, Any], finding: Mapping[str, Any]) -> str:
-    by_index = {t["index"]: t for t in found["trials"]}
+def _smallest(by_index: Mapping[int, Mapping[str, Any]], finding: Mapping[str, Any]) -> str:
     shrinks: Sequence[int] = finding.get("shrinks", [])
     last = by_index.get(shrinks[-1]) if shrinks else None
     if last is None:
@@ -125,11 +123,12 @@ def section(figures: Mapping[str, Any] | None) -> str:
     parts.append(f'<div class="plot">{chart(found)}</div>')
     if len(found["trials"]) > MAX_ROWS:
         parts.append(f"<p>{len(found['trials']) - MAX_ROWS} more schedules in explore.json.</p>")
+    by_index = {t["index"]: t for t in found["trials"]}
     for finding in found.get("findings", []):
         parts.append(f"<h4>{escaped(finding['anomaly'])}: first at {finding['first_s']:.0f} s, "
                      f"shrunk by {finding['shrunk_s']:.0f} s</h4>")
-        parts.append(_shrinks(found, finding))
-        parts.append("<p>the smallest schedule that still fails for it:</p>" + _smallest(found, finding))
+        parts.append(_shrinks(by_index, finding))
+        parts.append("<p>the smallest schedule that still fails for it:</p>" + _smallest(by_index, finding))
         parts.append(f"<p>replay: <code>chaos replay {escaped(finding.get('replay'))}</code></p>")
     if not found.get("findings"):
         parts.append("<p>no schedule failed.</p>")

@@ -17,6 +17,7 @@ from harness.explore.schedule import MAX_DURATION_S, MAX_START_S, MAX_STEPS, MIN
 from harness.explore.search import UNJUDGED, Judgement, candidates, explore
 from harness.explore.space import EXPLORE_RANGES, explorable, milder, parameter, points, schedules
 from harness.faults import describe
+from tests.fake_clock import FakeClock
 
 RUN_S = 20.0
 
@@ -25,15 +26,7 @@ def step(fault="network.latency", target="payment", start=0.0, duration=1.0, **p
     return Step(fault=fault, target=target, params=params, start_s=start, duration_s=duration)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def judged(rule, clock: Clock):
+def judged(rule, clock: FakeClock):
     """A judge applying `rule(schedule) -> {anomaly: evidence}`, each run advancing the clock."""
     def judge(schedule: Schedule) -> Judgement:
         clock.now += RUN_S
@@ -118,7 +111,7 @@ def test_every_drawn_schedule_is_valid_and_bounded(schedule):
 # --- the search ------------------------------------------------------------------------------
 
 def search(rule, seed=1, budget_s=3600.0, rows=NETWORK, **options):
-    clock = Clock()
+    clock = FakeClock(0.0)
     options.setdefault("milder", milder(rows))
     return explore(judged(rule, clock), schedules(rows), seed=seed, budget_s=budget_s, clock=clock, **options)
 
@@ -221,7 +214,7 @@ def test_a_finding_is_written_as_a_replay_file_and_a_scenario_module(tmp_path):
     finding could not be run again."""
     from harness.explore import replay
 
-    clock = Clock()
+    clock = FakeClock(0.0)
     found = explore(judged(slow, clock), schedules(NETWORK), seed=1, budget_s=3600, clock=clock)
     (path,) = replay.write(tmp_path / "explore", found, "scenarios.shop.explore:SHOP", None, ["idempotency"])
     back = replay.load(path)
@@ -246,7 +239,7 @@ def test_a_finding_is_written_as_a_replay_file_and_a_scenario_module(tmp_path):
 def test_a_bad_replay_file_is_one_line_naming_the_field(tmp_path, edit):
     from harness.explore import replay
 
-    clock = Clock()
+    clock = FakeClock(0.0)
     found = explore(judged(slow, clock), schedules(NETWORK), seed=1, budget_s=3600, clock=clock)
     (path,) = replay.write(tmp_path, found, "m:S", None, [])
     document = json.loads(path.read_text())

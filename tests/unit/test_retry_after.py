@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_clock import FakeClock
+
 spec = importlib.util.spec_from_file_location(
     "shop_retry_after", Path(__file__).resolve().parents[2] / "services" / "shop" / "retry_after.py")
 retry_after = importlib.util.module_from_spec(spec)
@@ -40,17 +42,9 @@ def test_what_is_not_a_retry_after_is_none(value):
     assert retry_after.parse(value, NOW, CAP) is None
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_no_call_is_admitted_before_retry_after_has_passed():
     """Catches: a gate that lets a caller through before the vendor's Retry-After ends."""
-    clock = Clock()
+    clock = FakeClock()
     gate = retry_after.Gate(clock)
     assert gate.admit() is False  # no Retry-After yet: every call goes, none a trial
     gate.answered(429, 2.0, trial=False)
@@ -65,7 +59,7 @@ def test_no_call_is_admitted_before_retry_after_has_passed():
 def test_after_retry_after_one_trial_goes_and_its_answer_decides():
     """Catches: every held caller let through at once when the time is up (they reach the vendor
     together, all inside its next Retry-After), and a trial whose answer never reopens the gate."""
-    clock = Clock()
+    clock = FakeClock()
     gate = retry_after.Gate(clock)
     gate.answered(429, 1.0, trial=False)
     clock.now += 1.0
@@ -83,7 +77,7 @@ def test_after_retry_after_one_trial_goes_and_its_answer_decides():
 
 def test_a_trial_without_an_answer_ends_and_the_next_caller_tries():
     """Catches: a trial that timed out or was cancelled leaving the gate shut for good."""
-    clock = Clock()
+    clock = FakeClock()
     gate = retry_after.Gate(clock)
     gate.answered(503, 0.5, trial=False)
     clock.now += 0.5
@@ -95,7 +89,7 @@ def test_a_trial_without_an_answer_ends_and_the_next_caller_tries():
 def test_an_answer_to_a_call_sent_before_the_limit_does_not_lift_it():
     """Catches: a call admitted before the 429 came back, answered 201 afterwards, reopening the
     gate the vendor had just closed (and a shorter Retry-After shortening a longer one)."""
-    clock = Clock()
+    clock = FakeClock()
     gate = retry_after.Gate(clock)
     gate.answered(429, 2.0, trial=False)
     gate.answered(201, None, trial=False)
@@ -106,6 +100,6 @@ def test_an_answer_to_a_call_sent_before_the_limit_does_not_lift_it():
 @pytest.mark.parametrize("status", [500, 402, 201])
 def test_only_rate_limits_and_unavailability_hold(status):
     """Catches: a Retry-After on another answer (a 500, a decline) holding every order back."""
-    gate = retry_after.Gate(Clock())
+    gate = retry_after.Gate(FakeClock())
     gate.answered(status, 5.0, trial=False)
     assert gate.remaining() == 0

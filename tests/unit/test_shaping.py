@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from scenarios.shop.overload import percentile_ms
+from tests.fake_clock import FakeClock
 
 spec = importlib.util.spec_from_file_location(
     "shop_shaping", Path(__file__).resolve().parents[2] / "services" / "shop" / "shaping.py")
@@ -13,18 +14,10 @@ shaping = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(shaping)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_quiet_bucket_admits_its_burst_at_once_and_sheds_the_next():
     """Catches a bucket that starts empty (a quiet shop refusing its first orders) or one that
     admits past its burst (no shaping at all)."""
-    bucket = shaping.TokenBucket(rate=10, burst=3, clock=Clock())
+    bucket = shaping.TokenBucket(rate=10, burst=3, clock=FakeClock())
     assert [bucket.take() for _ in range(3)] == [None, None, None]
     assert bucket.take() == pytest.approx(0.1)
 
@@ -32,7 +25,7 @@ def test_a_quiet_bucket_admits_its_burst_at_once_and_sheds_the_next():
 def test_tokens_come_back_at_the_rate_and_never_beyond_the_burst():
     """Catches a refill that ignores elapsed time (shed for ever), or one that is not capped at
     the burst (a long quiet spell letting a flood through at once)."""
-    clock = Clock()
+    clock = FakeClock()
     bucket = shaping.TokenBucket(rate=4, burst=2, clock=clock)
     bucket.take(), bucket.take()
     clock.now += 0.25  # one token's worth
@@ -45,7 +38,7 @@ def test_tokens_come_back_at_the_rate_and_never_beyond_the_burst():
 def test_a_refusal_names_the_wait_until_the_next_token():
     """Catches a Retry-After that is not the time to the next token (a client told to come back
     before it could be admitted, or much later than it needs)."""
-    clock = Clock()
+    clock = FakeClock()
     bucket = shaping.TokenBucket(rate=2, burst=1, clock=clock)
     bucket.take()
     clock.now += 0.2
@@ -54,7 +47,7 @@ def test_a_refusal_names_the_wait_until_the_next_token():
 
 def test_a_clock_that_steps_back_takes_no_token_away():
     """Catches a refill that goes negative when the clock is read out of order."""
-    clock = Clock()
+    clock = FakeClock()
     bucket = shaping.TokenBucket(rate=1, burst=1, clock=clock)
     clock.now -= 5
     assert bucket.take() is None
