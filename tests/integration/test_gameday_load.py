@@ -15,6 +15,7 @@ from harness import state as harness_state
 from harness.engine import connect
 from harness.load import HISTORY_FILE
 from harness.ownership import RUN_LABEL
+from harness.polling import wait_for
 from tests.conftest import BIN, run
 
 pytestmark = pytest.mark.integration
@@ -37,10 +38,9 @@ def _answers(run_id: str, state) -> list[dict]:
 
 
 def _wait_for(check, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"{what} within {timeout_s}s"
-        time.sleep(0.2)
+    """harness.polling.wait_for, failing the test with `what` when the time runs out."""
+    found, _ = wait_for(check, timeout_s, 0.2)
+    assert found, f"{what} within {timeout_s}s"
     return found
 
 
