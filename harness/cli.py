@@ -712,6 +712,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                    f"schema {document.get('schema_version')}"))
     for row in [dict(zip(columns, ("SCENARIO", "VERDICT", "TTD", "TTR", "REASON"))), *rows]:
         print(terminal("  ".join(f"{row[c]:<{widths[c]}}" for c in columns).rstrip()))  # reasons quote logs
+    print(f"time: {json_report.under_fault_line(run, document.get('scenarios', []))}")
     html = run_dir.resolve() / "report.html"
     print(f"report: {html}" if html.exists() else "report: no report.html in this run (written by schema 2 runs)")
     return 0

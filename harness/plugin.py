@@ -35,7 +35,7 @@ from harness.faults import Chaos
 from harness.faults.base import FaultJournal
 from harness.history import History, op_record
 from harness.probes import Probe, health_of
-from harness.report import schema, write_all
+from harness.report import json_report, schema, write_all
 from harness.runbook import ROOT_CAUSES
 from harness.view import StackView
 
@@ -634,7 +634,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "matrix.json").write_text(json.dumps(run["matrix"], indent=2), encoding="utf-8")
     write_all(run_dir, run, state["scenarios"])
-    print(f"\nchaos: reports written to {run_dir} in {time.perf_counter() - began:.2f}s "
+    print(f"\nchaos: {len(state['scenarios'])} scenario(s) in {json_report.under_fault_line(run, state['scenarios'])}",
+          file=sys.stderr)
+    print(f"chaos: reports written to {run_dir} in {time.perf_counter() - began:.2f}s "
           f"(also {reports / 'latest'}); `chaos report` summarises them", file=sys.stderr)
 
 

@@ -180,6 +180,14 @@ ROOT_CAUSES: dict[str, RootCause] = {
                   "ブローカー不在の間、イベントをアウトボックスに保持する")),
             source="RabbitMQ-configuration incident"),
         RootCause(
+            "database_crash", "The database crashes with orders just acknowledged",
+            "受付直後の注文を抱えたデータベースのクラッシュ",
+            None, ("postgres", "api_gateway", "inventory_service"),
+            (),
+            (Step("durable_commit", "Acknowledge an order only once its commit is in the write-ahead log, so a "
+                  "crash loses none", "コミットが WAL に書かれてから注文を受け付け、クラッシュで一件も失わない"),),
+            source="exploration"),
+        RootCause(
             "storm", "Several faults at once under load", "負荷下での複合障害",
             None, ("api_gateway", "inventory_service", "payment_gateway", "rabbitmq"),
             (Step("shed_traffic", "Limit traffic or switch features off to cut load",

@@ -18,6 +18,7 @@ from conftest import EVENT_BUDGET_S, RECOVERY_BUDGET_S, ledger_verdict
 from harness.faults.process import wedge_state
 from harness.guards import expect
 from harness.polling import wait_for
+from scenarios.shop import first_response
 
 SERVICE = "inventory_service"
 STUCK = 3  # orders placed while the consumer is wedged: one applied and held, the rest waiting
@@ -41,6 +42,10 @@ def test_service_restart(stack, chaos, shop, sink, operator, history, steady, ev
         flowing, flow_s = wait_for(lambda: all(steady.confirmed(oid) and steady.mailed(oid) for oid in ids),
                                    RECOVERY_BUDGET_S, 0.2)
         scenario_record.update(restart=outcome, flow_after_restart_s=round(flow_s, 2), held=applied)
+        first_response.performed(
+            scenario_record, "restart_service", f"restarted {SERVICE} (graceful stop, start, readiness): {outcome}",
+            f"the {len(ids)} stuck orders confirmed and mailed {flow_s:.1f}s after it" if flowing
+            else f"the stuck orders still not confirmed and mailed {RECOVERY_BUDGET_S:.0f}s after it")
         # Judged while the wedge is still armed: the heal releases it, and then the stuck orders
         # would flow without the restart having done anything.
         expect("restart_safe", outcome == "restored", f"the restarted {SERVICE} did not answer: {outcome}")

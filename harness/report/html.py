@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 from harness import recovery
 from harness.report import exploration
 from harness.report.incident import LANGUAGES, filename, prescription_verdicts, slug
-from harness.report.json_report import RAW, SCHEMA_VERSION, seconds, stamp, summary_rows
+from harness.report.json_report import RAW, SCHEMA_VERSION, seconds, stamp, summary_rows, under_fault_line
 from harness.report.markup import escaped as _e
 from harness.report.markup import svg_text as _text
 from harness.report.markup import table as _table
@@ -326,7 +326,8 @@ def render(run: dict[str, Any], scenarios: list[dict[str, Any]]) -> str:
     facts = [("run", run.get("run_id")), ("SUT mode", run.get("sut_mode")),
              ("protections off", ", ".join(run.get("disabled") or []) or "none"),
              ("started", f"{stamp(run.get('started'))} / {stamp(run.get('started'), 'jst')}"),
-             ("finished", stamp(run.get("finished"))), ("exit status", run.get("exit_status")),
+             ("finished", stamp(run.get("finished"))), ("time under fault", under_fault_line(run, scenarios)),
+             ("exit status", run.get("exit_status")),
              ("report schema", SCHEMA_VERSION)]
     return "\n".join([
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',

@@ -244,7 +244,7 @@ def recovery(s: Doc, run: Doc, cause: RootCause | None, p: Phrases, lang: str) -
                      if s.get("recovered_at") else p["not_green"].format(stable=f"{RECOVERY_STABLE_S:g}"))
     lines += [p["recovery_alert"].format(at=_when(a["ts"], p), what=md(a["chaos"].get("what")))
               for a in s.get("alerts", []) if a["chaos"].get("status") == "resolved"]
-    if cause:
+    if cause and cause.first_response:
         # The steps the scenario performed say what was done and seen (scenario_record's
         # "first_responses"); the others are listed as the manual prescribes them.
         done = {r["step"]: r for r in (s.get("figures") or {}).get("first_responses", [])}

@@ -217,11 +217,10 @@ async def _settle(order: dict) -> None:
     """Charges one pending order at its pinned vendor, else at the primary only: failover is for
     new orders (a customer waiting), a pending one was answered already; and the settler's call
     is what finds the primary back (its breaker closes, the recovery alert goes out)."""
-    route = Route(order["vendor"])
+    route = _route(order)
     try:
         charge_id = await state.payments.guarded(order["id"], order["amount_cents"], route, may_fail_over=False)
     except VendorError as exc:
-        await _pin(order, route)
         if not exc.refused:  # down for everyone: the batch ends (see _settle_pending)
             raise
         await _refused_again(order, exc)
@@ -231,12 +230,16 @@ async def _settle(order: dict) -> None:
         ORDERS.labels("PAID").inc()
 
 
-async def _pin(order: dict, route: Route) -> None:
-    """Stores a pin a failed settlement call left (its outcome unknown): the next try must ask
-    the same vendor, whichever breaker is open then."""
-    if route.pinned is not None and route.pinned != order["vendor"]:
-        await state.db.execute("UPDATE orders SET vendor = %s WHERE id = %s AND vendor IS NULL",
-                               [route.pinned, order["id"]])
+def _route(order: dict) -> Route:
+    """The order's route, from the vendor its row is pinned to. With two vendors each new pin is
+    written to the row before the call goes out, so a gateway that dies with the call out leaves
+    the order pinned: the settler and the customer's retry then ask that vendor and no other
+    (whichever breaker is open by then). With one vendor there is no other to ask."""
+
+    async def store(vendor: str | None) -> None:
+        await state.db.execute("UPDATE orders SET vendor = %s WHERE id = %s", [vendor, order["id"]])
+
+    return Route(order.get("vendor"), store=store if SECONDARY in state.payments.vendors else None)
 
 
 async def _refused_again(order: dict, exc: VendorError) -> None:
@@ -570,7 +573,7 @@ async def _process(order: dict, authorization: str | None) -> JSONResponse:
 async def _charge(order: dict) -> tuple[str, str | None, str | None]:
     """Charges a new order; returns its resulting status, the charge id and the vendor the
     order is pinned to (None: no vendor can have charged it)."""
-    route = Route(order.get("vendor"))
+    route = _route(order)
     try:
         charge_id = await state.payments.charge(order["id"], order["amount_cents"], route)
         log.info("order_charged", order_id=order["id"], vendor=route.pinned)

@@ -16,6 +16,11 @@ the time spent queueing for one; and pool_timeout bounds only the queueing, so a
 free connection is db_timeouts' to cut, not the pool's. With pool_shrink the connections a
 burst opened are closed again once idle for POOL_MAX_IDLE_S (one per period), so the pool goes
 back to its size before the burst; off, it keeps them. Read at every period (ShrinkingPool).
+
+With durable_commit a commit is acknowledged once it is in the write-ahead log (Postgres's
+synchronous_commit, the server's default); off, every connection asks for asynchronous commits,
+acknowledged before the log is written, so a database killed right after loses orders the shop
+answered 201. Matched on each connection as it is handed over, so the switch acts at once.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
@@ -47,6 +53,8 @@ ACQUIRE_S = {True: POOL_TIMEOUT_S, False: UNBOUNDED_S}  # pool_timeout on/off
 # Set by the pool's check in the task that asked for a connection: from then on the operation's
 # deadline runs (a context variable, since the pool calls the check without saying for whom).
 _HANDED_OVER: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar("handed_over", default=None)
+# What each pooled connection was last told of synchronous_commit (absent: the server's default, on).
+_DURABLE: weakref.WeakKeyDictionary[AsyncConnection, bool] = weakref.WeakKeyDictionary()
 
 
 class DatabaseUnavailable(Exception):
@@ -102,6 +110,14 @@ async def _check_handed_over(conn: AsyncConnection) -> None:
     if handed_over is not None:
         handed_over.set()
     await AsyncConnectionPool.check_connection(conn)
+
+
+async def _match_durability(conn: AsyncConnection) -> None:
+    """Tells the connection what durable_commit asks now, once per change (a session setting)."""
+    wanted = on("durable_commit")
+    if _DURABLE.get(conn, True) != wanted:
+        await conn.execute(f"SET synchronous_commit TO {'on' if wanted else 'off'}")
+        _DURABLE[conn] = wanted
 
 
 class ShrinkingPool(AsyncConnectionPool):
@@ -168,6 +184,7 @@ class Database:
 
         async def attempt() -> T:
             async with self.pool.connection(timeout=UNBOUNDED_S) as conn:  # the queueing is bounded below
+                await _match_durability(conn)
                 if not transaction:
                     return await work(conn)
                 async with conn.transaction():

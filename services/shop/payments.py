@@ -14,12 +14,16 @@ through again, to the primary. Idempotency holds at one vendor only, so an order
 (Route) to the vendor a call of it may have reached: from the moment the call is sent until that
 vendor answers that it did not charge (an error status) or the connection was never made. A
 pinned order is only ever charged at its vendor; it waits (PAYMENT_PENDING) while that one is down.
+The pin is stored (Route.store, the order's row) before the call goes out: a gateway that dies
+with a call out leaves the order pinned, so neither the settler nor the customer's retry asks
+the other vendor for a charge the first may have made.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -78,6 +82,22 @@ class Route:
     # The primary's open breaker sent this request to the secondary: its retries stay there, so a
     # request's retries never add calls to a half-open primary (purgatory lets them all through).
     failed_over: bool = False
+    # Writes a new pin where a crash of the gateway can't lose it (None: kept in memory only).
+    store: Callable[[str | None], Awaitable[None]] | None = None
+
+    async def pin(self, vendor: str | None) -> None:
+        """Moves the pin, stored first: a store that fails raises, and the call is not made."""
+        if vendor != self.pinned and self.store is not None:
+            await self.store(vendor)
+        self.pinned = vendor
+
+    async def unpin(self, back_to: str | None) -> None:
+        """Gives back a pin the vendor surely did not need (it made no charge). A store that fails
+        here keeps the pin, which is safe: the order only waits for a vendor that did not charge."""
+        try:
+            await self.pin(back_to)
+        except Exception:  # noqa: BLE001 - any failure keeps the stored pin, as documented
+            pass
 
 
 class Payments:
@@ -108,12 +128,13 @@ class Payments:
         vendor surely did not charge. The answer, or the lack of one, is told to the vendor's
         gate when honoured, so a trial always ends."""
         gate = self.gates[vendor]
-        before, route.pinned = route.pinned, vendor
+        before = route.pinned
+        await route.pin(vendor)
         try:
             response = await self.post(vendor, order_id, amount_cents)
         except BaseException as exc:
             if isinstance(exc, VendorError) and isinstance(exc.__cause__, NOT_SENT):
-                route.pinned = before
+                await route.unpin(before)
             if honour:
                 gate.failed(trial)
             raise
@@ -121,7 +142,7 @@ class Payments:
             gate.answered(response.status_code, retry_after.parse(
                 response.headers.get("Retry-After"), time.time(), self.settings.retry_after_max_s), trial)
         if response.status_code >= 400:
-            route.pinned = before  # an error status: this vendor made no charge
+            await route.unpin(before)  # an error status: this vendor made no charge
         return self.answer(vendor, order_id, response)
 
     async def post(self, vendor: str, order_id: str, amount_cents: int) -> httpx.Response:

@@ -61,6 +61,8 @@ PROTECTIONS: dict[str, Protection] = {p.name: p for p in (
                "tries, with an alert, instead of being tried for ever"),
     Protection("db_timeouts", CALLERS + (AUTH,), "every database operation has a deadline; past it 503 "
                "with Retry-After and the manual's line", at_start="connect and statement timeouts"),
+    Protection("durable_commit", CALLERS + (AUTH,), "a write is acknowledged only once its commit is in the "
+               "database's write-ahead log, so a database crash loses no accepted order"),
     Protection("pool_timeout", CALLERS + (AUTH,), "a request that finds every pooled database connection "
                "busy waits 1 s at most, then 503 with Retry-After and the manual's line"),
     Protection("pool_shrink", CALLERS + (AUTH,), "the connections a burst opened are closed again once idle "

@@ -39,6 +39,7 @@ GUARDS = {
     "vendor_rate_limit": "[retry_after_honoured]",  # every request calls once, 0.4 s after the last 429
     "worker_auto_recovery": "[restarted]",  # nothing restarts the killed consumer
     "storm": "[slo]",
+    "db_crash_keeps_orders": "[acked_kept]",  # commits acknowledged before the log: the crash loses them
     "vendor_failover": "[failover]",  # all off: no breaker, so nothing fails over; every order FAILED
     "traffic_shaping": "[shed]",  # nothing sheds: no 429, no Retry-After
     # The fragile shop validates no variable at all: one per service shows it; the resilient run

@@ -252,3 +252,37 @@ def test_slow_database_gets_503_with_retry_after_only_when_resilient(mode, stack
         assert response is None, "the fragile gateway has no deadline: it should still be waiting"
     recovered, _ = wait_for(lambda: _post(target, token).status_code == 201, 20, 0.5)
     assert recovered, "the shop did not recover after the database became fast again"
+
+
+VENDOR_SLOW_MS = 1500  # under the gateway's payment timeout (2 s): the charge is out that long
+
+
+def test_an_order_is_pinned_to_its_vendor_in_the_database_before_the_charge_goes_out(stack):
+    """A gateway that dies with a charge out must leave the order pinned to the vendor it asked
+    (the row's vendor column), else the settler or the customer's retry may ask the other vendor
+    and the order is charged at both. Broken when the pin is written only with the vendor's
+    answer: then it is never seen while the order is still PAYMENT_PENDING."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness.datastores import connect_database
+
+    token, key = _token(stack), uuid.uuid4().hex
+
+    def row() -> tuple[str, str | None] | None:
+        with connect_database(stack) as conn:
+            found = conn.execute("SELECT status, vendor FROM orders WHERE split_part(idempotency_key, ':', 1) = %s",
+                                 [key]).fetchone()
+        return None if found is None else (found[0], found[1])
+
+    proxy = stack.toxiproxy.get_proxy("payment")
+    proxy.add_toxic(name="slow_vendor_pin_test", type="latency", stream="downstream",
+                    attributes={"latency": VENDOR_SLOW_MS})
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(lambda: httpx.post(stack.edge_url + "/orders", json=ORDER, timeout=15, headers={
+                "Idempotency-Key": key, "Authorization": f"Bearer {token}"}))
+            pinned, _ = wait_for(lambda: (lambda r: r if r and r[1] else None)(row()), 5, 0.05)
+            assert answer.result(timeout=15).status_code == 201
+    finally:
+        stack.toxiproxy.get_proxy("payment").destroy_toxic("slow_vendor_pin_test")
+    assert pinned == ("PAYMENT_PENDING", "primary"), f"the order's row while its charge was out: {pinned}"

@@ -54,7 +54,7 @@ def test_runbook_covers_every_root_cause():
     result = run([str(BIN / "chaos"), "runbook", "--json"])
     assert result.returncode == 0, result.stdout
     rows = json.loads(result.stdout)["root_causes"]
-    assert all(row["scenarios"] for row in rows) and len(rows) == 9
+    assert all(row["scenarios"] for row in rows) and len(rows) == 10
 
 
 # Bad input to every command: (command line, what the one line must say). Commands that need

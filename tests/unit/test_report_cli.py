@@ -24,6 +24,7 @@ def test_report_prints_the_summary_of_the_latest_run_and_the_html_path(tmp_path)
     assert lines[1].split() == ["SCENARIO", "VERDICT", "TTD", "TTR", "REASON"]
     assert lines[2].split()[:6] == ["payment_outage", "passed", "0.20", "s", "1.70", "s"]
     assert lines[3].startswith("disk_fill_node_a") and "[backoff]" in lines[3]
+    assert lines[-2].startswith("time: ") and "faults active" in lines[-2]  # beside the run's length
     assert lines[-1] == f"report: {(run_dir / 'report.html').resolve()}"
 
 

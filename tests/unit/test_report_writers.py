@@ -214,3 +214,20 @@ def test_incident_says_which_first_responses_were_performed_and_what_they_saw(la
     assert said in performed
     (triage,) = [line for line in recovery.splitlines() if "triage_alerts" in line]
     assert "performed" not in triage and "実施" not in triage
+
+
+def test_time_under_fault_merges_overlapping_windows_and_ends_an_open_one_with_its_scenario():
+    """The figure next to a run's length: the fault windows' union. Broken when overlapping
+    windows are counted twice (ratio too small) or an open window is dropped (too large)."""
+    from harness.report.json_report import time_under_fault, under_fault_line
+
+    run = {"started": 1000.0, "finished": 1100.0}
+    scenarios = [
+        {"faults": [{"start": 1010.0, "end": 1020.0}, {"start": 1015.0, "end": 1025.0}]},  # 15 s together
+        {"window": {"finished": 1060.0}, "faults": [{"start": 1050.0, "end": None}]},  # open: to 1060
+        {"faults": []},
+    ]
+    assert time_under_fault(run, scenarios) == {"run_s": 100.0, "faults_s": 25.0, "ratio": 4.0}
+    assert under_fault_line(run, scenarios) == "100 s, faults active 25 s of it (ratio 4.00)"
+    assert time_under_fault(run, [{"faults": []}])["ratio"] is None
+    assert "not known" in under_fault_line({"started": 1000.0}, scenarios)

@@ -1,0 +1,48 @@
+"""The database crashes right after it acknowledged orders: exploration's finding made a scenario.
+
+A search with settlement off found two orders answered 201 that the database no longer had,
+after `process.db_outage` killed Postgres (stop_timeout_s=0) half a second into its schedule: the
+commits were acknowledged before they were in the write-ahead log. Its smallest schedule, one
+step, is this scenario: orders acknowledged one after the other, the database killed at once.
+
+Prescribed: what the shop acknowledged is never undone, whatever happens to the database after
+(durable_commit: a commit is acknowledged once it is in the log, so Postgres's crash recovery
+replays it). Acknowledged are an order answered 201 (to the customer) and its reservation
+confirmed (to the broker: the consumer acks the event once its transaction committed). With
+asynchronous commits the crash takes back what the log did not have yet: an order gone (`lost`),
+an order back to PAYMENT_PENDING the customer was told is paid, a confirmation whose event was
+acked and is never delivered again (`stock_drift`), a paid mail's claim gone, so the event's
+redelivery mails the customer again (`double_mail`). The database's own rows say so once it is
+back, judged by the ledger against what the customer and the broker were told.
+"""
+
+import pytest
+from conftest import ledger_verdict
+
+from harness.guards import expect
+
+ORDERS = 5  # each acknowledged before the next; the WAL writer's delay (10 s) covers them all
+# The ledger's classes for an acknowledged state the crash took back (whatever else it finds is
+# the [ledger]'s).
+UNDONE = ("lost", "stuck", "charged_not_paid", "pending_not_settled", "stock_drift", "double_mail")
+
+
+@pytest.mark.chaos(root_cause="database_crash",
+                   guards={"acked": None, "acked_kept": "durable_commit"},
+                   protects={"acked_kept": "durable_commit"}, preconditions=("acked",))
+def test_db_crash_keeps_orders(stack, chaos, shop, history, scenario_record, steady, evidence):
+    steady("before")
+    answers = [shop.place_order() for _ in range(ORDERS)]
+    with chaos.inject("process.db_outage", target="postgres", stop_timeout_s=0):
+        pass  # landed: the database is gone; the heal starts it, and it recovers from its log
+    recovery_s = steady("after", budget_s=60)
+    verdict = ledger_verdict(evidence, history, strict=False)
+    undone = [a for a in verdict.anomalies if a.kind in UNDONE]
+    scenario_record.update(answers=[op.status for op in answers], undone=len(undone),
+                           recovery_s=round(recovery_s, 2))
+
+    expect("acked", all(op.status in (201, 202) for op in answers),
+           f"the orders were not all acknowledged before the crash: {[(op.status, op.body) for op in answers]}")
+    expect("acked_kept", not undone, f"the database's crash took back what the shop had acknowledged: "
+           f"{'; '.join(f'{a.kind}: {a.detail}' for a in undone)}")
+    expect("ledger", verdict.ok, verdict.explain())
