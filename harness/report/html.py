@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from harness import recovery
-from harness.report import exploration
+from harness.report import exploration, load_section
 from harness.report.incident import LANGUAGES, filename, prescription_verdicts, slug
 from harness.report.json_report import RAW, SCHEMA_VERSION, seconds, stamp, summary_rows, under_fault_line
 from harness.report.markup import escaped as _e
@@ -263,7 +263,10 @@ def section(s: dict[str, Any]) -> str:
         parts.append(_table(("alert received (UTC)", "status", "who", "what"), alerts))
     parts += [f'<div class="plot">{svg}</div>' for svg in plots(s)]
     parts.append(exploration.section(s.get("figures")))
-    own = {k: v for k, v in (s.get("figures") or {}).items() if k != "exploration"}  # drawn above, whole
+    load = load_section.section(s.get("figures"))
+    parts.append(load)
+    drawn = {"exploration", *(load_section.KEYS if load else ())}
+    own = {k: v for k, v in (s.get("figures") or {}).items() if k not in drawn}  # drawn above, whole
     if own:
         parts.append("<details><summary>the scenario's own figures</summary>"
                      + _table(("name", "value"), [(_e(k), _e(v)) for k, v in own.items()]) + "</details>")

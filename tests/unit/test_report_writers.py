@@ -231,3 +231,24 @@ def test_time_under_fault_merges_overlapping_windows_and_ends_an_open_one_with_i
     assert under_fault_line(run, scenarios) == "100 s, faults active 25 s of it (ratio 4.00)"
     assert time_under_fault(run, [{"faults": []}])["ratio"] is None
     assert "not known" in under_fault_line({"started": 1000.0}, scenarios)
+
+
+def test_a_game_days_load_figures_are_drawn_as_tables_not_left_raw():
+    """A game day's section shows the ledger of its load, the service level over the whole load
+    and while faults were active, and each fault window's impact: what a scenario's report has.
+    Broken when the load's figures are left in the raw own-figures table (or dropped)."""
+    from harness import load_figures
+
+    ops = [{"invoked": T0 + i, "outcome": "ok" if i % 4 else "fail", "latency_s": 0.1 * (i + 1)} for i in range(12)]
+    faults = [{"fault": "http.status", "target": "payment_gateway", "start": T0 + 4, "end": T0 + 8}]
+    entry = scenario("game_day")
+    entry["figures"] = {"loads": [{"users": 5, "rate": 2.0, "duration_s": 60, "stats": {"requests": 12,
+                                                                                          "failures": 3}}],
+                        "ledger": {"orders": 12, "anomalies": {"lost": 0, "double_charge": 1}},
+                        "slo": load_figures.slo(ops, faults), "impact_per_fault": load_figures.per_fault(ops, faults)}
+    page = html.section(entry)
+    assert "<h3>load</h3>" in page and "double_charge × 1" in page and "lost ×" not in page
+    assert "while faults were active" in page and "http.status" in page and "75.0 %" in page
+    assert "impact_per_fault" not in page  # drawn, not repeated raw
+    entry["figures"] = {"restart": "restored"}  # a scenario: no load part
+    assert "<h3>load</h3>" not in html.section(entry)
