@@ -39,17 +39,24 @@ class Outbox:
         self.exchanges: dict[bool, aio_pika.abc.AbstractExchange] = {}
         self.connection: aio_pika.abc.AbstractConnection | None = None
         self.given_up = False  # broker_reconnect off: the connection was lost and stays lost
+        # Between a lost connection and its reconnection the robust connection still reads as
+        # open; its callbacks say when it is really up.
+        self.up = False
 
     @property
     def connected(self) -> bool:
         if self.given_up and on("broker_reconnect"):
             self.given_up = False  # switched back on: the robust connection is used again
-        return self.connection is not None and not self.connection.is_closed and not self.given_up
+        return self.connection is not None and self.up and not self.connection.is_closed and not self.given_up
 
     def _lost(self, *_: object) -> None:
+        self.up = False
         if not on("broker_reconnect"):
             self.given_up = True
             self.log.error("broker_connection_given_up")
+
+    def _back(self, *_: object) -> None:
+        self.up = True
 
     async def connect(self) -> None:
         """Connects and declares the topology; retried (bounded) while the broker boots."""
@@ -60,6 +67,8 @@ class Outbox:
                     channel = await self.connection.channel(publisher_confirms=confirms)
                     self.exchanges[confirms], _ = await broker.declare(channel)
                 self.connection.close_callbacks.add(self._lost)
+                self.connection.reconnect_callbacks.add(self._back)  # type: ignore[attr-defined]
+                self.up = True
                 self.log.info("broker_connected")
                 return
             except Exception as exc:  # broker not up yet (or misconfigured: fragile never gets there)
