@@ -114,7 +114,6 @@ class State:
     supervisor: Supervisor
     dead_letters: AbstractExchange | None = None
     consumer_connected: bool = False
-    consumer_ever_connected: bool = False  # what start-up found: /health's answer with health_checks off
     consumer_down_until: float = 0.0  # the consumer-kill fault: a consumer started before this dies at once
 
     def __init__(self) -> None:
@@ -215,8 +214,7 @@ QUARANTINE = ("INSERT INTO quarantine (sku, reason) VALUES (%s, %s) "
 @app.get("/health")
 async def health() -> JSONResponse:
     database = await state.db.answers(HEALTH_DEADLINE_S)
-    consumer = state.consumer_connected if on("health_checks") else state.consumer_ever_connected
-    body = report({"database": (database, 50), "broker_consumer": (consumer, 50)},
+    body = report({"database": (database, 50), "broker_consumer": (state.consumer_connected, 50)},
                   critical=("database",))
     body |= {"service": "inventory_service", "sut_mode": os.environ.get("SUT_MODE", "resilient"),
              "protections": describe_protections(), "consumer_recoveries": state.supervisor.recoveries.describe()}
@@ -523,7 +521,6 @@ def _broker_address() -> str:
 def _set_consumer(connected: bool, event: str) -> None:
     log.info(event, broker=_broker_address())
     state.consumer_connected = connected
-    state.consumer_ever_connected |= connected
     CONSUMER_CONNECTED.set(1 if connected else 0)
 
 

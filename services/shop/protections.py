@@ -68,8 +68,8 @@ PROTECTIONS: dict[str, Protection] = {p.name: p for p in (
     Protection("pool_shrink", CALLERS + (AUTH,), "the connections a burst opened are closed again once idle "
                "for 1 s, so the pool goes back to its size before the burst", at_start="the pool's idle limit"),
     Protection("db_watch_alert", (GATEWAY,), "an alert when the database stops answering for 2 s"),
-    Protection("health_checks", CALLERS, "/health probes the database live and shows the broker connection "
-               "as it is now, instead of what start-up found"),
+    Protection("health_checks", CALLERS, "/health probes the database live, and the gateway's shows its broker "
+               "connection as it is now, instead of what start-up found"),
     Protection("recovery_alerts", (GATEWAY,), "a resolved alert when the vendor, the database, the disk or "
                "the order queue's consumer is back"),
     Protection("outbox", (GATEWAY,), "order events are written in the order's transaction and relayed"),
