@@ -1,6 +1,10 @@
-"""The shop as exploration sees it (harness.explore.runner.System): a customer placing orders
-steadily and retrying each one with its key until it has a final answer, judged afterwards by
-the ledger against the vendor's charges, the database, the mails and the stock.
+"""The shop as exploration sees it (harness.explore.runner.System): customers placing orders
+steadily, each retrying its order with its key until it has a final answer, judged afterwards
+by the ledger against the vendor's charges, the database, the mails and the stock.
+
+Several customers at once, so a fault window of half a second finds orders in flight whatever
+one customer is doing then (waiting out a retry, say): with one, whether a short step caught an
+order hung on where that customer was, and a schedule failed in one run and held in the next.
 
 A user's own system provides the same three things: its anomaly classes in order, a workload
 that runs while a schedule does, and a judge that reads the outcome from the outside.
@@ -22,8 +26,11 @@ from scenarios.shop.ledger import ANOMALIES, Verdict
 from scenarios.shop.vendors import Vendors
 from scenarios.shop.workload import RETRY_PAUSE_S, retry_until_answered
 
+CUSTOMERS = 3
 PAUSE_S = 0.2  # between one order's final answer and the next order
-ORDER_BUDGET_S = 20.0  # one order's retries, from its first attempt (bounded like every loop)
+# One order's retries, from its first attempt (bounded like every loop). Shorter than SETTLE_S:
+# a customer asking again about a PAYMENT_PENDING order settles nothing, the judge's wait does.
+ORDER_BUDGET_S = 10.0
 MAX_ATTEMPTS = int(ORDER_BUDGET_S / RETRY_PAUSE_S)  # its time bounds it: attempts at least RETRY_PAUSE_S apart
 MAX_ORDERS = 400  # far above what a schedule of seconds places
 SETTLE_S = 20.0  # after the workload, how long the world may take to settle before it is read
@@ -65,13 +72,16 @@ class ShopSystem:
         stop = threading.Event()
         # Keys from the seed, made unique per schedule: the vendor remembers every key it charged.
         prefix = f"explore-{seed}-{uuid.uuid4().hex[:8]}"
-        customer = threading.Thread(target=_customer, args=(shop, prefix, stop, work.keys), daemon=True)
-        customer.start()
+        threads = [threading.Thread(target=_customer, args=(shop, f"{prefix}-c{n}", stop, work.keys), daemon=True)
+                   for n in range(CUSTOMERS)]
+        for thread in threads:
+            thread.start()
         try:
             yield work
         finally:
             stop.set()
-            customer.join(ORDER_BUDGET_S + CLIENT_TIMEOUT_S + 5)
+            for thread in threads:
+                thread.join(ORDER_BUDGET_S + CLIENT_TIMEOUT_S + 5)
             shop.close()
 
     def judge(self, stack: StackView, work: Work) -> Mapping[str, str]:

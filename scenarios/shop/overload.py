@@ -11,11 +11,19 @@ OVERLOAD_RATE orders a second, bounded in users, rate and time. Locust's users a
 loop (a user waits for its answer), so an unshaped shop slower than the offer makes every
 user's order wait in line behind the others: latency grows with the queue. Shaped, the excess
 is refused at once with 429 and the orders admitted are served at the shop's pace.
+
+`arrivals` is the open loop: orders sent at a fixed rate whatever the answers, as customers
+arrive at a real shop. There the queue of an unshaped shop slower than the offer has no bound
+but the run's length: each second adds to it, and the admitted latency grows with the time
+into the run (`by_thirds` reads it), where the closed loop's grows only with the load offered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -33,6 +41,8 @@ LIMIT_RATE_PER_S, LIMIT_BURST = 5.0, 5  # inside what the shop serves even on 2 
 OVERLOAD_USERS = 16
 OVERLOAD_RATE = 2.0  # orders a second per user: 32/s offered, six times the limit
 OVERLOAD_S = 12
+MAX_ARRIVALS = 5000  # the open loop's bound in orders, whatever rate and time it is asked for
+ARRIVAL_TIMEOUT_S = 30.0  # one arrival's patience: past it the order is unknown (and counted as failed)
 ADMITTED = (201, 202)  # an order the shop took (paid, or accepted for later payment)
 SHED = 429
 
@@ -77,3 +87,44 @@ def percentile_ms(ops: list[Operation], share: float) -> float | None:
     ordered = sorted(op.latency_s for op in ops)
     rank = max(0, min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1))
     return round(ordered[rank] * 1000, 1)
+
+
+async def _arrive(http: httpx.AsyncClient, history: History, at: float) -> None:
+    await asyncio.sleep(max(0.0, at - time.monotonic()))
+    op = history.invoke("place_order", uuid.uuid4().hex, {"sku": "sku-1", "amount_cents": 1250})
+    try:
+        response = await http.post("/orders", json=op.request, headers={"Idempotency-Key": op.key})
+    except httpx.HTTPError as exc:
+        history.complete(op, "unknown", None, {"error": type(exc).__name__})
+        return
+    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    history.complete(op, "ok" if response.status_code < 300 else "fail", response.status_code, body)
+
+
+def arrivals(stack: StackView, token: str, rate_per_s: float, seconds: float) -> History:
+    """Orders sent at `rate_per_s` for `seconds` through the edge (127.0.0.1), each on its own
+    schedule whatever the answers (an open loop), at most MAX_ARRIVALS; returns their history
+    once every one is answered or has timed out."""
+    count = min(MAX_ARRIVALS, max(1, round(rate_per_s * seconds)))
+    history = History()
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=stack.edge_url, timeout=ARRIVAL_TIMEOUT_S,
+                                     headers={"Authorization": f"Bearer {token}"},
+                                     limits=httpx.Limits(max_connections=None, max_keepalive_connections=50)) as http:
+            began = time.monotonic()
+            await asyncio.gather(*(_arrive(http, history, began + n / rate_per_s) for n in range(count)))
+    asyncio.run(run())
+    return history
+
+
+def by_thirds(history: History, share: float = 0.99) -> list[float | None]:
+    """The admitted orders' latency percentile for each third of the run, by when they were sent."""
+    ops = sorted(history.ops, key=lambda op: op.invoked)
+    if not ops:
+        return [None, None, None]
+    began, span = ops[0].invoked, max(1e-9, ops[-1].invoked - ops[0].invoked)
+    thirds: list[list[Operation]] = [[], [], []]
+    for op in ops:
+        thirds[min(2, int(3 * (op.invoked - began) / span))].append(op)
+    return [percentile_ms([op for op in third if op.status in ADMITTED], share) for third in thirds]
