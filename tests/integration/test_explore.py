@@ -3,10 +3,9 @@ search from seed 1, told no fault, finds a failing schedule judged by the ledger
 one or two steps, writes it as a replay file and a scenario module, and the replay reproduces it.
 
 Each broken behaviour is the protection itself: without idempotency a retried request is a
-second order, without settlement an order accepted while the vendor could not charge it is never
-charged, without
-the outbox an order's event published after its commit is lost when the broker goes away, and
-the stock it reserved is never confirmed. A search that found nothing, shrank nothing, or wrote
+second order, without settlement an order accepted while the vendor could not charge it is
+never charged, without the outbox an order's event published after its commit is lost when the
+broker goes away, and the stock it reserved is never confirmed. A search that found nothing, shrank nothing, or wrote
 a replay that does not fail again, fails here. Every search draws from the whole catalog.
 (dedup is not among them: the one schedule of seed 1 that shows a double mail, a broker outage,
 shows it only when it catches an event in flight, about one run in two; nor vendor_idempotency,
