@@ -358,6 +358,7 @@ CHECKS: dict[str, Check] = {
     "stock_drift": _stock_drift,
 }
 ANOMALIES: tuple[str, ...] = tuple(CHECKS)  # the classes, in the order they are checked and reported
+DONE_TWICE = ("duplicate_order", "double_charge", "double_mail")  # the classes of one order done twice
 
 
 def check(history: History, world: World, checks: Mapping[str, Check] = CHECKS) -> Verdict:

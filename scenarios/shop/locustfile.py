@@ -4,6 +4,10 @@ Run by harness/load.py in a subprocess (Locust patches the process with gevent),
 of scenarios/shop/workload.py. Every answer is appended to CHAOS_LOAD_HISTORY as one JSON line (key,
 status, order id, times), which the harness reads back as history for the ledger: load is judged
 the same way as single orders.
+
+With CHAOS_ASK_AGAIN=1 a customer told PAYMENT_PENDING sends the same order again, under the same
+Idempotency-Key, as a customer unsure whether it went through does: the shop must answer with
+the order it already has (200, replayed), not take a second one.
 """
 
 import json
@@ -16,6 +20,8 @@ from locust import HttpUser, constant_throughput, events, task
 HISTORY = os.environ.get("CHAOS_LOAD_HISTORY", "")
 TOKEN = os.environ.get("CHAOS_TOKEN", "")
 RATE = float(os.environ.get("CHAOS_LOAD_RATE", "2"))  # orders per second per user
+ASK_AGAIN = os.environ.get("CHAOS_ASK_AGAIN") == "1"
+ANSWERED = (200, 201, 202)  # the order, as replayed, paid, or accepted for later payment
 _sink = open(HISTORY, "a", encoding="utf-8") if HISTORY else None
 
 
@@ -30,7 +36,13 @@ class Customer(HttpUser):
 
     @task
     def place_order(self) -> None:
-        key, began = uuid.uuid4().hex, time.time()
+        key = uuid.uuid4().hex
+        if self._send(key) == "PAYMENT_PENDING" and ASK_AGAIN:
+            self._send(key)
+
+    def _send(self, key: str) -> str | None:
+        """One try of the order under `key`, recorded in the history; the order's status answered."""
+        began = time.time()
         with self.client.post("/orders", json={"sku": "sku-1", "amount_cents": 990},
                               headers={"Idempotency-Key": key, "Authorization": f"Bearer {TOKEN}"},
                               name="POST /orders", timeout=10, catch_response=True) as response:
@@ -39,7 +51,7 @@ class Customer(HttpUser):
                 body = response.json()
             except ValueError:
                 body = {}
-            if status in (201, 202):
+            if status in ANSWERED:
                 response.success()
             else:
                 response.failure(f"status {status}")
@@ -48,3 +60,4 @@ class Customer(HttpUser):
                                     "order_status": body.get("status"), "invoked": began,
                                     "completed": time.time()}) + "\n")
             _sink.flush()
+        return body.get("status") if isinstance(body, dict) else None

@@ -19,9 +19,11 @@ RETRY_PAUSE_S = 0.25  # between attempts when the shop names no Retry-After
 RETRY_AFTER_CAP_S = 1.0  # a client honours Retry-After, but a scenario's retries stay quick
 
 
-def customers(stack: StackView) -> Workload:
-    """Customers placing orders through the edge, as the storm scenario puts them on the shop."""
-    return Workload(LOCUSTFILE, {"CHAOS_TOKEN": mint_token(stack)})
+def customers(stack: StackView, ask_again: bool = False) -> Workload:
+    """Customers placing orders through the edge. ask_again: a customer told PAYMENT_PENDING sends
+    the same order again under the same key (the storm's customers, so a broken idempotency key
+    shows as a second order)."""
+    return Workload(LOCUSTFILE, {"CHAOS_TOKEN": mint_token(stack), "CHAOS_ASK_AGAIN": "1" if ask_again else "0"})
 
 
 def retry_until_answered(shop: ShopClient, key: str, budget_s: float = RETRY_BUDGET_S, tries: int = 40,
